@@ -1,0 +1,158 @@
+import { Ajv } from 'ajv';
+import { type Env, EnvSchema } from './env-schema.js';
+
+export type StorageConfig =
+  | {
+      kind: 's3';
+      endpoint: string;
+      bucket: string;
+      region: string;
+      accessKeyId: string;
+      secretAccessKey: string;
+      timeoutMs: number;
+    }
+  | { kind: 'local'; dir: string; bucket: string };
+
+/** The validated, frozen configuration. Built once per process by {@link loadConfig}. */
+export interface Config {
+  env: Env['NODE_ENV'];
+  logLevel: Env['LOG_LEVEL'];
+  http: { host: string; port: number };
+  redis: { url: string; prefix: string; commandTimeoutMs: number };
+  storage: StorageConfig;
+  models: { configPath: string; repository: string };
+  backends: {
+    tensorflowServingUrls: string[];
+    onnxRuntimeUrls: string[];
+    timeoutMs: number;
+    onnxIntraOpThreads: number;
+  };
+  rateLimit: { enabled: boolean; max: number; windowSeconds: number };
+  uploads: { maxBytes: number; maxPixels: number };
+  sync: { defaultWaitMs: number; maxWaitMs: number };
+  jobs: { attempts: number; backoffMs: number; retentionSeconds: number; retentionCount: number };
+  worker: {
+    concurrency: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    heartbeatMs: number;
+  };
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true });
+const validateEnv = ajv.compile<Env>(EnvSchema);
+const VARIABLES = Object.keys(EnvSchema.properties) as (keyof Env)[];
+
+/**
+ * Reads the service's variables from `env` (by default `process.env`, the only place in the code
+ * base that reads it), applies defaults, validates, and returns a frozen {@link Config}. Throws a
+ * {@link ConfigError} naming every bad variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, string> = {};
+  for (const name of VARIABLES) {
+    const value = env[name]?.trim();
+    if (value) raw[name] = value;
+  }
+  if (!validateEnv(raw)) {
+    const problems = (validateEnv.errors ?? []).map((e) => {
+      const name = e.instancePath.slice(1) || String(e.params.missingProperty ?? '');
+      const allowed = e.params.allowedValue === undefined ? '' : ` (${e.params.allowedValue})`;
+      return `${name}=${JSON.stringify(env[name] ?? '')}: ${e.message}${allowed}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
+  }
+  return deepFreeze(toConfig(raw as unknown as Env));
+}
+
+function toConfig(e: Env): Config {
+  const check = (ok: boolean, message: string) => {
+    if (!ok) throw new ConfigError(`Invalid configuration:\n  ${message}`);
+  };
+  check(
+    e.SYNC_WAIT_SECONDS <= e.SYNC_WAIT_MAX_SECONDS,
+    `SYNC_WAIT_SECONDS=${e.SYNC_WAIT_SECONDS} must not exceed SYNC_WAIT_MAX_SECONDS=${e.SYNC_WAIT_MAX_SECONDS}`,
+  );
+  const tensorflowServingUrls = urlList('TENSORFLOW_SERVING_URL', e.TENSORFLOW_SERVING_URL);
+  const onnxRuntimeUrls = e.ONNX_RUNTIME_URL ? urlList('ONNX_RUNTIME_URL', e.ONNX_RUNTIME_URL) : [];
+
+  let storage: StorageConfig;
+  if (e.S3_ENDPOINT) {
+    check(
+      Boolean(e.S3_ACCESS_KEY && e.S3_SECRET_KEY),
+      'S3_ACCESS_KEY and S3_SECRET_KEY are required when S3_ENDPOINT is set',
+    );
+    storage = {
+      kind: 's3',
+      endpoint: e.S3_ENDPOINT,
+      bucket: e.S3_BUCKET,
+      region: e.S3_REGION,
+      accessKeyId: e.S3_ACCESS_KEY!,
+      secretAccessKey: e.S3_SECRET_KEY!,
+      timeoutMs: e.S3_TIMEOUT_MS,
+    };
+  } else {
+    storage = { kind: 'local', dir: e.LOCAL_STORAGE_DIR, bucket: e.S3_BUCKET };
+  }
+
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    http: { host: e.HOST, port: e.PORT },
+    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX, commandTimeoutMs: e.REDIS_TIMEOUT_MS },
+    storage,
+    models: { configPath: e.MODELS_CONFIG, repository: e.MODEL_REPOSITORY },
+    backends: {
+      tensorflowServingUrls,
+      onnxRuntimeUrls,
+      timeoutMs: e.BACKEND_TIMEOUT_MS,
+      onnxIntraOpThreads: e.ONNX_INTRA_OP_THREADS,
+    },
+    rateLimit: {
+      enabled: e.RATE_LIMIT_ENABLED,
+      max: e.RATE_LIMIT_REQUESTS,
+      windowSeconds: e.RATE_LIMIT_WINDOW,
+    },
+    uploads: { maxBytes: e.MAX_UPLOAD_BYTES, maxPixels: e.MAX_IMAGE_PIXELS },
+    sync: { defaultWaitMs: e.SYNC_WAIT_SECONDS * 1000, maxWaitMs: e.SYNC_WAIT_MAX_SECONDS * 1000 },
+    jobs: {
+      attempts: e.JOB_ATTEMPTS,
+      backoffMs: e.JOB_BACKOFF_MS,
+      retentionSeconds: e.JOB_RETENTION_SECONDS,
+      retentionCount: e.JOB_RETENTION_COUNT,
+    },
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      lockDurationMs: e.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
+      heartbeatMs: e.WORKER_HEARTBEAT_MS,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+function urlList(name: string, value: string): string[] {
+  const urls = value
+    .split(',')
+    .map((u) => u.trim().replace(/\/+$/, ''))
+    .filter(Boolean);
+  for (const url of urls) {
+    if (!/^https?:\/\/[^\s/]+/.test(url)) {
+      throw new ConfigError(`Invalid configuration:\n  ${name}: "${url}" is not an http(s) URL`);
+    }
+  }
+  return urls;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

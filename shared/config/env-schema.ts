@@ -1,0 +1,101 @@
+import { type Static, Type } from '@sinclair/typebox';
+
+const Integer = (defaultValue: number, minimum = 0, maximum?: number, description?: string) =>
+  Type.Integer({ default: defaultValue, minimum, ...(maximum ? { maximum } : {}), description });
+
+const Flag = (defaultValue: boolean, description: string) =>
+  Type.Boolean({ default: defaultValue, description });
+
+const Url = (description: string) => Type.String({ pattern: '^https?://\\S+$', description });
+
+/**
+ * Every environment variable the service reads, with its default for a local run. The README's
+ * configuration table is checked against this schema by a test, so the two cannot drift apart.
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union(
+    [Type.Literal('development'), Type.Literal('production'), Type.Literal('test')],
+    { default: 'development', description: 'Runtime environment.' },
+  ),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'pino log level.' },
+  ),
+
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'API listen address.' }),
+  PORT: Integer(8000, 0, 65535, 'API listen port.'),
+
+  REDIS_URL: Type.String({
+    default: 'redis://127.0.0.1:6379',
+    pattern: '^rediss?://\\S+$',
+    description: 'Redis for queues, rate limits and backend status.',
+  }),
+  REDIS_PREFIX: Type.String({
+    default: 'ai-gateway',
+    pattern: '^[A-Za-z0-9_{}.-]+$',
+    description: 'Key prefix for every Redis key; wrap in {braces} for a Redis Cluster hash tag.',
+  }),
+  REDIS_TIMEOUT_MS: Integer(5000, 100, undefined, 'Timeout of a Redis command from the API.'),
+
+  S3_ENDPOINT: Type.Optional(Url('S3-compatible endpoint (MinIO). Unset: local-folder storage.')),
+  S3_BUCKET: Type.String({
+    default: 'ai-gateway',
+    pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+    description: 'Bucket for uploaded images; created at start-up if missing.',
+  }),
+  S3_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'S3 access key id.' })),
+  S3_SECRET_KEY: Type.Optional(Type.String({ minLength: 1, description: 'S3 secret key.' })),
+  S3_REGION: Type.String({ default: 'us-east-1', minLength: 1, description: 'S3 region.' }),
+  S3_TIMEOUT_MS: Integer(5000, 100, undefined, 'Timeout of one S3 request.'),
+  LOCAL_STORAGE_DIR: Type.String({
+    default: 'data/objects',
+    minLength: 1,
+    description: 'Folder for images when S3_ENDPOINT is unset.',
+  }),
+
+  MODELS_CONFIG: Type.String({
+    default: 'models/models.yaml',
+    minLength: 1,
+    description: 'Model registry file (YAML or JSON).',
+  }),
+  MODEL_REPOSITORY: Type.String({
+    default: 'models/repository',
+    minLength: 1,
+    description: 'ONNX model repository: <name>/<version>/model.onnx.',
+  }),
+
+  TENSORFLOW_SERVING_URL: Type.String({
+    default: 'http://localhost:8501',
+    minLength: 1,
+    description: 'TensorFlow Serving REST base URL(s), comma-separated.',
+  }),
+  ONNX_RUNTIME_URL: Type.Optional(
+    Type.String({ minLength: 1, description: 'Remote ONNX Runtime server(s). Unset: in-process.' }),
+  ),
+  BACKEND_TIMEOUT_MS: Integer(30_000, 100, undefined, 'Timeout of one backend inference call.'),
+  ONNX_INTRA_OP_THREADS: Integer(1, 0, 64, 'ONNX Runtime intra-op threads per session (0: auto).'),
+
+  RATE_LIMIT_ENABLED: Flag(true, 'Per-client rate limiting, shared through Redis.'),
+  RATE_LIMIT_REQUESTS: Integer(100, 1, undefined, 'Requests allowed per client per window.'),
+  RATE_LIMIT_WINDOW: Integer(60, 1, undefined, 'Rate-limit window in seconds.'),
+
+  MAX_UPLOAD_BYTES: Integer(10 * 1024 * 1024, 1024, undefined, 'Largest accepted image upload.'),
+  MAX_IMAGE_PIXELS: Integer(40_000_000, 1, undefined, 'Largest accepted width x height.'),
+
+  SYNC_WAIT_SECONDS: Integer(30, 0, undefined, 'How long POST /predict waits by default.'),
+  SYNC_WAIT_MAX_SECONDS: Integer(120, 0, undefined, 'Cap on a client-requested Prefer: wait.'),
+
+  JOB_ATTEMPTS: Integer(3, 1, 100, 'Attempts per job for transient failures.'),
+  JOB_BACKOFF_MS: Integer(500, 0, undefined, 'First retry delay; doubles per attempt.'),
+  JOB_RETENTION_SECONDS: Integer(86_400, 60, undefined, 'How long finished jobs are kept.'),
+  JOB_RETENTION_COUNT: Integer(100_000, 100, undefined, 'Most finished jobs kept per queue.'),
+
+  WORKER_CONCURRENCY: Integer(4, 1, 1024, 'Jobs one worker process handles at once.'),
+  WORKER_LOCK_DURATION_MS: Integer(30_000, 1000, undefined, 'Job lock; a dead worker is noticed after it.'),
+  WORKER_STALLED_INTERVAL_MS: Integer(30_000, 1000, undefined, 'How often stalled jobs are recovered.'),
+  WORKER_HEARTBEAT_MS: Integer(5000, 100, undefined, 'How often a worker reports its models.'),
+
+  SHUTDOWN_TIMEOUT_MS: Integer(30_000, 0, undefined, 'Grace period on SIGTERM before forcing exit.'),
+});
+
+export type Env = Static<typeof EnvSchema>;

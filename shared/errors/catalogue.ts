@@ -1,0 +1,124 @@
+/**
+ * Every error the service can answer, declared once: a stable code, an HTTP status, a short title
+ * (RFC 9457 `title`) and a message template (`detail`, formatted with util.format). Whether a
+ * retry can help decides how a worker fails a job: `retryable` errors are retried with backoff,
+ * the rest fail the job at once. README's error table is checked against this list by a test.
+ */
+export interface ErrorSpec {
+  status: number;
+  title: string;
+  message: string;
+  retryable?: boolean;
+}
+
+export const CATALOGUE = {
+  // Requests
+  VALIDATION_FAILED: { status: 400, title: 'Invalid request', message: '%s' },
+  FILE_MISSING: {
+    status: 400,
+    title: 'Image missing',
+    message: 'Send the image as a multipart file part named "file" or as a raw image/* body',
+  },
+  TOO_MANY_FILES: {
+    status: 400,
+    title: 'Too many files',
+    message: 'Send exactly one file part named "file"',
+  },
+  ROUTE_NOT_FOUND: { status: 404, title: 'Not found', message: 'No route %s %s' },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    title: 'Upload too large',
+    message: 'The upload is larger than the limit of %d bytes',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    title: 'Unsupported media type',
+    message: '%s',
+  },
+  RATE_LIMITED: {
+    status: 429,
+    title: 'Too many requests',
+    message: 'Rate limit of %d requests per %d s exceeded; retry in %d s',
+  },
+
+  // Images
+  INVALID_IMAGE: { status: 422, title: 'Invalid image', message: 'The image cannot be decoded: %s' },
+  IMAGE_TOO_LARGE: {
+    status: 422,
+    title: 'Image too large',
+    message: 'The image is %dx%d (%d pixels); the limit is %d pixels',
+  },
+
+  // Models
+  MODEL_NOT_FOUND: {
+    status: 404,
+    title: 'Model not found',
+    message: 'Model "%s" is not registered; GET /models lists the models',
+  },
+  MODEL_VERSION_NOT_FOUND: {
+    status: 404,
+    title: 'Model version not found',
+    message: 'Model "%s" has no version "%s"',
+  },
+  MODEL_UNAVAILABLE: {
+    status: 503,
+    title: 'Model unavailable',
+    message: 'Model "%s" is unavailable: %s',
+  },
+
+  // Jobs
+  JOB_NOT_FOUND: {
+    status: 404,
+    title: 'Job not found',
+    message: 'Job "%s" does not exist or has expired',
+  },
+
+  // Backends and inference
+  BACKEND_UNAVAILABLE: {
+    status: 503,
+    title: 'Backend unavailable',
+    message: '%s',
+    retryable: true,
+  },
+  BACKEND_TIMEOUT: {
+    status: 504,
+    title: 'Backend timeout',
+    message: 'The backend did not answer within %d ms',
+    retryable: true,
+  },
+  INFERENCE_FAILED: {
+    status: 500,
+    title: 'Inference failed',
+    message: '%s',
+  },
+
+  // Infrastructure
+  STORAGE_UNAVAILABLE: {
+    status: 503,
+    title: 'Storage unavailable',
+    message: 'Image storage is unavailable: %s',
+    retryable: true,
+  },
+  QUEUE_UNAVAILABLE: {
+    status: 503,
+    title: 'Queue unavailable',
+    message: 'The job queue (Redis) is unavailable: %s',
+    retryable: true,
+  },
+  SHUTTING_DOWN: {
+    status: 503,
+    title: 'Shutting down',
+    message: 'This instance is shutting down; retry on another',
+  },
+  INTERNAL: {
+    status: 500,
+    title: 'Internal error',
+    message: 'An unexpected error occurred; quote the request id when reporting it',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(CATALOGUE, code);
+}

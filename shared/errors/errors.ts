@@ -1,0 +1,13 @@
+import createError, { type FastifyErrorConstructor } from '@fastify/error';
+import { CATALOGUE, type ErrorCode } from './catalogue.js';
+
+/**
+ * One error class per catalogue code, so a route throws `new errors.MODEL_NOT_FOUND(name)` and
+ * the error handler finds status, title and code on the error itself.
+ */
+export const errors = Object.fromEntries(
+  Object.entries(CATALOGUE).map(([code, spec]) => [
+    code,
+    createError(code, spec.message, spec.status),
+  ]),
+) as { [K in ErrorCode]: FastifyErrorConstructor<{ code: K; statusCode: number }> };

@@ -1,0 +1,31 @@
+import { format } from 'node:util';
+import { UnrecoverableError } from 'bullmq';
+import { CATALOGUE, type ErrorCode, isErrorCode } from './catalogue.js';
+
+export interface JobError {
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * The error a worker throws to fail a job. Its message carries the catalogue code
+ * (`CODE: detail`), which is all BullMQ keeps of it (`failedReason`). An error whose catalogue entry
+ * is not `retryable` is an {@link UnrecoverableError}: BullMQ fails the job without more attempts.
+ */
+export function jobFailure(code: ErrorCode, ...args: unknown[]): Error {
+  const spec = CATALOGUE[code];
+  const message = `${code}: ${format(spec.message, ...args)}`;
+  return 'retryable' in spec && spec.retryable
+    ? new Error(message)
+    : new UnrecoverableError(message);
+}
+
+/** Reads a job's `failedReason` back into a code and message. */
+export function parseJobFailure(failedReason: string | undefined): JobError {
+  const reason = failedReason ?? '';
+  const match = /^([A-Z_]+): ([\s\S]*)$/.exec(reason);
+  if (match && isErrorCode(match[1])) return { code: match[1], message: match[2]! };
+  // Anything else is a worker fault (a bug, a crash, a stalled job): its text stays in the logs
+  // and the queue dashboard, not in the answer to the client.
+  return { code: 'INFERENCE_FAILED', message: 'The worker failed to process the job' };
+}

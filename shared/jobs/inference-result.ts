@@ -1,0 +1,44 @@
+import type { Task } from '../models/model-spec.js';
+
+export interface Classification {
+  label: string;
+  index: number;
+  score: number;
+}
+
+/** A box in the original image's pixels, top-left origin. */
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface Detection extends Classification {
+  box: Box;
+}
+
+export type Prediction =
+  | { task: 'classification'; predictions: Classification[] }
+  | { task: 'detection'; detections: Detection[] }
+  | { task: 'embedding'; embedding: number[] }
+  | { task: 'raw'; outputs: Record<string, { dims: number[]; data: number[] }> };
+
+export interface StageTimings {
+  /** Image fetch from storage. */
+  fetch_ms: number;
+  preprocess_ms: number;
+  inference_ms: number;
+  postprocess_ms: number;
+}
+
+/** What a worker returns for a job (BullMQ `returnvalue`). */
+export interface InferenceResult {
+  /** The model version that actually served the job. */
+  version: string;
+  backend: string;
+  result: Prediction;
+  timings: StageTimings;
+}
+
+export type { Task };

@@ -1,0 +1,25 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/**
+ * Structured JSON logs. `service` tells API and worker lines apart when both write to one stream;
+ * credentials never reach a log line.
+ */
+export function createLogger(service: 'api' | 'worker' | 'start', level: string): Logger {
+  return pino({
+    level,
+    base: { service, pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers["x-api-key"]',
+        'req.headers.cookie',
+        '*.secretAccessKey',
+        '*.password',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}

@@ -1,0 +1,29 @@
+/**
+ * Where uploaded images live between the API and the workers. Content-addressed: the key is
+ * derived from the bytes, so the same image uploaded twice is stored once. Implementations: S3
+ * (MinIO in production) and a local folder (the embedded default).
+ */
+export interface ObjectStore {
+  readonly kind: 's3' | 'local';
+  /** Creates the bucket or folder if it is missing. */
+  init(): Promise<void>;
+  put(key: string, body: Buffer, contentType: string): Promise<void>;
+  /** Throws {@link ObjectNotFoundError} when the key does not exist. */
+  get(key: string): Promise<Buffer>;
+  delete(key: string): Promise<void>;
+  /** A cheap round trip that proves the store answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class ObjectNotFoundError extends Error {
+  override name = 'ObjectNotFoundError';
+  constructor(readonly key: string) {
+    super(`Object ${key} does not exist`);
+  }
+}
+
+/** Any failure to reach or use the store (timeout, refused connection, 5xx). */
+export class StorageUnavailableError extends Error {
+  override name = 'StorageUnavailableError';
+}
