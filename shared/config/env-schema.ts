@@ -91,11 +91,26 @@ export const EnvSchema = Type.Object({
   JOB_RETENTION_COUNT: Integer(100_000, 100, undefined, 'Most finished jobs kept per queue.'),
 
   WORKER_CONCURRENCY: Integer(4, 1, 1024, 'Jobs one worker process handles at once.'),
-  WORKER_LOCK_DURATION_MS: Integer(30_000, 1000, undefined, 'Job lock; a dead worker is noticed after it.'),
-  WORKER_STALLED_INTERVAL_MS: Integer(30_000, 1000, undefined, 'How often stalled jobs are recovered.'),
+  WORKER_LOCK_DURATION_MS: Integer(
+    30_000,
+    1000,
+    undefined,
+    'Job lock; a dead worker is noticed after it.',
+  ),
+  WORKER_STALLED_INTERVAL_MS: Integer(
+    30_000,
+    1000,
+    undefined,
+    'How often stalled jobs are recovered.',
+  ),
   WORKER_HEARTBEAT_MS: Integer(5000, 100, undefined, 'How often a worker reports its models.'),
 
-  SHUTDOWN_TIMEOUT_MS: Integer(30_000, 0, undefined, 'Grace period on SIGTERM before forcing exit.'),
+  SHUTDOWN_TIMEOUT_MS: Integer(
+    30_000,
+    0,
+    undefined,
+    'Grace period on SIGTERM before forcing exit.',
+  ),
 });
 
 export type Env = Static<typeof EnvSchema>;

@@ -42,7 +42,11 @@ export const CATALOGUE = {
   },
 
   // Images
-  INVALID_IMAGE: { status: 422, title: 'Invalid image', message: 'The image cannot be decoded: %s' },
+  INVALID_IMAGE: {
+    status: 422,
+    title: 'Invalid image',
+    message: 'The image cannot be decoded: %s',
+  },
   IMAGE_TOO_LARGE: {
     status: 422,
     title: 'Image too large',

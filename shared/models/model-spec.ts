@@ -72,9 +72,12 @@ export const InputSpec = Type.Object(
 export const PostprocessSpec = Type.Object(
   {
     /** Applied to classification outputs; `none` when the model ends in its own softmax. */
-    activation: Type.Union([Type.Literal('softmax'), Type.Literal('sigmoid'), Type.Literal('none')], {
-      default: 'softmax',
-    }),
+    activation: Type.Union(
+      [Type.Literal('softmax'), Type.Literal('sigmoid'), Type.Literal('none')],
+      {
+        default: 'softmax',
+      },
+    ),
     top_k: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
     /** Output format of a detection model. */
     format: Type.Optional(Type.Literal('yolov8')),

@@ -76,7 +76,10 @@ export class ModelRegistry {
         if (spec.labels_file) {
           const file = resolve(baseDir, spec.labels_file);
           try {
-            labels = readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+            labels = readFileSync(file, 'utf8')
+              .split('\n')
+              .map((l) => l.trim())
+              .filter(Boolean);
           } catch (err) {
             fail(`labels_file ${file} cannot be read: ${(err as Error).message}`);
           }

@@ -1,0 +1,139 @@
+import type { QueueName } from '../../shared/queues/index.js';
+
+/** The part of BullMQ's QueueEvents the waiter listens to. */
+export interface CompletionEvents {
+  on(event: 'completed' | 'failed', listener: (args: { jobId: string }) => void): unknown;
+  off(event: 'completed' | 'failed', listener: (args: { jobId: string }) => void): unknown;
+}
+
+export interface CompletionWaiterOptions {
+  /** One event source per queue: the process's only listener on that queue. */
+  events: ReadonlyMap<QueueName, CompletionEvents>;
+  /** Says, per job, whether it has finished (or no longer exists). */
+  isFinished(queue: QueueName, jobIds: string[]): Promise<boolean[]>;
+  /**
+   * How often waiters that have not heard an event are checked against the job state. Events can be
+   * missed (a reconnect, a trimmed event stream); this check bounds how late a waiter learns of it.
+   * @defaultValue 1000
+   */
+  reconcileIntervalMs?: number;
+  onError?(err: unknown): void;
+}
+
+interface Waiter {
+  queue: QueueName;
+  since: number;
+  settle(finished: boolean): void;
+}
+
+/**
+ * Lets many requests wait for their jobs with one listener per queue per process: a map of job id to
+ * waiters, settled by queue events, with a periodic reconciliation against the job state so a missed
+ * event only delays an answer. Register the waiter before the job is added, so its completion cannot
+ * slip between the two.
+ */
+export class CompletionWaiter {
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly reconcileIntervalMs: number;
+  private readonly onEvent = ({ jobId }: { jobId: string }) => this.settle(jobId, true);
+  private timer: NodeJS.Timeout | undefined;
+  private reconciling = false;
+  private closed = false;
+
+  constructor(private readonly options: CompletionWaiterOptions) {
+    this.reconcileIntervalMs = options.reconcileIntervalMs ?? 1000;
+    if (this.reconcileIntervalMs <= 0) throw new RangeError('reconcileIntervalMs must be positive');
+    for (const events of options.events.values()) {
+      events.on('completed', this.onEvent);
+      events.on('failed', this.onEvent);
+    }
+  }
+
+  /** Number of requests waiting now. */
+  get size(): number {
+    let n = 0;
+    for (const set of this.waiters.values()) n += set.size;
+    return n;
+  }
+
+  /**
+   * Resolves `true` when the job finishes (completed, failed, or gone), `false` when `timeoutMs`
+   * passes or `signal` aborts first.
+   */
+  wait(queue: QueueName, jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.closed || signal?.aborted) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const set = this.waiters.get(jobId) ?? new Set<Waiter>();
+      this.waiters.set(jobId, set);
+      const onAbort = () => waiter.settle(false);
+      const timer = setTimeout(() => waiter.settle(false), timeoutMs);
+      const waiter: Waiter = {
+        queue,
+        since: Date.now(),
+        settle: (finished) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          set.delete(waiter);
+          if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
+          resolve(finished);
+        },
+      };
+      set.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.schedule();
+    });
+  }
+
+  /** Settles every waiter as not finished and stops listening. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const events of this.options.events.values()) {
+      events.off('completed', this.onEvent);
+      events.off('failed', this.onEvent);
+    }
+    for (const jobId of [...this.waiters.keys()]) this.settle(jobId, false);
+  }
+
+  private settle(jobId: string, finished: boolean): void {
+    const set = this.waiters.get(jobId);
+    if (!set) return;
+    for (const waiter of [...set]) waiter.settle(finished);
+  }
+
+  private schedule(): void {
+    if (this.timer || this.closed || this.waiters.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.reconcile().finally(() => this.schedule());
+    }, this.reconcileIntervalMs);
+    this.timer.unref();
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.reconciling) return;
+    this.reconciling = true;
+    try {
+      const due = Date.now() - this.reconcileIntervalMs;
+      const byQueue = new Map<QueueName, string[]>();
+      for (const [jobId, set] of this.waiters) {
+        const first = set.values().next().value;
+        if (!first || first.since > due) continue;
+        byQueue.set(first.queue, [...(byQueue.get(first.queue) ?? []), jobId]);
+      }
+      await Promise.all(
+        [...byQueue].map(async ([queue, ids]) => {
+          const finished = await this.options.isFinished(queue, ids);
+          ids.forEach((id, i) => {
+            if (finished[i]) this.settle(id, true);
+          });
+        }),
+      );
+    } catch (err) {
+      this.options.onError?.(err);
+    } finally {
+      this.reconciling = false;
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import type { Redis } from 'ioredis';
+import type { BackendKind } from '../models/model-spec.js';
+
+export type ModelState = 'ready' | 'unavailable';
+
+export interface ModelStatus {
+  state: ModelState;
+  /** Versions this worker can serve, newest first. */
+  versions: string[];
+  /** Why the model cannot be served, with what to do about it. */
+  reason?: string;
+}
+
+/** What one worker process says about itself, refreshed every heartbeat. */
+export interface WorkerReport {
+  workerId: string;
+  backend: BackendKind;
+  host: string;
+  pid: number;
+  startedAt: number;
+  reportedAt: number;
+  models: Record<string, ModelStatus>;
+}
+
+/** The merged picture of one backend: every live worker's report. */
+export interface BackendSnapshot {
+  backend: BackendKind;
+  workers: WorkerReport[];
+  /** Per model: ready when any live worker can serve it. */
+  models: Record<string, ModelStatus>;
+}
+
+/**
+ * Worker reports in Redis, one hash per backend (field: worker id), so every API process sees the
+ * same picture. A report older than `ttlMs` belongs to a worker that stopped without saying so:
+ * readers ignore it and prune it.
+ */
+export class BackendStatusStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  private key(backend: BackendKind): string {
+    return `${this.prefix}:backend-status:${backend}`;
+  }
+
+  async report(report: WorkerReport): Promise<void> {
+    await this.redis.hset(this.key(report.backend), report.workerId, JSON.stringify(report));
+  }
+
+  async remove(backend: BackendKind, workerId: string): Promise<void> {
+    await this.redis.hdel(this.key(backend), workerId);
+  }
+
+  async read(backend: BackendKind, now = Date.now()): Promise<BackendSnapshot> {
+    const entries = await this.redis.hgetall(this.key(backend));
+    const workers: WorkerReport[] = [];
+    const expired: string[] = [];
+    for (const [workerId, json] of Object.entries(entries)) {
+      const report = JSON.parse(json) as WorkerReport;
+      if (now - report.reportedAt > this.ttlMs) expired.push(workerId);
+      else workers.push(report);
+    }
+    if (expired.length > 0) await this.redis.hdel(this.key(backend), ...expired);
+    return { backend, workers, models: mergeModels(workers) };
+  }
+}
+
+function mergeModels(workers: WorkerReport[]): Record<string, ModelStatus> {
+  const merged: Record<string, ModelStatus> = {};
+  for (const worker of workers) {
+    for (const [name, status] of Object.entries(worker.models)) {
+      const seen = merged[name];
+      if (!seen || (seen.state !== 'ready' && status.state === 'ready')) {
+        merged[name] = { ...status, versions: [...status.versions] };
+      } else if (seen.state === 'ready' && status.state === 'ready') {
+        seen.versions = [...new Set([...seen.versions, ...status.versions])].sort(byVersionDesc);
+      }
+    }
+  }
+  return merged;
+}
+
+export function byVersionDesc(a: string, b: string): number {
+  return Number(b) - Number(a);
+}

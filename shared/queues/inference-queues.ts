@@ -1,0 +1,91 @@
+import { type Job, type JobState, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/config.js';
+import type { InferenceResult } from '../jobs/inference-result.js';
+import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
+import {
+  INFERENCE_QUEUES,
+  type InferenceJobData,
+  inferenceJobOptions,
+  JobName,
+  type QueueName,
+} from './queues.js';
+
+export type InferenceJob = Job<InferenceJobData, InferenceResult, JobName.Infer>;
+
+export interface FoundJob {
+  backend: BackendKind;
+  job: InferenceJob;
+  state: JobState | 'unknown';
+}
+
+/**
+ * The producer side of the inference queues, one BullMQ queue per backend, sharing one Redis
+ * connection. Job ids are ours (UUIDs), so a job can be waited for before it is added.
+ */
+export class InferenceQueues {
+  private readonly queues: Record<
+    BackendKind,
+    Queue<InferenceJobData, InferenceResult, JobName.Infer>
+  >;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    jobs: Config['jobs'],
+  ) {
+    const defaultJobOptions = inferenceJobOptions(jobs);
+    this.queues = Object.fromEntries(
+      BACKEND_KINDS.map((backend) => [
+        backend,
+        new Queue(INFERENCE_QUEUES[backend], { connection: redis, prefix, defaultJobOptions }),
+      ]),
+    ) as InferenceQueues['queues'];
+  }
+
+  queue(backend: BackendKind): Queue<InferenceJobData, InferenceResult, JobName.Infer> {
+    return this.queues[backend];
+  }
+
+  async add(
+    backend: BackendKind,
+    jobId: string,
+    data: InferenceJobData,
+    options: { priority?: number } = {},
+  ): Promise<InferenceJob> {
+    return (await this.queues[backend].add(JobName.Infer, data, {
+      jobId,
+      ...options,
+    })) as InferenceJob;
+  }
+
+  /** Looks the job up in every backend's queue. */
+  async find(jobId: string): Promise<FoundJob | undefined> {
+    for (const backend of BACKEND_KINDS) {
+      const queue = this.queues[backend];
+      const [job, state] = await Promise.all([queue.getJob(jobId), queue.getJobState(jobId)]);
+      if (job) return { backend, job: job as InferenceJob, state };
+    }
+    return undefined;
+  }
+
+  /** Per job: finished (completed or failed) or removed. One round trip for the whole list. */
+  async areFinished(queueName: QueueName, jobIds: string[]): Promise<boolean[]> {
+    const backend = BACKEND_KINDS.find((b) => INFERENCE_QUEUES[b] === queueName);
+    if (!backend) throw new Error(`Unknown inference queue ${queueName}`);
+    const queue = this.queues[backend];
+    const pipeline = this.redis.pipeline();
+    for (const id of jobIds) pipeline.hget(queue.toKey(id), 'finishedOn');
+    const results = (await pipeline.exec()) ?? [];
+    return jobIds.map((_, i) => {
+      const [err, finishedOn] = results[i] ?? [new Error('no reply'), null];
+      if (err) throw err;
+      // A job whose hash is gone was removed by retention or cancellation: nothing left to wait for.
+      return finishedOn !== null || false;
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(Object.values(this.queues).map((q) => q.close()));
+  }
+}

@@ -1,0 +1,51 @@
+import type { DefaultJobOptions } from 'bullmq';
+import type { Config } from '../config/config.js';
+import type { BackendKind } from '../models/model-spec.js';
+
+/** Every BullMQ queue of the system. */
+export enum QueueName {
+  InferenceOnnx = 'inference-onnx',
+  InferenceTensorflow = 'inference-tensorflow',
+}
+
+/** Every job type. */
+export enum JobName {
+  Infer = 'infer',
+}
+
+/** Each backend's inference queue: the compiler rejects a backend without one. */
+export const INFERENCE_QUEUES: Record<BackendKind, QueueName> = {
+  onnx: QueueName.InferenceOnnx,
+  tensorflow: QueueName.InferenceTensorflow,
+};
+
+/** Job parameters a client may set per request. */
+export interface InferenceParams {
+  topK?: number;
+  threshold?: number;
+}
+
+/** The data of an inference job: small, everything large lives in object storage. */
+export interface InferenceJobData {
+  model: string;
+  /** The requested version; absent means the newest the worker has. */
+  version?: string;
+  imageKey: string;
+  params: InferenceParams;
+  /** The API request that created the job, carried into the worker's log lines. */
+  requestId: string;
+  mode: 'sync' | 'async';
+  /** Epoch ms after which the job is not worth starting. */
+  deadline?: number;
+}
+
+/** Retries with exponential backoff for transient failures; finished jobs kept for a bounded time. */
+export function inferenceJobOptions(jobs: Config['jobs']): DefaultJobOptions {
+  const retention = { age: jobs.retentionSeconds, count: jobs.retentionCount };
+  return {
+    attempts: jobs.attempts,
+    backoff: { type: 'exponential', delay: jobs.backoffMs },
+    removeOnComplete: retention,
+    removeOnFail: retention,
+  };
+}

@@ -1,0 +1,138 @@
+import ort from 'onnxruntime-node';
+import type { ModelStatus } from '../../shared/backends/backend-status.js';
+import { jobFailure } from '../../shared/errors/index.js';
+import type { InputSpec, ModelDefinition } from '../../shared/models/model-spec.js';
+import type { InferenceBackend, InferenceRequest, InferenceResponse } from './inference-backend.js';
+import { findModelFiles } from './model-files.js';
+
+export interface OnnxRuntimeBackendOptions {
+  /** Triton-style model repository: `<repository>/<model>/<version>/model.onnx`. */
+  repository: string;
+  /**
+   * Threads per session for one operator. 1 is fastest for batch 1 on small models; more pays off
+   * for large batches. 0 lets ONNX Runtime choose.
+   * @defaultValue 1
+   */
+  intraOpThreads?: number;
+}
+
+interface LoadedVersion {
+  session: ort.InferenceSession;
+  inputName: string;
+  outputName: string;
+}
+
+/** ONNX Runtime in this process: one session per model version, loaded once and reused. */
+export class OnnxRuntimeBackend implements InferenceBackend {
+  readonly kind = 'onnx' as const;
+  /** model name -> version -> session, newest version first. */
+  private readonly models = new Map<string, Map<string, LoadedVersion>>();
+  private readonly intraOpThreads: number;
+
+  constructor(private readonly options: OnnxRuntimeBackendOptions) {
+    this.intraOpThreads = options.intraOpThreads ?? 1;
+    if (this.intraOpThreads < 0) throw new RangeError('intraOpThreads must be >= 0');
+  }
+
+  async load(models: readonly ModelDefinition[]): Promise<Record<string, ModelStatus>> {
+    const statuses: Record<string, ModelStatus> = {};
+    for (const model of models) {
+      const spec = model.backends.onnx;
+      if (!spec) continue;
+      const found = findModelFiles(model.name, spec, this.options.repository);
+      if (!found.ok) {
+        statuses[model.name] = { state: 'unavailable', versions: [], reason: found.reason };
+        continue;
+      }
+      const versions = new Map<string, LoadedVersion>();
+      const problems: string[] = [];
+      for (const { version, path } of found.files) {
+        try {
+          const session = await ort.InferenceSession.create(path, {
+            intraOpNumThreads: this.intraOpThreads,
+            interOpNumThreads: 1,
+            graphOptimizationLevel: 'all',
+          });
+          const loaded = {
+            session,
+            inputName: spec.input_name ?? session.inputNames[0]!,
+            outputName: spec.output_name ?? session.outputNames[0]!,
+          };
+          const mismatch = describeMismatch(loaded, session, model.input);
+          if (mismatch) {
+            await session.release();
+            problems.push(`version ${version}: ${mismatch}`);
+          } else {
+            versions.set(version, loaded);
+          }
+        } catch (err) {
+          problems.push(`ONNX Runtime cannot load ${path}: ${(err as Error).message}`);
+        }
+      }
+      if (versions.size > 0) this.models.set(model.name, versions);
+      statuses[model.name] =
+        versions.size > 0
+          ? { state: 'ready', versions: [...versions.keys()] }
+          : { state: 'unavailable', versions: [], reason: problems.join('; ') };
+    }
+    return statuses;
+  }
+
+  async infer({ model, version, input }: InferenceRequest): Promise<InferenceResponse> {
+    const versions = this.models.get(model.name);
+    if (!versions) throw jobFailure('MODEL_UNAVAILABLE', model.name, 'not loaded by this worker');
+    const chosen = version ?? versions.keys().next().value!;
+    const loaded = versions.get(chosen);
+    if (!loaded) throw jobFailure('MODEL_VERSION_NOT_FOUND', model.name, chosen);
+
+    let outputs: ort.InferenceSession.OnnxValueMapType;
+    try {
+      outputs = await loaded.session.run({
+        [loaded.inputName]: new ort.Tensor('float32', input.data, input.dims),
+      });
+    } catch (err) {
+      // A shape or type error does not go away on retry.
+      throw jobFailure('INFERENCE_FAILED', `ONNX Runtime: ${(err as Error).message}`);
+    }
+    const output = outputs[loaded.outputName];
+    if (output?.type !== 'float32') {
+      throw jobFailure('INFERENCE_FAILED', `output ${loaded.outputName} is missing or not float32`);
+    }
+    return {
+      version: chosen,
+      output: { data: output.data as Float32Array, dims: output.dims },
+    };
+  }
+
+  async close(): Promise<void> {
+    const sessions = [...this.models.values()].flatMap((v) => [...v.values()]);
+    this.models.clear();
+    await Promise.allSettled(sessions.map((s) => s.session.release()));
+  }
+}
+
+/** Checks the session's input against the registry's input spec, where the model fixes a size. */
+function describeMismatch(
+  loaded: LoadedVersion,
+  session: ort.InferenceSession,
+  input: InputSpec,
+): string | undefined {
+  if (!session.inputNames.includes(loaded.inputName)) {
+    return `no input named "${loaded.inputName}" (inputs: ${session.inputNames.join(', ')})`;
+  }
+  if (!session.outputNames.includes(loaded.outputName)) {
+    return `no output named "${loaded.outputName}" (outputs: ${session.outputNames.join(', ')})`;
+  }
+  const meta = session.inputMetadata.find((m) => m.name === loaded.inputName);
+  if (!meta?.isTensor) return undefined;
+  const expected =
+    input.layout === 'NCHW' ? [3, input.height, input.width] : [input.height, input.width, 3];
+  const actual = meta.shape.slice(1);
+  const conflicts =
+    meta.shape.length !== 4 ||
+    actual.some((dim, i) => typeof dim === 'number' && dim > 0 && dim !== expected[i]);
+  return conflicts
+    ? `input "${loaded.inputName}" has shape [${meta.shape.join(', ')}], the registry says ` +
+        `[N, ${expected.join(', ')}] (${input.layout})`
+    : undefined;
+}

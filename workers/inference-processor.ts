@@ -1,0 +1,152 @@
+import { performance } from 'node:perf_hooks';
+import type { Job } from 'bullmq';
+import { jobFailure } from '../shared/errors/index.js';
+import type { InferenceResult, Prediction } from '../shared/jobs/inference-result.js';
+import type { Logger } from '../shared/logging/logger.js';
+import type { ModelDefinition } from '../shared/models/model-spec.js';
+import type { ModelRegistry } from '../shared/models/registry.js';
+import type { InferenceJobData } from '../shared/queues/index.js';
+import {
+  ObjectNotFoundError,
+  type ObjectStore,
+  StorageUnavailableError,
+} from '../shared/storage/index.js';
+import type { InferenceBackend } from './backends/inference-backend.js';
+import {
+  classify,
+  decodeYolov8,
+  type ImageTransform,
+  type OutputTensor,
+} from './postprocess/index.js';
+import { preprocess } from './preprocess/preprocess.js';
+
+export interface InferenceProcessorDeps {
+  registry: ModelRegistry;
+  store: ObjectStore;
+  /** The backend, or a batcher in front of it: both answer `infer`. */
+  backend: InferenceBackend;
+  maxPixels: number;
+  logger: Logger;
+}
+
+export type InferenceProcessor = (
+  job: Job<InferenceJobData, InferenceResult>,
+) => Promise<InferenceResult>;
+
+/**
+ * One job, in the order it happens: fetch the image, preprocess it to the model's input, run the
+ * backend, postprocess. Each stage turns its failures into catalogue errors that say whether a retry
+ * can help; nothing is swallowed, so BullMQ sees every failure.
+ */
+export function createInferenceProcessor(deps: InferenceProcessorDeps): InferenceProcessor {
+  return async (job) => {
+    const { data } = job;
+    const log = deps.logger.child({
+      jobId: job.id,
+      requestId: data.requestId,
+      model: data.model,
+      attempt: job.attemptsMade + 1,
+    });
+    log.debug('job started');
+    const model = deps.registry.get(data.model);
+    if (!model) throw jobFailure('MODEL_NOT_FOUND', data.model);
+
+    const clock = stopwatch();
+    const image = await fetchImage(deps.store, data.imageKey);
+    const fetchMs = clock.lap();
+
+    let input: Awaited<ReturnType<typeof preprocess>>;
+    try {
+      input = await preprocess(image, model.input, { maxPixels: deps.maxPixels });
+    } catch (err) {
+      throw jobFailure('INVALID_IMAGE', (err as Error).message);
+    }
+    const preprocessMs = clock.lap();
+
+    const { version, output } = await deps.backend.infer({
+      model,
+      ...(data.version ? { version: data.version } : {}),
+      input,
+    });
+    const inferenceMs = clock.lap();
+
+    const result = postprocess(model, output, input.transform, data.params);
+    const timings = {
+      fetch_ms: fetchMs,
+      preprocess_ms: preprocessMs,
+      inference_ms: inferenceMs,
+      postprocess_ms: clock.lap(),
+    };
+    log.info({ version, timings }, 'job done');
+    return { version, backend: deps.backend.kind, result, timings };
+  };
+}
+
+async function fetchImage(store: ObjectStore, key: string): Promise<Buffer> {
+  try {
+    return await store.get(key);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) {
+      throw jobFailure('INVALID_IMAGE', 'the uploaded image is no longer in storage');
+    }
+    if (err instanceof StorageUnavailableError) {
+      throw jobFailure('STORAGE_UNAVAILABLE', err.message);
+    }
+    throw err;
+  }
+}
+
+function postprocess(
+  model: ModelDefinition,
+  output: OutputTensor,
+  transform: ImageTransform,
+  params: InferenceJobData['params'],
+): Prediction {
+  const spec = model.postprocess;
+  try {
+    switch (model.task) {
+      case 'classification':
+        return {
+          task: 'classification',
+          predictions: classify(output, {
+            activation: spec.activation,
+            topK: params.topK ?? spec.top_k,
+            ...(model.labels ? { labels: model.labels } : {}),
+          }),
+        };
+      case 'detection':
+        return {
+          task: 'detection',
+          detections: decodeYolov8(output, {
+            scoreThreshold: params.threshold ?? spec.score_threshold,
+            iouThreshold: spec.iou_threshold,
+            maxDetections: spec.max_detections,
+            transform,
+            ...(model.labels ? { labels: model.labels } : {}),
+          }),
+        };
+      case 'embedding':
+        return { task: 'embedding', embedding: Array.from(output.data) };
+      case 'raw':
+        return {
+          task: 'raw',
+          outputs: { output: { dims: [...output.dims], data: Array.from(output.data) } },
+        };
+    }
+  } catch (err) {
+    // The model's output does not fit its registry entry (labels, format): no retry will change it.
+    throw jobFailure('INFERENCE_FAILED', `postprocessing: ${(err as Error).message}`);
+  }
+}
+
+function stopwatch() {
+  let last = performance.now();
+  return {
+    lap(): number {
+      const now = performance.now();
+      const ms = Math.round((now - last) * 1000) / 1000;
+      last = now;
+      return ms;
+    },
+  };
+}
