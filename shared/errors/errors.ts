@@ -1,6 +1,18 @@
 import createError, { type FastifyErrorConstructor } from '@fastify/error';
 import { CATALOGUE, type ErrorCode } from './catalogue.js';
 
+/** One argument per `%s`/`%d` placeholder of a message template, so arity is checked. */
+export type TemplateArgs<M extends string> = M extends `${string}%${'s' | 'd'}${infer Rest}`
+  ? [string | number | undefined, ...TemplateArgs<Rest>]
+  : [];
+
+type ErrorClasses = {
+  [K in ErrorCode]: FastifyErrorConstructor<
+    { code: K; statusCode: number },
+    TemplateArgs<(typeof CATALOGUE)[K]['message']>
+  >;
+};
+
 /**
  * One error class per catalogue code, so a route throws `new errors.MODEL_NOT_FOUND(name)` and
  * the error handler finds status, title and code on the error itself.
@@ -10,4 +22,4 @@ export const errors = Object.fromEntries(
     code,
     createError(code, spec.message, spec.status),
   ]),
-) as { [K in ErrorCode]: FastifyErrorConstructor<{ code: K; statusCode: number }> };
+) as unknown as ErrorClasses;

@@ -1,6 +1,7 @@
 import { format } from 'node:util';
 import { UnrecoverableError } from 'bullmq';
 import { CATALOGUE, type ErrorCode, isErrorCode } from './catalogue.js';
+import type { TemplateArgs } from './errors.js';
 
 export interface JobError {
   code: ErrorCode;
@@ -12,7 +13,10 @@ export interface JobError {
  * (`CODE: detail`), which is all BullMQ keeps of it (`failedReason`). An error whose catalogue entry
  * is not `retryable` is an {@link UnrecoverableError}: BullMQ fails the job without more attempts.
  */
-export function jobFailure(code: ErrorCode, ...args: unknown[]): Error {
+export function jobFailure<K extends ErrorCode>(
+  code: K,
+  ...args: TemplateArgs<(typeof CATALOGUE)[K]['message']>
+): Error {
   const spec = CATALOGUE[code];
   const message = `${code}: ${format(spec.message, ...args)}`;
   return 'retryable' in spec && spec.retryable

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
+import type { Config } from '../shared/config/config.js';
+import { errors } from '../shared/errors/index.js';
+import type { Logger } from '../shared/logging/logger.js';
+import type { ModelRegistry } from '../shared/models/registry.js';
+import type { Redis } from '../shared/redis/redis.js';
+import type { ModelRouter } from '../shared/routing/router.js';
+import type { ObjectStore } from '../shared/storage/index.js';
+import type { InferenceService } from './inference/inference-service.js';
+import { problemDetailsPlugin } from './plugins/problem-details.js';
+import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { uploadsPlugin } from './plugins/uploads.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { modelRoutes } from './routes/models.js';
+import { predictRoutes } from './routes/predict.js';
+
+/** Everything the HTTP layer uses, built by the caller (server.ts in production, tests otherwise). */
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  registry: ModelRegistry;
+  router: ModelRouter;
+  service: InferenceService;
+  backendStatus: BackendStatusCache;
+  redis: Redis;
+  store: ObjectStore;
+  /** True once shutdown has begun. */
+  isClosing(): boolean;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // A caller's X-Request-Id is kept when it is sane, so one id follows a request across systems.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'requestId',
+    return503OnClosing: false,
+    bodyLimit: 64 * 1024,
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (deps.isClosing() && !request.url.startsWith('/health')) throw new errors.SHUTTING_DOWN();
+  });
+
+  await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
+  if (config.rateLimit.enabled) {
+    await app.register(rateLimitPlugin, {
+      config: config.rateLimit,
+      redis: deps.redis,
+      prefix: config.redis.prefix,
+    });
+  }
+  await app.register(uploadsPlugin, { maxBytes: config.uploads.maxBytes });
+
+  await app.register(predictRoutes, { config, router: deps.router, service: deps.service });
+  await app.register(jobRoutes, { service: deps.service });
+  await app.register(modelRoutes, { registry: deps.registry, router: deps.router });
+  await app.register(healthRoutes, {
+    registry: deps.registry,
+    backendStatus: deps.backendStatus,
+    checks: { redis: () => deps.redis.ping(), storage: () => deps.store.ping() },
+    rateLimiter: config.rateLimit.enabled ? 'enabled' : 'disabled',
+    checkTimeoutMs: 1000,
+    isClosing: deps.isClosing,
+  });
+  return app;
+}

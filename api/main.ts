@@ -1,0 +1,45 @@
+import { ConfigError, loadConfig } from '../shared/config/config.js';
+import { createLogger } from '../shared/logging/logger.js';
+import { RegistryError } from '../shared/models/registry.js';
+import { ApiServer } from './server.js';
+
+/** Exit code for a configuration error (sysexits EX_CONFIG): supervisors do not restart on it. */
+const EXIT_CONFIG = 78;
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+  const logger = createLogger('api', config.logLevel);
+  let server: ApiServer;
+  try {
+    server = await ApiServer.start(config, logger);
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'API failed to start');
+    process.exit(err instanceof RegistryError ? EXIT_CONFIG : 1);
+  }
+
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+void main();
