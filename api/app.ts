@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
 import { errors } from '../shared/errors/index.js';
@@ -32,6 +32,7 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const QUIET = /^\/(health|metrics)(\/|\?|$)/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
@@ -42,7 +43,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
+    logController: new LogController({
+      requestIdLogLabel: 'requestId',
+      // Probes and scrapes every few seconds would drown the request log.
+      disableRequestLogging: (req: { url?: string }) => QUIET.test(req.url ?? ''),
+    }),
     return503OnClosing: false,
     bodyLimit: 64 * 1024,
   });

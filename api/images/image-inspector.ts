@@ -31,7 +31,9 @@ export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<Im
 
   let meta: Metadata;
   try {
-    meta = await sharp(bytes).metadata();
+    // Only the header is read here. Without lifting sharp's default pixel limit, a header claiming
+    // more than ~268M pixels throws and would be answered as an unsupported format (415), not 422.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
     throw new errors.UNSUPPORTED_MEDIA_TYPE(
       `The upload is not an image in an accepted format (${[...ACCEPTED_FORMATS].join(', ')})`,

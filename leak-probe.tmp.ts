@@ -1,0 +1,14 @@
+import { QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+const name = `leak-${Date.now()}`;
+const admin = new Redis();
+const count = async () => ((await admin.client('LIST')) as string).split('\n').filter((l) => l.includes(`name=${name}`)).length;
+const conn = new Redis({ connectionName: name, maxRetriesPerRequest: null });
+const qe = new QueueEvents('q', { connection: conn, prefix: name });
+await qe.waitUntilReady();
+await new Promise((r) => setTimeout(r, 200));
+console.log('clients named', await count(), 'all clients with prefix', ((await admin.client('LIST')) as string).split('\n').filter((l) => l.includes(name)).map(l => l.match(/name=\S*/)?.[0]));
+await qe.close();
+await new Promise((r) => setTimeout(r, 200));
+console.log('after close', ((await admin.client('LIST')) as string).split('\n').filter((l) => l.includes(name)).map(l => l.match(/name=\S*/)?.[0]), 'conn.status', conn.status);
+conn.disconnect(); admin.disconnect();
