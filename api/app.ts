@@ -55,6 +55,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
     if (deps.isClosing() && !request.url.startsWith('/health')) throw new errors.SHUTTING_DOWN();
   });
+  // While draining, answers close their keep-alive connection, or the HTTP server would wait for
+  // idle clients to hang up before it can finish closing.
+  app.addHook('onSend', async (_request, reply) => {
+    if (deps.isClosing()) reply.header('connection', 'close');
+  });
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
   if (config.rateLimit.enabled) {

@@ -11,6 +11,7 @@ import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js'
 import { ModelRouter } from '../shared/routing/router.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import { buildApp } from './app.js';
+import { ImageUploads } from './inference/image-uploads.js';
 import { InferenceService } from './inference/inference-service.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
 
@@ -73,7 +74,8 @@ export class ApiServer {
     );
     await statusCache.start();
     const router = new ModelRouter(registry, statusCache);
-    const service = new InferenceService({ store, queues, waiter, logger });
+    const images = new ImageUploads(store);
+    const service = new InferenceService({ images, queues, waiter, logger });
 
     let server: ApiServer | undefined;
     const app = await buildApp({
@@ -109,6 +111,7 @@ export class ApiServer {
     const step = async (name: string, fn: () => unknown) => {
       try {
         await fn();
+        this.logger.debug({ step: name }, 'shutdown step done');
       } catch (err) {
         this.logger.warn({ step: name, err: String(err) }, 'shutdown step failed');
       }

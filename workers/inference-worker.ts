@@ -104,6 +104,12 @@ export class InferenceWorker {
         'job attempt failed',
       );
     });
+    worker.on('stalled', (jobId) => {
+      log.warn(
+        { jobId },
+        'job stalled (its worker stopped without finishing it): back in the queue',
+      );
+    });
     worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
 
     const reporter = new StatusReporter(

@@ -7,6 +7,7 @@ import type { Route } from '../../shared/routing/router.js';
 import { imageKey, type ObjectStore, StorageUnavailableError } from '../../shared/storage/index.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { type JobResource, toJobResource } from '../jobs/job-resource.js';
+import type { ImageUploads } from './image-uploads.js';
 
 export interface SubmitRequest {
   route: Route;
@@ -25,7 +26,7 @@ export interface Submission {
 }
 
 export interface InferenceServiceDeps {
-  store: ObjectStore;
+  images: ImageUploads;
   queues: InferenceQueues;
   waiter: CompletionWaiter;
   logger: Logger;
@@ -43,13 +44,7 @@ export class InferenceService {
     request: SubmitRequest,
     wait: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: 0 },
   ): Promise<Submission> {
-    const key = imageKey(request.image);
-    try {
-      await this.deps.store.put(key, request.image, request.contentType);
-    } catch (err) {
-      if (err instanceof StorageUnavailableError) throw new errors.STORAGE_UNAVAILABLE(err.message);
-      throw err;
-    }
+    const key = await this.deps.images.save(request.image, request.contentType);
 
     const jobId = randomUUID();
     const { backend } = request.route;

@@ -69,6 +69,17 @@ export class LocalObjectStore implements ObjectStore {
     });
   }
 
+  async has(key: string): Promise<boolean> {
+    const file = this.pathOf(key);
+    try {
+      await access(file, constants.R_OK);
+      return true;
+    } catch (error) {
+      if (MISSING_CODES.has(errorCode(error))) return false;
+      throw this.unavailable('has', key, error);
+    }
+  }
+
   async get(key: string): Promise<Buffer> {
     const file = this.pathOf(key);
     try {

@@ -8,6 +8,8 @@ export interface ObjectStore {
   /** Creates the bucket or folder if it is missing. */
   init(): Promise<void>;
   put(key: string, body: Buffer, contentType: string): Promise<void>;
+  /** Whether the key exists (a HEAD, no body is read). */
+  has(key: string): Promise<boolean>;
   /** Throws {@link ObjectNotFoundError} when the key does not exist. */
   get(key: string): Promise<Buffer>;
   delete(key: string): Promise<void>;

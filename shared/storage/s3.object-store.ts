@@ -6,6 +6,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -130,6 +131,17 @@ export class S3ObjectStore implements ObjectStore {
         { abortSignal: signal },
       ),
     );
+  }
+
+  async has(key: string): Promise<boolean> {
+    const missing: Expected<boolean> = (error) =>
+      error.name !== 'NoSuchBucket' && error.$metadata.httpStatusCode === 404 ? false : undefined;
+    return this.call('HeadObject', key, missing, async (signal) => {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), {
+        abortSignal: signal,
+      });
+      return true;
+    });
   }
 
   async get(key: string): Promise<Buffer> {

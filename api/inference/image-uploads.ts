@@ -1,0 +1,63 @@
+import { errors } from '../../shared/errors/index.js';
+import { imageKey, type ObjectStore, StorageUnavailableError } from '../../shared/storage/index.js';
+
+export interface ImageUploadsOptions {
+  /**
+   * How long a stored key is remembered, so a hot image is not even checked again.
+   * @defaultValue 60000
+   */
+  rememberMs?: number;
+  /** @defaultValue 10000 */
+  maxRemembered?: number;
+}
+
+/**
+ * Stores uploads content-addressed, each distinct image once: a key already in storage is not
+ * written again, and concurrent uploads of one image share one write. Rewriting an object while a
+ * worker reads it is not atomic on every S3 implementation, and it is wasted bandwidth anyway.
+ */
+export class ImageUploads {
+  private readonly inFlight = new Map<string, Promise<void>>();
+  /** key -> when it was known to be stored; insertion order is age order. */
+  private readonly remembered = new Map<string, number>();
+  private readonly rememberMs: number;
+  private readonly maxRemembered: number;
+
+  constructor(
+    private readonly store: ObjectStore,
+    options: ImageUploadsOptions = {},
+  ) {
+    this.rememberMs = options.rememberMs ?? 60_000;
+    this.maxRemembered = options.maxRemembered ?? 10_000;
+    if (this.rememberMs < 0 || this.maxRemembered < 0) throw new RangeError('limits must be >= 0');
+  }
+
+  /** Returns the image's key once the image is in storage; STORAGE_UNAVAILABLE otherwise. */
+  async save(bytes: Buffer, contentType: string): Promise<string> {
+    const key = imageKey(bytes);
+    const storedAt = this.remembered.get(key);
+    if (storedAt !== undefined && Date.now() - storedAt < this.rememberMs) return key;
+
+    let write = this.inFlight.get(key);
+    if (!write) {
+      write = this.write(key, bytes, contentType).finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, write);
+    }
+    await write;
+    return key;
+  }
+
+  private async write(key: string, bytes: Buffer, contentType: string): Promise<void> {
+    try {
+      if (!(await this.store.has(key))) await this.store.put(key, bytes, contentType);
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) throw new errors.STORAGE_UNAVAILABLE(err.message);
+      throw err;
+    }
+    this.remembered.delete(key);
+    this.remembered.set(key, Date.now());
+    if (this.remembered.size > this.maxRemembered) {
+      this.remembered.delete(this.remembered.keys().next().value!);
+    }
+  }
+}

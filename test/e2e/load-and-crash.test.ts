@@ -1,0 +1,73 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { renderTextLine } from '../fixtures/images.js';
+import { type JobBody, pollJob, predict } from '../support/http.js';
+import { startServices, type TestServices } from '../support/services.js';
+import { type Stack, startStack } from '../support/stack.js';
+
+describe('under load', () => {
+  let services: TestServices;
+  let stack: Stack | undefined;
+  let image: Buffer;
+
+  beforeAll(async () => {
+    services = await startServices();
+    image = await renderTextLine();
+  });
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+  afterAll(async () => {
+    await services?.stop();
+  });
+
+  it('completes 200 concurrent sync requests, every one 200 and succeeded', async () => {
+    stack = await startStack(services);
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, () => predict(stack!.baseUrl, 'text_orientation', image)),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(200).fill(200));
+    expect(responses.every((r) => r.body.result?.predictions?.[0]?.label === '0')).toBe(true);
+    expect(new Set(responses.map((r) => r.body.id)).size).toBe(200);
+  });
+
+  it('loses no accepted job when a worker is killed with SIGKILL mid-load', async () => {
+    // Two workers with small concurrency so that a backlog exists and the victim is busy when it dies.
+    stack = await startStack(services, { workers: 2, env: { WORKER_CONCURRENCY: '2' } });
+    const victim = stack.workers[0]!;
+    const total = 300;
+    let answered = 0;
+    let killedAt = -1;
+
+    const requests = Array.from({ length: total }, async () => {
+      const response = await predict(stack!.baseUrl, 'text_orientation', image, {
+        headers: { prefer: 'wait=60' },
+      });
+      answered++;
+      if (answered === 40) {
+        killedAt = answered;
+        victim.signal('SIGKILL');
+      }
+      return response;
+    });
+    const responses = await Promise.all(requests);
+
+    expect(killedAt).toBe(40);
+    expect((await victim.exited).signal).toBe('SIGKILL');
+    // The victim was working when it died: it finished some jobs, and others were in its hands.
+    const victimDone = victim.logs().filter((l) => l.msg === 'job done').length;
+    expect(victimDone).toBeGreaterThan(0);
+
+    // Every accepted request reaches a terminal state: answered now, or later through its job.
+    expect(responses.every((r) => r.status === 200 || r.status === 202)).toBe(true);
+    const finals: JobBody[] = await Promise.all(
+      responses.map((r) => (r.status === 200 ? r.body : pollJob(stack!.baseUrl, r.body.id))),
+    );
+    expect(finals.map((j) => j.status)).toEqual(Array(total).fill('succeeded'));
+    // The jobs the victim held were recovered by the survivor's stalled-job check, not lost.
+    const survivor = stack.workers[1]!;
+    const recovered = survivor.logs().filter((l) => String(l.msg).startsWith('job stalled'));
+    expect(recovered.length).toBeGreaterThan(0);
+    expect(new Set(finals.map((j) => j.id)).size).toBe(total);
+  });
+});

@@ -1,0 +1,195 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../shared/config/config.js';
+
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`expected ${JSON.stringify(env)} to be rejected`);
+}
+
+const S3 = {
+  S3_ENDPOINT: 'http://minio:9000',
+  S3_ACCESS_KEY: 'access',
+  S3_SECRET_KEY: 'secret',
+};
+
+describe('loadConfig defaults', () => {
+  it('gives a runnable local configuration from an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.env).toBe('development');
+    expect(config.logLevel).toBe('info');
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 8000 });
+    expect(config.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(config.storage.kind).toBe('local');
+    expect(config.models).toEqual({
+      configPath: 'models/models.yaml',
+      repository: 'models/repository',
+    });
+    expect(config.backends.tensorflowServingUrls).toEqual(['http://localhost:8501']);
+    expect(config.backends.onnxRuntimeUrls).toEqual([]);
+    expect(config.rateLimit).toEqual({ enabled: true, max: 100, windowSeconds: 60 });
+    expect(config.sync).toEqual({ defaultWaitMs: 30_000, maxWaitMs: 120_000 });
+    expect(config.uploads.maxPixels).toBeGreaterThan(0);
+  });
+
+  it('does not read process.env when given an environment', () => {
+    const saved = process.env.PORT;
+    process.env.PORT = '1234';
+    try {
+      expect(loadConfig({}).http.port).toBe(8000);
+    } finally {
+      if (saved === undefined) delete process.env.PORT;
+      else process.env.PORT = saved;
+    }
+  });
+
+  it('treats empty and blank values as unset', () => {
+    const config = loadConfig({ PORT: '', RATE_LIMIT_ENABLED: '   ', S3_ENDPOINT: '' });
+    expect(config.http.port).toBe(8000);
+    expect(config.rateLimit.enabled).toBe(true);
+    expect(config.storage.kind).toBe('local');
+  });
+
+  it('ignores variables outside the schema', () => {
+    const config = loadConfig({ HOME: '/root', PATH: '/bin', SOMETHING_ELSE: '!!!' });
+    expect(JSON.stringify(config)).not.toContain('SOMETHING_ELSE');
+    expect(JSON.stringify(config)).not.toContain('!!!');
+  });
+});
+
+describe('loadConfig coercion', () => {
+  it('turns numbers and booleans into their types', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      RATE_LIMIT_ENABLED: 'false',
+      RATE_LIMIT_REQUESTS: '7',
+      RATE_LIMIT_WINDOW: '30',
+      SYNC_WAIT_SECONDS: '5',
+      SYNC_WAIT_MAX_SECONDS: '10',
+      MAX_IMAGE_PIXELS: '1000',
+    });
+    expect(config.http.port).toBe(9000);
+    expect(config.rateLimit).toEqual({ enabled: false, max: 7, windowSeconds: 30 });
+    expect(config.sync).toEqual({ defaultWaitMs: 5000, maxWaitMs: 10_000 });
+    expect(config.uploads.maxPixels).toBe(1000);
+  });
+
+  it('trims surrounding whitespace', () => {
+    expect(loadConfig({ PORT: ' 9001 ' }).http.port).toBe(9001);
+    expect(loadConfig({ RATE_LIMIT_ENABLED: ' true\n' }).rateLimit.enabled).toBe(true);
+  });
+});
+
+describe('loadConfig errors name the variable', () => {
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '80.5'],
+    ['PORT', '-1'],
+    ['RATE_LIMIT_ENABLED', 'maybe'],
+    ['RATE_LIMIT_REQUESTS', '0'],
+    ['REDIS_URL', 'http://x'],
+    ['LOG_LEVEL', 'loud'],
+    ['NODE_ENV', 'staging'],
+    ['S3_ENDPOINT', 'minio:9000'],
+    ['S3_BUCKET', 'Not_A_Bucket'],
+  ])('%s=%s', (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.message).toContain(`${name}="${value}"`);
+  });
+
+  it('reports several bad values together', () => {
+    const err = configError({ PORT: 'abc', LOG_LEVEL: 'loud', REDIS_URL: 'http://x' });
+    expect(err.message).toContain('PORT="abc"');
+    expect(err.message).toContain('LOG_LEVEL="loud"');
+    expect(err.message).toContain('REDIS_URL="http://x"');
+  });
+
+  it('S3_ENDPOINT without keys names the missing keys', () => {
+    expect(configError({ S3_ENDPOINT: S3.S3_ENDPOINT }).message).toContain('S3_ACCESS_KEY');
+    expect(configError({ S3_ENDPOINT: S3.S3_ENDPOINT, S3_ACCESS_KEY: 'access' }).message).toContain(
+      'S3_SECRET_KEY',
+    );
+  });
+
+  it('SYNC_WAIT_SECONDS may not exceed SYNC_WAIT_MAX_SECONDS', () => {
+    const err = configError({ SYNC_WAIT_SECONDS: '60', SYNC_WAIT_MAX_SECONDS: '30' });
+    expect(err.message).toContain('SYNC_WAIT_SECONDS');
+    expect(err.message).toContain('SYNC_WAIT_MAX_SECONDS');
+    // the default maximum is 120 s
+    expect(configError({ SYNC_WAIT_SECONDS: '121' }).message).toContain('SYNC_WAIT_SECONDS');
+    expect(loadConfig({ SYNC_WAIT_SECONDS: '120' }).sync.defaultWaitMs).toBe(120_000);
+  });
+});
+
+describe('loadConfig storage', () => {
+  it('builds the S3 configuration when endpoint and keys are given', () => {
+    const config = loadConfig({ ...S3, S3_BUCKET: 'images', S3_REGION: 'eu-west-1' });
+    expect(config.storage).toEqual({
+      kind: 's3',
+      endpoint: 'http://minio:9000',
+      bucket: 'images',
+      region: 'eu-west-1',
+      accessKeyId: 'access',
+      secretAccessKey: 'secret',
+      timeoutMs: 5000,
+    });
+  });
+
+  it('uses a local folder without S3_ENDPOINT, keys or not', () => {
+    const config = loadConfig({ S3_ACCESS_KEY: 'a', S3_SECRET_KEY: 'b', LOCAL_STORAGE_DIR: '/x' });
+    expect(config.storage).toEqual({ kind: 'local', dir: '/x', bucket: 'ai-gateway' });
+  });
+});
+
+describe('loadConfig backend URLs', () => {
+  it('parses a comma-separated TENSORFLOW_SERVING_URL and strips trailing slashes', () => {
+    const config = loadConfig({
+      TENSORFLOW_SERVING_URL: 'http://tf-1:8501/, https://tf-2:8501//,,http://tf-3/v1/',
+    });
+    expect(config.backends.tensorflowServingUrls).toEqual([
+      'http://tf-1:8501',
+      'https://tf-2:8501',
+      'http://tf-3/v1',
+    ]);
+  });
+
+  it('names the variable and the bad URL in the list', () => {
+    const err = configError({ TENSORFLOW_SERVING_URL: 'http://tf-1:8501,ftp://tf-2' });
+    expect(err.message).toContain('TENSORFLOW_SERVING_URL');
+    expect(err.message).toContain('ftp://tf-2');
+  });
+
+  it('parses ONNX_RUNTIME_URL the same way', () => {
+    expect(loadConfig({ ONNX_RUNTIME_URL: 'http://onnx:8001/' }).backends.onnxRuntimeUrls).toEqual([
+      'http://onnx:8001',
+    ]);
+    expect(configError({ ONNX_RUNTIME_URL: 'onnx:8001' }).message).toContain('ONNX_RUNTIME_URL');
+  });
+});
+
+describe('loadConfig result', () => {
+  it('is frozen all the way down', () => {
+    const config = loadConfig({ ...S3 });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.http)).toBe(true);
+    expect(Object.isFrozen(config.storage)).toBe(true);
+    expect(Object.isFrozen(config.backends.tensorflowServingUrls)).toBe(true);
+    expect(() => {
+      (config.http as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (config.backends.tensorflowServingUrls as string[]).push('http://x');
+    }).toThrow(TypeError);
+    expect(config.http.port).toBe(8000);
+  });
+
+  it('each call builds its own configuration', () => {
+    expect(loadConfig({ PORT: '1' }).http.port).toBe(1);
+    expect(loadConfig({ PORT: '2' }).http.port).toBe(2);
+  });
+});

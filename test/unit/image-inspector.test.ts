@@ -1,0 +1,139 @@
+import { crc32 } from 'node:zlib';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { inspectImage } from '../../api/images/image-inspector.js';
+
+const MAX_PIXELS = 40_000_000;
+
+interface CatalogueError {
+  code: string;
+  statusCode: number;
+  message: string;
+}
+
+async function rejection(bytes: Buffer, maxPixels = MAX_PIXELS): Promise<CatalogueError> {
+  try {
+    await inspectImage(bytes, maxPixels);
+  } catch (err) {
+    return err as CatalogueError;
+  }
+  throw new Error('expected the image to be rejected');
+}
+
+function solid(width: number, height: number) {
+  return sharp({ create: { width, height, channels: 3, background: { r: 200, g: 40, b: 90 } } });
+}
+
+/** Pixels that do not compress away, so that cutting the file in half cuts image data. */
+function noisy(width: number, height: number) {
+  const pixels = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7919 + (i >> 5) * 31) % 256;
+  return sharp(pixels, { raw: { width, height, channels: 3 } });
+}
+
+/** A PNG whose IHDR claims width x height, with a valid CRC; its pixel data stays 4x4. */
+async function pngClaiming(width: number, height: number): Promise<Buffer> {
+  const png = Buffer.from(await solid(4, 4).png().toBuffer());
+  // signature (8), IHDR length (4), "IHDR" (4), width (4), height (4), ... CRC over type + data
+  expect(png.toString('latin1', 12, 16)).toBe('IHDR');
+  png.writeUInt32BE(width, 16);
+  png.writeUInt32BE(height, 20);
+  png.writeUInt32BE(crc32(png.subarray(12, 29)), 29);
+  return png;
+}
+
+describe('inspectImage: accepted formats, by content', () => {
+  it.each([
+    ['jpeg', 'image/jpeg'],
+    ['png', 'image/png'],
+    ['webp', 'image/webp'],
+    ['gif', 'image/gif'],
+    ['tiff', 'image/tiff'],
+    ['avif', 'image/avif'],
+  ] as const)('%s -> %s', async (format, contentType) => {
+    const bytes = await solid(16, 8).toFormat(format).toBuffer();
+    const info = await inspectImage(bytes, MAX_PIXELS);
+    expect(info.contentType).toBe(contentType);
+    expect(info.width).toBe(16);
+    expect(info.height).toBe(8);
+  });
+
+  it('goes by the bytes, not by any name or type the upload claimed', async () => {
+    // inspectImage only sees bytes: a PNG is a PNG whatever the client declared.
+    const png = await solid(3, 3).png().toBuffer();
+    expect((await inspectImage(png, MAX_PIXELS)).format).toBe('png');
+    const jpeg = await solid(3, 3).jpeg().toBuffer();
+    expect((await inspectImage(jpeg, MAX_PIXELS)).contentType).toBe('image/jpeg');
+  });
+});
+
+describe('inspectImage: rejected uploads', () => {
+  it('empty: INVALID_IMAGE 422', async () => {
+    const err = await rejection(Buffer.alloc(0));
+    expect(err.code).toBe('INVALID_IMAGE');
+    expect(err.statusCode).toBe(422);
+  });
+
+  it('text: UNSUPPORTED_MEDIA_TYPE 415', async () => {
+    for (const text of ['hello, this is not an image', '{"image": "base64..."}', '<html></html>']) {
+      const err = await rejection(Buffer.from(text));
+      expect(err.code, text).toBe('UNSUPPORTED_MEDIA_TYPE');
+      expect(err.statusCode).toBe(415);
+    }
+  });
+
+  it('SVG: 415, although sharp could render it', async () => {
+    const svg = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>',
+    );
+    expect((await sharp(svg).metadata()).format).toBe('svg');
+    const err = await rejection(svg);
+    expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(err.statusCode).toBe(415);
+  });
+
+  it('a truncated JPEG: INVALID_IMAGE, though its header reads', async () => {
+    const jpeg = await noisy(64, 64).jpeg().toBuffer();
+    const truncated = jpeg.subarray(0, Math.floor(jpeg.length / 2));
+    expect((await sharp(truncated).metadata()).format).toBe('jpeg');
+    const err = await rejection(truncated);
+    expect(err.code).toBe('INVALID_IMAGE');
+    expect(err.statusCode).toBe(422);
+  });
+
+  it('a truncated PNG: INVALID_IMAGE', async () => {
+    const png = await noisy(64, 64).png().toBuffer();
+    const err = await rejection(png.subarray(0, Math.floor(png.length / 2)));
+    expect(err.code).toBe('INVALID_IMAGE');
+    expect(err.statusCode).toBe(422);
+  });
+
+  it('more pixels than the limit: IMAGE_TOO_LARGE 422, with the sizes', async () => {
+    const png = await solid(200, 100).png().toBuffer();
+    const err = await rejection(png, 19_999);
+    expect(err.code).toBe('IMAGE_TOO_LARGE');
+    expect(err.statusCode).toBe(422);
+    expect(err.message).toContain('200x100');
+    expect(err.message).toContain('19999');
+    expect((await inspectImage(png, 20_000)).width).toBe(200);
+  });
+
+  it('the pixel limit is checked from the header, before any decode', async () => {
+    // 7000x7000 claimed, 4x4 of data: decoding would fail as corrupt (INVALID_IMAGE), so
+    // IMAGE_TOO_LARGE shows the header decided.
+    const err = await rejection(await pngClaiming(7000, 7000));
+    expect(err.code).toBe('IMAGE_TOO_LARGE');
+  });
+
+  it('a decompression bomb header (100000x100000) is IMAGE_TOO_LARGE, at once', async () => {
+    // Regression: past sharp's own default pixel limit (~268M) the header read itself threw, and
+    // the bomb was answered 415 "not an image in an accepted format".
+    const bomb = await pngClaiming(100_000, 100_000);
+    const started = performance.now();
+    const err = await rejection(bomb);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(err.code).toBe('IMAGE_TOO_LARGE');
+    expect(err.statusCode).toBe(422);
+    expect(err.message).toContain('100000x100000');
+  });
+});
