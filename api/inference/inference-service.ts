@@ -4,7 +4,6 @@ import type { Logger } from '../../shared/logging/logger.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import type { Route } from '../../shared/routing/router.js';
-import { imageKey, type ObjectStore, StorageUnavailableError } from '../../shared/storage/index.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { type JobResource, toJobResource } from '../jobs/job-resource.js';
 import type { ImageUploads } from './image-uploads.js';
