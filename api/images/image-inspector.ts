@@ -10,8 +10,24 @@ const CONTENT_TYPES: Record<string, string> = {
   webp: 'image/webp',
   gif: 'image/gif',
   tiff: 'image/tiff',
-  heif: 'image/avif',
+  heif: 'image/heif',
 };
+
+/** Leading bytes of the accepted formats (ISO BMFF `ftyp` boxes for AVIF/HEIF at offset 4). */
+const SIGNATURES: [offset: number, bytes: string][] = [
+  [0, 'ffd8ff'], // JPEG
+  [0, '89504e470d0a1a0a'], // PNG
+  [0, '474946383'], // GIF8
+  [0, '49492a00'], // TIFF, little-endian
+  [0, '4d4d002a'], // TIFF, big-endian
+  [8, '57454250'], // WEBP (after RIFF....)
+  [4, '66747970'], // ftyp
+];
+
+function hasImageSignature(bytes: Buffer): boolean {
+  const hex = bytes.subarray(0, 16).toString('hex');
+  return SIGNATURES.some(([offset, signature]) => hex.startsWith(signature, offset * 2));
+}
 
 export interface ImageInfo {
   format: string;
@@ -35,6 +51,9 @@ export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<Im
     // more than ~268M pixels throws and would be answered as an unsupported format (415), not 422.
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
+    // The file starts like one of our formats but its header does not parse: a damaged image,
+    // not a different kind of file.
+    if (hasImageSignature(bytes)) throw new errors.INVALID_IMAGE('the image header is corrupt');
     throw new errors.UNSUPPORTED_MEDIA_TYPE(
       `The upload is not an image in an accepted format (${[...ACCEPTED_FORMATS].join(', ')})`,
     );
@@ -59,7 +78,8 @@ export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<Im
   } catch (err) {
     throw new errors.INVALID_IMAGE(describeDecodeError(err as Error));
   }
-  return { format: meta.format, contentType: CONTENT_TYPES[meta.format]!, width, height };
+  const contentType = meta.compression === 'av1' ? 'image/avif' : CONTENT_TYPES[meta.format]!;
+  return { format: meta.format, contentType, width, height };
 }
 
 function describeDecodeError(err: Error): string {

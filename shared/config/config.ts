@@ -47,6 +47,11 @@ export class ConfigError extends Error {
 const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true });
 const validateEnv = ajv.compile<Env>(EnvSchema);
 const VARIABLES = Object.keys(EnvSchema.properties) as (keyof Env)[];
+const FLAGS = new Set(
+  VARIABLES.filter((name) => (EnvSchema.properties[name] as { type?: string }).type === 'boolean'),
+);
+const TRUE = /^(true|1|yes|on)$/i;
+const FALSE = /^(false|0|no|off)$/i;
 
 /**
  * Reads the service's variables from `env` (by default `process.env`, the only place in the code
@@ -56,13 +61,15 @@ const VARIABLES = Object.keys(EnvSchema.properties) as (keyof Env)[];
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};
   for (const name of VARIABLES) {
-    const value = env[name]?.trim();
+    let value = env[name]?.trim();
+    if (value && FLAGS.has(name))
+      value = TRUE.test(value) ? 'true' : FALSE.test(value) ? 'false' : value;
     if (value) raw[name] = value;
   }
   if (!validateEnv(raw)) {
     const problems = (validateEnv.errors ?? []).map((e) => {
       const name = e.instancePath.slice(1) || String(e.params.missingProperty ?? '');
-      const allowed = e.params.allowedValue === undefined ? '' : ` (${e.params.allowedValue})`;
+      const allowed = e.params.allowedValues ? `: ${e.params.allowedValues.join(', ')}` : '';
       return `${name}=${JSON.stringify(env[name] ?? '')}: ${e.message}${allowed}`;
     });
     throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
@@ -141,8 +148,11 @@ function urlList(name: string, value: string): string[] {
     .split(',')
     .map((u) => u.trim().replace(/\/+$/, ''))
     .filter(Boolean);
+  if (urls.length === 0) {
+    throw new ConfigError(`Invalid configuration:\n  ${name}: list at least one http(s) URL`);
+  }
   for (const url of urls) {
-    if (!/^https?:\/\/[^\s/]+/.test(url)) {
+    if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(url)) {
       throw new ConfigError(`Invalid configuration:\n  ${name}: "${url}" is not an http(s) URL`);
     }
   }

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { OneOf } from '../schema/one-of.js';
 
 const Integer = (defaultValue: number, minimum = 0, maximum?: number, description?: string) =>
   Type.Integer({ default: defaultValue, minimum, ...(maximum ? { maximum } : {}), description });
@@ -13,14 +14,14 @@ const Url = (description: string) => Type.String({ pattern: '^https?://\\S+$', d
  * configuration table is checked against this schema by a test, so the two cannot drift apart.
  */
 export const EnvSchema = Type.Object({
-  NODE_ENV: Type.Union(
-    [Type.Literal('development'), Type.Literal('production'), Type.Literal('test')],
-    { default: 'development', description: 'Runtime environment.' },
-  ),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-    { default: 'info', description: 'pino log level.' },
-  ),
+  NODE_ENV: OneOf(['development', 'production', 'test'], {
+    default: 'development',
+    description: 'Runtime environment.',
+  }),
+  LOG_LEVEL: OneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info',
+    description: 'pino log level.',
+  }),
 
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'API listen address.' }),
   PORT: Integer(8000, 0, 65535, 'API listen port.'),

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { OneOf } from '../schema/one-of.js';
 
 /** The inference backends a model can be served by; each has its own queue and worker pool. */
 export const BACKEND_KINDS = ['onnx', 'tensorflow'] as const;
@@ -32,7 +33,7 @@ export const TensorflowBackendSpec = Type.Object(
     input_name: Type.Optional(Type.String({ minLength: 1 })),
     output_name: Type.Optional(Type.String({ minLength: 1 })),
     /** `tensor`: a float tensor built by our preprocessing; `b64`: the encoded image bytes. */
-    encoding: Type.Union([Type.Literal('tensor'), Type.Literal('b64')], { default: 'tensor' }),
+    encoding: OneOf(['tensor', 'b64'], { default: 'tensor' }),
   },
   { additionalProperties: false },
 );
@@ -41,8 +42,8 @@ export const InputSpec = Type.Object(
   {
     width: Type.Integer({ minimum: 1, maximum: 8192 }),
     height: Type.Integer({ minimum: 1, maximum: 8192 }),
-    layout: Type.Union([Type.Literal('NCHW'), Type.Literal('NHWC')], { default: 'NCHW' }),
-    channel_order: Type.Union([Type.Literal('RGB'), Type.Literal('BGR')], { default: 'RGB' }),
+    layout: OneOf(['NCHW', 'NHWC'], { default: 'NCHW' }),
+    channel_order: OneOf(['RGB', 'BGR'], { default: 'RGB' }),
     /** Multiplies each 0-255 pixel value before mean and std apply. */
     scale: Type.Number({ exclusiveMinimum: 0, default: 1 / 255 }),
     mean: Type.Optional(Triple),
@@ -53,15 +54,7 @@ export const InputSpec = Type.Object(
      * `fit_height`: height fixed, width follows the aspect ratio up to `width`, padded on the right
      * (PaddleOCR text lines).
      */
-    resize: Type.Union(
-      [
-        Type.Literal('stretch'),
-        Type.Literal('letterbox'),
-        Type.Literal('center_crop'),
-        Type.Literal('fit_height'),
-      ],
-      { default: 'stretch' },
-    ),
+    resize: OneOf(['stretch', 'letterbox', 'center_crop', 'fit_height'], { default: 'stretch' }),
     /** Value of padded pixels, in 0-255 pixel units (before scale, mean and std). */
     pad_value: Type.Number({ minimum: 0, maximum: 255, default: 0 }),
     crop_ratio: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.875 }),
@@ -72,12 +65,7 @@ export const InputSpec = Type.Object(
 export const PostprocessSpec = Type.Object(
   {
     /** Applied to classification outputs; `none` when the model ends in its own softmax. */
-    activation: Type.Union(
-      [Type.Literal('softmax'), Type.Literal('sigmoid'), Type.Literal('none')],
-      {
-        default: 'softmax',
-      },
-    ),
+    activation: OneOf(['softmax', 'sigmoid', 'none'], { default: 'softmax' }),
     top_k: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
     /** Output format of a detection model. */
     format: Type.Optional(Type.Literal('yolov8')),
@@ -91,12 +79,7 @@ export const PostprocessSpec = Type.Object(
 export const ModelSpec = Type.Object(
   {
     description: Type.Optional(Type.String()),
-    task: Type.Union([
-      Type.Literal('classification'),
-      Type.Literal('detection'),
-      Type.Literal('embedding'),
-      Type.Literal('raw'),
-    ]),
+    task: OneOf(['classification', 'detection', 'embedding', 'raw']),
     backends: Type.Object(
       {
         onnx: Type.Optional(OnnxBackendSpec),

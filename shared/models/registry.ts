@@ -23,7 +23,7 @@ export class ModelRegistry {
   private readonly models: ReadonlyMap<string, ModelDefinition>;
 
   constructor(models: Iterable<ModelDefinition>) {
-    this.models = new Map([...models].map((m) => [m.name, Object.freeze(m)]));
+    this.models = new Map([...models].map((m) => [m.name, deepFreeze(m)]));
   }
 
   get(name: string): ModelDefinition | undefined {
@@ -56,7 +56,9 @@ export class ModelRegistry {
     return ModelRegistry.fromDocument(document, path);
   }
 
-  static fromDocument(document: unknown, path = 'registry'): ModelRegistry {
+  static fromDocument(input: unknown, path = 'registry'): ModelRegistry {
+    // Validation fills in defaults; the caller's object stays as it was.
+    const document = structuredClone(input);
     if (!validateFile(document)) {
       throw new RegistryError(
         `${path} is invalid:\n  ${describeErrors(validateFile.errors ?? []).join('\n  ')}`,
@@ -91,6 +93,11 @@ export class ModelRegistry {
           // Letterbox offsets only matter for boxes; elsewhere it is almost always a mistake.
           fail('input.resize "letterbox" is meant for detection models');
         }
+        // A file path in `source` is relative to the registry file, like labels_file.
+        const onnx = spec.backends.onnx;
+        if (onnx?.source && !onnx.source.startsWith('npm:')) {
+          onnx.source = resolve(baseDir, onnx.source);
+        }
         return {
           name,
           ...(spec.description ? { description: spec.description } : {}),
@@ -115,8 +122,8 @@ function describeErrors(errors: ErrorObject[]): string[] {
             ? `model "${name}"${field.length ? `: ${field.join('.')}` : ''}`
             : e.instancePath || 'top level';
         const extra =
-          'allowedValue' in e.params
-            ? ` (${e.params.allowedValue})`
+          'allowedValues' in e.params
+            ? `: ${(e.params.allowedValues as string[]).join(', ')}`
             : 'additionalProperty' in e.params
               ? ` ("${e.params.additionalProperty}")`
               : '';
@@ -124,4 +131,12 @@ function describeErrors(errors: ErrorObject[]): string[] {
       }),
     ),
   ];
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
 }

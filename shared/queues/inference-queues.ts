@@ -75,13 +75,15 @@ export class InferenceQueues {
     if (!backend) throw new Error(`Unknown inference queue ${queueName}`);
     const queue = this.queues[backend];
     const pipeline = this.redis.pipeline();
-    for (const id of jobIds) pipeline.hget(queue.toKey(id), 'finishedOn');
+    // Every job hash has `timestamp`, so it tells a removed job from one that has not finished.
+    for (const id of jobIds) pipeline.hmget(queue.toKey(id), 'finishedOn', 'timestamp');
     const results = (await pipeline.exec()) ?? [];
     return jobIds.map((_, i) => {
-      const [err, finishedOn] = results[i] ?? [new Error('no reply'), null];
+      const [err, fields] = results[i] ?? [new Error('no reply'), null];
       if (err) throw err;
+      const [finishedOn, timestamp] = fields as [string | null, string | null];
       // A job whose hash is gone was removed by retention or cancellation: nothing left to wait for.
-      return finishedOn !== null || false;
+      return finishedOn !== null || timestamp === null;
     });
   }
 

@@ -34,11 +34,15 @@ export class ModelRouter {
     if (!model) throw new errors.MODEL_NOT_FOUND(request.model);
 
     const reasons: string[] = [];
+    // A version is "not found" only when every backend answered without it: a backend that is down
+    // might have it, so then the answer is "unavailable", which invites a retry.
     let versionMissing = false;
+    let backendDown = false;
     for (const backend of Object.keys(model.backends) as BackendKind[]) {
       const snapshot = this.status.snapshot(backend);
       const status = snapshot.models[model.name];
       if (snapshot.workers.length === 0) {
+        backendDown = true;
         reasons.push(`no ${backend} worker is running`);
       } else if (status?.state !== 'ready') {
         reasons.push(status?.reason ?? `the ${backend} workers do not serve it`);
@@ -49,7 +53,9 @@ export class ModelRouter {
         return { model, backend };
       }
     }
-    if (versionMissing) throw new errors.MODEL_VERSION_NOT_FOUND(model.name, request.version);
+    if (versionMissing && !backendDown) {
+      throw new errors.MODEL_VERSION_NOT_FOUND(model.name, request.version);
+    }
     throw new errors.MODEL_UNAVAILABLE(model.name, reasons.join('; '));
   }
 

@@ -102,6 +102,28 @@ describe('loadConfig errors name the variable', () => {
     expect(err.message).toContain(`${name}="${value}"`);
   });
 
+  it('names the allowed values of a choice in one line', () => {
+    const lines = configError({ LOG_LEVEL: 'loud' }).message.split('\n').slice(1);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('fatal, error, warn, info, debug, trace, silent');
+  });
+
+  it('reads flags as operators write them: true/false, 1/0, yes/no, on/off', () => {
+    for (const yes of ['true', 'TRUE', '1', 'yes', 'on']) {
+      expect(loadConfig({ RATE_LIMIT_ENABLED: yes }).rateLimit.enabled).toBe(true);
+    }
+    for (const no of ['false', 'False', '0', 'no', 'off']) {
+      expect(loadConfig({ RATE_LIMIT_ENABLED: no }).rateLimit.enabled).toBe(false);
+    }
+  });
+
+  it('refuses a URL list that is empty or holds a malformed URL', () => {
+    expect(configError({ TENSORFLOW_SERVING_URL: ',,,' }).message).toContain(
+      'TENSORFLOW_SERVING_URL',
+    );
+    expect(configError({ TENSORFLOW_SERVING_URL: 'http://a b' }).message).toContain('"http://a b"');
+  });
+
   it('reports several bad values together', () => {
     const err = configError({ PORT: 'abc', LOG_LEVEL: 'loud', REDIS_URL: 'http://x' });
     expect(err.message).toContain('PORT="abc"');

@@ -108,6 +108,16 @@ describe('inspectImage: rejected uploads', () => {
     expect(err.statusCode).toBe(422);
   });
 
+  it('an image cut off inside its header: INVALID_IMAGE, not an unsupported type', async () => {
+    const png = await noisy(64, 64).png().toBuffer();
+    const jpeg = await noisy(64, 64).jpeg().toBuffer();
+    for (const cut of [png.subarray(0, 20), jpeg.subarray(0, 30)]) {
+      const err = await rejection(cut);
+      expect(err.code).toBe('INVALID_IMAGE');
+      expect(err.message).toMatch(/header is corrupt/);
+    }
+  });
+
   it('more pixels than the limit: IMAGE_TOO_LARGE 422, with the sizes', async () => {
     const png = await solid(200, 100).png().toBuffer();
     const err = await rejection(png, 19_999);

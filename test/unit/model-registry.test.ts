@@ -156,6 +156,32 @@ describe('ModelRegistry.fromDocument', () => {
     expect(registry.servedBy('tensorflow').map((m) => m.name)).toEqual(['a', 'b']);
   });
 
+  it('resolves a source file path relative to the registry file; npm: sources stay as given', () => {
+    const registry = ModelRegistry.fromDocument(
+      {
+        models: {
+          local: entry({ backends: { onnx: { source: 'weights/model.onnx' } } }),
+          packaged: entry({ backends: { onnx: { source: 'npm:pkg/model.onnx' } } }),
+        },
+      },
+      join(tempDir, 'models.yaml'),
+    );
+    expect(registry.get('local')!.backends.onnx!.source).toBe(join(tempDir, 'weights/model.onnx'));
+    expect(registry.get('packaged')!.backends.onnx!.source).toBe('npm:pkg/model.onnx');
+  });
+
+  it('hands out frozen definitions and leaves the given document untouched', () => {
+    const document = { models: { m1: entry() } };
+    const before = structuredClone(document);
+    const model = ModelRegistry.fromDocument(document).get('m1')!;
+    expect(document).toEqual(before);
+    expect(Object.isFrozen(model.input)).toBe(true);
+    expect(Object.isFrozen(model.postprocess)).toBe(true);
+    expect(() => {
+      (model.input as { width: number }).width = 999;
+    }).toThrow(TypeError);
+  });
+
   it('reads a labels file relative to the registry file, skipping blank lines', () => {
     writeFileSync(join(tempDir, 'colours.txt'), 'red\r\n\n  green \nblue\n\n');
     const registry = ModelRegistry.fromDocument(
@@ -185,9 +211,11 @@ describe('registry errors name the model and the field', () => {
     expect(err.message).toContain('"sizee"');
   });
 
-  it('an unknown task', () => {
+  it('an unknown task, with the allowed values, in one line', () => {
     const err = failure({ models: { m1: entry({ task: 'segmentation' }) } });
     expect(err.message).toContain('model "m1": task');
+    expect(err.message).toContain('classification, detection, embedding, raw');
+    expect(err.message.split('\n')).toHaveLength(2);
   });
 
   it('missing backends', () => {

@@ -166,6 +166,16 @@ describe('ModelRouter.route', () => {
     expect(err.message).toContain('9');
   });
 
+  it('a version missing where one backend is down is MODEL_UNAVAILABLE: the other might have it', () => {
+    const router = new ModelRouter(
+      registry,
+      statusSource({ tensorflow: { both: ready('1') }, onnx: 'no-workers' }),
+    );
+    const err = routeError(router, 'both', '2');
+    expect(err.code).toBe('MODEL_UNAVAILABLE');
+    expect(err.message).toContain('no onnx worker is running');
+  });
+
   it('looks for a version on the next backend', () => {
     const router = new ModelRouter(
       registry,
