@@ -39,8 +39,10 @@ export interface ImageInfo {
 /**
  * Decides whether bytes are an image we accept, before anything is stored or queued. In order, each
  * cheaper than the next: the format by content (415), the pixel count from the header (422, so a
- * decompression bomb is refused before it is decoded), then a full decode at reduced size (422),
- * since a truncated or corrupt file passes the header check.
+ * decompression bomb is refused before it is decoded), then completeness (422): a truncated file
+ * passes the header check, so a file whose container does not end as it must is fully decoded to
+ * decide. A complete JPEG or PNG is not decoded here: the worker decodes it anyway, and damage
+ * inside the data still fails its job with INVALID_IMAGE.
  */
 export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<ImageInfo> {
   if (bytes.length === 0) throw new errors.INVALID_IMAGE('the file is empty');
@@ -69,6 +71,7 @@ export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<Im
     throw new errors.IMAGE_TOO_LARGE(width, height, width * height, maxPixels);
   }
 
+  if (endsComplete(meta.format, bytes)) return info(meta, width, height);
   try {
     // Shrink-on-load makes a JPEG decode cheaper, but every byte of image data is still read.
     await sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels })
@@ -78,8 +81,35 @@ export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<Im
   } catch (err) {
     throw new errors.INVALID_IMAGE(describeDecodeError(err as Error));
   }
+  return info(meta, width, height);
+}
+
+function info(meta: Metadata, width: number, height: number): ImageInfo {
   const contentType = meta.compression === 'av1' ? 'image/avif' : CONTENT_TYPES[meta.format]!;
   return { format: meta.format, contentType, width, height };
+}
+
+const PNG_IEND = Buffer.from('0000000049454e44ae426082', 'hex');
+
+/**
+ * Whether the file ends the way a complete file of its format must: JPEG with its EOI marker, PNG
+ * with its IEND chunk, GIF with its trailer, WebP with as many bytes as its RIFF header declares.
+ * False means "not sure" (trailing bytes, or a format without such a check), not "broken".
+ */
+export function endsComplete(format: string, bytes: Buffer): boolean {
+  const n = bytes.length;
+  switch (format) {
+    case 'jpeg':
+      return n > 4 && bytes[n - 2] === 0xff && bytes[n - 1] === 0xd9;
+    case 'png':
+      return n > 20 && bytes.subarray(n - 12).equals(PNG_IEND);
+    case 'gif':
+      return bytes[n - 1] === 0x3b;
+    case 'webp':
+      return n >= 12 && bytes.readUInt32LE(4) + 8 === n;
+    default:
+      return false;
+  }
 }
 
 function describeDecodeError(err: Error): string {

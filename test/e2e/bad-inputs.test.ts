@@ -176,4 +176,17 @@ describe('bad inputs are refused before anything is queued, each with its status
     const health = await fetch(`${stack.baseUrl}/health/ready`);
     expect(health.status).toBe(200);
   });
+
+  it('a PNG damaged inside its data but complete at the end fails in the worker: 422 with the job id', async () => {
+    const png = Buffer.from(await sharp(text).png({ compressionLevel: 0 }).toBuffer());
+    // Overwrite bytes in the middle of the pixel data: the header and the IEND chunk stay intact.
+    png.fill(0xa5, Math.floor(png.length / 2), Math.floor(png.length / 2) + 64);
+    const { response, body } = await post('/predict/text_orientation', { body: imageForm(png) });
+
+    expect(response.status).toBe(422);
+    expect(body).toMatchObject({ code: 'INVALID_IMAGE', job_id: expect.any(String) });
+    expect(response.headers.get('location')).toBe(`/jobs/${body.job_id}`);
+    const job = await (await fetch(`${stack.baseUrl}/jobs/${body.job_id}`)).json();
+    expect(job).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'INVALID_IMAGE' } });
+  });
 });

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { inspectImage } from '../../api/images/image-inspector.js';
+import { endsComplete, inspectImage } from '../../api/images/image-inspector.js';
 
 const MAX_PIXELS = 40_000_000;
 
@@ -145,5 +145,28 @@ describe('inspectImage: rejected uploads', () => {
     expect(err.code).toBe('IMAGE_TOO_LARGE');
     expect(err.statusCode).toBe(422);
     expect(err.message).toContain('100000x100000');
+  });
+});
+
+describe('endsComplete: the cheap completeness check that spares a decode', () => {
+  it('is true for complete JPEG, PNG, GIF and WebP files', async () => {
+    for (const format of ['jpeg', 'png', 'gif', 'webp'] as const) {
+      const bytes = await noisy(32, 32).toFormat(format).toBuffer();
+      expect(endsComplete(format, bytes), format).toBe(true);
+    }
+  });
+
+  it('is false for the same files cut short', async () => {
+    for (const format of ['jpeg', 'png', 'gif', 'webp'] as const) {
+      const bytes = await noisy(32, 32).toFormat(format).toBuffer();
+      expect(endsComplete(format, bytes.subarray(0, bytes.length - 7)), format).toBe(false);
+    }
+  });
+
+  it('a JPEG with bytes after its end marker is decoded to decide, and accepted', async () => {
+    const jpeg = await noisy(32, 32).jpeg().toBuffer();
+    const trailed = Buffer.concat([jpeg, Buffer.from('camera trailer data')]);
+    expect(endsComplete('jpeg', trailed)).toBe(false);
+    await expect(inspectImage(trailed, MAX_PIXELS)).resolves.toMatchObject({ format: 'jpeg' });
   });
 });
