@@ -34,6 +34,7 @@ export class ApiServer {
       store: ObjectStore;
       queues: InferenceQueues;
       events: QueueEvents[];
+      eventConnections: Redis[];
       waiter: CompletionWaiter;
       statusCache: BackendStatusCache;
     },
@@ -51,14 +52,13 @@ export class ApiServer {
 
     const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
     const eventsByQueue = new Map<QueueName, QueueEvents>();
+    // QueueEvents reads from a duplicate of the client it is given and leaves the original open:
+    // the originals are closed at shutdown.
+    const eventConnections: Redis[] = [];
     for (const name of Object.values(INFERENCE_QUEUES)) {
-      eventsByQueue.set(
-        name,
-        new QueueEvents(name, {
-          connection: createRedis(config.redis, 'blocking'),
-          prefix: config.redis.prefix,
-        }),
-      );
+      const connection = createRedis(config.redis, 'blocking');
+      eventConnections.push(connection);
+      eventsByQueue.set(name, new QueueEvents(name, { connection, prefix: config.redis.prefix }));
     }
     await Promise.all([...eventsByQueue.values()].map((e) => e.waitUntilReady()));
     const waiter = new CompletionWaiter({
@@ -94,6 +94,7 @@ export class ApiServer {
       store,
       queues,
       events: [...eventsByQueue.values()],
+      eventConnections,
       waiter,
       statusCache,
     });
@@ -107,7 +108,7 @@ export class ApiServer {
   }
 
   private async shutdown(): Promise<void> {
-    const { redis, store, queues, events, waiter, statusCache } = this.resources;
+    const { redis, store, queues, events, eventConnections, waiter, statusCache } = this.resources;
     const step = async (name: string, fn: () => unknown) => {
       try {
         await fn();
@@ -121,6 +122,9 @@ export class ApiServer {
     await step('waiter', () => waiter.close());
     await step('status', () => statusCache.stop());
     await step('events', () => Promise.all(events.map((e) => e.close())));
+    await step('event connections', () => {
+      for (const connection of eventConnections) connection.disconnect();
+    });
     await step('queues', () => queues.close());
     await step('store', () => store.close());
     await step('redis', () => redis.quit());

@@ -141,11 +141,15 @@ export class InferenceWorker {
     const { config, logger, backend } = this.options;
     const log = logger.child({ backend: backend.kind });
     log.info({ active: this.active.size }, 'worker closing: finishing active jobs');
-    const graceful = this.worker.close().then(() => true);
+    // pause() stops taking jobs and waits for the active ones. close() is called once, below: a
+    // second close() returns the first one's promise, so a forced close after a graceful one
+    // would still wait for a hung job.
+    const graceful = this.worker.pause().then(() => true);
     const expired = new Promise<false>((resolve) =>
       setTimeout(() => resolve(false), config.shutdownTimeoutMs).unref(),
     );
-    if (!(await Promise.race([graceful, expired]))) {
+    const finished = await Promise.race([graceful, expired]);
+    if (!finished) {
       // Hand unfinished jobs back at once instead of waiting for their locks to expire.
       const returned = await Promise.allSettled(
         [...this.active.values()].map(({ job, token }) => job.moveToWait(token)),
@@ -154,8 +158,8 @@ export class InferenceWorker {
         { returned: returned.length },
         'shutdown timeout: active jobs returned to the queue',
       );
-      await this.worker.close(true).catch(() => undefined);
     }
+    await this.worker.close(!finished).catch(() => undefined);
     const steps = await Promise.allSettled([
       this.reporter.stop(),
       backend.close(),
