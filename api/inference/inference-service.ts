@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { errors } from '../../shared/errors/index.js';
+import type { JobRecords } from '../../shared/jobs/job-records.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
@@ -26,6 +27,7 @@ export interface Submission {
 
 export interface InferenceServiceDeps {
   images: ImageUploads;
+  records: JobRecords;
   queues: InferenceQueues;
   waiter: CompletionWaiter;
   logger: Logger;
@@ -66,9 +68,18 @@ export class InferenceService {
       mode: request.mode,
     };
     try {
+      // The record first: a job that exists in a queue can always be found.
+      await this.deps.records.create({
+        id: jobId,
+        model: data.model,
+        backend,
+        createdAt: Date.now(),
+        requestId: request.requestId,
+      });
       await this.deps.queues.add(backend, jobId, data);
     } catch (err) {
       abandon.abort();
+      await this.deps.records.delete(jobId).catch(() => undefined);
       throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
     }
     this.deps.logger.debug({ jobId, backend, requestId: request.requestId }, 'job queued');
@@ -76,12 +87,12 @@ export class InferenceService {
   }
 
   async get(jobId: string): Promise<JobResource | undefined> {
-    let found: Awaited<ReturnType<InferenceQueues['find']>>;
     try {
-      found = await this.deps.queues.find(jobId);
+      const record = await this.deps.records.get(jobId);
+      const found = record && (await this.deps.queues.get(record.backend, jobId));
+      return found && toJobResource(found);
     } catch (err) {
       throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
     }
-    return found && toJobResource(found);
   }
 }

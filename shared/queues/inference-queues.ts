@@ -59,14 +59,11 @@ export class InferenceQueues {
     })) as InferenceJob;
   }
 
-  /** Looks the job up in every backend's queue. */
-  async find(jobId: string): Promise<FoundJob | undefined> {
-    for (const backend of BACKEND_KINDS) {
-      const queue = this.queues[backend];
-      const [job, state] = await Promise.all([queue.getJob(jobId), queue.getJobState(jobId)]);
-      if (job) return { backend, job: job as InferenceJob, state };
-    }
-    return undefined;
+  /** The job and its state in one backend's queue (both read at once). */
+  async get(backend: BackendKind, jobId: string): Promise<FoundJob | undefined> {
+    const queue = this.queues[backend];
+    const [job, state] = await Promise.all([queue.getJob(jobId), queue.getJobState(jobId)]);
+    return job ? { backend, job: job as InferenceJob, state } : undefined;
   }
 
   /** Per job: finished (completed or failed) or removed. One round trip for the whole list. */
