@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ApiKeyConfigError, ApiKeyRing } from '../../api/auth/api-key-ring.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'api-keys-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const KEY_A = 'a-very-secret-key-0001';
+const KEY_B = 'b-very-secret-key-0002';
+
+function failure(run: () => unknown): ApiKeyConfigError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiKeyConfigError);
+    return err as ApiKeyConfigError;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('ApiKeyRing', () => {
+  it('is open when no keys are configured', () => {
+    expect(ApiKeyRing.load(undefined, undefined).open).toBe(true);
+    expect(ApiKeyRing.load(' , ', undefined).open).toBe(true);
+  });
+
+  it('accepts the configured keys and names their ids; refuses others', () => {
+    const ring = ApiKeyRing.load(`acme:${KEY_A}, globex:${KEY_B}`, undefined);
+    expect(ring.open).toBe(false);
+    expect(ring.verify(KEY_A)?.id).toBe('acme');
+    expect(ring.verify(KEY_B)?.id).toBe('globex');
+    expect(ring.verify('a-very-secret-key-0003')).toBeUndefined();
+    expect(ring.verify('')).toBeUndefined();
+    expect(ring.verify(`${KEY_A} `)).toBeUndefined();
+  });
+
+  it('keeps only hashes, never the keys', () => {
+    const ring = ApiKeyRing.load(`acme:${KEY_A}`, undefined);
+    expect(JSON.stringify(ring)).not.toContain(KEY_A);
+    expect(JSON.stringify(ring)).not.toContain(Buffer.from(KEY_A).toString('hex'));
+  });
+
+  it('a key may contain colons', () => {
+    const key = 'with:colons:inside:1234';
+    expect(ApiKeyRing.load(`acme:${key}`, undefined).verify(key)?.id).toBe('acme');
+  });
+
+  it('reads a keys file with hashed keys and per-key rate limits', () => {
+    const file = join(dir, 'keys.yaml');
+    const digest = createHash('sha256').update(KEY_B).digest('hex');
+    writeFileSync(
+      file,
+      `keys:\n  - id: acme\n    key: ${KEY_A}\n    rate_limit: { requests: 5, window: 10 }\n  - id: globex\n    sha256: ${digest}\n`,
+    );
+    const ring = ApiKeyRing.load(undefined, file);
+    expect(ring.verify(KEY_A)).toMatchObject({
+      id: 'acme',
+      rateLimit: { requests: 5, windowSeconds: 10 },
+    });
+    expect(ring.verify(KEY_B)?.id).toBe('globex');
+    expect(ring.verify(KEY_B)?.rateLimit).toBeUndefined();
+  });
+
+  it('refuses malformed entries without echoing the secret', () => {
+    const err = failure(() => ApiKeyRing.load('no-colon-here-but-long', undefined));
+    expect(err.message).toContain('entry 1');
+    expect(err.message).not.toContain('no-colon-here-but-long');
+    expect(failure(() => ApiKeyRing.load('acme:short', undefined)).message).toContain(
+      'at least 16',
+    );
+    expect(
+      failure(() => ApiKeyRing.load(`acme:${KEY_A},acme:${KEY_B}`, undefined)).message,
+    ).toContain('twice');
+    expect(failure(() => ApiKeyRing.load(`bad id:${KEY_A}`, undefined)).message).toContain(
+      'bad id',
+    );
+  });
+
+  it('refuses a keys file that is missing, malformed, or has a bad entry', () => {
+    expect(failure(() => ApiKeyRing.load(undefined, join(dir, 'none.yaml'))).message).toContain(
+      'cannot be read',
+    );
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'keys:\n  - id: acme\n    sha256: nothex\n');
+    expect(failure(() => ApiKeyRing.load(undefined, file)).message).toContain('keys[0]');
+    writeFileSync(
+      file,
+      'keys:\n  - id: acme\n    key: long-enough-key-123\n    rate_limit: { requests: 0 }\n',
+    );
+    expect(failure(() => ApiKeyRing.load(undefined, file)).message).toContain('rate_limit');
+    writeFileSync(file, 'nothing: here\n');
+    expect(failure(() => ApiKeyRing.load(undefined, file)).message).toContain('"keys"');
+  });
+});
