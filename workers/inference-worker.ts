@@ -5,13 +5,21 @@ import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import type { Logger } from '../shared/logging/logger.js';
+import {
+  createMetricsRegistry,
+  createWorkerMetrics,
+  type WorkerMetrics,
+} from '../shared/metrics/index.js';
 import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../shared/queues/index.js';
 import { createRedis, type Redis } from '../shared/redis/redis.js';
+import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
+import { instrumentBackend } from './backends/instrumented.backend.js';
 import { createInferenceProcessor } from './inference-processor.js';
+import { observeJobs } from './job-observer.js';
 import { StatusReporter } from './status-reporter.js';
 
 export interface InferenceWorkerOptions {
@@ -19,6 +27,11 @@ export interface InferenceWorkerOptions {
   registry: ModelRegistry;
   backend: InferenceBackend;
   logger: Logger;
+  /**
+   * Where this worker's metrics go (the process's /metrics).
+   * @defaultValue a set on a registry of its own, read by nobody
+   */
+  metrics?: WorkerMetrics;
 }
 
 /**
@@ -63,10 +76,19 @@ export class InferenceWorker {
       config.redis.prefix,
       config.worker.heartbeatMs * 3,
     );
+    const models = registry.list().map((m) => m.name);
+    const metrics =
+      options.metrics ??
+      createWorkerMetrics(createMetricsRegistry(), { backend: backend.kind, models });
+    const stats = new StatsStore(redis, config.redis.prefix, {
+      models,
+      windowSeconds: config.stats.windowSeconds,
+    });
+    await stats.init();
     const processor = createInferenceProcessor({
       registry,
       store,
-      backend,
+      backend: instrumentBackend(backend, metrics),
       maxPixels: config.uploads.maxPixels,
       logger: log,
     });
@@ -76,9 +98,11 @@ export class InferenceWorker {
       INFERENCE_QUEUES[backend.kind],
       async (job, token) => {
         if (token) self?.active.set(job.id!, { job, token });
+        metrics.jobStarted();
         try {
           return await processor(job);
         } finally {
+          metrics.jobEnded();
           self?.active.delete(job.id!);
         }
       },
@@ -104,6 +128,7 @@ export class InferenceWorker {
         'job attempt failed',
       );
     });
+    observeJobs(worker, { metrics, stats, logger: log });
     worker.on('stalled', (jobId) => {
       log.warn(
         { jobId },
