@@ -1,4 +1,4 @@
-import { QueueEvents } from 'bullmq';
+import { QueueEvents, type Telemetry } from 'bullmq';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
@@ -35,6 +35,8 @@ export interface ApiResourcesOptions {
    * @defaultValue false
    */
   skipStoreInit?: boolean;
+  /** BullMQ telemetry when tracing is on. */
+  telemetry?: Telemetry;
 }
 
 /** Everything an API process holds open, and the one way to release it. */
@@ -73,7 +75,7 @@ export async function createApiResources(
   const store = createObjectStore(config.storage);
   if (!options.skipStoreInit) await store.init();
 
-  const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
+  const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs, options.telemetry);
   const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
   const queueSet = QueueSet.open(queues, redis, config.redis.prefix);
   const modelNames = registry.list().map((m) => m.name);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
@@ -15,6 +16,7 @@ import { problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { requestMetricsPlugin } from './plugins/request-metrics.js';
+import { requestTracingPlugin } from './plugins/request-tracing.js';
 import { uploadsPlugin } from './plugins/uploads.js';
 import type { QueueSet } from './queues/queue-set.js';
 import { healthRoutes } from './routes/health.js';
@@ -37,6 +39,8 @@ export interface AppDeps {
   queueSet: QueueSet;
   metrics: ApiMetrics;
   stats: StatsStore;
+  /** Set when tracing is on: a server span per request. */
+  tracer?: Tracer;
   /** True once shutdown has begun. */
   isClosing(): boolean;
 }
@@ -74,6 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
+  if (deps.tracer) await app.register(requestTracingPlugin, { tracer: deps.tracer });
   await app.register(requestMetricsPlugin, {
     metrics: deps.metrics,
     stats: deps.stats,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type Job, Worker } from 'bullmq';
+import { type Job, type Telemetry, Worker } from 'bullmq';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
@@ -32,6 +32,8 @@ export interface InferenceWorkerOptions {
    * @defaultValue a set on a registry of its own, read by nobody
    */
   metrics?: WorkerMetrics;
+  /** BullMQ telemetry when tracing is on: a span per job, in the trace of the request. */
+  telemetry?: Telemetry;
 }
 
 /**
@@ -115,6 +117,7 @@ export class InferenceWorker {
         // A job whose worker died twice is more likely the cause than the victim.
         maxStalledCount: 2,
         autorun: false,
+        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       },
     );
     worker.on('failed', (job, err) => {

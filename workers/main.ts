@@ -4,6 +4,7 @@ import { createLogger } from '../shared/logging/logger.js';
 import { createMetricsRegistry, createWorkerMetrics } from '../shared/metrics/index.js';
 import { BACKEND_KINDS, type BackendKind } from '../shared/models/model-spec.js';
 import { ModelRegistry, RegistryError } from '../shared/models/registry.js';
+import { startTracing } from '../shared/tracing/tracing.js';
 import { createBackend } from './backends/create-backend.js';
 import { InferenceWorker } from './inference-worker.js';
 import { MetricsServer } from './metrics-server.js';
@@ -59,12 +60,14 @@ async function main(): Promise<void> {
     { url: `http://${config.http.host}:${metricsServer.port}/metrics` },
     'worker metrics listening',
   );
+  const tracing = await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-worker');
   const worker = await InferenceWorker.start({
     config,
     registry,
     backend: createBackend(kind, config),
     logger,
     metrics,
+    ...(tracing ? { telemetry: tracing.telemetry } : {}),
   });
 
   const stop = (signal: string) => {

@@ -41,6 +41,8 @@ export interface Config {
   stats: { windowSeconds: number };
   /** Absent: the admin routes (queue dashboard) answer 403. */
   admin: { apiKey?: string };
+  /** Absent endpoint: no tracing. */
+  tracing: { otlpEndpoint?: string };
   shutdownTimeoutMs: number;
 }
 
@@ -146,6 +148,7 @@ function toConfig(e: Env): Config {
     metrics: { workerPort: e.WORKER_METRICS_PORT },
     stats: { windowSeconds: e.STATS_WINDOW_SECONDS },
     admin: e.ADMIN_API_KEY ? { apiKey: e.ADMIN_API_KEY } : {},
+    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT } : {},
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   };
 }

@@ -129,6 +129,10 @@ export const EnvSchema = Type.Object({
     }),
   ),
 
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
+    Url('OTLP/HTTP collector base URL (traces go to /v1/traces). Unset: tracing off.'),
+  ),
+
   SHUTDOWN_TIMEOUT_MS: Integer(
     30_000,
     0,
