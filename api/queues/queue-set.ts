@@ -22,7 +22,7 @@ export class QueueSet {
       const backend = BACKEND_KINDS.find((b) => INFERENCE_QUEUES[b] === name);
       let queue: Queue;
       if (backend) {
-        queue = inference.queue(backend) as unknown as Queue;
+        queue = inference.queue(backend);
       } else {
         queue = new Queue(name, { connection: redis, prefix });
         opened.push(queue);

@@ -6,7 +6,6 @@ import {
   NodeTracerProvider,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-node';
-import type { Telemetry } from 'bullmq';
 import { BullMQOtel } from 'bullmq-otel';
 import type { TracedService, Tracing } from './tracing.js';
 
@@ -28,7 +27,7 @@ export function createTracing(service: TracedService, processor: SpanProcessor):
   provider.register();
   let stopped: Promise<void> | undefined;
   return {
-    telemetry: new BullMQOtel({ tracerName: 'bullmq' }) as Telemetry,
+    telemetry: new BullMQOtel({ tracerName: 'bullmq' }),
     tracer: trace.getTracer(service),
     shutdown() {
       stopped ??= provider.shutdown().finally(() => trace.disable());
