@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Job, type Telemetry, Worker } from 'bullmq';
+import { Registry } from 'prom-client';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import type { Logger } from '../shared/logging/logger.js';
-import {
-  createMetricsRegistry,
-  createWorkerMetrics,
-  type WorkerMetrics,
-} from '../shared/metrics/index.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../shared/metrics/index.js';
 import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../shared/queues/index.js';
@@ -80,8 +77,7 @@ export class InferenceWorker {
     );
     const models = registry.list().map((m) => m.name);
     const metrics =
-      options.metrics ??
-      createWorkerMetrics(createMetricsRegistry(), { backend: backend.kind, models });
+      options.metrics ?? createWorkerMetrics(new Registry(), { backend: backend.kind, models });
     const stats = new StatsStore(redis, config.redis.prefix, {
       models,
       windowSeconds: config.stats.windowSeconds,
