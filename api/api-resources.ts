@@ -1,19 +1,26 @@
-import { QueueEvents } from 'bullmq';
+import { QueueEvents, type Telemetry } from 'bullmq';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
 import type { Logger } from '../shared/logging/logger.js';
+import {
+  type ApiMetrics,
+  createApiMetrics,
+  createMetricsRegistry,
+} from '../shared/metrics/index.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type QueueName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js';
 import { ModelRouter } from '../shared/routing/router.js';
+import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import type { AppDeps } from './app.js';
 import { ImageUploads } from './inference/image-uploads.js';
 import { InferenceService } from './inference/inference-service.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
+import { QueueSet } from './queues/queue-set.js';
 
 export interface ApiResourcesOptions {
   /** The registry to serve; default: the file `MODELS_CONFIG` names. */
@@ -28,6 +35,8 @@ export interface ApiResourcesOptions {
    * @defaultValue false
    */
   skipStoreInit?: boolean;
+  /** BullMQ telemetry when tracing is on. */
+  telemetry?: Telemetry;
 }
 
 /** Everything an API process holds open, and the one way to release it. */
@@ -39,6 +48,10 @@ export interface ApiResources {
   records: JobRecords;
   waiter: CompletionWaiter;
   statusCache: BackendStatusCache;
+  /** Every queue of the system, for the dashboard, queue metrics and /stats. */
+  queueSet: QueueSet;
+  metrics: ApiMetrics;
+  stats: StatsStore;
   /** Closes listeners and connections in order; every step runs even when one fails. */
   close(onStepError?: (step: string, err: unknown) => void): Promise<void>;
 }
@@ -62,8 +75,23 @@ export async function createApiResources(
   const store = createObjectStore(config.storage);
   if (!options.skipStoreInit) await store.init();
 
-  const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
+  const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs, options.telemetry);
   const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
+  const queueSet = QueueSet.open(queues, redis, config.redis.prefix);
+  const modelNames = registry.list().map((m) => m.name);
+  // One registry per API process (per app in tests): nothing is counted in a module-level default.
+  const metrics = createApiMetrics(createMetricsRegistry(), {
+    models: modelNames,
+    replicas: {
+      tensorflow: config.backends.tensorflowServingUrls,
+      onnx: config.backends.onnxRuntimeUrls,
+    },
+  });
+  const stats = new StatsStore(redis, config.redis.prefix, {
+    models: modelNames,
+    windowSeconds: config.stats.windowSeconds,
+  });
+  await stats.init();
   const eventsByQueue = new Map<QueueName, QueueEvents>();
   // QueueEvents reads on a duplicate of the client it is given and leaves the original open: the
   // originals are closed at shutdown.
@@ -106,6 +134,7 @@ export async function createApiResources(
           for (const connection of eventConnections) connection.disconnect();
         },
       ],
+      ['queue set', () => queueSet.close()],
       ['queues', () => queues.close()],
       ['store', () => store.close()],
       ['redis', () => (redis.status === 'ready' ? redis.quit() : redis.disconnect())],
@@ -120,13 +149,28 @@ export async function createApiResources(
   };
 
   return {
-    deps: { config, logger, registry, router, service, backendStatus: statusCache, redis, store },
+    deps: {
+      config,
+      logger,
+      registry,
+      router,
+      service,
+      backendStatus: statusCache,
+      redis,
+      store,
+      queueSet,
+      metrics,
+      stats,
+    },
     redis,
     store,
     queues,
     records,
     waiter,
     statusCache,
+    queueSet,
+    metrics,
+    stats,
     close,
   };
 }

@@ -1,21 +1,30 @@
 import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
 import { errors } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logging/logger.js';
+import type { ApiMetrics } from '../shared/metrics/index.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import type { Redis } from '../shared/redis/redis.js';
 import type { ModelRouter } from '../shared/routing/router.js';
+import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
 import type { InferenceService } from './inference/inference-service.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
+import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { requestMetricsPlugin } from './plugins/request-metrics.js';
+import { requestTracingPlugin } from './plugins/request-tracing.js';
 import { uploadsPlugin } from './plugins/uploads.js';
+import type { QueueSet } from './queues/queue-set.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { modelRoutes } from './routes/models.js';
 import { predictRoutes } from './routes/predict.js';
+import { statsRoutes } from './routes/stats.js';
 
 /** Everything the HTTP layer uses, built by the caller (server.ts in production, tests otherwise). */
 export interface AppDeps {
@@ -27,12 +36,19 @@ export interface AppDeps {
   backendStatus: BackendStatusCache;
   redis: Redis;
   store: ObjectStore;
+  queueSet: QueueSet;
+  metrics: ApiMetrics;
+  stats: StatsStore;
+  /** Set when tracing is on: a server span per request. */
+  tracer?: Tracer;
   /** True once shutdown has begun. */
   isClosing(): boolean;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const QUIET = /^\/(health|metrics)(\/|\?|$)/;
+/** Bound on reading every queue's counts for a scrape or GET /stats. */
+const QUEUE_COUNTS_TIMEOUT_MS = 1000;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
@@ -62,11 +78,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
+  if (deps.tracer) await app.register(requestTracingPlugin, { tracer: deps.tracer });
+  await app.register(requestMetricsPlugin, {
+    metrics: deps.metrics,
+    stats: deps.stats,
+    logger: deps.logger,
+  });
   if (config.rateLimit.enabled) {
     await app.register(rateLimitPlugin, {
       config: config.rateLimit,
       redis: deps.redis,
       prefix: config.redis.prefix,
+      onExceeded: (request) => deps.metrics.recordRateLimited(request.routeOptions.url),
     });
   }
   await app.register(uploadsPlugin, { maxBytes: config.uploads.maxBytes });
@@ -81,6 +104,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     rateLimiter: config.rateLimit.enabled ? 'enabled' : 'disabled',
     checkTimeoutMs: 1000,
     isClosing: deps.isClosing,
+  });
+  await app.register(metricsRoutes, {
+    metrics: deps.metrics,
+    queues: deps.queueSet,
+    registry: deps.registry,
+    backendStatus: deps.backendStatus,
+    queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
+  });
+  await app.register(statsRoutes, {
+    stats: deps.stats,
+    queues: deps.queueSet,
+    queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
+  });
+  await app.register(queueDashboardPlugin, {
+    queues: deps.queueSet,
+    apiKey: config.admin.apiKey,
   });
   return app;
 }

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { RegistryError } from '../shared/models/registry.js';
+import { startTracing } from '../shared/tracing/tracing.js';
 import { ApiServer } from './server.js';
 
 /** Exit code for a configuration error (sysexits EX_CONFIG): supervisors do not restart on it. */
@@ -18,9 +19,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger('api', config.logLevel);
+  const tracing = await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-api');
   let server: ApiServer;
   try {
-    server = await ApiServer.start(config, logger);
+    server = await ApiServer.start(config, logger, tracing);
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'API failed to start');
     process.exit(err instanceof RegistryError ? EXIT_CONFIG : 1);
@@ -33,10 +35,14 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    // Spans of the last requests are flushed once they are done.
+    server
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

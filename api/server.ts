@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../shared/config/config.js';
 import type { Logger } from '../shared/logging/logger.js';
+import type { Tracing } from '../shared/tracing/tracing.js';
 import { type ApiResources, createApiResources } from './api-resources.js';
 import { buildApp } from './app.js';
 
@@ -18,11 +19,16 @@ export class ApiServer {
     private readonly logger: Logger,
   ) {}
 
-  static async start(config: Config, logger: Logger): Promise<ApiServer> {
-    const resources = await createApiResources(config, logger);
+  static async start(config: Config, logger: Logger, tracing?: Tracing): Promise<ApiServer> {
+    const resources = await createApiResources(
+      config,
+      logger,
+      tracing ? { telemetry: tracing.telemetry } : {},
+    );
     let server: ApiServer | undefined;
     const app = await buildApp({
       ...resources.deps,
+      ...(tracing ? { tracer: tracing.tracer } : {}),
       isClosing: () => server?.closing !== undefined,
     });
     server = new ApiServer(app, resources, logger);

@@ -156,6 +156,12 @@ async function main(): Promise<void> {
   say(
     `API on http://localhost:${config.http.port}, storage: ${config.storage.kind === 's3' ? config.storage.endpoint : config.storage.dir}. Ctrl-C stops.`,
   );
+  say(
+    `metrics: http://localhost:${config.http.port}/metrics (API), http://localhost:${config.metrics.workerPort}/metrics (worker); ` +
+      (config.admin.apiKey
+        ? `queue dashboard: http://localhost:${config.http.port}/admin/queues (password: ADMIN_API_KEY)`
+        : 'queue dashboard: set ADMIN_API_KEY to enable /admin/queues'),
+  );
   process.once('SIGINT', () => void shutdown(0));
   process.once('SIGTERM', () => void shutdown(0));
 }

@@ -1,17 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type Job, Worker } from 'bullmq';
+import { type Job, type Telemetry, Worker } from 'bullmq';
+import { Registry } from 'prom-client';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import type { Logger } from '../shared/logging/logger.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../shared/metrics/index.js';
 import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../shared/queues/index.js';
 import { createRedis, type Redis } from '../shared/redis/redis.js';
+import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
+import { instrumentBackend } from './backends/instrumented.backend.js';
 import { createInferenceProcessor } from './inference-processor.js';
+import { observeJobs } from './job-observer.js';
 import { StatusReporter } from './status-reporter.js';
 
 export interface InferenceWorkerOptions {
@@ -19,6 +24,13 @@ export interface InferenceWorkerOptions {
   registry: ModelRegistry;
   backend: InferenceBackend;
   logger: Logger;
+  /**
+   * Where this worker's metrics go (the process's /metrics).
+   * @defaultValue a set on a registry of its own, read by nobody
+   */
+  metrics?: WorkerMetrics;
+  /** BullMQ telemetry when tracing is on: a span per job, in the trace of the request. */
+  telemetry?: Telemetry;
 }
 
 /**
@@ -63,10 +75,18 @@ export class InferenceWorker {
       config.redis.prefix,
       config.worker.heartbeatMs * 3,
     );
+    const models = registry.list().map((m) => m.name);
+    const metrics =
+      options.metrics ?? createWorkerMetrics(new Registry(), { backend: backend.kind, models });
+    const stats = new StatsStore(redis, config.redis.prefix, {
+      models,
+      windowSeconds: config.stats.windowSeconds,
+    });
+    await stats.init();
     const processor = createInferenceProcessor({
       registry,
       store,
-      backend,
+      backend: instrumentBackend(backend, metrics),
       maxPixels: config.uploads.maxPixels,
       logger: log,
     });
@@ -76,9 +96,11 @@ export class InferenceWorker {
       INFERENCE_QUEUES[backend.kind],
       async (job, token) => {
         if (token) self?.active.set(job.id!, { job, token });
+        metrics.jobStarted();
         try {
           return await processor(job);
         } finally {
+          metrics.jobEnded();
           self?.active.delete(job.id!);
         }
       },
@@ -91,6 +113,7 @@ export class InferenceWorker {
         // A job whose worker died twice is more likely the cause than the victim.
         maxStalledCount: 2,
         autorun: false,
+        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       },
     );
     worker.on('failed', (job, err) => {
@@ -104,6 +127,7 @@ export class InferenceWorker {
         'job attempt failed',
       );
     });
+    observeJobs(worker, { metrics, stats, logger: log });
     worker.on('stalled', (jobId) => {
       log.warn(
         { jobId },

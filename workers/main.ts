@@ -1,10 +1,13 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { createLogger } from '../shared/logging/logger.js';
+import { createMetricsRegistry, createWorkerMetrics } from '../shared/metrics/index.js';
 import { BACKEND_KINDS, type BackendKind } from '../shared/models/model-spec.js';
 import { ModelRegistry, RegistryError } from '../shared/models/registry.js';
+import { startTracing } from '../shared/tracing/tracing.js';
 import { createBackend } from './backends/create-backend.js';
 import { InferenceWorker } from './inference-worker.js';
+import { MetricsServer } from './metrics-server.js';
 
 /** Exit code for a configuration error (sysexits EX_CONFIG): supervisors do not restart on it. */
 const EXIT_CONFIG = 78;
@@ -33,22 +36,53 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger('worker', config.logLevel);
+  // This process's metrics, on a registry of its own, served on WORKER_METRICS_PORT.
+  const register = createMetricsRegistry();
+  const metrics = createWorkerMetrics(register, {
+    backend: kind,
+    models: registry.list().map((m) => m.name),
+  });
+  let metricsServer: MetricsServer;
+  try {
+    metricsServer = await MetricsServer.start(
+      register,
+      config.http.host,
+      config.metrics.workerPort,
+    );
+  } catch (err) {
+    logger.fatal(
+      { err: (err as Error).message, port: config.metrics.workerPort },
+      'worker metrics server failed to start: set WORKER_METRICS_PORT to a free port (0: any), one per worker process on a host',
+    );
+    process.exit(1);
+  }
+  logger.info(
+    { url: `http://${config.http.host}:${metricsServer.port}/metrics` },
+    'worker metrics listening',
+  );
+  const tracing = await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-worker');
   const worker = await InferenceWorker.start({
     config,
     registry,
     backend: createBackend(kind, config),
     logger,
+    metrics,
+    ...(tracing ? { telemetry: tracing.telemetry } : {}),
   });
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
-    worker.close().then(
-      () => process.exit(0),
-      (err: Error) => {
-        logger.error({ err: err.message }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    // Metrics stay up while the worker drains, so the last scrape sees how it ended.
+    worker
+      .close()
+      .then(() => metricsServer.close())
+      .then(
+        () => process.exit(0),
+        (err: Error) => {
+          logger.error({ err: err.message }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -12,6 +12,13 @@ export interface ProblemDetails {
   [extension: string]: unknown;
 }
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The catalogue code of the problem this reply answered with, for metrics. */
+    problemCode: ErrorCode | null;
+  }
+}
+
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 /** A stable, documented URI per code (RFC 9457 `type`). */
@@ -84,6 +91,7 @@ export function sendProblem(
   problem: ProblemDetails,
   headers: Record<string, string> = {},
 ): FastifyReply {
+  reply.problemCode = problem.code;
   const retryAfter = RETRY_AFTER[problem.code];
   if (retryAfter !== undefined && !reply.hasHeader('retry-after')) {
     reply.header('retry-after', String(retryAfter));
@@ -98,6 +106,7 @@ export function sendProblem(
  */
 export const problemDetailsPlugin = fp(
   async (app: FastifyInstance, opts: { maxUploadBytes: number }) => {
+    app.decorateReply('problemCode', null);
     app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const problem = toProblem(err, request.id, opts);
       if (problem.status >= 500) request.log.error({ err }, 'request failed');

@@ -1,5 +1,5 @@
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../shared/config/config.js';
 import { errors } from '../../shared/errors/index.js';
@@ -9,6 +9,8 @@ export interface RateLimitOptions {
   config: Config['rateLimit'];
   redis: Redis;
   prefix: string;
+  /** Called for each request the limiter refuses (for metrics). */
+  onExceeded?: (request: FastifyRequest) => void;
 }
 
 /** Paths never limited: orchestrators and scrapers must always get through. */
@@ -31,6 +33,7 @@ export const rateLimitPlugin = fp(
       enableDraftSpec: true,
       keyGenerator: (request) => request.ip,
       allowList: (request) => EXEMPT.test(request.url),
+      ...(opts.onExceeded ? { onExceeded: opts.onExceeded } : {}),
       errorResponseBuilder: (_request, context) =>
         new errors.RATE_LIMITED(max, windowSeconds, Math.ceil(context.ttl / 1000)),
     });

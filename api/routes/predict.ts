@@ -33,6 +33,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
   app.post<{ Params: { model: string }; Querystring: InferenceParamsInput }>(
     '/predict/:model',
     {
+      config: { inference: true },
       schema: {
         params: ModelParamsSchema,
         querystring: InferenceParamsSchema,
@@ -47,12 +48,14 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     async (request, reply) => {
       // Model and backend checks come first: no upload is read for a request that cannot run.
       let route = router.route({ model: request.params.model, ...pick(request.query.version) });
+      request.inference = { model: route.model.name, backend: route.backend, mode: 'sync' };
       const upload = await readUpload(request);
       const fields = parseInferenceFields(upload.fields);
       if (typeof fields === 'string') throw new errors.VALIDATION_FAILED(fields);
       const params = { ...request.query, ...fields };
       if (fields.version && fields.version !== request.query.version) {
         route = router.route({ model: request.params.model, version: fields.version });
+        request.inference.backend = route.backend;
       }
       const image = await inspectImage(upload.image, config.uploads.maxPixels);
 
@@ -69,6 +72,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           ? `wait=${Math.round(waitMs / 1000)}`
           : undefined;
       if (applied) reply.header('preference-applied', applied);
+      if (prefer.respondAsync) request.inference.mode = 'async';
 
       const disconnected = new AbortController();
       request.raw.once('close', () => disconnected.abort());

@@ -37,6 +37,12 @@ export interface Config {
     stalledIntervalMs: number;
     heartbeatMs: number;
   };
+  metrics: { workerPort: number };
+  stats: { windowSeconds: number };
+  /** Absent: the admin routes (queue dashboard) answer 403. */
+  admin: { apiKey?: string };
+  /** Absent endpoint: no tracing. */
+  tracing: { otlpEndpoint?: string };
   shutdownTimeoutMs: number;
 }
 
@@ -139,6 +145,10 @@ function toConfig(e: Env): Config {
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
       heartbeatMs: e.WORKER_HEARTBEAT_MS,
     },
+    metrics: { workerPort: e.WORKER_METRICS_PORT },
+    stats: { windowSeconds: e.STATS_WINDOW_SECONDS },
+    admin: e.ADMIN_API_KEY ? { apiKey: e.ADMIN_API_KEY } : {},
+    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT } : {},
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   };
 }

@@ -23,7 +23,11 @@ export const EnvSchema = Type.Object({
     description: 'pino log level.',
   }),
 
-  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'API listen address.' }),
+  HOST: Type.String({
+    default: '0.0.0.0',
+    minLength: 1,
+    description: 'Listen address of the API and of the worker /metrics servers.',
+  }),
   PORT: Integer(8000, 0, 65535, 'API listen port.'),
 
   REDIS_URL: Type.String({
@@ -105,6 +109,29 @@ export const EnvSchema = Type.Object({
     'How often stalled jobs are recovered.',
   ),
   WORKER_HEARTBEAT_MS: Integer(5000, 100, undefined, 'How often a worker reports its models.'),
+
+  WORKER_METRICS_PORT: Integer(
+    9464,
+    0,
+    65535,
+    'Worker process /metrics port (0: any free port); one per process on a host.',
+  ),
+  STATS_WINDOW_SECONDS: Integer(
+    300,
+    60,
+    86_400,
+    'Window of the recent rates and latency percentiles in GET /stats.',
+  ),
+  ADMIN_API_KEY: Type.Optional(
+    Type.String({
+      minLength: 16,
+      description: 'Key for /admin/* (queue dashboard). Unset: admin routes are disabled.',
+    }),
+  ),
+
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
+    Url('OTLP/HTTP collector base URL (traces go to /v1/traces). Unset: tracing off.'),
+  ),
 
   SHUTDOWN_TIMEOUT_MS: Integer(
     30_000,

@@ -41,6 +41,19 @@ export const CATALOGUE = {
     message: 'Rate limit of %d requests per %d s exceeded; retry in %d s',
   },
 
+  // Admin routes (queue dashboard)
+  ADMIN_UNAUTHORIZED: {
+    status: 401,
+    title: 'Admin key required',
+    message:
+      'This route needs the admin key: Authorization: Bearer <key>, X-API-Key: <key>, or Basic auth with the key as password',
+  },
+  ADMIN_DISABLED: {
+    status: 403,
+    title: 'Admin routes disabled',
+    message: 'Admin routes are disabled: the server has no ADMIN_API_KEY',
+  },
+
   // Images
   INVALID_IMAGE: {
     status: 422,

@@ -1,4 +1,4 @@
-import { type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -6,8 +6,12 @@ export type { Logger } from 'pino';
  * Structured JSON logs. `service` tells API and worker lines apart when both write to one stream;
  * credentials never reach a log line.
  */
-export function createLogger(service: 'api' | 'worker' | 'start', level: string): Logger {
-  return pino({
+export function createLogger(
+  service: 'api' | 'worker' | 'start',
+  level: string,
+  destination?: DestinationStream,
+): Logger {
+  const options = {
     level,
     base: { service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -16,10 +20,15 @@ export function createLogger(service: 'api' | 'worker' | 'start', level: string)
         'req.headers.authorization',
         'req.headers["x-api-key"]',
         'req.headers.cookie',
+        'headers.authorization',
+        'headers["x-api-key"]',
+        'headers.cookie',
         '*.secretAccessKey',
         '*.password',
+        '*.apiKey',
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -1,4 +1,4 @@
-import { type Job, type JobState, Queue } from 'bullmq';
+import { type Job, type JobState, Queue, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
@@ -33,12 +33,19 @@ export class InferenceQueues {
     private readonly redis: Redis,
     prefix: string,
     jobs: Config['jobs'],
+    /** OpenTelemetry for BullMQ: a producer span per job, its context carried in the job. */
+    telemetry?: Telemetry,
   ) {
     const defaultJobOptions = inferenceJobOptions(jobs);
     this.queues = Object.fromEntries(
       BACKEND_KINDS.map((backend) => [
         backend,
-        new Queue(INFERENCE_QUEUES[backend], { connection: redis, prefix, defaultJobOptions }),
+        new Queue(INFERENCE_QUEUES[backend], {
+          connection: redis,
+          prefix,
+          defaultJobOptions,
+          ...(telemetry ? { telemetry } : {}),
+        }),
       ]),
     ) as InferenceQueues['queues'];
   }

@@ -2,6 +2,7 @@
  * The API as api/server.ts builds it, without listening on a port, so a test drives the real app
  * through `app.inject()` against real Redis, BullMQ and S3.
  */
+import type { Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import {
@@ -18,6 +19,8 @@ export interface TestApiOptions extends ApiResourcesOptions {
   registry: ModelRegistry;
   /** @defaultValue a silent logger */
   logger?: Logger;
+  /** A tracer for server spans (tracing tests). */
+  tracer?: Tracer;
 }
 
 export type TestApi = Omit<ApiResources, 'close' | 'deps'> & {
@@ -33,7 +36,11 @@ export async function buildTestApi(config: Config, options: TestApiOptions): Pro
     ...options,
   });
   let closing: Promise<void> | undefined;
-  const app = await buildApp({ ...resources.deps, isClosing: () => closing !== undefined });
+  const app = await buildApp({
+    ...resources.deps,
+    ...(options.tracer ? { tracer: options.tracer } : {}),
+    isClosing: () => closing !== undefined,
+  });
   await app.ready();
   const { deps: _deps, close: _close, ...rest } = resources;
   return {

@@ -38,6 +38,8 @@ export async function startStack(
     S3_SECRET_KEY: services.s3.secretAccessKey,
     RATE_LIMIT_ENABLED: 'false',
     WORKER_HEARTBEAT_MS: '1000',
+    // Several workers share this host: each takes a free port for its /metrics.
+    WORKER_METRICS_PORT: '0',
     // A killed worker's jobs are noticed within seconds instead of the production half minute.
     WORKER_LOCK_DURATION_MS: '4000',
     WORKER_STALLED_INTERVAL_MS: '2000',

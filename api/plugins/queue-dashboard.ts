@@ -1,0 +1,30 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { FastifyInstance } from 'fastify';
+import type { QueueSet } from '../queues/queue-set.js';
+import { adminAuthPlugin } from './admin-auth.js';
+
+export interface QueueDashboardOptions {
+  queues: QueueSet;
+  /** The admin key; absent: the dashboard answers 403. */
+  apiKey: string | undefined;
+  /** @defaultValue '/admin/queues' */
+  basePath?: string;
+}
+
+/**
+ * bull-board over every queue of the system (the QueueSet follows the QueueName enum), behind the
+ * admin key. Operators can look at jobs, read failure reasons, retry and clean.
+ */
+export async function queueDashboardPlugin(app: FastifyInstance, opts: QueueDashboardOptions) {
+  const basePath = opts.basePath ?? '/admin/queues';
+  const serverAdapter = new FastifyAdapter().setBasePath(basePath);
+  createBullBoard({
+    queues: [...opts.queues.byName.values()].map((queue) => new BullMQAdapter(queue)),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'ai-gateway', hideDocsLink: true } },
+  });
+  await app.register(adminAuthPlugin, { apiKey: opts.apiKey });
+  await app.register(serverAdapter.registerPlugin(), { prefix: basePath });
+}

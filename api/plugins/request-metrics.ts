@@ -1,0 +1,87 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Logger } from '../../shared/logging/logger.js';
+import type { ApiMetrics } from '../../shared/metrics/index.js';
+import type { BackendKind } from '../../shared/models/model-spec.js';
+import type { StatsStore } from '../../shared/stats/stats-store.js';
+
+/** What an inference route learnt about its request, for the metrics and /stats. */
+export interface InferenceLabels {
+  model: string;
+  backend?: BackendKind;
+  mode: 'sync' | 'async';
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** An inference route: its requests count in ai_gateway_requests_total and /stats. */
+    inference?: boolean;
+  }
+  interface FastifyRequest {
+    /** Set by an inference route's handler once it knows the model, backend and mode. */
+    inference: InferenceLabels | null;
+  }
+}
+
+export interface RequestMetricsOptions {
+  metrics: ApiMetrics;
+  stats: StatsStore;
+  logger: Logger;
+}
+
+/** Probes and scrapes: not counted, or every scrape would show up in the traffic it measures. */
+const OPERATIONAL = /^\/(health|metrics)(\/|$)/;
+/** A failing stats write is logged at most this often. */
+const WARN_EVERY_MS = 10_000;
+
+/**
+ * Counts every answered request once it is sent (onResponse, off the answer's path): the HTTP
+ * totals and problem codes in Prometheus, and, for inference routes, the per-model counters, the
+ * duration histogram and one pipelined write to the shared Redis stats behind GET /stats.
+ */
+export const requestMetricsPlugin = fp(
+  async (app: FastifyInstance, opts: RequestMetricsOptions) => {
+    const { metrics, stats } = opts;
+    let lastWarning = 0;
+    const warn = (err: unknown) => {
+      if (Date.now() - lastWarning < WARN_EVERY_MS) return;
+      lastWarning = Date.now();
+      opts.logger.warn({ err: String(err) }, 'stats write failed');
+    };
+
+    app.decorateRequest('inference', null);
+    app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+      const route = request.routeOptions.url;
+      if (route && OPERATIONAL.test(route)) return;
+      const status = reply.statusCode;
+      metrics.recordHttpRequest({
+        method: request.method,
+        route,
+        status,
+        problemCode: reply.problemCode,
+      });
+      if (!request.routeOptions.config.inference) return;
+
+      const labels = request.inference;
+      const model = labels?.model ?? (request.params as { model?: string } | undefined)?.model;
+      const mode = labels?.mode ?? 'sync';
+      const seconds = reply.elapsedTime / 1000;
+      metrics.recordInferenceRequest({
+        backend: labels?.backend,
+        model,
+        mode,
+        status,
+        durationSeconds: seconds,
+      });
+      stats
+        .recordRequest({
+          backend: labels?.backend,
+          model,
+          status,
+          ...(mode === 'sync' && status === 200 ? { latencyMs: reply.elapsedTime } : {}),
+        })
+        .catch(warn);
+    });
+  },
+  { name: 'request-metrics' },
+);

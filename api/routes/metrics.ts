@@ -1,0 +1,46 @@
+import type { FastifyInstance } from 'fastify';
+import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
+import type { ApiMetrics } from '../../shared/metrics/index.js';
+import { BACKEND_KINDS } from '../../shared/models/model-spec.js';
+import type { ModelRegistry } from '../../shared/models/registry.js';
+import { readQueueCounts } from '../queues/queue-counts.js';
+import type { QueueSet } from '../queues/queue-set.js';
+
+export interface MetricsRoutesOptions {
+  metrics: ApiMetrics;
+  queues: QueueSet;
+  registry: ModelRegistry;
+  backendStatus: BackendStatusCache;
+  /** Bound on the scrape-time queue read. */
+  queueTimeoutMs: number;
+}
+
+/**
+ * GET /metrics in Prometheus' text format. Gauges that describe shared state are read at scrape
+ * time: queue depth per queue and state (from Redis, bounded by `queueTimeoutMs`; left out of a
+ * scrape whose read fails) and backend health (from the cached worker reports).
+ */
+export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOptions) {
+  const { metrics } = opts;
+
+  app.get('/metrics', async (request, reply) => {
+    try {
+      metrics.setQueueCounts(await readQueueCounts(opts.queues, opts.queueTimeoutMs));
+    } catch (err) {
+      metrics.clearQueueCounts();
+      metrics.recordCollectFailure('queues');
+      request.log.warn({ err: String(err) }, 'queue counts unavailable for this scrape');
+    }
+    for (const backend of BACKEND_KINDS) {
+      const snapshot = opts.backendStatus.snapshot(backend);
+      const models = Object.fromEntries(
+        opts.registry
+          .servedBy(backend)
+          .map((m) => [m.name, snapshot.models[m.name]?.state === 'ready']),
+      );
+      metrics.setBackendHealth(backend, snapshot.workers.length, models);
+    }
+    const body = await metrics.register.metrics();
+    return reply.type(metrics.register.contentType).send(body);
+  });
+}

@@ -1,0 +1,35 @@
+import { collectDefaultMetrics, Registry } from 'prom-client';
+
+export {
+  type ApiMetrics,
+  type ApiMetricsOptions,
+  CIRCUIT_STATES,
+  type CircuitState,
+  createApiMetrics,
+  type HttpRequestSample,
+  type InferenceRequestSample,
+  QUEUE_STATES,
+  type QueueState,
+} from './api-metrics.js';
+export { type BackendLabel, modelLabeler, UNKNOWN } from './labels.js';
+export {
+  createWebhookMetrics,
+  type WebhookDelivery,
+  type WebhookMetrics,
+  type WebhookOutcome,
+} from './webhook-metrics.js';
+export {
+  createWorkerMetrics,
+  type WorkerMetrics,
+  type WorkerMetricsOptions,
+} from './worker-metrics.js';
+
+/**
+ * A fresh registry with Node's process metrics (CPU, memory, event-loop lag, GC): one per process,
+ * never the module-level default registry, so tests can build several side by side.
+ */
+export function createMetricsRegistry(): Registry {
+  const register = new Registry();
+  collectDefaultMetrics({ register });
+  return register;
+}

@@ -1,0 +1,296 @@
+import type { Redis } from 'ioredis';
+import {
+  type BackendLabel,
+  backendLabel,
+  type ModelLabeler,
+  modelLabeler,
+} from '../metrics/labels.js';
+import {
+  addLatencyCounts,
+  type LatencyCounts,
+  latencyBucket,
+  latencyQuantile,
+} from './latency-histogram.js';
+
+export type JobOutcome = 'completed' | 'failed' | 'retried';
+const JOB_OUTCOMES: readonly JobOutcome[] = ['completed', 'failed', 'retried'];
+
+export interface RequestOutcome {
+  backend: string | undefined;
+  model: string | undefined;
+  status: number;
+  /** The request's duration, for a sync request that answered with the job's result. */
+  latencyMs?: number;
+}
+
+export interface JobEnd {
+  backend: string;
+  model: string;
+  outcome: JobOutcome;
+}
+
+export interface StatsStoreOptions {
+  /** The registered model names; any other name is counted as `unknown`. */
+  models: Iterable<string>;
+  /** How far back the windowed numbers (rates, percentiles) look, in seconds; whole minutes. */
+  windowSeconds: number;
+  /** @defaultValue Date.now */
+  now?: () => number;
+}
+
+/** Counts of one backend or model: requests by status and jobs by outcome. */
+export interface Counts {
+  requests: number;
+  errors: number;
+  by_status: Record<string, number>;
+  jobs: Record<JobOutcome, number>;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface WindowCounts {
+  requests: number;
+  requests_per_second: number;
+  /** Share of requests answered with a problem (status >= 400). */
+  error_rate: number;
+  /** Share of requests answered with a server error (status >= 500). */
+  server_error_rate: number;
+  /** Sync requests that answered with the job's result, in milliseconds. */
+  latency_ms: LatencySummary;
+  jobs: Record<JobOutcome, number>;
+}
+
+export interface StatsSnapshot {
+  /** When this Redis started counting (first API or worker start on this prefix). */
+  since: string | null;
+  totals: Counts & {
+    backends: Record<string, Counts & { models: Record<string, Counts> }>;
+  };
+  window: WindowCounts & {
+    seconds: number;
+    models: Record<string, WindowCounts>;
+  };
+}
+
+const MINUTE_MS = 60_000;
+
+/**
+ * Request and job counts in Redis, shared by every API and worker process, so any instance answers
+ * GET /stats with the same numbers. Totals live in one hash; recent activity in one hash per minute
+ * (expiring after the window) holding counts and a latency histogram. Recording costs one
+ * pipelined round trip; reading costs one for the totals and the window's minutes.
+ *
+ * Fields: `r|<backend>|<model>|<status>` requests, `j|<backend>|<model>|<outcome>` jobs,
+ * `l|<backend>|<model>|<bucket>` latencies. Label values are bounded as for the metrics.
+ */
+export class StatsStore {
+  private readonly model: ModelLabeler;
+  private readonly minutes: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    options: StatsStoreOptions,
+  ) {
+    if (!(options.windowSeconds >= 60)) throw new RangeError('windowSeconds must be at least 60');
+    this.model = modelLabeler(options.models);
+    this.minutes = Math.ceil(options.windowSeconds / 60);
+    this.now = options.now ?? Date.now;
+  }
+
+  private get totalKey(): string {
+    return `${this.prefix}:stats:total`;
+  }
+
+  private minuteKey(minute: number): string {
+    return `${this.prefix}:stats:minute:${minute}`;
+  }
+
+  /** Marks when counting began, once per prefix. */
+  async init(): Promise<void> {
+    await this.redis.set(`${this.prefix}:stats:since`, String(this.now()), 'NX');
+  }
+
+  async recordRequest(outcome: RequestOutcome): Promise<void> {
+    const backend = backendLabel(outcome.backend);
+    const model = this.model(outcome.model);
+    const field = `r|${backend}|${model}|${outcome.status}`;
+    const minuteKey = this.minuteKey(Math.floor(this.now() / MINUTE_MS));
+    const pipeline = this.redis
+      .pipeline()
+      .hincrby(this.totalKey, field, 1)
+      .hincrby(minuteKey, field, 1);
+    if (outcome.latencyMs !== undefined) {
+      pipeline.hincrby(minuteKey, `l|${backend}|${model}|${latencyBucket(outcome.latencyMs)}`, 1);
+    }
+    await exec(pipeline.expire(minuteKey, this.ttlSeconds));
+  }
+
+  async recordJob(end: JobEnd): Promise<void> {
+    const field = `j|${backendLabel(end.backend)}|${this.model(end.model)}|${end.outcome}`;
+    const minuteKey = this.minuteKey(Math.floor(this.now() / MINUTE_MS));
+    await exec(
+      this.redis
+        .pipeline()
+        .hincrby(this.totalKey, field, 1)
+        .hincrby(minuteKey, field, 1)
+        .expire(minuteKey, this.ttlSeconds),
+    );
+  }
+
+  /** Totals since counting began, and the last `windowSeconds` (the current minute included). */
+  async read(): Promise<StatsSnapshot> {
+    const now = this.now();
+    const current = Math.floor(now / MINUTE_MS);
+    const pipeline = this.redis.pipeline().get(`${this.prefix}:stats:since`).hgetall(this.totalKey);
+    for (let m = current - this.minutes + 1; m <= current; m++) pipeline.hgetall(this.minuteKey(m));
+    const [since, totalFields, ...minuteFields] = await exec(pipeline);
+
+    const window = new Tally();
+    for (const fields of minuteFields) window.add(fields as Record<string, string>);
+    // The window runs from the start of its oldest minute to now.
+    const seconds = (now - (current - this.minutes + 1) * MINUTE_MS) / 1000;
+    const totals = new Tally();
+    totals.add(totalFields as Record<string, string>);
+
+    return {
+      since: since ? new Date(Number(since)).toISOString() : null,
+      totals: totals.counts(),
+      window: { seconds: Math.round(seconds), ...window.windowCounts(seconds) },
+    };
+  }
+
+  /** Minute hashes outlive the window a little, so a read never finds one half expired. */
+  private get ttlSeconds(): number {
+    return this.minutes * 60 + 120;
+  }
+}
+
+async function exec(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+/** Counts keyed by backend and model, added up from hash fields. */
+class Tally {
+  private readonly requests = new Map<string, Map<string, number>>(); // "b|m" -> status -> n
+  private readonly jobs = new Map<string, Map<JobOutcome, number>>(); // "b|m" -> outcome -> n
+  private readonly latencies = new Map<string, LatencyCounts>(); // "b|m" -> bucket -> n
+
+  add(fields: Record<string, string>): void {
+    for (const [field, raw] of Object.entries(fields)) {
+      const [kind, backend, model, last] = field.split('|');
+      const n = Number(raw);
+      if (!backend || !model || last === undefined || !Number.isFinite(n)) continue;
+      const key = `${backend}|${model}`;
+      if (kind === 'r') bump(this.requests, key, last, n);
+      else if (kind === 'j' && JOB_OUTCOMES.includes(last as JobOutcome)) {
+        bump(this.jobs, key, last as JobOutcome, n);
+      } else if (kind === 'l') bump(this.latencies, key, Number(last), n);
+    }
+  }
+
+  counts(): StatsSnapshot['totals'] {
+    const all = emptyCounts();
+    const backends: StatsSnapshot['totals']['backends'] = {};
+    for (const key of this.keys()) {
+      const [backend, model] = key.split('|') as [BackendLabel, string];
+      const own = this.countsOf(key);
+      backends[backend] ??= { ...emptyCounts(), models: {} };
+      backends[backend].models[model] = own;
+      addCounts(backends[backend], own);
+      addCounts(all, own);
+    }
+    return { ...all, backends };
+  }
+
+  windowCounts(seconds: number): WindowCounts & { models: Record<string, WindowCounts> } {
+    const byModel = new Map<string, { counts: Counts; latency: LatencyCounts }>();
+    for (const key of this.keys()) {
+      const model = key.split('|')[1]!;
+      const entry = byModel.get(model) ?? { counts: emptyCounts(), latency: new Map() };
+      addCounts(entry.counts, this.countsOf(key));
+      addLatencyCounts(entry.latency, this.latencies.get(key) ?? new Map());
+      byModel.set(model, entry);
+    }
+    const allCounts = emptyCounts();
+    const allLatency: LatencyCounts = new Map();
+    const models: Record<string, WindowCounts> = {};
+    for (const [model, { counts, latency }] of byModel) {
+      models[model] = summarise(counts, latency, seconds);
+      addCounts(allCounts, counts);
+      addLatencyCounts(allLatency, latency);
+    }
+    return { ...summarise(allCounts, allLatency, seconds), models };
+  }
+
+  private keys(): string[] {
+    return [...new Set([...this.requests.keys(), ...this.jobs.keys(), ...this.latencies.keys()])];
+  }
+
+  private countsOf(key: string): Counts {
+    const counts = emptyCounts();
+    for (const [status, n] of this.requests.get(key) ?? []) {
+      counts.requests += n;
+      if (Number(status) >= 400) counts.errors += n;
+      counts.by_status[status] = (counts.by_status[status] ?? 0) + n;
+    }
+    for (const [outcome, n] of this.jobs.get(key) ?? []) counts.jobs[outcome] += n;
+    return counts;
+  }
+}
+
+function bump<K>(map: Map<string, Map<K, number>>, key: string, inner: K, n: number): void {
+  const counts = map.get(key) ?? new Map<K, number>();
+  counts.set(inner, (counts.get(inner) ?? 0) + n);
+  map.set(key, counts);
+}
+
+function emptyCounts(): Counts {
+  return { requests: 0, errors: 0, by_status: {}, jobs: { completed: 0, failed: 0, retried: 0 } };
+}
+
+function addCounts(into: Counts, from: Counts): void {
+  into.requests += from.requests;
+  into.errors += from.errors;
+  for (const [status, n] of Object.entries(from.by_status)) {
+    into.by_status[status] = (into.by_status[status] ?? 0) + n;
+  }
+  for (const outcome of JOB_OUTCOMES) into.jobs[outcome] += from.jobs[outcome];
+}
+
+function summarise(counts: Counts, latency: LatencyCounts, seconds: number): WindowCounts {
+  let serverErrors = 0;
+  for (const [status, n] of Object.entries(counts.by_status)) {
+    if (Number(status) >= 500) serverErrors += n;
+  }
+  let latencyCount = 0;
+  for (const n of latency.values()) latencyCount += n;
+  const share = (n: number) => (counts.requests === 0 ? 0 : round(n / counts.requests, 4));
+  const ms = (q: number) => {
+    const value = latencyQuantile(latency, q);
+    return value === null ? null : round(value, 1);
+  };
+  return {
+    requests: counts.requests,
+    requests_per_second: seconds > 0 ? round(counts.requests / seconds, 3) : 0,
+    error_rate: share(counts.errors),
+    server_error_rate: share(serverErrors),
+    latency_ms: { count: latencyCount, p50: ms(0.5), p95: ms(0.95), p99: ms(0.99) },
+    jobs: { ...counts.jobs },
+  };
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}

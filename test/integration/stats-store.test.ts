@@ -1,0 +1,137 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StatsStore } from '../../shared/stats/stats-store.js';
+import {
+  cleanRedisPrefix,
+  startServices,
+  type TestServices,
+  uniquePrefix,
+} from '../support/services.js';
+
+let services: TestServices;
+let redis: Redis;
+const prefixes: string[] = [];
+
+beforeAll(async () => {
+  services = await startServices();
+  redis = new Redis(services.redisUrl);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  for (const prefix of prefixes) await cleanRedisPrefix(services.redisUrl, prefix);
+  await services?.stop();
+});
+
+/** A store on a fresh prefix whose clock the test moves. */
+function store(windowSeconds = 120) {
+  const prefix = uniquePrefix();
+  prefixes.push(prefix);
+  const clock = { now: Date.UTC(2026, 0, 1, 12, 0, 30) };
+  const stats = new StatsStore(redis, prefix, {
+    models: ['colour', 'detector'],
+    windowSeconds,
+    now: () => clock.now,
+  });
+  return { stats, clock, prefix };
+}
+
+describe('stats in Redis', () => {
+  it('adds up requests and jobs per backend and model, with unregistered names as unknown', async () => {
+    const { stats } = store();
+    await stats.init();
+    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 10 });
+    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 20 });
+    await stats.recordRequest({ backend: undefined, model: 'made-up', status: 404 });
+    await stats.recordRequest({ backend: 'onnx', model: 'detector', status: 503 });
+    await stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+    await stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+    await stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'retried' });
+    await stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'failed' });
+
+    const snapshot = await stats.read();
+    expect(snapshot.since).toBe('2026-01-01T12:00:30.000Z');
+    expect(snapshot.totals).toMatchObject({
+      requests: 4,
+      errors: 2,
+      by_status: { '200': 2, '404': 1, '503': 1 },
+      jobs: { completed: 2, failed: 1, retried: 1 },
+    });
+    expect(snapshot.totals.backends.onnx?.models.colour).toEqual({
+      requests: 2,
+      errors: 0,
+      by_status: { '200': 2 },
+      jobs: { completed: 2, failed: 0, retried: 0 },
+    });
+    expect(snapshot.totals.backends.none?.models).toEqual({
+      unknown: {
+        requests: 1,
+        errors: 1,
+        by_status: { '404': 1 },
+        jobs: { completed: 0, failed: 0, retried: 0 },
+      },
+    });
+    expect(snapshot.window).toMatchObject({
+      requests: 4,
+      error_rate: 0.5,
+      server_error_rate: 0.25,
+      jobs: { completed: 2, failed: 1, retried: 1 },
+    });
+    expect(snapshot.window.models.colour?.latency_ms.count).toBe(2);
+  });
+
+  it('forgets the window after it passes and keeps the totals', async () => {
+    const { stats, clock } = store(120);
+    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
+    clock.now += 60_000;
+    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
+
+    // Both minutes are inside a two-minute window.
+    let snapshot = await stats.read();
+    expect(snapshot.window.requests).toBe(2);
+    expect(snapshot.window.seconds).toBe(90);
+    expect(snapshot.window.requests_per_second).toBeCloseTo(2 / 90, 3);
+
+    clock.now += 60_000;
+    snapshot = await stats.read();
+    expect(snapshot.window.requests).toBe(1);
+    expect(snapshot.window.server_error_rate).toBe(1);
+    expect(snapshot.window.latency_ms).toEqual({ count: 0, p50: null, p95: null, p99: null });
+
+    clock.now += 60_000;
+    snapshot = await stats.read();
+    expect(snapshot.window.requests).toBe(0);
+    expect(snapshot.window.error_rate).toBe(0);
+    expect(snapshot.totals.requests).toBe(2);
+  });
+
+  it('reads latency percentiles within 10% of the exact ones', async () => {
+    const { stats } = store();
+    // 1..200 ms, one request each: p50 = 100, p95 = 190, p99 = 198.
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: i + 1 }),
+      ),
+    );
+    const { latency_ms } = (await stats.read()).window;
+    expect(latency_ms.count).toBe(200);
+    for (const [q, exact] of [
+      ['p50', 100],
+      ['p95', 190],
+      ['p99', 198],
+    ] as const) {
+      const value = latency_ms[q]!;
+      expect(Math.abs(value - exact) / exact, `${q}=${value}`).toBeLessThanOrEqual(0.1);
+    }
+  });
+
+  it('expires the minute hashes shortly after the window', async () => {
+    const { stats, prefix } = store(120);
+    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
+    const [minuteKey] = await redis.keys(`${prefix}:stats:minute:*`);
+    const ttl = await redis.ttl(minuteKey!);
+    expect(ttl).toBeGreaterThan(120);
+    expect(ttl).toBeLessThanOrEqual(240);
+    expect(await redis.ttl(`${prefix}:stats:total`)).toBe(-1);
+  });
+});
