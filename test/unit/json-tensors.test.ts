@@ -41,7 +41,7 @@ describe('tensors as JSON', () => {
   const data = Float32Array.from([1, 2, 3, 4, 5, 6, 0.25, 8, 9, 10, 11, 12]);
 
   it('nests row-major values by the shape', () => {
-    expect(JSON.parse(nestedJson(data, [2, 3, 2]))).toEqual([
+    expect(JSON.parse(nestedJson(data, [2, 3, 2]).toString())).toEqual([
       [
         [1, 2],
         [3, 4],
@@ -57,18 +57,29 @@ describe('tensors as JSON', () => {
 
   it('writes one nested list per item of the first dimension', () => {
     const rows = rowsJson(data, [2, 6]);
-    expect(rows.map((r) => JSON.parse(r))).toEqual([
+    expect(rows.map((r) => JSON.parse(r.toString()))).toEqual([
       [1, 2, 3, 4, 5, 6],
       [0.25, 8, 9, 10, 11, 12],
     ]);
   });
 
+  it('fits any shape and the longest values (lists of one, sixteen-character numbers)', () => {
+    const long = Float32Array.from([-999999986991104, -1.1754944e-38, 3.4028235e38]);
+    const text = nestedJson(long, [3, 1, 1, 1]).toString();
+    expect(JSON.parse(text)).toEqual([
+      [[[-999999986991104]]],
+      [[[-1.1754944e-38]]],
+      [[[3.4028235e38]]],
+    ]);
+    expect(JSON.parse(nestedJson(Float32Array.from([5]), []).toString())).toBe(5);
+  });
+
   it('writes a flat list', () => {
-    expect(JSON.parse(flatJson(data))).toEqual(Array.from(data));
+    expect(JSON.parse(flatJson(data).toString())).toEqual(Array.from(data));
   });
 
   it('reads nested lists back into values and shape', () => {
-    const read = flattenNested(JSON.parse(nestedJson(data, [3, 2, 2])));
+    const read = flattenNested(JSON.parse(nestedJson(data, [3, 2, 2]).toString()));
     expect(read.dims).toEqual([3, 2, 2]);
     expect(Array.from(read.data)).toEqual(Array.from(data));
     expect(flattenNested(7)).toEqual({ data: Float32Array.from([7]), dims: [] });

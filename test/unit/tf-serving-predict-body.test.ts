@@ -14,7 +14,7 @@ describe('TF Serving predict request bodies', () => {
         inputName: 'x',
         format: 'row',
         input: tensor,
-      }),
+      }).toString(),
     );
     expect(body).toEqual({
       signature_name: 'serving_default',
@@ -24,7 +24,12 @@ describe('TF Serving predict request bodies', () => {
 
   it('columnar form: the whole batch under the input name', () => {
     const body = JSON.parse(
-      predictBody({ signatureName: 'predict', inputName: 'x', format: 'columnar', input: tensor }),
+      predictBody({
+        signatureName: 'predict',
+        inputName: 'x',
+        format: 'columnar',
+        input: tensor,
+      }).toString(),
     );
     expect(body).toEqual({
       signature_name: 'predict',
@@ -41,11 +46,21 @@ describe('TF Serving predict request bodies', () => {
     const image = Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x01]);
     const input = { encoded: [image] };
     const row = JSON.parse(
-      predictBody({ signatureName: 's', inputName: 'image_bytes', format: 'row', input }),
+      predictBody({
+        signatureName: 's',
+        inputName: 'image_bytes',
+        format: 'row',
+        input,
+      }).toString(),
     );
     expect(row.instances).toEqual([{ image_bytes: { b64: image.toString('base64') } }]);
     const columnar = JSON.parse(
-      predictBody({ signatureName: 's', inputName: 'image_bytes', format: 'columnar', input }),
+      predictBody({
+        signatureName: 's',
+        inputName: 'image_bytes',
+        format: 'columnar',
+        input,
+      }).toString(),
     );
     expect(columnar.inputs).toEqual({ image_bytes: [{ b64: image.toString('base64') }] });
   });

@@ -42,10 +42,14 @@ export class OipV2Backend extends RemoteBackend<OipSignature> {
     const spec = specOf(model);
     const signature = this.signature(model);
     const requested = version ?? spec.version;
-    const body =
-      `{"inputs":[{"name":${JSON.stringify(signature.inputName)},` +
-      `"shape":${JSON.stringify(input.dims)},"datatype":"FP32","data":${flatJson(input.data)}}],` +
-      `"outputs":[{"name":${JSON.stringify(signature.outputName)}}]}`;
+    const body = Buffer.concat([
+      Buffer.from(
+        `{"inputs":[{"name":${JSON.stringify(signature.inputName)},` +
+          `"shape":${JSON.stringify(input.dims)},"datatype":"FP32","data":`,
+      ),
+      flatJson(input.data),
+      Buffer.from(`}],"outputs":[{"name":${JSON.stringify(signature.outputName)}}]}`),
+    ]);
     let answer: InferAnswer;
     try {
       answer = await this.client.infer(spec.name ?? model.name, requested, body);

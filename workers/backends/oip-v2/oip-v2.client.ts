@@ -79,7 +79,11 @@ export class OipV2Client {
   }
 
   /** `POST /v2/models/{m}[/versions/{v}]/infer` with a body already written. */
-  async infer(name: string, version: string | undefined, body: string): Promise<InferAnswer> {
+  async infer(
+    name: string,
+    version: string | undefined,
+    body: string | Uint8Array,
+  ): Promise<InferAnswer> {
     const response = await this.send({
       method: 'POST',
       path: `${modelPath(name, version)}/infer`,

@@ -14,7 +14,7 @@ export interface HttpRequest {
   /** Path below the replica's base URL, starting with `/`. */
   path: string;
   /** A JSON document, already serialized. */
-  body?: string;
+  body?: string | Uint8Array;
 }
 
 export interface HttpResponse {

@@ -88,7 +88,7 @@ export class TfServingClient {
    * `POST .../{name}[/versions/{v}|/labels/{l}]:predict` with a request body already written
    * (`instances` or `inputs`, see tf-serving.tensors.ts); the answer's text.
    */
-  async predict(servable: Servable, body: string): Promise<string> {
+  async predict(servable: Servable, body: string | Uint8Array): Promise<string> {
     const response = await this.send({
       method: 'POST',
       path: `${servablePath(servable)}:predict`,

@@ -21,23 +21,33 @@ export function predictBody({
   inputName,
   format,
   input,
-}: PredictBodyOptions): string {
+}: PredictBodyOptions): Buffer {
   const name = JSON.stringify(inputName);
   const items = isEncoded(input)
-    ? input.encoded.map((bytes) => JSON.stringify({ b64: bytes.toString('base64') }))
+    ? input.encoded.map((bytes) => Buffer.from(JSON.stringify({ b64: bytes.toString('base64') })))
     : undefined;
-  let payload: string;
+  const head = Buffer.from(`{"signature_name":${JSON.stringify(signatureName)},`);
   if (format === 'row') {
     const rows = items ?? rowsJson((input as InputTensor).data, (input as InputTensor).dims);
-    payload = `"instances":[${rows.map((row) => `{${name}:${row}}`).join(',')}]`;
-  } else {
-    const batch = items
-      ? `[${items.join(',')}]`
-      : nestedJson((input as InputTensor).data, (input as InputTensor).dims);
-    payload = `"inputs":{${name}:${batch}}`;
+    return Buffer.concat([
+      head,
+      Buffer.from('"instances":['),
+      ...rows.flatMap((row, i) => [Buffer.from(`${i > 0 ? ',' : ''}{${name}:`), row, CLOSE_OBJECT]),
+      Buffer.from(']}'),
+    ]);
   }
-  return `{"signature_name":${JSON.stringify(signatureName)},${payload}}`;
+  const batch = items
+    ? Buffer.concat([
+        Buffer.from('['),
+        ...items.flatMap((item, i) => (i > 0 ? [COMMA, item] : [item])),
+        Buffer.from(']'),
+      ])
+    : nestedJson((input as InputTensor).data, (input as InputTensor).dims);
+  return Buffer.concat([head, Buffer.from(`"inputs":{${name}:`), batch, Buffer.from('}}')]);
 }
+
+const CLOSE_OBJECT = Buffer.from('}');
+const COMMA = Buffer.from(',');
 
 /**
  * The named output of a predict answer. Row answers hold `predictions`: one item per instance, an
