@@ -23,31 +23,32 @@ export function predictBody({
   input,
 }: PredictBodyOptions): Buffer {
   const name = JSON.stringify(inputName);
-  const items = isEncoded(input)
-    ? input.encoded.map((bytes) => Buffer.from(JSON.stringify({ b64: bytes.toString('base64') })))
-    : undefined;
-  const head = Buffer.from(`{"signature_name":${JSON.stringify(signatureName)},`);
+  const head = `{"signature_name":${JSON.stringify(signatureName)},`;
   if (format === 'row') {
-    const rows = items ?? rowsJson((input as InputTensor).data, (input as InputTensor).dims);
-    return Buffer.concat([
-      head,
-      Buffer.from('"instances":['),
-      ...rows.flatMap((row, i) => [Buffer.from(`${i > 0 ? ',' : ''}{${name}:`), row, CLOSE_OBJECT]),
-      Buffer.from(']}'),
-    ]);
+    const rows = isEncoded(input) ? input.encoded.map(b64) : rowsJson(input.data, input.dims);
+    const instances = rows.map((row) => [`{${name}:`, row, '}']);
+    return join([`${head}"instances":`, ...list(instances), '}']);
   }
-  const batch = items
-    ? Buffer.concat([
-        Buffer.from('['),
-        ...items.flatMap((item, i) => (i > 0 ? [COMMA, item] : [item])),
-        Buffer.from(']'),
-      ])
-    : nestedJson((input as InputTensor).data, (input as InputTensor).dims);
-  return Buffer.concat([head, Buffer.from(`"inputs":{${name}:`), batch, Buffer.from('}}')]);
+  const batch = isEncoded(input)
+    ? list(input.encoded.map((image) => [b64(image)]))
+    : [nestedJson(input.data, input.dims)];
+  return join([`${head}"inputs":{${name}:`, ...batch, '}}']);
 }
 
-const CLOSE_OBJECT = Buffer.from('}');
-const COMMA = Buffer.from(',');
+type Part = string | Uint8Array;
+
+function b64(image: Buffer): Buffer {
+  return Buffer.from(JSON.stringify({ b64: image.toString('base64') }));
+}
+
+/** `[a,b,...]` from the parts of each item. */
+function list(items: Part[][]): Part[] {
+  return ['[', ...items.flatMap((item, i) => (i > 0 ? [',', ...item] : item)), ']'];
+}
+
+function join(parts: Part[]): Buffer {
+  return Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
+}
 
 /**
  * The named output of a predict answer. Row answers hold `predictions`: one item per instance, an
