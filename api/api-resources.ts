@@ -112,6 +112,13 @@ export async function createApiResources(
     new BackendStatusStore(redis, config.redis.prefix, config.worker.heartbeatMs * 3),
     options.statusRefreshMs ?? 1000,
     logger,
+    // Queue depths ride along with each refresh, for least-loaded routing.
+    async (backend) => {
+      const counts = await queues
+        .queue(backend)
+        .getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+      return Object.values(counts).reduce((sum, n) => sum + n, 0);
+    },
   );
   await statusCache.start();
   const router = new ModelRouter(registry, statusCache);

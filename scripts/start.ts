@@ -1,8 +1,9 @@
 /**
  * `npm start`: the whole service on one machine, one command. Makes sure Redis answers (starting a
- * throwaway redis-server when none does and the binary exists), then runs the API and an ONNX worker
- * pool as child processes with their logs on this terminal. A child that dies is restarted with
- * backoff; a configuration error (exit 78) stops everything with its message; Ctrl-C stops all.
+ * throwaway redis-server when none does and the binary exists), then runs the API, an ONNX worker
+ * pool and a TF Serving worker pool as child processes with their logs on this terminal. A child
+ * that dies is restarted with backoff; a configuration error (exit 78) stops everything with its
+ * message; Ctrl-C stops all.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
@@ -26,6 +27,13 @@ const services: Service[] = [
   {
     name: 'worker-onnx',
     args: ['workers/main.ts', '--backend', 'onnx'],
+    restarts: 0,
+    startedAt: 0,
+  },
+  // Calls TF Serving at TENSORFLOW_SERVING_URL; without one there, its models report why.
+  {
+    name: 'worker-tensorflow',
+    args: ['workers/main.ts', '--backend', 'tensorflow'],
     restarts: 0,
     startedAt: 0,
   },

@@ -11,14 +11,14 @@ import {
   type ObjectStore,
   StorageUnavailableError,
 } from '../shared/storage/index.js';
-import type { InferenceBackend } from './backends/inference-backend.js';
+import type { InferenceBackend, InferenceRequest } from './backends/inference-backend.js';
 import {
   classify,
   decodeYolov8,
   type ImageTransform,
   type OutputTensor,
 } from './postprocess/index.js';
-import { preprocess } from './preprocess/preprocess.js';
+import { describeTransform, preprocess } from './preprocess/preprocess.js';
 
 export interface InferenceProcessorDeps {
   registry: ModelRegistry;
@@ -55,9 +55,20 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
     const image = await fetchImage(deps.store, data.imageKey);
     const fetchMs = clock.lap();
 
-    let input: Awaited<ReturnType<typeof preprocess>>;
+    // A model whose server decodes images itself gets the bytes; the rest a tensor made here.
+    const encoded = deps.backend.takesEncodedImages?.(model) ?? false;
+    let input: InferenceRequest['input'];
+    let transform: ImageTransform;
     try {
-      input = await preprocess(image, model.input, { maxPixels: deps.maxPixels });
+      const limits = { maxPixels: deps.maxPixels };
+      if (encoded) {
+        transform = await describeTransform(image, model.input, limits);
+        input = { encoded: [image] };
+      } else {
+        const tensor = await preprocess(image, model.input, limits);
+        ({ transform } = tensor);
+        input = tensor;
+      }
     } catch (err) {
       throw jobFailure('INVALID_IMAGE', (err as Error).message);
     }
@@ -70,7 +81,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
     });
     const inferenceMs = clock.lap();
 
-    const result = postprocess(model, output, input.transform, data.params);
+    const result = postprocess(model, output, transform, data.params);
     const timings = {
       fetch_ms: fetchMs,
       preprocess_ms: preprocessMs,

@@ -5,16 +5,21 @@ import { Registry } from 'prom-client';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
+import { JobRecords } from '../shared/jobs/job-records.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../shared/metrics/index.js';
 import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../shared/queues/index.js';
+import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type Redis } from '../shared/redis/redis.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
 import { instrumentBackend } from './backends/instrumented.backend.js';
+import { JobForwarder } from './fallback/job-forwarder.js';
+import { withFallback } from './fallback/with-fallback.js';
+import { BackendMonitor } from './health/backend-monitor.js';
 import { createInferenceProcessor } from './inference-processor.js';
 import { observeJobs } from './job-observer.js';
 import { StatusReporter } from './status-reporter.js';
@@ -50,6 +55,8 @@ export class InferenceWorker {
     private readonly store: ObjectStore,
     private readonly reporter: StatusReporter,
     private readonly worker: Worker<InferenceJobData, InferenceResult>,
+    private readonly monitor: BackendMonitor,
+    private readonly queues: InferenceQueues,
   ) {}
 
   get backendKind(): BackendKind {
@@ -83,13 +90,24 @@ export class InferenceWorker {
       windowSeconds: config.stats.windowSeconds,
     });
     await stats.init();
-    const processor = createInferenceProcessor({
+    // Fallback adds jobs to the other backends' queues and moves their records.
+    const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
+    const forwarder = new JobForwarder({
       registry,
-      store,
-      backend: instrumentBackend(backend, metrics),
-      maxPixels: config.uploads.maxPixels,
-      logger: log,
+      records: new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds),
+      queues,
+      status: statusStore,
     });
+    const processor = withFallback(
+      createInferenceProcessor({
+        registry,
+        store,
+        backend: instrumentBackend(backend, metrics),
+        maxPixels: config.uploads.maxPixels,
+        logger: log,
+      }),
+      { backend, forwarder, logger: log },
+    );
 
     let self: InferenceWorker | undefined;
     const worker = new Worker<InferenceJobData, InferenceResult>(
@@ -136,16 +154,29 @@ export class InferenceWorker {
     });
     worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
 
-    const reporter = new StatusReporter(
+    let reporter: StatusReporter | undefined;
+    const monitor = new BackendMonitor({
+      backend,
+      loaded: statuses,
+      intervalMs: config.backends.healthCheck.intervalMs,
+      logger: log,
+      onChange: () => reporter?.reportNow(),
+    });
+    reporter = new StatusReporter(
       statusStore,
       id,
       backend.kind,
-      statuses,
+      () => {
+        const { models, replicas } = monitor.current();
+        return replicas.length > 0 ? { models, replicas } : { models };
+      },
       config.worker.heartbeatMs,
       log,
+      config.worker.concurrency,
     );
-    self = new InferenceWorker(id, options, redis, store, reporter, worker);
+    self = new InferenceWorker(id, options, redis, store, reporter, worker, monitor, queues);
     await reporter.start();
+    monitor.start();
     void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
     await worker.waitUntilReady();
     log.info(
@@ -184,8 +215,10 @@ export class InferenceWorker {
       );
     }
     await this.worker.close(!finished).catch(() => undefined);
+    this.monitor.stop();
     const steps = await Promise.allSettled([
       this.reporter.stop(),
+      this.queues.close(),
       backend.close(),
       this.store.close(),
     ]);

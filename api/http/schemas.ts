@@ -1,5 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
+import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
+import { OneOf } from '../../shared/schema/one-of.js';
 
 /** RFC 9457 problem details, the body of every error answer. */
 export const ProblemSchema = Type.Object(
@@ -24,6 +26,8 @@ export const InferenceParamsSchema = Type.Object(
     top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     version: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })),
+    /** Run on this backend only (no fallback), where the model allows choosing. */
+    backend: Type.Optional(OneOf(BACKEND_KINDS)),
   },
   { additionalProperties: false },
 );
@@ -32,6 +36,7 @@ export interface InferenceParamsInput {
   top_k?: number;
   threshold?: number;
   version?: string;
+  backend?: BackendKind;
 }
 
 const ajv = new Ajv({ coerceTypes: true, allErrors: false });
@@ -46,6 +51,6 @@ export function parseInferenceFields(
   const [e] = validateParams.errors ?? [];
   const field = e?.instancePath.slice(1) || e?.params.additionalProperty;
   return e?.keyword === 'additionalProperties'
-    ? `Unknown field "${field}"; accepted: file, top_k, threshold, version`
+    ? `Unknown field "${field}"; accepted: file, top_k, threshold, version, backend`
     : `Field "${field}" ${e?.message ?? 'is invalid'}`;
 }

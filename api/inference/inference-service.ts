@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { errors } from '../../shared/errors/index.js';
 import type { JobRecords } from '../../shared/jobs/job-records.js';
 import type { Logger } from '../../shared/logging/logger.js';
-import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
+import type { InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import type { Route } from '../../shared/routing/router.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
+import { followJob } from '../jobs/follow-job.js';
 import { type JobResource, toJobResource } from '../jobs/job-resource.js';
 import type { ImageUploads } from './image-uploads.js';
 
@@ -52,9 +53,10 @@ export class InferenceService {
     const abandon = new AbortController();
     const finished =
       wait.timeoutMs > 0
-        ? this.deps.waiter.wait(
-            INFERENCE_QUEUES[backend],
+        ? followJob(
+            this.deps,
             jobId,
+            backend,
             wait.timeoutMs,
             wait.signal ? AbortSignal.any([wait.signal, abandon.signal]) : abandon.signal,
           )
@@ -66,6 +68,7 @@ export class InferenceService {
       params: request.params,
       requestId: request.requestId,
       mode: request.mode,
+      ...(request.route.pinned ? { pinned: true } : {}),
     };
     try {
       // The record first: a job that exists in a queue can always be found.
@@ -90,7 +93,7 @@ export class InferenceService {
     try {
       const record = await this.deps.records.get(jobId);
       const found = record && (await this.deps.queues.get(record.backend, jobId));
-      return found && toJobResource(found);
+      return found && toJobResource(found, record);
     } catch (err) {
       throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
     }

@@ -22,20 +22,22 @@ export interface CompletionWaiterOptions {
 
 interface Waiter {
   queue: QueueName;
+  jobId: string;
   since: number;
   settle(finished: boolean): void;
 }
 
 /**
- * Lets many requests wait for their jobs with one listener per queue per process: a map of job id to
- * waiters, settled by queue events, with a periodic reconciliation against the job state so a missed
- * event only delays an answer. Register the waiter before the job is added, so its completion cannot
- * slip between the two.
+ * Lets many requests wait for their jobs with one listener per queue per process: a map of (queue,
+ * job id) to waiters, settled by that queue's events, with a periodic reconciliation against the
+ * job state so a missed event only delays an answer. Register the waiter before the job is added,
+ * so its completion cannot slip between the two.
  */
 export class CompletionWaiter {
+  /** By queue and job id: a job moved to another queue keeps its id, and finishes in each. */
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly reconcileIntervalMs: number;
-  private readonly onEvent = ({ jobId }: { jobId: string }) => this.settle(jobId, true);
+  private readonly listeners = new Map<QueueName, (args: { jobId: string }) => void>();
   private timer: NodeJS.Timeout | undefined;
   private reconciling = false;
   private closed = false;
@@ -43,9 +45,11 @@ export class CompletionWaiter {
   constructor(private readonly options: CompletionWaiterOptions) {
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 1000;
     if (this.reconcileIntervalMs <= 0) throw new RangeError('reconcileIntervalMs must be positive');
-    for (const events of options.events.values()) {
-      events.on('completed', this.onEvent);
-      events.on('failed', this.onEvent);
+    for (const [queue, events] of options.events) {
+      const listener = ({ jobId }: { jobId: string }) => this.settle(waiterKey(queue, jobId), true);
+      this.listeners.set(queue, listener);
+      events.on('completed', listener);
+      events.on('failed', listener);
     }
   }
 
@@ -63,18 +67,20 @@ export class CompletionWaiter {
   wait(queue: QueueName, jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.closed || signal?.aborted) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      const set = this.waiters.get(jobId) ?? new Set<Waiter>();
-      this.waiters.set(jobId, set);
+      const key = waiterKey(queue, jobId);
+      const set = this.waiters.get(key) ?? new Set<Waiter>();
+      this.waiters.set(key, set);
       const onAbort = () => waiter.settle(false);
       const timer = setTimeout(() => waiter.settle(false), timeoutMs);
       const waiter: Waiter = {
         queue,
+        jobId,
         since: Date.now(),
         settle: (finished) => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
           set.delete(waiter);
-          if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
+          if (set.size === 0 && this.waiters.get(key) === set) this.waiters.delete(key);
           resolve(finished);
         },
       };
@@ -89,15 +95,16 @@ export class CompletionWaiter {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    for (const events of this.options.events.values()) {
-      events.off('completed', this.onEvent);
-      events.off('failed', this.onEvent);
+    for (const [queue, events] of this.options.events) {
+      const listener = this.listeners.get(queue)!;
+      events.off('completed', listener);
+      events.off('failed', listener);
     }
-    for (const jobId of [...this.waiters.keys()]) this.settle(jobId, false);
+    for (const key of [...this.waiters.keys()]) this.settle(key, false);
   }
 
-  private settle(jobId: string, finished: boolean): void {
-    const set = this.waiters.get(jobId);
+  private settle(key: string, finished: boolean): void {
+    const set = this.waiters.get(key);
     if (!set) return;
     for (const waiter of [...set]) waiter.settle(finished);
   }
@@ -117,16 +124,16 @@ export class CompletionWaiter {
     try {
       const due = Date.now() - this.reconcileIntervalMs;
       const byQueue = new Map<QueueName, string[]>();
-      for (const [jobId, set] of this.waiters) {
+      for (const set of this.waiters.values()) {
         const first = set.values().next().value;
         if (!first || first.since > due) continue;
-        byQueue.set(first.queue, [...(byQueue.get(first.queue) ?? []), jobId]);
+        byQueue.set(first.queue, [...(byQueue.get(first.queue) ?? []), first.jobId]);
       }
       await Promise.all(
         [...byQueue].map(async ([queue, ids]) => {
           const finished = await this.options.isFinished(queue, ids);
           ids.forEach((id, i) => {
-            if (finished[i]) this.settle(id, true);
+            if (finished[i]) this.settle(waiterKey(queue, id), true);
           });
         }),
       );
@@ -136,4 +143,8 @@ export class CompletionWaiter {
       this.reconciling = false;
     }
   }
+}
+
+function waiterKey(queue: QueueName, jobId: string): string {
+  return `${queue}/${jobId}`;
 }

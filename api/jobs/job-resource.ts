@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { parseJobFailure } from '../../shared/errors/index.js';
+import type { JobRecord } from '../../shared/jobs/job-records.js';
 import type { FoundJob } from '../../shared/queues/inference-queues.js';
 
 export const JOB_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'canceled'] as const;
@@ -30,6 +31,19 @@ export const JobResourceSchema = Type.Object(
     }),
     request_id: Type.String(),
     urls: Type.Object({ get: Type.String(), cancel: Type.String() }),
+    /**
+     * The backends the job was sent to, in order: every step but the last carries the error that
+     * made the job move on (fallback); the last is `backend`.
+     */
+    route: Type.Optional(
+      Type.Array(
+        Type.Object({
+          backend: Type.String(),
+          at: Type.String({ format: 'date-time' }),
+          error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+        }),
+      ),
+    ),
   },
   { $id: 'JobResource' },
 );
@@ -50,12 +64,17 @@ const STATUS_OF_STATE: Record<FoundJob['state'], JobStatus> = {
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
-export function toJobResource({ backend, job, state }: FoundJob): JobResource {
+/**
+ * The public job from its BullMQ entry in the queue it is in now and, when given, its record: the
+ * record keeps what outlives a move between queues (creation time, route).
+ */
+export function toJobResource({ backend, job, state }: FoundJob, record?: JobRecord): JobResource {
   const status = STATUS_OF_STATE[state];
   const output = status === 'succeeded' ? job.returnvalue : null;
   const startedAt = job.processedOn;
   const finishedAt = status === 'succeeded' || status === 'failed' ? job.finishedOn : undefined;
   const id = job.id!;
+  const createdAt = record?.createdAt ?? job.timestamp;
   return {
     id,
     model: job.data.model,
@@ -65,16 +84,25 @@ export function toJobResource({ backend, job, state }: FoundJob): JobResource {
     result: output?.result ?? null,
     error: status === 'failed' ? parseJobFailure(job.failedReason) : null,
     attempts: job.attemptsMade,
-    created_at: new Date(job.timestamp).toISOString(),
+    created_at: new Date(createdAt).toISOString(),
     started_at: iso(startedAt),
     completed_at: iso(finishedAt),
     timings: {
       queue_ms: startedAt ? startedAt - job.timestamp : null,
       preprocess_ms: output?.timings.preprocess_ms ?? null,
       inference_ms: output?.timings.inference_ms ?? null,
-      total_ms: finishedAt ? finishedAt - job.timestamp : null,
+      total_ms: finishedAt ? finishedAt - createdAt : null,
     },
     request_id: job.data.requestId,
     urls: { get: `/jobs/${id}`, cancel: `/jobs/${id}` },
+    ...(record
+      ? {
+          route: record.route.map((step) => ({
+            backend: step.backend,
+            at: new Date(step.at).toISOString(),
+            error: step.error ?? null,
+          })),
+        }
+      : {}),
   };
 }

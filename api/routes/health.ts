@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { backendServing, summarizeReplicas } from '../../shared/backends/backend-health.js';
+import type { BackendSnapshot } from '../../shared/backends/backend-status.js';
 import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
@@ -18,8 +20,10 @@ type Probe = 'up' | 'down';
 
 /**
  * GET /health (the seed's shape, for people), /health/live and /health/ready (for orchestrators).
- * Unhealthy (503) when Redis or storage is down, since nothing can be accepted; degraded when a
- * backend that serves registered models has no live worker.
+ * A backend is up when a live worker reaches at least one of its servers (in-process: always).
+ * Unhealthy (503) when Redis or storage is down, or no backend that serves registered models is
+ * up, since nothing can be served; degraded when one of them is down, or one of their servers is
+ * down or has its circuit open or half-open.
  */
 export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions) {
   const startedAt = Date.now();
@@ -48,29 +52,45 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       probe(opts.checks.storage),
     ]);
     const used = BACKEND_KINDS.filter((b) => opts.registry.servedBy(b).length > 0);
-    const backends = Object.fromEntries(
-      BACKEND_KINDS.map((b) => [b, opts.backendStatus.snapshot(b).workers.length > 0]),
-    ) as Record<BackendKind, boolean>;
-    const detail = Object.fromEntries(
-      BACKEND_KINDS.map((b) => {
-        const snapshot = opts.backendStatus.snapshot(b);
-        return [b, { workers: snapshot.workers.length, models: snapshot.models }];
-      }),
+    const pictures = {} as Record<BackendKind, BackendPicture>;
+    for (const b of BACKEND_KINDS) pictures[b] = picture(opts.backendStatus.snapshot(b));
+    const backends = Object.fromEntries(BACKEND_KINDS.map((b) => [b, pictures[b].up])) as Record<
+      BackendKind,
+      boolean
+    >;
+    const impaired = used.some((b) =>
+      (pictures[b].replicas ?? []).some((r) => !r.healthy || r.circuit !== 'closed'),
     );
     const status =
       redis === 'down' || storage === 'down' || used.every((b) => !backends[b])
         ? 'unhealthy'
-        : used.some((b) => !backends[b])
+        : used.some((b) => !backends[b]) || impaired
           ? 'degraded'
           : 'healthy';
     return reply.code(status === 'unhealthy' ? 503 : 200).send({
       status,
       services: { backends, rate_limiter: opts.rateLimiter, redis, storage },
-      backends: detail,
+      backends: pictures,
       status_age_ms: opts.backendStatus.ageMs,
       uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
     });
   });
+}
+
+type BackendPicture = ReturnType<typeof picture>;
+
+/** One backend in /health: up or why not, its workers, its servers (remote), queue, models. */
+function picture(snapshot: BackendSnapshot) {
+  const serving = backendServing(snapshot);
+  const replicas = summarizeReplicas(snapshot.workers);
+  return {
+    up: serving.serving,
+    ...(serving.serving ? {} : { reason: serving.reason }),
+    workers: snapshot.workers.length,
+    ...(replicas.length > 0 ? { replicas } : {}),
+    ...(snapshot.queueDepth === undefined ? {} : { queue_depth: snapshot.queueDepth }),
+    models: snapshot.models,
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

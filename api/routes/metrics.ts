@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { summarizeReplicas } from '../../shared/backends/backend-health.js';
 import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
 import type { ApiMetrics } from '../../shared/metrics/index.js';
 import { BACKEND_KINDS } from '../../shared/models/model-spec.js';
@@ -18,7 +19,8 @@ export interface MetricsRoutesOptions {
 /**
  * GET /metrics in Prometheus' text format. Gauges that describe shared state are read at scrape
  * time: queue depth per queue and state (from Redis, bounded by `queueTimeoutMs`; left out of a
- * scrape whose read fails) and backend health (from the cached worker reports).
+ * scrape whose read fails), backend health and each replica's circuit state (the most cautious
+ * state among the workers, from the cached worker reports).
  */
 export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOptions) {
   const { metrics } = opts;
@@ -31,8 +33,12 @@ export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOpt
       metrics.recordCollectFailure('queues');
       request.log.warn({ err: String(err) }, 'queue counts unavailable for this scrape');
     }
+    metrics.clearCircuitStates();
     for (const backend of BACKEND_KINDS) {
       const snapshot = opts.backendStatus.snapshot(backend);
+      for (const replica of summarizeReplicas(snapshot.workers)) {
+        metrics.setCircuitState(backend, replica.url, replica.circuit);
+      }
       const models = Object.fromEntries(
         opts.registry
           .servedBy(backend)

@@ -23,6 +23,7 @@ export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOption
       ...(availability.reason ? { reason: availability.reason } : {}),
       versions: availability.versions,
       backends: Object.keys(model.backends),
+      routing: model.routing.strategy,
       input: {
         width: model.input.width,
         height: model.input.height,

@@ -47,14 +47,22 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     },
     async (request, reply) => {
       // Model and backend checks come first: no upload is read for a request that cannot run.
-      let route = router.route({ model: request.params.model, ...pick(request.query.version) });
+      const target = (params: InferenceParamsInput) => ({
+        model: request.params.model,
+        ...pick(params.version),
+        ...(params.backend ? { backend: params.backend } : {}),
+      });
+      let route = router.route(target(request.query));
       request.inference = { model: route.model.name, backend: route.backend, mode: 'sync' };
       const upload = await readUpload(request);
       const fields = parseInferenceFields(upload.fields);
       if (typeof fields === 'string') throw new errors.VALIDATION_FAILED(fields);
       const params = { ...request.query, ...fields };
-      if (fields.version && fields.version !== request.query.version) {
-        route = router.route({ model: request.params.model, version: fields.version });
+      if (
+        (fields.version && fields.version !== request.query.version) ||
+        (fields.backend && fields.backend !== request.query.backend)
+      ) {
+        route = router.route(target(params));
         request.inference.backend = route.backend;
       }
       const image = await inspectImage(upload.image, config.uploads.maxPixels);

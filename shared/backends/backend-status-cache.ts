@@ -2,10 +2,14 @@ import type { Logger } from '../logging/logger.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
 import type { BackendSnapshot, BackendStatusStore } from './backend-status.js';
 
+/** Counts the jobs waiting or running in a backend's queue. */
+export type QueueDepthReader = (backend: BackendKind) => Promise<number>;
+
 /**
  * The latest backend picture, refreshed from Redis in the background every `intervalMs`, so that
  * routing a request costs no Redis round trip. A refresh that fails keeps the last good picture
- * and counts as stale after `staleAfterMs`.
+ * and counts as stale after `staleAfterMs`. With a `queueDepth` reader, each refresh also counts
+ * every backend's queue (for the least-loaded routing strategy).
  */
 export class BackendStatusCache {
   private snapshots = new Map<BackendKind, BackendSnapshot>();
@@ -16,6 +20,7 @@ export class BackendStatusCache {
     private readonly store: BackendStatusStore,
     private readonly intervalMs: number,
     private readonly logger: Logger,
+    private readonly queueDepth?: QueueDepthReader,
   ) {}
 
   async start(): Promise<void> {
@@ -33,7 +38,12 @@ export class BackendStatusCache {
   }
 
   async refresh(): Promise<void> {
-    const snapshots = await Promise.all(BACKEND_KINDS.map((b) => this.store.read(b)));
+    const snapshots = await Promise.all(
+      BACKEND_KINDS.map(async (b) => {
+        const [snapshot, depth] = await Promise.all([this.store.read(b), this.queueDepth?.(b)]);
+        return depth === undefined ? snapshot : { ...snapshot, queueDepth: depth };
+      }),
+    );
     this.snapshots = new Map(snapshots.map((s) => [s.backend, s]));
     this.refreshedAt = Date.now();
   }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { BackendKind } from '../models/model-spec.js';
+import type { ReplicaHealth } from './backend-health.js';
 
 export type ModelState = 'ready' | 'unavailable';
 
@@ -9,6 +10,8 @@ export interface ModelStatus {
   versions: string[];
   /** Why the model cannot be served, with what to do about it. */
   reason?: string;
+  /** Remote backends: per replica URL, whether it has the model ready (and if not, why). */
+  replicas?: Record<string, { state: ModelState; versions: string[]; reason?: string }>;
 }
 
 /** What one worker process says about itself, refreshed every heartbeat. */
@@ -20,6 +23,10 @@ export interface WorkerReport {
   startedAt: number;
   reportedAt: number;
   models: Record<string, ModelStatus>;
+  /** Jobs this worker runs at once. */
+  concurrency?: number;
+  /** Remote backends: the servers this worker calls, with their health and circuit state. */
+  replicas?: ReplicaHealth[];
 }
 
 /** The merged picture of one backend: every live worker's report. */
@@ -28,6 +35,8 @@ export interface BackendSnapshot {
   workers: WorkerReport[];
   /** Per model: ready when any live worker can serve it. */
   models: Record<string, ModelStatus>;
+  /** Jobs waiting or running in the backend's queue, when the reader counts them. */
+  queueDepth?: number;
 }
 
 /**

@@ -26,6 +26,15 @@ export interface Config {
     onnxRuntimeUrls: string[];
     timeoutMs: number;
     onnxIntraOpThreads: number;
+    /** Keep-alive connections per remote server. */
+    connectionsPerReplica: number;
+    healthCheck: { intervalMs: number; timeoutMs: number };
+    breaker: {
+      errorThresholdPercent: number;
+      volumeThreshold: number;
+      windowMs: number;
+      resetMs: number;
+    };
   };
   rateLimit: { enabled: boolean; max: number; windowSeconds: number };
   uploads: { maxBytes: number; maxPixels: number };
@@ -125,6 +134,14 @@ function toConfig(e: Env): Config {
       onnxRuntimeUrls,
       timeoutMs: e.BACKEND_TIMEOUT_MS,
       onnxIntraOpThreads: e.ONNX_INTRA_OP_THREADS,
+      connectionsPerReplica: e.BACKEND_CONNECTIONS,
+      healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_MS, timeoutMs: e.HEALTH_CHECK_TIMEOUT_MS },
+      breaker: {
+        errorThresholdPercent: e.BREAKER_ERROR_THRESHOLD,
+        volumeThreshold: e.BREAKER_VOLUME_THRESHOLD,
+        windowMs: e.BREAKER_WINDOW_MS,
+        resetMs: e.BREAKER_RESET_MS,
+      },
     },
     rateLimit: {
       enabled: e.RATE_LIMIT_ENABLED,

@@ -79,6 +79,38 @@ export const EnvSchema = Type.Object({
   ),
   BACKEND_TIMEOUT_MS: Integer(30_000, 100, undefined, 'Timeout of one backend inference call.'),
   ONNX_INTRA_OP_THREADS: Integer(1, 0, 64, 'ONNX Runtime intra-op threads per session (0: auto).'),
+  BACKEND_CONNECTIONS: Integer(
+    16,
+    1,
+    1024,
+    'Keep-alive HTTP connections per remote backend server (replica).',
+  ),
+  HEALTH_CHECK_INTERVAL_MS: Integer(
+    5000,
+    100,
+    undefined,
+    'How often workers probe their backend servers and models.',
+  ),
+  HEALTH_CHECK_TIMEOUT_MS: Integer(2000, 100, undefined, 'Timeout of one health probe request.'),
+  BREAKER_ERROR_THRESHOLD: Integer(
+    50,
+    1,
+    100,
+    "Percent of failed requests in the window that opens a server's circuit.",
+  ),
+  BREAKER_VOLUME_THRESHOLD: Integer(
+    5,
+    1,
+    undefined,
+    'Requests in the window before a circuit may open.',
+  ),
+  BREAKER_WINDOW_MS: Integer(10_000, 100, undefined, 'Rolling window of the failure rate.'),
+  BREAKER_RESET_MS: Integer(
+    10_000,
+    100,
+    undefined,
+    'How long an open circuit waits before a trial request (half-open).',
+  ),
 
   RATE_LIMIT_ENABLED: Flag(true, 'Per-client rate limiting, shared through Redis.'),
   RATE_LIMIT_REQUESTS: Integer(100, 1, undefined, 'Requests allowed per client per window.'),

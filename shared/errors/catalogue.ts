@@ -77,6 +77,16 @@ export const CATALOGUE = {
     title: 'Model version not found',
     message: 'Model "%s" has no version "%s"',
   },
+  MODEL_BACKEND_NOT_FOUND: {
+    status: 404,
+    title: 'Backend not found for model',
+    message: 'Model "%s" is not served by backend "%s"; its backends: %s',
+  },
+  BACKEND_CHOICE_NOT_ALLOWED: {
+    status: 400,
+    title: 'Backend choice not allowed',
+    message: 'Model "%s" does not let requests choose its backend; leave out "backend"',
+  },
   MODEL_UNAVAILABLE: {
     status: 503,
     title: 'Model unavailable',

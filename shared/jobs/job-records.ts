@@ -24,6 +24,17 @@ export interface JobRecord {
   requestId: string;
 }
 
+/** Checks the current backend and rewrites the route in one step, so a move happens at most once. */
+const FORWARD_SCRIPT = `
+local backend = redis.call('HGET', KEYS[1], 'backend')
+if backend ~= ARGV[1] then return 0 end
+local route = cjson.decode(redis.call('HGET', KEYS[1], 'route') or '[]')
+if #route > 0 then route[#route]['error'] = cjson.decode(ARGV[4]) end
+route[#route + 1] = { backend = ARGV[2], at = tonumber(ARGV[3]) }
+redis.call('HSET', KEYS[1], 'backend', ARGV[2], 'route', cjson.encode(route))
+return 1
+`;
+
 /**
  * Job records in Redis, one hash per job (`<prefix>:job:<id>`), expiring with the job's retention.
  * Every change of a job's place goes through here, so cancellation, deadlines and fallback can
@@ -67,6 +78,29 @@ export class JobRecords {
       createdAt: Number(fields.created_at),
       requestId: fields.request_id ?? '',
     };
+  }
+
+  /**
+   * Moves a job to another backend (fallback): the step it leaves gets the error that made it move
+   * on, and a new step starts. Only from the backend the record names, so a transition repeated
+   * after a crash changes nothing. Returns whether the record moved now (false: already moved, or
+   * the record is gone).
+   */
+  async forward(
+    id: string,
+    move: { from: BackendKind; to: BackendKind; error: { code: string; message: string } },
+    at = Date.now(),
+  ): Promise<boolean> {
+    const moved = await this.redis.eval(
+      FORWARD_SCRIPT,
+      1,
+      this.key(id),
+      move.from,
+      move.to,
+      String(at),
+      JSON.stringify(move.error),
+    );
+    return moved === 1;
   }
 
   async delete(id: string): Promise<void> {

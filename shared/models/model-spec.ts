@@ -16,6 +16,8 @@ export const OnnxBackendSpec = Type.Object(
      * path. Default: `MODEL_REPOSITORY/<model>/<version>/model.onnx` (Triton's layout).
      */
     source: Type.Optional(Type.String({ minLength: 1 })),
+    /** The model's name on a remote server (ONNX_RUNTIME_URL); default: the registry name. */
+    name: Type.Optional(Name),
     /** Pinned version; default: the highest version folder in the repository. */
     version: Type.Optional(Version),
     input_name: Type.Optional(Type.String({ minLength: 1 })),
@@ -29,11 +31,15 @@ export const TensorflowBackendSpec = Type.Object(
     /** The model's name on the TF Serving side; default: the registry name. */
     name: Type.Optional(Name),
     version: Type.Optional(Version),
+    /** A version label (TF Serving's `version_labels`, e.g. `stable`), used unless a request names a version. */
+    label: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
     signature_name: Type.Optional(Type.String({ minLength: 1 })),
     input_name: Type.Optional(Type.String({ minLength: 1 })),
     output_name: Type.Optional(Type.String({ minLength: 1 })),
     /** `tensor`: a float tensor built by our preprocessing; `b64`: the encoded image bytes. */
     encoding: OneOf(['tensor', 'b64'], { default: 'tensor' }),
+    /** `row`: the predict request's `instances` form; `columnar`: its `inputs` form. */
+    request_format: OneOf(['row', 'columnar'], { default: 'row' }),
   },
   { additionalProperties: false },
 );
@@ -76,6 +82,34 @@ export const PostprocessSpec = Type.Object(
   { additionalProperties: false },
 );
 
+export const ROUTING_STRATEGIES = ['priority', 'round_robin', 'least_loaded', 'weighted'] as const;
+export type RoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
+
+export const RoutingSpec = Type.Object(
+  {
+    /**
+     * How the backend of a request is chosen among those that can serve it now. `priority`: the
+     * first in the order of `backends`; `round_robin`: each in turn; `least_loaded`: the one with
+     * the fewest queued jobs per worker; `weighted`: in proportion to `weights`. The others are
+     * the fallbacks, in the order of `backends`.
+     */
+    strategy: OneOf(ROUTING_STRATEGIES, { default: 'priority' }),
+    /** Relative share of requests per backend for `weighted` (0: fallback only). */
+    weights: Type.Optional(
+      Type.Object(
+        {
+          onnx: Type.Optional(Type.Number({ minimum: 0 })),
+          tensorflow: Type.Optional(Type.Number({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Whether a request may pick the backend itself (`backend` parameter). */
+    allow_backend_choice: Type.Boolean({ default: true }),
+  },
+  { additionalProperties: false },
+);
+
 export const ModelSpec = Type.Object(
   {
     description: Type.Optional(Type.String()),
@@ -92,6 +126,7 @@ export const ModelSpec = Type.Object(
     /** A text file with one label per line, relative to the registry file. */
     labels_file: Type.Optional(Type.String({ minLength: 1 })),
     postprocess: Type.Optional(PostprocessSpec),
+    routing: Type.Optional(RoutingSpec),
   },
   { additionalProperties: false },
 );
@@ -107,6 +142,7 @@ export type OnnxBackendSpec = Static<typeof OnnxBackendSpec>;
 export type TensorflowBackendSpec = Static<typeof TensorflowBackendSpec>;
 export type InputSpec = Static<typeof InputSpec>;
 export type PostprocessSpec = Static<typeof PostprocessSpec>;
+export type RoutingSpec = Static<typeof RoutingSpec>;
 export type Task = Static<typeof ModelSpec>['task'];
 
 /** A model as the rest of the code sees it: validated, defaults applied, labels loaded. */
@@ -118,4 +154,6 @@ export interface ModelDefinition {
   input: InputSpec;
   labels?: readonly string[];
   postprocess: PostprocessSpec;
+  /** Defaults applied: `priority`, backend choice allowed. */
+  routing: RoutingSpec;
 }

@@ -8,6 +8,7 @@ import {
   type ModelDefinition,
   PostprocessSpec,
   RegistryFile,
+  RoutingSpec,
 } from './model-spec.js';
 
 export class RegistryError extends Error {
@@ -17,6 +18,7 @@ export class RegistryError extends Error {
 const ajv = new Ajv({ allErrors: true, useDefaults: true });
 const validateFile = ajv.compile<Static<typeof RegistryFile>>(RegistryFile);
 const validatePostprocess = ajv.compile(PostprocessSpec);
+const validateRouting = ajv.compile(RoutingSpec);
 
 /** The models this deployment serves, read once from the registry file (`MODELS_CONFIG`). */
 export class ModelRegistry {
@@ -86,6 +88,17 @@ export class ModelRegistry {
             fail(`labels_file ${file} cannot be read: ${(err as Error).message}`);
           }
         }
+        const routing = { ...spec.routing } as RoutingSpec;
+        validateRouting(routing); // defaults of an absent block
+        const served = Object.keys(spec.backends);
+        for (const backend of Object.keys(routing.weights ?? {})) {
+          if (!served.includes(backend)) {
+            fail(`routing.weights names "${backend}", which is not one of its backends`);
+          }
+        }
+        if (routing.strategy === 'weighted' && !routing.weights) {
+          fail('routing.weights is required for the weighted strategy');
+        }
         if (spec.task === 'detection' && !postprocess.format) {
           fail('postprocess.format is required for a detection model (e.g. yolov8)');
         }
@@ -106,6 +119,7 @@ export class ModelRegistry {
           input: spec.input,
           ...(labels ? { labels } : {}),
           postprocess,
+          routing,
         } satisfies ModelDefinition;
       }),
     );

@@ -37,6 +37,8 @@ export interface InferenceJobData {
   mode: 'sync' | 'async';
   /** Epoch ms after which the job is not worth starting. */
   deadline?: number;
+  /** The client chose the backend: the job is not moved to another one when it fails. */
+  pinned?: boolean;
 }
 
 /** Retries with exponential backoff for transient failures; finished jobs kept for a bounded time. */

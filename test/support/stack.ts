@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { OipV2StandIn } from '../fixtures/oip-v2-stand-in.js';
+import { TfServingStandIn, type TfStandInModel } from '../fixtures/tf-serving-stand-in.js';
 import { freePort, type ServiceProcess, startApi, startWorker } from './processes.js';
 import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
 
@@ -8,14 +10,27 @@ export interface Stack {
   env: Record<string, string>;
   api: ServiceProcess;
   workers: ServiceProcess[];
-  addWorker(env?: Record<string, string>): Promise<ServiceProcess>;
+  /** TF Serving stand-ins the tensorflow workers call (TENSORFLOW_SERVING_URL), when asked for. */
+  tfServing: TfServingStandIn[];
+  /** Open Inference Protocol stand-ins the onnx workers call (ONNX_RUNTIME_URL), when asked for. */
+  oipV2: OipV2StandIn[];
+  addWorker(env?: Record<string, string>, backend?: 'onnx' | 'tensorflow'): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
 
 export interface StackOptions {
+  /** ONNX workers. @defaultValue 1 */
   workers?: number;
+  /** TF Serving workers. @defaultValue 0 */
+  tensorflowWorkers?: number;
   /** Extra or overriding environment for every process. */
   env?: Record<string, string>;
+  /** Start TF Serving stand-ins serving these models, one per replica. */
+  tfServing?: { replicas: number; models: Record<string, TfStandInModel> };
+  /** Start Open Inference Protocol stand-ins (ONNX bytes per model and version), one per replica. */
+  oipV2?: { replicas: number; models: Record<string, Record<string, Uint8Array>> };
+  /** Models to wait for before the stack counts as started. @defaultValue ['text_orientation'] */
+  readyModels?: string[];
 }
 
 export async function startStack(
@@ -47,9 +62,25 @@ export async function startStack(
   };
   const baseUrl = `http://127.0.0.1:${port}`;
   const workers: ServiceProcess[] = [];
+  const tfServing = await Promise.all(
+    Array.from({ length: options.tfServing?.replicas ?? 0 }, () =>
+      TfServingStandIn.start(options.tfServing!.models),
+    ),
+  );
+  const oipV2 = await Promise.all(
+    Array.from({ length: options.oipV2?.replicas ?? 0 }, () =>
+      OipV2StandIn.start(options.oipV2!.models),
+    ),
+  );
+  if (tfServing.length > 0) env.TENSORFLOW_SERVING_URL = tfServing.map((s) => s.url).join(',');
+  if (oipV2.length > 0) env.ONNX_RUNTIME_URL = oipV2.map((s) => s.url).join(',');
+  const standIns = [...tfServing, ...oipV2];
 
-  const addWorker = async (extra: Record<string, string> = {}) => {
-    const worker = startWorker({ ...env, ...extra });
+  const addWorker = async (
+    extra: Record<string, string> = {},
+    backend: 'onnx' | 'tensorflow' = 'onnx',
+  ) => {
+    const worker = startWorker({ ...env, ...extra }, backend);
     workers.push(worker);
     await worker.waitForLog(/"worker started"/);
     return worker;
@@ -60,10 +91,13 @@ export async function startStack(
     await Promise.all([
       api.waitForLog(/Server listening/),
       ...Array.from({ length: options.workers ?? 1 }, () => addWorker()),
+      ...Array.from({ length: options.tensorflowWorkers ?? 0 }, () => addWorker({}, 'tensorflow')),
     ]);
-    if ((options.workers ?? 1) > 0) await waitUntilModelReady(baseUrl, 'text_orientation');
+    const ready = options.readyModels ?? ((options.workers ?? 1) > 0 ? ['text_orientation'] : []);
+    for (const model of ready) await waitUntilModelReady(baseUrl, model);
   } catch (err) {
     await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+    await Promise.all(standIns.map((s) => s.close()));
     throw err;
   }
 
@@ -72,9 +106,12 @@ export async function startStack(
     env,
     api,
     workers,
+    tfServing,
+    oipV2,
     addWorker,
     async stop() {
       await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+      await Promise.all(standIns.map((s) => s.close()));
       await cleanRedisPrefix(services.redisUrl, prefix);
     },
   };

@@ -192,6 +192,29 @@ describe('loadConfig backend URLs', () => {
     ]);
     expect(configError({ ONNX_RUNTIME_URL: 'onnx:8001' }).message).toContain('ONNX_RUNTIME_URL');
   });
+
+  it('maps the pool, health check and circuit breaker settings', () => {
+    const { backends } = loadConfig({
+      BACKEND_CONNECTIONS: '8',
+      HEALTH_CHECK_INTERVAL_MS: '1000',
+      HEALTH_CHECK_TIMEOUT_MS: '500',
+      BREAKER_ERROR_THRESHOLD: '25',
+      BREAKER_VOLUME_THRESHOLD: '10',
+      BREAKER_WINDOW_MS: '20000',
+      BREAKER_RESET_MS: '5000',
+    });
+    expect(backends.connectionsPerReplica).toBe(8);
+    expect(backends.healthCheck).toEqual({ intervalMs: 1000, timeoutMs: 500 });
+    expect(backends.breaker).toEqual({
+      errorThresholdPercent: 25,
+      volumeThreshold: 10,
+      windowMs: 20_000,
+      resetMs: 5000,
+    });
+    expect(configError({ BREAKER_ERROR_THRESHOLD: '150' }).message).toContain(
+      'BREAKER_ERROR_THRESHOLD',
+    );
+  });
 });
 
 describe('loadConfig result', () => {

@@ -325,3 +325,30 @@ describe('ModelRegistry.load', () => {
     expect(() => ModelRegistry.load(path)).toThrow(path);
   });
 });
+
+describe('routing', () => {
+  it('defaults to priority with backend choice allowed', () => {
+    const registry = ModelRegistry.fromDocument({ models: { m: entry() } });
+    expect(registry.get('m')!.routing).toEqual({
+      strategy: 'priority',
+      allow_backend_choice: true,
+    });
+  });
+
+  it('refuses weights for a backend the model does not have', () => {
+    const err = failure({
+      models: { m: entry({ routing: { strategy: 'weighted', weights: { tensorflow: 2 } } }) },
+    });
+    expect(err.message).toContain('model "m"');
+    expect(err.message).toContain('routing.weights names "tensorflow"');
+  });
+
+  it('needs weights for the weighted strategy, and knows only the four strategies', () => {
+    expect(
+      failure({ models: { m: entry({ routing: { strategy: 'weighted' } }) } }).message,
+    ).toContain('routing.weights is required');
+    expect(
+      failure({ models: { m: entry({ routing: { strategy: 'fastest' } }) } }).message,
+    ).toContain('priority, round_robin, least_loaded, weighted');
+  });
+});

@@ -1,17 +1,34 @@
 import type { Config } from '../../shared/config/config.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import type { InferenceBackend } from './inference-backend.js';
+import { OipV2Backend } from './oip-v2/oip-v2.backend.js';
 import { OnnxRuntimeBackend } from './onnx-runtime.backend.js';
+import type { RemoteBackendOptions } from './remote/remote-backend.js';
+import { TfServingBackend } from './tf-serving/tf-serving.backend.js';
 
-/** The backend implementation for a worker pool, as configured. */
+/**
+ * The backend implementation for a worker pool, as configured: `tensorflow` calls TF Serving;
+ * `onnx` runs ONNX Runtime in-process, or calls Open Inference Protocol servers when
+ * ONNX_RUNTIME_URL is set.
+ */
 export function createBackend(kind: BackendKind, config: Config): InferenceBackend {
+  const { backends } = config;
+  const remote = (urls: string[]): RemoteBackendOptions => ({
+    urls,
+    timeoutMs: backends.timeoutMs,
+    connections: backends.connectionsPerReplica,
+    breaker: backends.breaker,
+    probeTimeoutMs: backends.healthCheck.timeoutMs,
+  });
   switch (kind) {
     case 'onnx':
-      return new OnnxRuntimeBackend({
-        repository: config.models.repository,
-        intraOpThreads: config.backends.onnxIntraOpThreads,
-      });
+      return backends.onnxRuntimeUrls.length > 0
+        ? new OipV2Backend(remote(backends.onnxRuntimeUrls))
+        : new OnnxRuntimeBackend({
+            repository: config.models.repository,
+            intraOpThreads: backends.onnxIntraOpThreads,
+          });
     case 'tensorflow':
-      throw new Error('The TensorFlow Serving backend is not implemented yet');
+      return new TfServingBackend(remote(backends.tensorflowServingUrls));
   }
 }

@@ -1,3 +1,4 @@
+import type { ReplicaHealth } from '../../shared/backends/backend-health.js';
 import type { ModelStatus } from '../../shared/backends/backend-status.js';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 import type { OutputTensor } from '../postprocess/output-tensor.js';
@@ -8,11 +9,19 @@ export interface InputTensor {
   dims: readonly number[];
 }
 
+/**
+ * Encoded images (JPEG, PNG, ...), one per batch item, for a model whose server decodes and resizes
+ * them itself (a TF Serving signature that takes image bytes, sent as `{"b64": ...}`).
+ */
+export interface EncodedImages {
+  encoded: readonly Buffer[];
+}
+
 export interface InferenceRequest {
   model: ModelDefinition;
   /** The requested version; absent: the newest the backend has. */
   version?: string;
-  input: InputTensor;
+  input: InputTensor | EncodedImages;
 }
 
 export interface InferenceResponse {
@@ -21,10 +30,17 @@ export interface InferenceResponse {
   output: OutputTensor;
 }
 
+/** What a backend knows of its servers and models now. */
+export interface BackendHealth {
+  models: Record<string, ModelStatus>;
+  /** Remote servers with their probe result and circuit state; empty for in-process backends. */
+  replicas: ReplicaHealth[];
+}
+
 /**
- * One way to run models (Triton's vocabulary: a backend). Implementations: ONNX Runtime in-process
- * today; TF Serving and remote Open Inference Protocol servers share this interface. A dynamic
- * batcher wraps a backend behind the same `infer`.
+ * One way to run models (Triton's vocabulary: a backend). Implementations: ONNX Runtime in-process,
+ * TF Serving over REST, and remote Open Inference Protocol (v2) servers. A dynamic batcher wraps a
+ * backend behind the same `infer`.
  *
  * `infer` throws job failures from the error catalogue (`jobFailure`): retryable ones for outages
  * and timeouts, unrecoverable ones for inputs that can never succeed.
@@ -38,4 +54,21 @@ export interface InferenceBackend {
   load(models: readonly ModelDefinition[]): Promise<Record<string, ModelStatus>>;
   infer(request: InferenceRequest): Promise<InferenceResponse>;
   close(): Promise<void>;
+  /** The latest health picture. Absent: the statuses `load` returned hold for good. */
+  health?(): BackendHealth;
+  /** Checks every server and model now (bounded in time); `health()` reflects the result. */
+  probe?(): Promise<void>;
+  /** Calls `listener` when health changes between probes (a circuit opens or closes). */
+  onHealthChange?(listener: () => void): void;
+  /**
+   * Whether any server can take a request now. False when every replica is down or its circuit is
+   * open: retrying here is pointless, the job should move to another backend at once.
+   */
+  canServe?(): boolean;
+  /** Whether this model takes encoded image bytes rather than a preprocessed tensor. */
+  takesEncodedImages?(model: ModelDefinition): boolean;
+}
+
+export function isEncoded(input: InferenceRequest['input']): input is EncodedImages {
+  return 'encoded' in input;
 }

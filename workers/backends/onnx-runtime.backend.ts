@@ -2,7 +2,13 @@ import ort from 'onnxruntime-node';
 import type { ModelStatus } from '../../shared/backends/backend-status.js';
 import { jobFailure } from '../../shared/errors/index.js';
 import type { InputSpec, ModelDefinition } from '../../shared/models/model-spec.js';
-import type { InferenceBackend, InferenceRequest, InferenceResponse } from './inference-backend.js';
+import {
+  type BackendHealth,
+  type InferenceBackend,
+  type InferenceRequest,
+  type InferenceResponse,
+  isEncoded,
+} from './inference-backend.js';
 import { findModelFiles } from './model-files.js';
 
 export interface OnnxRuntimeBackendOptions {
@@ -27,6 +33,7 @@ export class OnnxRuntimeBackend implements InferenceBackend {
   readonly kind = 'onnx' as const;
   /** model name -> version -> session, newest version first. */
   private readonly models = new Map<string, Map<string, LoadedVersion>>();
+  private statuses: Record<string, ModelStatus> = {};
   private readonly intraOpThreads: number;
 
   constructor(private readonly options: OnnxRuntimeBackendOptions) {
@@ -75,7 +82,13 @@ export class OnnxRuntimeBackend implements InferenceBackend {
           ? { state: 'ready', versions: [...versions.keys()] }
           : { state: 'unavailable', versions: [], reason: problems.join('; ') };
     }
+    this.statuses = { ...this.statuses, ...statuses };
     return statuses;
+  }
+
+  /** In-process sessions: a model is ready once its session loaded, for as long as it lives. */
+  health(): BackendHealth {
+    return { models: this.statuses, replicas: [] };
   }
 
   async infer({ model, version, input }: InferenceRequest): Promise<InferenceResponse> {
@@ -84,6 +97,9 @@ export class OnnxRuntimeBackend implements InferenceBackend {
     const chosen = version ?? versions.keys().next().value!;
     const loaded = versions.get(chosen);
     if (!loaded) throw jobFailure('MODEL_VERSION_NOT_FOUND', model.name, chosen);
+    if (isEncoded(input)) {
+      throw jobFailure('INFERENCE_FAILED', 'ONNX Runtime takes a tensor, not encoded images');
+    }
 
     let outputs: ort.InferenceSession.OnnxValueMapType;
     try {
@@ -107,6 +123,7 @@ export class OnnxRuntimeBackend implements InferenceBackend {
   async close(): Promise<void> {
     const sessions = [...this.models.values()].flatMap((v) => [...v.values()]);
     this.models.clear();
+    this.statuses = {};
     await Promise.allSettled(sessions.map((s) => s.session.release()));
   }
 }

@@ -64,14 +64,37 @@ export async function preprocess(
       spec.layout === 'NCHW'
         ? [1, CHANNELS, spec.height, spec.width]
         : [1, spec.height, spec.width, CHANNELS],
-    transform: {
-      originalWidth: original.width,
-      originalHeight: original.height,
-      scaleX: place.width / original.width,
-      scaleY: place.height / original.height,
-      padLeft: place.left,
-      padTop: place.top,
-    },
+    transform: transformOf(original, place),
+  };
+}
+
+/**
+ * Where the image would land in the model input, read from its header without decoding it: for a
+ * model whose server decodes and resizes the image itself, by the same input spec.
+ */
+export async function describeTransform(
+  image: Buffer,
+  spec: InputSpec,
+  limits: { maxPixels: number },
+): Promise<ImageTransform> {
+  const { autoOrient: original } = await sharp(image, {
+    autoOrient: true,
+    limitInputPixels: limits.maxPixels,
+  }).metadata();
+  return transformOf(original, placement(original.width, original.height, spec));
+}
+
+function transformOf(
+  original: { width: number; height: number },
+  place: Placement,
+): ImageTransform {
+  return {
+    originalWidth: original.width,
+    originalHeight: original.height,
+    scaleX: place.width / original.width,
+    scaleY: place.height / original.height,
+    padLeft: place.left,
+    padTop: place.top,
   };
 }
 

@@ -1,0 +1,68 @@
+import type { JobRecords } from '../../shared/jobs/job-records.js';
+import type { BackendKind } from '../../shared/models/model-spec.js';
+import { INFERENCE_QUEUES } from '../../shared/queues/index.js';
+import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
+import type { CompletionWaiter } from './completion-waiter.js';
+
+export interface FollowJobDeps {
+  waiter: CompletionWaiter;
+  records: JobRecords;
+  queues: InferenceQueues;
+}
+
+/**
+ * Waits for a job to finish wherever it ends up. A job that fails on one backend and is moved to
+ * another (fallback) finishes twice: first as a failure in the old queue, then in the new one. So
+ * when the waiter fires, the record says where the job is now; if it moved, the wait goes on in
+ * that queue for the time that is left. Resolves `true` when the job has finished, `false` when
+ * the time runs out or `signal` aborts.
+ *
+ * Call it before the job is added (the first waiter must exist before the job can finish).
+ */
+export async function followJob(
+  deps: FollowJobDeps,
+  jobId: string,
+  backend: BackendKind,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let current = backend;
+  let moved = false;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0 || signal?.aborted) return false;
+    const queue = INFERENCE_QUEUES[current];
+    const done = new AbortController();
+    const waiting = deps.waiter.wait(
+      queue,
+      jobId,
+      left,
+      signal ? AbortSignal.any([signal, done.signal]) : done.signal,
+    );
+    let finished: boolean;
+    // In the queue it moved to, the job may have finished before this waiter existed: registered
+    // first, checked second, so that cannot slip through.
+    if (moved && (await finishedIn(deps, queue, jobId))) {
+      done.abort();
+      await waiting;
+      finished = true;
+    } else {
+      finished = await waiting;
+    }
+    if (!finished) return false;
+    const record = await deps.records.get(jobId).catch(() => undefined);
+    if (!record || record.backend === current) return true;
+    current = record.backend;
+    moved = true;
+  }
+}
+
+async function finishedIn(
+  deps: FollowJobDeps,
+  queue: (typeof INFERENCE_QUEUES)[BackendKind],
+  jobId: string,
+): Promise<boolean> {
+  const [finished] = await deps.queues.areFinished(queue, [jobId]).catch(() => [false]);
+  return finished === true;
+}

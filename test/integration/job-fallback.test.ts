@@ -1,0 +1,393 @@
+import { randomUUID } from 'node:crypto';
+import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type CompletionEvents, CompletionWaiter } from '../../api/jobs/completion-waiter.js';
+import { followJob } from '../../api/jobs/follow-job.js';
+import { BackendStatusStore, type WorkerReport } from '../../shared/backends/backend-status.js';
+import { type Config, loadConfig } from '../../shared/config/config.js';
+import { jobFailure } from '../../shared/errors/index.js';
+import type { InferenceResult } from '../../shared/jobs/inference-result.js';
+import { JobRecords } from '../../shared/jobs/job-records.js';
+import type { BackendKind } from '../../shared/models/model-spec.js';
+import { ModelRegistry } from '../../shared/models/registry.js';
+import {
+  INFERENCE_QUEUES,
+  type InferenceJobData,
+  type QueueName,
+} from '../../shared/queues/index.js';
+import { InferenceQueues } from '../../shared/queues/inference-queues.js';
+import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import type { InferenceBackend } from '../../workers/backends/inference-backend.js';
+import { JobForwarder } from '../../workers/fallback/job-forwarder.js';
+import { withFallback } from '../../workers/fallback/with-fallback.js';
+import { eventually, sleep } from '../support/inference-stack.js';
+import {
+  cleanRedisPrefix,
+  startServices,
+  type TestServices,
+  uniquePrefix,
+} from '../support/services.js';
+
+type Processor = (job: Job<InferenceJobData, InferenceResult>) => Promise<InferenceResult>;
+
+const input = { width: 8, height: 8 };
+const registry = ModelRegistry.fromDocument({
+  models: {
+    both: { task: 'raw', backends: { tensorflow: {}, onnx: {} }, input },
+    tf_only: { task: 'raw', backends: { tensorflow: {} }, input },
+  },
+});
+const result: InferenceResult = {
+  version: '1',
+  backend: 'onnx',
+  result: { task: 'raw', outputs: {} },
+  timings: { fetch_ms: 0, preprocess_ms: 0, inference_ms: 0, postprocess_ms: 0 },
+};
+
+let services: TestServices;
+let world: World | undefined;
+
+beforeAll(async () => {
+  services = await startServices();
+});
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+afterAll(async () => {
+  await services?.stop();
+});
+
+/** One test's Redis prefix with both queues, job records, worker reports and a waiter. */
+interface World {
+  config: Config;
+  queues: InferenceQueues;
+  records: JobRecords;
+  status: BackendStatusStore;
+  waiter: CompletionWaiter;
+  forwarder: JobForwarder;
+  /** Reports one live worker with every model ready, as a worker's heartbeat would. */
+  reportWorker(backend: BackendKind): Promise<void>;
+  startWorker(backend: BackendKind, processor: Processor): Promise<void>;
+  submit(model: string, data?: Partial<InferenceJobData>, attempts?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
+  const prefix = uniquePrefix();
+  const config = loadConfig({ REDIS_URL: services.redisUrl, REDIS_PREFIX: prefix });
+  const connections: Redis[] = [];
+  const connect = (purpose: 'command' | 'blocking') => {
+    const redis = new Redis(services.redisUrl, redisOptions(config.redis, purpose));
+    connections.push(redis);
+    return redis;
+  };
+  const redis = connect('command');
+  await waitForRedis(redis, 5_000);
+  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const records = new JobRecords(redis, prefix, 600);
+  const status = new BackendStatusStore(redis, prefix, 60_000);
+  const events = new Map<QueueName, QueueEvents>(
+    (['onnx', 'tensorflow'] as const).map((b) => [
+      INFERENCE_QUEUES[b],
+      new QueueEvents(INFERENCE_QUEUES[b], { connection: connect('blocking'), prefix }),
+    ]),
+  );
+  await Promise.all([...events.values()].map((e) => e.waitUntilReady()));
+  const waiter = new CompletionWaiter({
+    events: events as Map<QueueName, CompletionEvents>,
+    isFinished: (queue, ids) => queues.areFinished(queue, ids),
+    reconcileIntervalMs,
+  });
+  const workers: Worker[] = [];
+  return {
+    config,
+    queues,
+    records,
+    status,
+    waiter,
+    forwarder: new JobForwarder({ registry, records, queues, status }),
+    async reportWorker(backend) {
+      const report: WorkerReport = {
+        workerId: `${backend}-test`,
+        backend,
+        host: 'test',
+        pid: 1,
+        startedAt: Date.now(),
+        reportedAt: Date.now(),
+        models: Object.fromEntries(
+          registry.list().map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
+        ),
+      };
+      await status.report(report);
+    },
+    async startWorker(backend, processor) {
+      const worker = new Worker(INFERENCE_QUEUES[backend], processor, {
+        connection: connect('blocking'),
+        prefix,
+        concurrency: 4,
+      });
+      workers.push(worker);
+      await worker.waitUntilReady();
+    },
+    async submit(model, data = {}, attempts = 3) {
+      const id = randomUUID();
+      await records.create({
+        id,
+        model,
+        backend: 'tensorflow',
+        createdAt: Date.now(),
+        requestId: 'test',
+      });
+      await queues
+        .queue('tensorflow')
+        .add(
+          'infer' as never,
+          { model, imageKey: 'images/none', params: {}, requestId: 'test', mode: 'sync', ...data },
+          { jobId: id, attempts, backoff: { type: 'fixed', delay: 20 } },
+        );
+      return id;
+    },
+    async close() {
+      waiter.close();
+      await Promise.allSettled(workers.map((w) => w.close()));
+      await Promise.allSettled([...events.values()].map((e) => e.close()));
+      await queues.close();
+      for (const connection of connections) connection.disconnect();
+      await cleanRedisPrefix(services.redisUrl, prefix);
+    },
+  };
+}
+
+/** A TF backend as the fallback wrapper sees it. */
+function tfBackend(canServe = true): InferenceBackend {
+  return {
+    kind: 'tensorflow',
+    load: async () => ({}),
+    infer: async () => {
+      throw new Error('not called');
+    },
+    close: async () => undefined,
+    canServe: () => canServe,
+  };
+}
+
+const silent = pino({ level: 'silent' });
+const failingTf =
+  (attempts: number[]): Processor =>
+  async (job) => {
+    attempts.push(job.attemptsMade + 1);
+    throw jobFailure(
+      'BACKEND_UNAVAILABLE',
+      'TF Serving: http://tf:8501 is unreachable: ECONNREFUSED',
+    );
+  };
+
+describe('JobRecords.forward', () => {
+  it('moves a record once, keeping the error that made it move', async () => {
+    world = await createWorld();
+    const id = randomUUID();
+    await world.records.create({
+      id,
+      model: 'both',
+      backend: 'tensorflow',
+      createdAt: 1000,
+      requestId: 'r',
+    });
+    const error = {
+      code: 'BACKEND_TIMEOUT',
+      message: 'The backend did not answer within 30000 ms',
+    };
+    expect(await world.records.forward(id, { from: 'tensorflow', to: 'onnx', error }, 2000)).toBe(
+      true,
+    );
+    // The same move again (a retried transition after a crash) changes nothing.
+    expect(await world.records.forward(id, { from: 'tensorflow', to: 'onnx', error }, 3000)).toBe(
+      false,
+    );
+    expect(await world.records.get(id)).toMatchObject({
+      backend: 'onnx',
+      route: [
+        { backend: 'tensorflow', at: 1000, error },
+        { backend: 'onnx', at: 2000 },
+      ],
+    });
+    expect(
+      await world.records.forward(randomUUID(), { from: 'tensorflow', to: 'onnx', error }),
+    ).toBe(false);
+  });
+});
+
+describe('fallback in the worker', () => {
+  it('moves a job to the next backend after its last attempt, under the same id', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const attempts: number[] = [];
+    await world.startWorker(
+      'tensorflow',
+      withFallback(failingTf(attempts), {
+        backend: tfBackend(),
+        forwarder: world.forwarder,
+        logger: silent,
+      }),
+    );
+    await world.startWorker('onnx', async () => result);
+    const id = await world.submit('both');
+
+    const moved = await eventually(async () => {
+      const state = await world!.queues.queue('onnx').getJobState(id);
+      return state === 'completed' ? state : undefined;
+    }, 10_000);
+    expect(moved).toBe('completed');
+    expect(attempts).toEqual([1, 2, 3]);
+    const old = await world.queues.get('tensorflow', id);
+    expect(old?.state).toBe('failed');
+    expect(old?.job.failedReason).toContain('BACKEND_UNAVAILABLE');
+    expect(await world.records.get(id)).toMatchObject({
+      backend: 'onnx',
+      route: [
+        { backend: 'tensorflow', error: { code: 'BACKEND_UNAVAILABLE' } },
+        { backend: 'onnx' },
+      ],
+    });
+  });
+
+  it('moves at once when no server of the backend can take requests (circuits open)', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const attempts: number[] = [];
+    await world.startWorker(
+      'tensorflow',
+      withFallback(failingTf(attempts), {
+        backend: tfBackend(false),
+        forwarder: world.forwarder,
+        logger: silent,
+      }),
+    );
+    await world.startWorker('onnx', async () => result);
+    const id = await world.submit('both');
+    await eventually(async () =>
+      (await world!.queues.queue('onnx').getJobState(id)) === 'completed' ? true : undefined,
+    );
+    expect(attempts).toEqual([1]);
+  });
+
+  it('keeps the job where it is when no other backend serves the model, or the client chose it', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const attempts: number[] = [];
+    await world.startWorker(
+      'tensorflow',
+      withFallback(failingTf(attempts), {
+        backend: tfBackend(),
+        forwarder: world.forwarder,
+        logger: silent,
+      }),
+    );
+    const tfOnly = await world.submit('tf_only', {}, 2);
+    const pinned = await world.submit('both', { pinned: true }, 2);
+    for (const id of [tfOnly, pinned]) {
+      await eventually(async () =>
+        (await world!.queues.queue('tensorflow').getJobState(id)) === 'failed' ? true : undefined,
+      );
+      expect((await world.records.get(id))?.route).toHaveLength(1);
+      expect(await world.queues.queue('onnx').getJob(id)).toBeUndefined();
+    }
+  });
+
+  it('does not move a job to a backend with no live worker', async () => {
+    world = await createWorld();
+    const attempts: number[] = [];
+    await world.startWorker(
+      'tensorflow',
+      withFallback(failingTf(attempts), {
+        backend: tfBackend(),
+        forwarder: world.forwarder,
+        logger: silent,
+      }),
+    );
+    const id = await world.submit('both', {}, 1);
+    await eventually(async () =>
+      (await world!.queues.queue('tensorflow').getJobState(id)) === 'failed' ? true : undefined,
+    );
+    expect(await world.queues.queue('onnx').getJob(id)).toBeUndefined();
+  });
+});
+
+describe('followJob (the sync wait across a move)', () => {
+  it('follows a job that finished in its new queue before the follower got there', async () => {
+    // Reconciliation is slow here: only events and the check on arrival can settle the wait.
+    world = await createWorld(60_000);
+    const w = world;
+    await w.reportWorker('onnx');
+    const id = randomUUID();
+    await w.records.create({
+      id,
+      model: 'both',
+      backend: 'tensorflow',
+      createdAt: Date.now(),
+      requestId: 'r',
+    });
+    const following = followJob(w, id, 'tensorflow', 20_000);
+    // The TF worker moves the job and lets it finish on onnx before failing it here, so the onnx
+    // "completed" event is long gone when the follower moves on.
+    await w.startWorker('onnx', async () => result);
+    await w.startWorker('tensorflow', async (job) => {
+      await w.queues.add('onnx', id, job.data);
+      await eventually(async () =>
+        (await w.queues.queue('onnx').getJobState(id)) === 'completed' ? true : undefined,
+      );
+      await w.records.forward(id, {
+        from: 'tensorflow',
+        to: 'onnx',
+        error: { code: 'BACKEND_UNAVAILABLE', message: 'down' },
+      });
+      await sleep(200);
+      throw new UnrecoverableError('BACKEND_UNAVAILABLE: down');
+    });
+    await w.queues
+      .queue('tensorflow')
+      .add(
+        'infer' as never,
+        { model: 'both', imageKey: 'k', params: {}, requestId: 'r', mode: 'sync' },
+        { jobId: id },
+      );
+    const started = Date.now();
+    expect(await following).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect((await w.queues.get('onnx', id))?.state).toBe('completed');
+  });
+
+  it('a wait on one queue is not ended by the same job id finishing in another', async () => {
+    world = await createWorld();
+    const id = randomUUID();
+    const waiting = world.waiter.wait(INFERENCE_QUEUES.tensorflow, id, 1_000);
+    await world.startWorker('onnx', async () => result);
+    await world.queues.add('onnx', id, {
+      model: 'both',
+      imageKey: 'k',
+      params: {},
+      requestId: 'r',
+      mode: 'sync',
+    });
+    expect(await waiting).toBe(false);
+    expect((await world.queues.get('onnx', id))?.state).toBe('completed');
+  });
+
+  it('gives up when the time runs out, wherever the job is', async () => {
+    world = await createWorld();
+    const id = randomUUID();
+    await world.records.create({
+      id,
+      model: 'both',
+      backend: 'tensorflow',
+      createdAt: Date.now(),
+      requestId: 'r',
+    });
+    const started = Date.now();
+    expect(await followJob(world, id, 'tensorflow', 300)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelRegistry } from '../../shared/models/registry.js';
+import { OipV2Backend } from '../../workers/backends/oip-v2/oip-v2.backend.js';
+import { preprocess } from '../../workers/preprocess/preprocess.js';
+import { OipV2StandIn } from '../fixtures/oip-v2-stand-in.js';
+import { buildColourClassifier } from '../fixtures/onnx-models.js';
+import { solidPng } from '../support/inference-stack.js';
+
+const classifier = buildColourClassifier({ size: 8 });
+const input = { width: 8, height: 8, layout: 'NCHW', scale: 1 / 255 };
+const labels = ['red', 'green', 'blue'];
+const registry = ModelRegistry.fromDocument({
+  models: {
+    colour: { task: 'classification', backends: { onnx: {} }, input, labels },
+    colour_v1: {
+      task: 'classification',
+      backends: { onnx: { name: 'colour', version: '1' } },
+      input,
+      labels,
+    },
+    nhwc_in_registry: {
+      task: 'classification',
+      backends: { onnx: { name: 'colour' } },
+      input: { ...input, layout: 'NHWC' },
+      labels,
+    },
+    absent: { task: 'classification', backends: { onnx: {} }, input, labels },
+  },
+});
+
+let replicas: OipV2StandIn[];
+let backend: OipV2Backend;
+
+/** The job failure a call rejects with: its catalogue code, and whether BullMQ may retry it. */
+async function rejection(
+  call: Promise<unknown>,
+): Promise<{ code: string; unrecoverable: boolean; message: string }> {
+  try {
+    await call;
+  } catch (err) {
+    const e = err as Error;
+    return {
+      code: e.message.split(':')[0]!,
+      unrecoverable: e.name === 'UnrecoverableError',
+      message: e.message,
+    };
+  }
+  throw new Error('expected the call to fail');
+}
+
+beforeAll(async () => {
+  replicas = await Promise.all([
+    OipV2StandIn.start({ colour: { '1': classifier, '2': classifier } }),
+    OipV2StandIn.start({ colour: { '1': classifier, '2': classifier } }),
+  ]);
+  backend = new OipV2Backend({
+    urls: replicas.map((r) => r.url),
+    timeoutMs: 2_000,
+    connections: 4,
+    breaker: { errorThresholdPercent: 50, volumeThreshold: 5, windowMs: 10_000, resetMs: 10_000 },
+    probeTimeoutMs: 1_000,
+  });
+});
+
+afterAll(async () => {
+  await backend?.close();
+  await Promise.all((replicas ?? []).map((r) => r.close()));
+});
+
+describe('OipV2Backend against two Open Inference Protocol stand-ins', () => {
+  it('loads: ready models with versions from metadata, the rest unavailable with the reason', async () => {
+    const statuses = await backend.load(registry.list());
+    expect(statuses.colour).toMatchObject({ state: 'ready', versions: ['2', '1'] });
+    expect(statuses.colour_v1).toMatchObject({ state: 'ready', versions: ['1'] });
+    expect(statuses.nhwc_in_registry).toMatchObject({
+      state: 'unavailable',
+      reason: 'input "pixels" has shape [-1, 3, 8, 8], the registry says [N, 8, 8, 3] (NHWC)',
+    });
+    expect(statuses.absent).toMatchObject({
+      state: 'unavailable',
+      reason: 'the server has no ready model "absent"',
+    });
+  });
+
+  it('infers with FP32 JSON tensors, spread over both servers, with the version that answered', async () => {
+    const model = registry.get('colour')!;
+    const tensor = await preprocess(await solidPng([10, 240, 10]), model.input, { maxPixels: 1e6 });
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => backend.infer({ model, input: tensor })),
+    );
+    for (const answer of answers) {
+      expect(answer.version).toBe('2');
+      expect(answer.output.dims).toEqual([1, 3]);
+      expect(answer.output.data[1]).toBeGreaterThan(0.99);
+    }
+    expect(replicas.map((r) => r.server.counts.inference)).toEqual([3, 3]);
+
+    const pinned = await backend.infer({ model: registry.get('colour_v1')!, input: tensor });
+    expect(pinned.version).toBe('1');
+  });
+
+  it('maps errors: unknown version 404, bad tensor 400', async () => {
+    const model = registry.get('colour')!;
+    const tensor = { data: new Float32Array(3 * 64), dims: [1, 3, 8, 8] };
+    expect(await rejection(backend.infer({ model, version: '7', input: tensor }))).toMatchObject({
+      code: 'MODEL_VERSION_NOT_FOUND',
+      unrecoverable: true,
+    });
+    const bad = { data: new Float32Array(5), dims: [1, 5] };
+    expect(await rejection(backend.infer({ model, input: bad }))).toMatchObject({
+      code: 'INFERENCE_FAILED',
+      unrecoverable: true,
+    });
+  });
+
+  it('a server that says it is not ready is taken out until it is', async () => {
+    replicas[0]!.ready = false;
+    await backend.probe();
+    expect(backend.health().replicas.map((r) => r.healthy)).toEqual([false, true]);
+    expect(backend.health().replicas[0]!.error).toContain('not ready');
+    expect(backend.health().models.colour?.state).toBe('ready');
+    expect(backend.canServe()).toBe(true);
+    replicas[0]!.ready = true;
+    await backend.probe();
+    expect(backend.health().replicas.map((r) => r.healthy)).toEqual([true, true]);
+  });
+});

@@ -1,0 +1,178 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ReplicaPool } from '../../workers/backends/remote/replica-pool.js';
+import { StandInServer } from '../fixtures/stand-in-server.js';
+import { sleep } from '../support/inference-stack.js';
+
+/** A server that answers every POST /work as inference (so it can be slowed, failed, downed). */
+async function server(): Promise<StandInServer> {
+  const s = new StandInServer(async (method, path) =>
+    method === 'POST' && path === '/work'
+      ? { status: 200, body: { ok: true }, inference: true }
+      : path === '/bad'
+        ? { status: 400, body: { error: 'bad input' }, inference: true }
+        : undefined,
+  );
+  await s.start();
+  return s;
+}
+
+const breaker = { errorThresholdPercent: 50, volumeThreshold: 3, windowMs: 10_000, resetMs: 500 };
+const work = { method: 'POST' as const, path: '/work', body: '{}' };
+const servers: StandInServer[] = [];
+const pools: ReplicaPool[] = [];
+
+async function setup(count: number, timeoutMs = 2_000) {
+  const started = await Promise.all(Array.from({ length: count }, () => server()));
+  servers.push(...started);
+  const pool = new ReplicaPool({
+    urls: started.map((s) => s.url),
+    name: 'Test server',
+    timeoutMs,
+    connections: 4,
+    breaker,
+  });
+  pools.push(pool);
+  return { pool, servers: started };
+}
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+function failureCode(err: unknown): string {
+  return (err as Error).message.split(':')[0]!;
+}
+
+describe('ReplicaPool', () => {
+  it('spreads requests over the replicas, sequential and concurrent', async () => {
+    const {
+      pool,
+      servers: [a, b],
+    } = await setup(2);
+    for (let i = 0; i < 10; i++) await pool.send(work);
+    expect(a!.counts.inference).toBe(5);
+    expect(b!.counts.inference).toBe(5);
+
+    // With one replica slow, its requests pile up: least-outstanding sends the later arrivals to
+    // the other one.
+    a!.slow(300);
+    const arrivals = Array.from({ length: 20 }, async (_, i) => {
+      await sleep(i * 15);
+      return pool.send(work);
+    });
+    await Promise.all(arrivals);
+    const slowShare = a!.counts.inference - 5;
+    expect(slowShare).toBeGreaterThan(0);
+    expect(slowShare).toBeLessThanOrEqual(6); // an even split would be 10
+  });
+
+  it('a replica that is down fails no request: the call moves to the next one', async () => {
+    const {
+      pool,
+      servers: [a, b],
+    } = await setup(2);
+    await a!.down();
+    const answers = await Promise.all(Array.from({ length: 12 }, () => pool.send(work)));
+    expect(answers.every((r) => r.status === 200 && r.replica === b!.url)).toBe(true);
+    expect(b!.counts.inference).toBe(12);
+  });
+
+  it("answers 503 from one replica are retried on another; 400 is the caller's answer", async () => {
+    const {
+      pool,
+      servers: [a, b],
+    } = await setup(2);
+    a!.failInference(503);
+    b!.failInference(503, 0);
+    const answers = await Promise.all(Array.from({ length: 6 }, () => pool.send(work)));
+    expect(answers.every((r) => r.replica === b!.url)).toBe(true);
+
+    const rejected = await pool.send({ method: 'POST', path: '/bad', body: '{}' });
+    expect(rejected.status).toBe(400);
+  });
+
+  it('every replica unreachable is BACKEND_UNAVAILABLE naming each', async () => {
+    const {
+      pool,
+      servers: [a, b],
+    } = await setup(2);
+    await Promise.all([a!.down(), b!.down()]);
+    const err = await pool.send(work).catch((e: unknown) => e);
+    expect(failureCode(err)).toBe('BACKEND_UNAVAILABLE');
+    expect((err as Error).message).toContain(a!.url);
+    expect((err as Error).message).toContain(b!.url);
+    expect((err as Error).message).toContain('ECONNREFUSED');
+  });
+
+  it('a replica slower than the budget is BACKEND_TIMEOUT, within the budget', async () => {
+    const {
+      pool,
+      servers: [a],
+    } = await setup(1, 300);
+    a!.slow(5_000);
+    const started = Date.now();
+    const err = await pool.send(work).catch((e: unknown) => e);
+    expect(failureCode(err)).toBe('BACKEND_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(1_500);
+  });
+
+  it('opens a circuit after repeated failures, half-opens after the cool-down, closes on success', async () => {
+    const {
+      pool,
+      servers: [a],
+    } = await setup(1);
+    const changes: string[] = [];
+    pool.onChange(() => changes.push(pool.health()[0]!.circuit));
+    a!.failInference(500);
+    for (let i = 0; i < 3; i++) await pool.send(work).catch(() => undefined);
+    expect(pool.health()[0]!.circuit).toBe('open');
+    expect(pool.canServe()).toBe(false);
+
+    // Open: refused here at once, without reaching the server.
+    const before = a!.counts.inference;
+    const err = await pool.send(work).catch((e: unknown) => e);
+    expect(failureCode(err)).toBe('BACKEND_UNAVAILABLE');
+    expect((err as Error).message).toContain('circuit is open');
+    expect(a!.counts.inference).toBe(before);
+
+    await sleep(700);
+    expect(pool.health()[0]!.circuit).toBe('half_open');
+    a!.heal();
+    expect((await pool.send(work)).status).toBe(200);
+    expect(pool.health()[0]!.circuit).toBe('closed');
+    expect(changes).toEqual(['open', 'half_open', 'closed']);
+  });
+
+  it('requests a server rejects (4xx) do not open its circuit', async () => {
+    const { pool } = await setup(1);
+    for (let i = 0; i < 6; i++) {
+      expect((await pool.send({ method: 'POST', path: '/bad', body: '{}' })).status).toBe(400);
+    }
+    expect(pool.health()[0]!.circuit).toBe('closed');
+  });
+
+  it('probes mark replicas down and up; a down replica is tried only when none is up', async () => {
+    const {
+      pool,
+      servers: [a, b],
+    } = await setup(2);
+    const check = (send: Parameters<Parameters<ReplicaPool['probe']>[0]>[0]) =>
+      send({ method: 'GET', path: '/anything' });
+    await a!.down();
+    const results = await pool.probe(check, 500);
+    expect(results.map((r) => r.ok)).toEqual([false, true]);
+    expect(pool.health().map((r) => r.healthy)).toEqual([false, true]);
+    expect(pool.health()[0]!.error).toContain('ECONNREFUSED');
+
+    // The down replica is skipped, not tried and failed over.
+    await a!.up();
+    for (let i = 0; i < 4; i++) await pool.send(work);
+    expect(a!.counts.inference).toBe(0);
+    await pool.probe(check, 500);
+    expect(pool.health().map((r) => r.healthy)).toEqual([true, true]);
+    for (let i = 0; i < 4; i++) await pool.send(work);
+    expect(a!.counts.inference).toBe(2);
+    expect(b!.counts.inference).toBe(6);
+  });
+});

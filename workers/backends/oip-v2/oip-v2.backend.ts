@@ -1,0 +1,162 @@
+import { byVersionDesc } from '../../../shared/backends/backend-status.js';
+import { jobFailure } from '../../../shared/errors/index.js';
+import type { ModelDefinition, OnnxBackendSpec } from '../../../shared/models/model-spec.js';
+import type { OutputTensor } from '../../postprocess/output-tensor.js';
+import { type InferenceRequest, type InferenceResponse, isEncoded } from '../inference-backend.js';
+import { pickName, shapeMismatch } from '../remote/input-shape.js';
+import { flatJson, flattenNested } from '../remote/json-tensors.js';
+import {
+  type Inspection,
+  type ModelOnReplica,
+  RemoteBackend,
+  type RemoteBackendOptions,
+  type Send,
+} from '../remote/remote-backend.js';
+import { type InferAnswer, OipRequestError, OipV2Client } from './oip-v2.client.js';
+
+interface OipSignature {
+  inputName: string;
+  outputName: string;
+}
+
+/**
+ * ONNX models on remote servers that speak the Open Inference Protocol v2 (Triton with its ONNX
+ * Runtime backend, KServe), balanced across the replicas of ONNX_RUNTIME_URL: the `onnx` worker
+ * pool uses it instead of in-process ONNX Runtime when that variable is set. A server is up when
+ * `/v2/health/ready` says so; a model is ready when `/v2/models/{m}/ready` does and its metadata
+ * (FP32 input of the registry's shape) fits.
+ */
+export class OipV2Backend extends RemoteBackend<OipSignature> {
+  readonly kind = 'onnx' as const;
+  private readonly client: OipV2Client;
+
+  constructor(options: RemoteBackendOptions) {
+    super('ONNX Runtime server', options);
+    this.client = new OipV2Client((request) => this.pool.send(request));
+  }
+
+  async infer({ model, version, input }: InferenceRequest): Promise<InferenceResponse> {
+    if (isEncoded(input)) {
+      throw jobFailure('INFERENCE_FAILED', 'the ONNX Runtime server takes a tensor, not images');
+    }
+    const spec = specOf(model);
+    const signature = this.signature(model);
+    const requested = version ?? spec.version;
+    const body = Buffer.concat([
+      Buffer.from(
+        `{"inputs":[{"name":${JSON.stringify(signature.inputName)},` +
+          `"shape":${JSON.stringify(input.dims)},"datatype":"FP32","data":`,
+      ),
+      flatJson(input.data),
+      Buffer.from(`}],"outputs":[{"name":${JSON.stringify(signature.outputName)}}]}`),
+    ]);
+    let answer: InferAnswer;
+    try {
+      answer = await this.client.infer(spec.name ?? model.name, requested, body);
+    } catch (err) {
+      if (!(err instanceof OipRequestError)) throw err;
+      if (err.status === 404) {
+        throw requested
+          ? jobFailure('MODEL_VERSION_NOT_FOUND', model.name, requested)
+          : jobFailure('MODEL_UNAVAILABLE', model.name, `the server: ${err.detail}`);
+      }
+      throw jobFailure('INFERENCE_FAILED', `the ONNX Runtime server rejected it: ${err.detail}`);
+    }
+    return {
+      version: answer.modelVersion ?? requested ?? this.newestVersion(model) ?? '',
+      output: readOutput(answer, signature.outputName),
+    };
+  }
+
+  protected serves(model: ModelDefinition): boolean {
+    return model.backends.onnx !== undefined;
+  }
+
+  protected async probeModel(send: Send, model: ModelDefinition): Promise<ModelOnReplica> {
+    const client = new OipV2Client(send);
+    // A server that is not ready counts as down: thrown, so the pool marks it.
+    if (!(await client.serverReady()))
+      throw new Error('the server is not ready (/v2/health/ready)');
+    const spec = specOf(model);
+    const name = spec.name ?? model.name;
+    if (!(await client.modelReady(name, spec.version))) {
+      return {
+        state: 'unavailable',
+        versions: [],
+        reason: `the server has no ready model "${name}"${spec.version ? ` version ${spec.version}` : ''}`,
+      };
+    }
+    try {
+      const metadata = await client.metadata(name, spec.version);
+      const versions = spec.version ? [spec.version] : [...metadata.versions].sort(byVersionDesc);
+      return { state: 'ready', versions };
+    } catch (err) {
+      if (!(err instanceof OipRequestError)) throw err;
+      return { state: 'unavailable', versions: [], reason: `no metadata: ${err.detail}` };
+    }
+  }
+
+  protected async inspect(
+    send: Send,
+    model: ModelDefinition,
+    version: string | undefined,
+  ): Promise<Inspection<OipSignature>> {
+    const spec = specOf(model);
+    let metadata: Awaited<ReturnType<OipV2Client['metadata']>>;
+    try {
+      metadata = await new OipV2Client(send).metadata(spec.name ?? model.name, version);
+    } catch (err) {
+      if (!(err instanceof OipRequestError)) throw err;
+      return { ok: false, reason: `the server has no metadata for it: ${err.detail}` };
+    }
+    const input = pickName(
+      'input',
+      metadata.inputs.map((t) => t.name),
+      spec.input_name,
+    );
+    if (!input.ok) return { ok: false, reason: input.reason };
+    const output = pickName(
+      'output',
+      metadata.outputs.map((t) => t.name),
+      spec.output_name,
+    );
+    if (!output.ok) return { ok: false, reason: output.reason };
+    const tensor = metadata.inputs.find((t) => t.name === input.name)!;
+    if (tensor.datatype !== 'FP32') {
+      return {
+        ok: false,
+        reason: `input "${input.name}" is ${tensor.datatype}; the worker sends FP32`,
+      };
+    }
+    const mismatch = shapeMismatch(tensor.shape, model.input);
+    if (mismatch) return { ok: false, reason: `input "${input.name}" has ${mismatch}` };
+    return { ok: true, signature: { inputName: input.name, outputName: output.name } };
+  }
+}
+
+function specOf(model: ModelDefinition): OnnxBackendSpec {
+  const spec = model.backends.onnx;
+  if (!spec) throw jobFailure('MODEL_UNAVAILABLE', model.name, 'it is not an ONNX model');
+  return spec;
+}
+
+function readOutput(answer: InferAnswer, name: string): OutputTensor {
+  const output = answer.outputs.find((o) => o.name === name);
+  if (!output) {
+    const names = answer.outputs.map((o) => o.name).join(', ') || 'none';
+    throw jobFailure('INFERENCE_FAILED', `the server's answer has no output "${name}" (${names})`);
+  }
+  try {
+    const { data } = flattenNested(output.data);
+    const size = output.shape.reduce((a, b) => a * b, 1);
+    if (data.length !== size) {
+      throw new TypeError(`${data.length} values for shape [${output.shape.join(', ')}]`);
+    }
+    return { data, dims: output.shape };
+  } catch (err) {
+    throw jobFailure(
+      'INFERENCE_FAILED',
+      `the server's output "${name}": ${(err as Error).message}`,
+    );
+  }
+}
