@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { errors } from '../../shared/errors/index.js';
 import type { JobRecords } from '../../shared/jobs/job-records.js';
+import { type JobResource, toJobResource } from '../../shared/jobs/job-resource.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import type { Route } from '../../shared/routing/router.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
-import { type JobResource, toJobResource } from '../jobs/job-resource.js';
 import type { ImageUploads } from './image-uploads.js';
 
 export interface SubmitRequest {

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
+import { JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import { ProblemSchema } from '../http/schemas.js';
 import type { InferenceService } from '../inference/inference-service.js';
-import { JobResourceSchema } from '../jobs/job-resource.js';
 
 export async function jobRoutes(app: FastifyInstance, opts: { service: InferenceService }) {
   app.get<{ Params: { id: string } }>(

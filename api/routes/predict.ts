@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
 import { CATALOGUE, errors, isErrorCode } from '../../shared/errors/index.js';
+import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import type { ModelRouter } from '../../shared/routing/router.js';
 import { parsePrefer } from '../http/prefer.js';
 import {
@@ -12,7 +13,6 @@ import {
 } from '../http/schemas.js';
 import { inspectImage } from '../images/image-inspector.js';
 import type { InferenceService } from '../inference/inference-service.js';
-import { type JobResource, JobResourceSchema } from '../jobs/job-resource.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
 import { readUpload } from '../uploads/read-upload.js';
 

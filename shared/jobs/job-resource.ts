@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { parseJobFailure } from '../../shared/errors/index.js';
-import type { FoundJob } from '../../shared/queues/inference-queues.js';
+import { parseJobFailure } from '../errors/index.js';
+import type { FoundJob } from '../queues/inference-queues.js';
 
 export const JOB_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
