@@ -2,7 +2,10 @@ import { QueueEvents } from 'bullmq';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
+import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
+import { JobReader } from '../shared/jobs/job-reader.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
+import { WebhookDeliveries } from '../shared/jobs/webhook-deliveries.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type QueueName } from '../shared/queues/index.js';
@@ -10,10 +13,12 @@ import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js';
 import { ModelRouter } from '../shared/routing/router.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
+import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
 import { ImageUploads } from './inference/image-uploads.js';
 import { InferenceService } from './inference/inference-service.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
+import { IdempotencyKeys } from './jobs/idempotency-keys.js';
 
 export interface ApiResourcesOptions {
   /** The registry to serve; default: the file `MODELS_CONFIG` names. */
@@ -64,6 +69,7 @@ export async function createApiResources(
 
   const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
   const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
+  const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
   const eventsByQueue = new Map<QueueName, QueueEvents>();
   // QueueEvents reads on a duplicate of the client it is given and leaves the original open: the
   // originals are closed at shutdown.
@@ -92,6 +98,12 @@ export async function createApiResources(
     records,
     queues,
     waiter,
+    reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
+    lifecycle: new JobLifecycle(redis, records),
+    webhooks,
+    idempotency: new IdempotencyKeys(redis, config.redis.prefix, {
+      retentionSeconds: config.jobs.retentionSeconds,
+    }),
     logger,
   });
 
@@ -107,6 +119,7 @@ export async function createApiResources(
         },
       ],
       ['queues', () => queues.close()],
+      ['webhook queue', () => webhooks.close()],
       ['store', () => store.close()],
       ['redis', () => (redis.status === 'ready' ? redis.quit() : redis.disconnect())],
     ];

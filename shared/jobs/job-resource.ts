@@ -1,12 +1,30 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { parseJobFailure } from '../errors/index.js';
+import { CATALOGUE, parseJobFailure } from '../errors/index.js';
 import type { FoundJob } from '../queues/inference-queues.js';
+import { WEBHOOK_EVENTS } from '../webhooks/webhook-subscription.js';
+import type { JobRecord } from './job-records.js';
+import type { WebhookDelivery } from './webhook-deliveries.js';
 
 export const JOB_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
+
+const WebhookDeliverySchema = Type.Object({
+  webhook_id: Type.String(),
+  event: Type.Union(WEBHOOK_EVENTS.map((e) => Type.Literal(e))),
+  attempt: Type.Integer(),
+  at: Type.String({ format: 'date-time' }),
+  duration_ms: Type.Number(),
+  status_code: Nullable(Type.Integer()),
+  error: Nullable(Type.String()),
+  outcome: Type.Union([
+    Type.Literal('delivered'),
+    Type.Literal('retrying'),
+    Type.Literal('failed'),
+  ]),
+});
 
 /** The public job resource, as GET /jobs/{id} and POST /predict/{model} answer it. */
 export const JobResourceSchema = Type.Object(
@@ -28,6 +46,17 @@ export const JobResourceSchema = Type.Object(
       inference_ms: Nullable(Type.Number()),
       total_ms: Nullable(Type.Number()),
     }),
+    /** 1 (first) to 10 (last) for async jobs; null for sync ones, which go before all of them. */
+    priority: Nullable(Type.Integer()),
+    /** The time by which the job must have started, or it fails DEADLINE_EXCEEDED unrun. */
+    deadline: Nullable(Type.String({ format: 'date-time' })),
+    webhook: Nullable(
+      Type.Object({
+        url: Type.String(),
+        events: Type.Array(Type.Union(WEBHOOK_EVENTS.map((e) => Type.Literal(e)))),
+      }),
+    ),
+    webhook_deliveries: Type.Array(WebhookDeliverySchema),
     request_id: Type.String(),
     urls: Type.Object({ get: Type.String(), cancel: Type.String() }),
   },
@@ -74,7 +103,85 @@ export function toJobResource({ backend, job, state }: FoundJob): JobResource {
       inference_ms: output?.timings.inference_ms ?? null,
       total_ms: finishedAt ? finishedAt - job.timestamp : null,
     },
+    priority: job.opts.priority || null,
+    deadline: iso(job.data.deadline),
+    webhook: job.data.webhook ?? null,
+    webhook_deliveries: [],
     request_id: job.data.requestId,
     urls: { get: `/jobs/${id}`, cancel: `/jobs/${id}` },
   };
+}
+
+/** What is known of one job: its record, its queue entry (if it still has one), its deliveries. */
+export interface JobView {
+  record: JobRecord;
+  found?: FoundJob | undefined;
+  deliveries?: WebhookDelivery[];
+}
+
+const CANCELED_ERROR = { code: 'JOB_CANCELED', message: CATALOGUE.JOB_CANCELED.message } as const;
+
+/**
+ * The job resource from everything known of the job. The record has the last word on
+ * cancellation: a job whose cancel was accepted is canceled, whatever its queue entry says, unless
+ * it had already succeeded (JobLifecycle makes that combination impossible; the check is a guard).
+ * A job with no queue entry is canceled (removed from its queue), being added, or expired
+ * (`undefined`).
+ */
+export function describeJob({ record, found, deliveries = [] }: JobView): JobResource | undefined {
+  const { lifecycle = {}, submission = {} } = record;
+  let resource: JobResource;
+  if (found) resource = toJobResource(found);
+  else if (lifecycle.canceledAt || lifecycle.cancelRequestedAt || !lifecycle.settled) {
+    resource = fromRecord(record);
+  } else return undefined;
+
+  const canceled =
+    resource.error?.code === CANCELED_ERROR.code ||
+    lifecycle.canceledAt !== undefined ||
+    (lifecycle.cancelRequestedAt !== undefined && resource.status !== 'succeeded');
+  return {
+    ...resource,
+    ...(canceled
+      ? {
+          status: 'canceled' as const,
+          result: null,
+          error: { ...CANCELED_ERROR },
+          completed_at:
+            iso(lifecycle.canceledAt ?? lifecycle.cancelRequestedAt) ?? resource.completed_at,
+        }
+      : {}),
+    priority: submission.priority ?? resource.priority,
+    webhook_deliveries: deliveries,
+  };
+}
+
+/** A job known only from its record: not in a queue (yet, or any more). */
+function fromRecord(record: JobRecord): JobResource {
+  const { submission = {} } = record;
+  return {
+    id: record.id,
+    model: record.model,
+    version: submission.version ?? null,
+    backend: record.backend,
+    status: 'queued',
+    result: null,
+    error: null,
+    attempts: 0,
+    created_at: new Date(record.createdAt).toISOString(),
+    started_at: null,
+    completed_at: null,
+    timings: { queue_ms: null, preprocess_ms: null, inference_ms: null, total_ms: null },
+    priority: submission.priority ?? null,
+    deadline: iso(submission.deadline),
+    webhook: submission.webhook ?? null,
+    webhook_deliveries: [],
+    request_id: record.requestId,
+    urls: { get: `/jobs/${record.id}`, cancel: `/jobs/${record.id}` },
+  };
+}
+
+/** Whether a job in this status will change no more. */
+export function isFinalStatus(status: JobStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'canceled';
 }
