@@ -29,6 +29,7 @@ const services: Service[] = [
     restarts: 0,
     startedAt: 0,
   },
+  { name: 'worker-webhooks', args: ['workers/main.ts', '--webhooks'], restarts: 0, startedAt: 0 },
 ];
 let redisChild: ChildProcess | undefined;
 

@@ -4,14 +4,18 @@ import { type Job, Worker } from 'bullmq';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
+import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
+import { JobRecords } from '../shared/jobs/job-records.js';
 import type { Logger } from '../shared/logging/logger.js';
 import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../shared/queues/index.js';
 import { createRedis, type Redis } from '../shared/redis/redis.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
+import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
 import { createInferenceProcessor } from './inference-processor.js';
+import { checkNotCanceled, guardLifecycle } from './job-lifecycle-guard.js';
 import { StatusReporter } from './status-reporter.js';
 
 export interface InferenceWorkerOptions {
@@ -38,6 +42,7 @@ export class InferenceWorker {
     private readonly store: ObjectStore,
     private readonly reporter: StatusReporter,
     private readonly worker: Worker<InferenceJobData, InferenceResult>,
+    private readonly webhooks: WebhookQueue,
   ) {}
 
   get backendKind(): BackendKind {
@@ -63,13 +68,22 @@ export class InferenceWorker {
       config.redis.prefix,
       config.worker.heartbeatMs * 3,
     );
-    const processor = createInferenceProcessor({
-      registry,
-      store,
-      backend,
-      maxPixels: config.uploads.maxPixels,
-      logger: log,
-    });
+    const lifecycle = new JobLifecycle(
+      redis,
+      new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds),
+    );
+    const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
+    const processor = guardLifecycle(
+      createInferenceProcessor({
+        registry,
+        store,
+        backend,
+        maxPixels: config.uploads.maxPixels,
+        logger: log,
+        beforeInference: (job) => checkNotCanceled(lifecycle, job),
+      }),
+      { lifecycle, webhooks, logger: log },
+    );
 
     let self: InferenceWorker | undefined;
     const worker = new Worker<InferenceJobData, InferenceResult>(
@@ -120,7 +134,7 @@ export class InferenceWorker {
       config.worker.heartbeatMs,
       log,
     );
-    self = new InferenceWorker(id, options, redis, store, reporter, worker);
+    self = new InferenceWorker(id, options, redis, store, reporter, worker, webhooks);
     await reporter.start();
     void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
     await worker.waitUntilReady();
@@ -164,6 +178,7 @@ export class InferenceWorker {
       this.reporter.stop(),
       backend.close(),
       this.store.close(),
+      this.webhooks.close(),
     ]);
     await this.redis.quit().catch(() => this.redis.disconnect());
     for (const step of steps) {

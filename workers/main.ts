@@ -5,16 +5,20 @@ import { BACKEND_KINDS, type BackendKind } from '../shared/models/model-spec.js'
 import { ModelRegistry, RegistryError } from '../shared/models/registry.js';
 import { createBackend } from './backends/create-backend.js';
 import { InferenceWorker } from './inference-worker.js';
+import { WebhookWorker } from './webhooks/webhook-worker.js';
 
 /** Exit code for a configuration error (sysexits EX_CONFIG): supervisors do not restart on it. */
 const EXIT_CONFIG = 78;
 
-const USAGE = `usage: workers/main.ts --backend <${BACKEND_KINDS.join('|')}>`;
+const USAGE = `usage: workers/main.ts --backend <${BACKEND_KINDS.join('|')}> | --webhooks`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { backend: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { backend: { type: 'string' }, webhooks: { type: 'boolean' } },
+  });
   const kind = values.backend as BackendKind | undefined;
-  if (!kind || !BACKEND_KINDS.includes(kind)) {
+  const webhooks = values.webhooks === true;
+  if (webhooks === (kind !== undefined) || (kind && !BACKEND_KINDS.includes(kind))) {
     console.error(USAGE);
     process.exit(EXIT_CONFIG);
   }
@@ -33,12 +37,14 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger('worker', config.logLevel);
-  const worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: createBackend(kind, config),
-    logger,
-  });
+  const worker = kind
+    ? await InferenceWorker.start({
+        config,
+        registry,
+        backend: createBackend(kind, config),
+        logger,
+      })
+    : await WebhookWorker.start({ config, logger });
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
