@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { freePort, type ServiceProcess, startApi, startWorker } from './processes.js';
+import {
+  freePort,
+  type ServiceProcess,
+  startApi,
+  startWebhookWorker,
+  startWorker,
+} from './processes.js';
 import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
 
 /** The API and ONNX workers as real processes, on their own Redis prefix and bucket. */
@@ -8,6 +14,8 @@ export interface Stack {
   env: Record<string, string>;
   api: ServiceProcess;
   workers: ServiceProcess[];
+  /** The webhooks worker, when the stack was started with `webhooks: true`. */
+  webhooks?: ServiceProcess;
   addWorker(env?: Record<string, string>): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
@@ -16,6 +24,11 @@ export interface StackOptions {
   workers?: number;
   /** Extra or overriding environment for every process. */
   env?: Record<string, string>;
+  /**
+   * Start a webhooks worker too (`workers/main.ts --webhooks`).
+   * @defaultValue false
+   */
+  webhooks?: boolean;
 }
 
 export async function startStack(
@@ -54,14 +67,17 @@ export async function startStack(
   };
 
   const api = startApi(env);
+  const webhooks = options.webhooks ? startWebhookWorker(env) : undefined;
+  const processes = [api, ...(webhooks ? [webhooks] : [])];
   try {
     await Promise.all([
       api.waitForLog(/Server listening/),
+      ...(webhooks ? [webhooks.waitForLog(/"webhooks worker started"/)] : []),
       ...Array.from({ length: options.workers ?? 1 }, () => addWorker()),
     ]);
     if ((options.workers ?? 1) > 0) await waitUntilModelReady(baseUrl, 'text_orientation');
   } catch (err) {
-    await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+    await Promise.all([...processes.map((s) => s.stop()), ...workers.map((w) => w.stop())]);
     throw err;
   }
 
@@ -70,9 +86,10 @@ export async function startStack(
     env,
     api,
     workers,
+    ...(webhooks ? { webhooks } : {}),
     addWorker,
     async stop() {
-      await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+      await Promise.all([...processes.map((s) => s.stop()), ...workers.map((w) => w.stop())]);
       await cleanRedisPrefix(services.redisUrl, prefix);
     },
   };
