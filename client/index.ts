@@ -7,9 +7,12 @@
  *   const done = await gateway.wait(queued.id);                              // polls with backoff
  */
 import { Webhook } from 'standardwebhooks';
+import type { Prediction } from '../shared/jobs/inference-result.js';
 import type { JobResource } from '../shared/jobs/job-resource.js';
 
-export type Job = JobResource;
+/** A job as the API describes it; `result` by task (classification, detection, ...). */
+export type Job = Omit<JobResource, 'result'> & { result: Prediction | null };
+export type { Prediction };
 export type JobStatus = Job['status'];
 export type ImageInput = Blob | Uint8Array | ArrayBuffer;
 
