@@ -2,23 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiGatewayClient, type ApiError, type Job } from '../../client/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { imageForm } from '../support/http.js';
+import { pool } from '../support/pool.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
-
-/** Runs `task` over `items` with at most `limit` in flight. */
-async function pool<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await task(items[i]!);
-      }
-    }),
-  );
-  return results;
-}
 
 describe('async submission: POST /jobs and polling', () => {
   let services: TestServices;
