@@ -2,7 +2,10 @@ import { QueueEvents, type Telemetry } from 'bullmq';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
+import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
+import { JobReader } from '../shared/jobs/job-reader.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
+import { WebhookDeliveries } from '../shared/jobs/webhook-deliveries.js';
 import type { Logger } from '../shared/logging/logger.js';
 import {
   type ApiMetrics,
@@ -16,10 +19,12 @@ import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js'
 import { ModelRouter } from '../shared/routing/router.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
+import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
 import { ImageUploads } from './inference/image-uploads.js';
 import { InferenceService } from './inference/inference-service.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
+import { IdempotencyKeys } from './jobs/idempotency-keys.js';
 import { QueueSet } from './queues/queue-set.js';
 
 export interface ApiResourcesOptions {
@@ -92,6 +97,7 @@ export async function createApiResources(
     windowSeconds: config.stats.windowSeconds,
   });
   await stats.init();
+  const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
   const eventsByQueue = new Map<QueueName, QueueEvents>();
   // QueueEvents reads on a duplicate of the client it is given and leaves the original open: the
   // originals are closed at shutdown.
@@ -127,6 +133,12 @@ export async function createApiResources(
     records,
     queues,
     waiter,
+    reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
+    lifecycle: new JobLifecycle(redis, records),
+    webhooks,
+    idempotency: new IdempotencyKeys(redis, config.redis.prefix, {
+      retentionSeconds: config.jobs.retentionSeconds,
+    }),
     logger,
   });
 
@@ -143,6 +155,7 @@ export async function createApiResources(
       ],
       ['queue set', () => queueSet.close()],
       ['queues', () => queues.close()],
+      ['webhook queue', () => webhooks.close()],
       ['store', () => store.close()],
       ['redis', () => (redis.status === 'ready' ? redis.quit() : redis.disconnect())],
     ];

@@ -11,6 +11,8 @@ import type { Redis } from '../shared/redis/redis.js';
 import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
+import { TargetPolicy } from '../shared/webhooks/target-policy.js';
+import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
@@ -94,8 +96,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
   await app.register(uploadsPlugin, { maxBytes: config.uploads.maxBytes });
 
-  await app.register(predictRoutes, { config, router: deps.router, service: deps.service });
-  await app.register(jobRoutes, { service: deps.service });
+  const submissions = new SubmissionReader({
+    config,
+    router: deps.router,
+    policy: new TargetPolicy(config.webhooks),
+  });
+  await app.register(predictRoutes, { config, submissions, service: deps.service });
+  await app.register(jobRoutes, { service: deps.service, submissions });
   await app.register(modelRoutes, { registry: deps.registry, router: deps.router });
   await app.register(healthRoutes, {
     registry: deps.registry,

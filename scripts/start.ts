@@ -16,28 +16,30 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 interface Service {
   name: string;
   args: string[];
+  /** Workers on one host need a /metrics port each: WORKER_METRICS_PORT + this offset. */
+  metricsPortOffset?: number;
   child?: ChildProcess;
   restarts: number;
   startedAt: number;
 }
 
+const defineService = (name: string, args: string[], metricsPortOffset?: number): Service => ({
+  name,
+  args,
+  ...(metricsPortOffset === undefined ? {} : { metricsPortOffset }),
+  restarts: 0,
+  startedAt: 0,
+});
+
 let stopping = false;
 const services: Service[] = [
-  { name: 'api', args: ['api/main.ts'], restarts: 0, startedAt: 0 },
-  {
-    name: 'worker-onnx',
-    args: ['workers/main.ts', '--backend', 'onnx'],
-    restarts: 0,
-    startedAt: 0,
-  },
+  defineService('api', ['api/main.ts']),
+  defineService('worker-onnx', ['workers/main.ts', '--backend', 'onnx'], 0),
   // Calls TF Serving at TENSORFLOW_SERVING_URL; without one there, its models report why.
-  {
-    name: 'worker-tensorflow',
-    args: ['workers/main.ts', '--backend', 'tensorflow'],
-    restarts: 0,
-    startedAt: 0,
-  },
+  defineService('worker-tensorflow', ['workers/main.ts', '--backend', 'tensorflow'], 1),
+  defineService('worker-webhooks', ['workers/main.ts', '--webhooks'], 2),
 ];
+let metricsPortBase = 9464;
 let redisChild: ChildProcess | undefined;
 
 function say(message: string): void {
@@ -93,7 +95,16 @@ function launch(service: Service): void {
   service.startedAt = Date.now();
   const child = spawn(process.execPath, ['--import', 'tsx', ...service.args], {
     cwd: root,
-    env: process.env,
+    env: {
+      ...process.env,
+      ...(service.metricsPortOffset === undefined
+        ? {}
+        : {
+            WORKER_METRICS_PORT: String(
+              metricsPortBase === 0 ? 0 : metricsPortBase + service.metricsPortOffset,
+            ),
+          }),
+    },
     stdio: ['ignore', pretty ? 'pipe' : 'inherit', 'inherit'],
   });
   if (pretty) {
@@ -159,6 +170,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  metricsPortBase = config.metrics.workerPort;
   await ensureRedis(config.redis.url);
   for (const service of services) launch(service);
   say(

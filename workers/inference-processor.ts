@@ -27,6 +27,8 @@ export interface InferenceProcessorDeps {
   backend: InferenceBackend;
   maxPixels: number;
   logger: Logger;
+  /** The last check before the model runs (a cancel request stops the job here). */
+  beforeInference?(job: Job<InferenceJobData, InferenceResult>): Promise<void>;
 }
 
 export type InferenceProcessor = (
@@ -74,6 +76,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
     }
     const preprocessMs = clock.lap();
 
+    await deps.beforeInference?.(job);
     const { version, output } = await deps.backend.infer({
       model,
       ...(data.version ? { version: data.version } : {}),

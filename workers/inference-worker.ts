@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
+import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../shared/metrics/index.js';
@@ -15,12 +16,14 @@ import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type Redis } from '../shared/redis/redis.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
+import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
 import { instrumentBackend } from './backends/instrumented.backend.js';
 import { JobForwarder } from './fallback/job-forwarder.js';
 import { withFallback } from './fallback/with-fallback.js';
 import { BackendMonitor } from './health/backend-monitor.js';
 import { createInferenceProcessor } from './inference-processor.js';
+import { checkNotCanceled, guardLifecycle } from './job-lifecycle-guard.js';
 import { observeJobs } from './job-observer.js';
 import { StatusReporter } from './status-reporter.js';
 
@@ -57,6 +60,7 @@ export class InferenceWorker {
     private readonly worker: Worker<InferenceJobData, InferenceResult>,
     private readonly monitor: BackendMonitor,
     private readonly queues: InferenceQueues,
+    private readonly webhooks: WebhookQueue,
   ) {}
 
   get backendKind(): BackendKind {
@@ -90,23 +94,27 @@ export class InferenceWorker {
       windowSeconds: config.stats.windowSeconds,
     });
     await stats.init();
+    const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
+    const lifecycle = new JobLifecycle(redis, records);
+    const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
     // Fallback adds jobs to the other backends' queues and moves their records.
     const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
-    const forwarder = new JobForwarder({
-      registry,
-      records: new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds),
-      queues,
-      status: statusStore,
-    });
-    const processor = withFallback(
-      createInferenceProcessor({
-        registry,
-        store,
-        backend: instrumentBackend(backend, metrics),
-        maxPixels: config.uploads.maxPixels,
-        logger: log,
-      }),
-      { backend, forwarder, logger: log },
+    const forwarder = new JobForwarder({ registry, records, queues, status: statusStore });
+    // Outermost first: the job's lifecycle (deadline, cancel, settle, webhooks), then fallback to
+    // another backend, then the stages of one inference.
+    const processor = guardLifecycle(
+      withFallback(
+        createInferenceProcessor({
+          registry,
+          store,
+          backend: instrumentBackend(backend, metrics),
+          maxPixels: config.uploads.maxPixels,
+          logger: log,
+          beforeInference: (job) => checkNotCanceled(lifecycle, job),
+        }),
+        { backend, forwarder, logger: log },
+      ),
+      { lifecycle, webhooks, logger: log },
     );
 
     let self: InferenceWorker | undefined;
@@ -174,7 +182,17 @@ export class InferenceWorker {
       log,
       config.worker.concurrency,
     );
-    self = new InferenceWorker(id, options, redis, store, reporter, worker, monitor, queues);
+    self = new InferenceWorker(
+      id,
+      options,
+      redis,
+      store,
+      reporter,
+      worker,
+      monitor,
+      queues,
+      webhooks,
+    );
     await reporter.start();
     monitor.start();
     void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
@@ -221,6 +239,7 @@ export class InferenceWorker {
       this.queues.close(),
       backend.close(),
       this.store.close(),
+      this.webhooks.close(),
     ]);
     await this.redis.quit().catch(() => this.redis.disconnect());
     for (const step of steps) {

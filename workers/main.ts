@@ -1,23 +1,31 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { createLogger } from '../shared/logging/logger.js';
-import { createMetricsRegistry, createWorkerMetrics } from '../shared/metrics/index.js';
+import {
+  createMetricsRegistry,
+  createWebhookMetrics,
+  createWorkerMetrics,
+} from '../shared/metrics/index.js';
 import { BACKEND_KINDS, type BackendKind } from '../shared/models/model-spec.js';
 import { ModelRegistry, RegistryError } from '../shared/models/registry.js';
 import { startTracing } from '../shared/tracing/tracing.js';
 import { createBackend } from './backends/create-backend.js';
 import { InferenceWorker } from './inference-worker.js';
 import { MetricsServer } from './metrics-server.js';
+import { WebhookWorker } from './webhooks/webhook-worker.js';
 
 /** Exit code for a configuration error (sysexits EX_CONFIG): supervisors do not restart on it. */
 const EXIT_CONFIG = 78;
 
-const USAGE = `usage: workers/main.ts --backend <${BACKEND_KINDS.join('|')}>`;
+const USAGE = `usage: workers/main.ts --backend <${BACKEND_KINDS.join('|')}> | --webhooks`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { backend: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { backend: { type: 'string' }, webhooks: { type: 'boolean' } },
+  });
   const kind = values.backend as BackendKind | undefined;
-  if (!kind || !BACKEND_KINDS.includes(kind)) {
+  const webhooks = values.webhooks === true;
+  if (webhooks === (kind !== undefined) || (kind && !BACKEND_KINDS.includes(kind))) {
     console.error(USAGE);
     process.exit(EXIT_CONFIG);
   }
@@ -38,10 +46,6 @@ async function main(): Promise<void> {
   const logger = createLogger('worker', config.logLevel);
   // This process's metrics, on a registry of its own, served on WORKER_METRICS_PORT.
   const register = createMetricsRegistry();
-  const metrics = createWorkerMetrics(register, {
-    backend: kind,
-    models: registry.list().map((m) => m.name),
-  });
   let metricsServer: MetricsServer;
   try {
     metricsServer = await MetricsServer.start(
@@ -60,15 +64,26 @@ async function main(): Promise<void> {
     { url: `http://${config.http.host}:${metricsServer.port}/metrics` },
     'worker metrics listening',
   );
-  const tracing = await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-worker');
-  const worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: createBackend(kind, config),
-    logger,
-    metrics,
-    ...(tracing ? { telemetry: tracing.telemetry } : {}),
-  });
+
+  const worker = kind
+    ? await startInferenceWorker(kind)
+    : await WebhookWorker.start({ config, logger, metrics: createWebhookMetrics(register) });
+
+  async function startInferenceWorker(backend: BackendKind) {
+    const metrics = createWorkerMetrics(register, {
+      backend,
+      models: registry.list().map((m) => m.name),
+    });
+    const tracing = await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-worker');
+    return InferenceWorker.start({
+      config,
+      registry,
+      backend: createBackend(backend, config),
+      logger,
+      metrics,
+      ...(tracing ? { telemetry: tracing.telemetry } : {}),
+    });
+  }
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');

@@ -32,9 +32,11 @@ export class ImageUploads {
     if (this.rememberMs < 0 || this.maxRemembered < 0) throw new RangeError('limits must be >= 0');
   }
 
-  /** Returns the image's key once the image is in storage; STORAGE_UNAVAILABLE otherwise. */
-  async save(bytes: Buffer, contentType: string): Promise<string> {
-    const key = imageKey(bytes);
+  /**
+   * Returns the image's key once the image is in storage; STORAGE_UNAVAILABLE otherwise. `key`
+   * saves hashing the bytes again when the caller has it.
+   */
+  async save(bytes: Buffer, contentType: string, key = imageKey(bytes)): Promise<string> {
     const storedAt = this.remembered.get(key);
     if (storedAt !== undefined && Date.now() - storedAt < this.rememberMs) return key;
 

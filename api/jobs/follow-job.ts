@@ -17,7 +17,8 @@ export interface FollowJobDeps {
  * that queue for the time that is left. Resolves `true` when the job has finished, `false` when
  * the time runs out or `signal` aborts.
  *
- * Call it before the job is added (the first waiter must exist before the job can finish).
+ * Call it before the job is added (the first waiter must exist before the job can finish), or
+ * with `exists` for a job that may have finished already.
  */
 export async function followJob(
   deps: FollowJobDeps,
@@ -25,10 +26,11 @@ export async function followJob(
   backend: BackendKind,
   timeoutMs: number,
   signal?: AbortSignal,
+  options: { exists?: boolean } = {},
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let current = backend;
-  let moved = false;
+  let moved = options.exists === true;
   for (;;) {
     const left = deadline - Date.now();
     if (left <= 0 || signal?.aborted) return false;
@@ -41,8 +43,8 @@ export async function followJob(
       signal ? AbortSignal.any([signal, done.signal]) : done.signal,
     );
     let finished: boolean;
-    // In the queue it moved to, the job may have finished before this waiter existed: registered
-    // first, checked second, so that cannot slip through.
+    // In the queue it moved to (or for a job that existed already), the job may have finished
+    // before this waiter existed: registered first, checked second, so that cannot slip through.
     if (moved && (await finishedIn(deps, queue, jobId))) {
       done.abort();
       await waiting;

@@ -33,6 +33,7 @@ const RETRY_AFTER: Partial<Record<ErrorCode, number>> = {
   STORAGE_UNAVAILABLE: 5,
   QUEUE_UNAVAILABLE: 5,
   SHUTTING_DOWN: 1,
+  IDEMPOTENCY_KEY_IN_USE: 1,
 };
 
 /** Errors raised by Fastify and its plugins, in our vocabulary. */

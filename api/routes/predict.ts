@@ -1,24 +1,20 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
 import { CATALOGUE, errors, isErrorCode } from '../../shared/errors/index.js';
-import type { ModelRouter } from '../../shared/routing/router.js';
+import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import { parsePrefer } from '../http/prefer.js';
+import { ModelParamsSchema, ProblemSchema } from '../http/schemas.js';
 import {
-  type InferenceParamsInput,
-  InferenceParamsSchema,
-  ModelParamsSchema,
-  ProblemSchema,
-  parseInferenceFields,
-} from '../http/schemas.js';
-import { inspectImage } from '../images/image-inspector.js';
+  PredictQuerySchema,
+  type SubmissionFields,
+  type SubmissionReader,
+} from '../http/submission.js';
 import type { InferenceService } from '../inference/inference-service.js';
-import { type JobResource, JobResourceSchema } from '../jobs/job-resource.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
-import { readUpload } from '../uploads/read-upload.js';
 
 export interface PredictRoutesOptions {
   config: Config;
-  router: ModelRouter;
+  submissions: SubmissionReader;
   service: InferenceService;
 }
 
@@ -26,17 +22,18 @@ export interface PredictRoutesOptions {
  * POST /predict/{model}: the synchronous path. The job is queued like any other; the request waits
  * for it (default SYNC_WAIT_SECONDS, `Prefer: wait=N` up to SYNC_WAIT_MAX_SECONDS) and answers 200
  * with the finished job, or 202 with `Location` when the wait runs out: the job carries on.
+ * `Prefer: respond-async` makes it an async submission, like POST /jobs.
  */
 export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOptions) {
-  const { config, router, service } = opts;
+  const { config, submissions, service } = opts;
 
-  app.post<{ Params: { model: string }; Querystring: InferenceParamsInput }>(
+  app.post<{ Params: { model: string }; Querystring: SubmissionFields }>(
     '/predict/:model',
     {
       config: { inference: true },
       schema: {
         params: ModelParamsSchema,
-        querystring: InferenceParamsSchema,
+        querystring: PredictQuerySchema,
         response: {
           200: JobResourceSchema,
           202: JobResourceSchema,
@@ -46,26 +43,12 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       },
     },
     async (request, reply) => {
-      // Model and backend checks come first: no upload is read for a request that cannot run.
-      const target = (params: InferenceParamsInput) => ({
-        model: request.params.model,
-        ...pick(params.version),
-        ...(params.backend ? { backend: params.backend } : {}),
-      });
-      let route = router.route(target(request.query));
-      request.inference = { model: route.model.name, backend: route.backend, mode: 'sync' };
-      const upload = await readUpload(request);
-      const fields = parseInferenceFields(upload.fields);
-      if (typeof fields === 'string') throw new errors.VALIDATION_FAILED(fields);
-      const params = { ...request.query, ...fields };
-      if (
-        (fields.version && fields.version !== request.query.version) ||
-        (fields.backend && fields.backend !== request.query.backend)
-      ) {
-        route = router.route(target(params));
-        request.inference.backend = route.backend;
-      }
-      const image = await inspectImage(upload.image, config.uploads.maxPixels);
+      const submission = await submissions.read(request, request.params.model);
+      request.inference = {
+        model: submission.route.model.name,
+        backend: submission.route.backend,
+        mode: 'sync',
+      };
 
       const prefer = parsePrefer(request.headers.prefer);
       const waitMs = prefer.respondAsync
@@ -81,24 +64,19 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           : undefined;
       if (applied) reply.header('preference-applied', applied);
       if (prefer.respondAsync) request.inference.mode = 'async';
+      if (prefer.respondAsync) request.inference.mode = 'async';
 
       const disconnected = new AbortController();
       request.raw.once('close', () => disconnected.abort());
-      const { jobId, finished } = await service.submit(
+      const { jobId, finished, replayed } = await service.submit(
         {
-          route,
-          ...pick(params.version),
-          image: upload.image,
-          contentType: image.contentType,
-          params: {
-            ...(params.top_k !== undefined ? { topK: params.top_k } : {}),
-            ...(params.threshold !== undefined ? { threshold: params.threshold } : {}),
-          },
+          ...submission,
           requestId: request.id,
           mode: prefer.respondAsync ? 'async' : 'sync',
         },
         { timeoutMs: waitMs, signal: disconnected.signal },
       );
+      if (replayed) reply.header('idempotent-replayed', 'true');
       await finished;
       const job = await service.get(jobId);
       if (!job) throw new errors.JOB_NOT_FOUND(jobId);
@@ -110,21 +88,18 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
 function answer(reply: FastifyReply, job: JobResource, requestId: string) {
   reply.header('location', job.urls.get);
   if (job.status === 'succeeded') return reply.code(200).send(job);
-  if (job.status === 'failed' && job.error && isErrorCode(job.error.code)) {
-    const spec = CATALOGUE[job.error.code];
+  if ((job.status === 'failed' || job.status === 'canceled') && job.error) {
+    const code = isErrorCode(job.error.code) ? job.error.code : 'INFERENCE_FAILED';
+    const spec = CATALOGUE[code];
     return sendProblem(reply, {
-      type: problemType(job.error.code),
+      type: problemType(code),
       title: spec.title,
       status: spec.status,
       detail: job.error.message,
-      code: job.error.code,
+      code,
       request_id: requestId,
       job_id: job.id,
     });
   }
   return reply.code(202).send(job);
-}
-
-function pick(version: string | undefined): { version?: string } {
-  return version ? { version } : {};
 }

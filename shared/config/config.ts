@@ -52,7 +52,21 @@ export interface Config {
   admin: { apiKey?: string };
   /** Absent endpoint: no tracing. */
   tracing: { otlpEndpoint?: string };
+  webhooks: WebhooksConfig;
   shutdownTimeoutMs: number;
+}
+
+export interface WebhooksConfig {
+  /** Absent outside production: the webhooks worker then uses a development secret. */
+  secret?: string;
+  timeoutMs: number;
+  attempts: number;
+  backoffMs: number;
+  maxDelayMs: number;
+  concurrency: number;
+  allowPrivate: boolean;
+  /** Lower-case host names (or IP literals as written in URLs) exempt from the address check. */
+  allowedHosts: string[];
 }
 
 export class ConfigError extends Error {
@@ -99,6 +113,10 @@ function toConfig(e: Env): Config {
   check(
     e.SYNC_WAIT_SECONDS <= e.SYNC_WAIT_MAX_SECONDS,
     `SYNC_WAIT_SECONDS=${e.SYNC_WAIT_SECONDS} must not exceed SYNC_WAIT_MAX_SECONDS=${e.SYNC_WAIT_MAX_SECONDS}`,
+  );
+  check(
+    e.NODE_ENV !== 'production' || Boolean(e.WEBHOOK_SECRET),
+    'WEBHOOK_SECRET is required in production (whsec_ + base64 of 24-64 random bytes, e.g. `echo whsec_$(openssl rand -base64 32)`)',
   );
   const tensorflowServingUrls = urlList('TENSORFLOW_SERVING_URL', e.TENSORFLOW_SERVING_URL);
   const onnxRuntimeUrls = e.ONNX_RUNTIME_URL ? urlList('ONNX_RUNTIME_URL', e.ONNX_RUNTIME_URL) : [];
@@ -166,6 +184,19 @@ function toConfig(e: Env): Config {
     stats: { windowSeconds: e.STATS_WINDOW_SECONDS },
     admin: e.ADMIN_API_KEY ? { apiKey: e.ADMIN_API_KEY } : {},
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT } : {},
+    webhooks: {
+      ...(e.WEBHOOK_SECRET ? { secret: e.WEBHOOK_SECRET } : {}),
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      attempts: e.WEBHOOK_ATTEMPTS,
+      backoffMs: e.WEBHOOK_BACKOFF_MS,
+      maxDelayMs: e.WEBHOOK_MAX_DELAY_MS,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+      allowedHosts: (e.WEBHOOK_ALLOWED_HOSTS ?? '')
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   };
 }

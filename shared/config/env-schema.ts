@@ -165,6 +165,39 @@ export const EnvSchema = Type.Object({
     Url('OTLP/HTTP collector base URL (traces go to /v1/traces). Unset: tracing off.'),
   ),
 
+  WEBHOOK_SECRET: Type.Optional(
+    Type.String({
+      pattern: '^whsec_[A-Za-z0-9+/]{32,}={0,2}$',
+      description:
+        'Standard Webhooks signing secret (whsec_ + base64 of 24-64 random bytes). Required in production; unset elsewhere: a development secret kept in Redis.',
+    }),
+  ),
+  WEBHOOK_TIMEOUT_MS: Integer(10_000, 100, undefined, 'Timeout of one webhook delivery attempt.'),
+  WEBHOOK_ATTEMPTS: Integer(8, 1, 100, 'Delivery attempts per webhook (timeouts, 5xx, 429).'),
+  WEBHOOK_BACKOFF_MS: Integer(
+    1000,
+    0,
+    undefined,
+    'First webhook retry delay; doubles per attempt.',
+  ),
+  WEBHOOK_MAX_DELAY_MS: Integer(
+    300_000,
+    0,
+    undefined,
+    'Cap on a webhook retry delay, Retry-After included.',
+  ),
+  WEBHOOK_CONCURRENCY: Integer(16, 1, 1024, 'Deliveries one webhooks worker makes at once.'),
+  WEBHOOK_ALLOW_PRIVATE: Flag(
+    false,
+    'Allow webhook targets in private, loopback and other non-public ranges.',
+  ),
+  WEBHOOK_ALLOWED_HOSTS: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Webhook hosts allowed whatever their address, comma-separated.',
+    }),
+  ),
+
   SHUTDOWN_TIMEOUT_MS: Integer(
     30_000,
     0,

@@ -99,6 +99,36 @@ export const CATALOGUE = {
     title: 'Job not found',
     message: 'Job "%s" does not exist or has expired',
   },
+  JOB_FINISHED: {
+    status: 409,
+    title: 'Job already finished',
+    message: 'Job "%s" has already finished (%s); only a queued or processing job can be canceled',
+  },
+  JOB_CANCELED: {
+    status: 409,
+    title: 'Job canceled',
+    message: 'The job was canceled before it finished',
+  },
+  DEADLINE_EXCEEDED: {
+    status: 504,
+    title: 'Deadline exceeded',
+    message: 'The job was not started by its deadline (%s); it was not run',
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    title: 'Idempotency key reused',
+    message: 'Idempotency-Key "%s" was already used for a different request (job %s)',
+  },
+  IDEMPOTENCY_KEY_IN_USE: {
+    status: 409,
+    title: 'Idempotency key in use',
+    message: 'A request with Idempotency-Key "%s" is still being processed; retry shortly',
+  },
+  WEBHOOK_URL_REFUSED: {
+    status: 422,
+    title: 'Webhook URL refused',
+    message: 'Webhook URL refused: %s',
+  },
 
   // Backends and inference
   BACKEND_UNAVAILABLE: {

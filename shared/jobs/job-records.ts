@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { BackendKind } from '../models/model-spec.js';
+import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
 
 /** One backend a job was sent to, and how it ended there if it moved on. */
 export interface RouteStep {
@@ -22,6 +23,30 @@ export interface JobRecord {
   route: RouteStep[];
   createdAt: number;
   requestId: string;
+  /** What the client asked for beyond the model (absent on records of older jobs). */
+  submission?: JobSubmission;
+  /** Cancellation and the worker's final word, set only through JobLifecycle. */
+  lifecycle?: JobLifecycleState;
+}
+
+/** The submission's own settings, fixed when the job is created. */
+export interface JobSubmission {
+  version?: string;
+  mode?: 'sync' | 'async';
+  /** The BullMQ priority (1 highest); absent for sync jobs, which go before every async one. */
+  priority?: number;
+  /** Epoch ms by which the job must have started. */
+  deadline?: number;
+  webhook?: WebhookSubscription;
+  /** Who submitted it: the scope of idempotency keys ('anonymous' until API keys exist). */
+  owner?: string;
+}
+
+export interface JobLifecycleState {
+  cancelRequestedAt?: number;
+  canceledAt?: number;
+  /** The outcome a worker committed to before handing its result to the queue. */
+  settled?: 'succeeded' | 'failed';
 }
 
 /** Checks the current backend and rewrites the route in one step, so a move happens at most once. */
@@ -47,7 +72,8 @@ export class JobRecords {
     private readonly ttlSeconds: number,
   ) {}
 
-  private key(id: string): string {
+  /** The record's Redis key; JobLifecycle changes the same hash. */
+  key(id: string): string {
     return `${this.prefix}:job:${id}`;
   }
 
@@ -61,6 +87,7 @@ export class JobRecords {
         route: JSON.stringify(route),
         created_at: String(record.createdAt),
         request_id: record.requestId,
+        ...submissionFields(record.submission),
       })
       .expire(this.key(record.id), this.ttlSeconds)
       .exec();
@@ -77,6 +104,8 @@ export class JobRecords {
       route: JSON.parse(fields.route ?? '[]') as RouteStep[],
       createdAt: Number(fields.created_at),
       requestId: fields.request_id ?? '',
+      submission: readSubmission(fields),
+      lifecycle: readLifecycle(fields),
     };
   }
 
@@ -106,4 +135,38 @@ export class JobRecords {
   async delete(id: string): Promise<void> {
     await this.redis.del(this.key(id));
   }
+}
+
+function submissionFields(submission: JobSubmission | undefined): Record<string, string> {
+  if (!submission) return {};
+  const { version, mode, priority, deadline, webhook, owner } = submission;
+  return {
+    ...(version ? { version } : {}),
+    ...(mode ? { mode } : {}),
+    ...(priority !== undefined ? { priority: String(priority) } : {}),
+    ...(deadline !== undefined ? { deadline: String(deadline) } : {}),
+    ...(webhook ? { webhook: JSON.stringify(webhook) } : {}),
+    ...(owner ? { owner } : {}),
+  };
+}
+
+function readSubmission(fields: Record<string, string>): JobSubmission {
+  return {
+    ...(fields.version ? { version: fields.version } : {}),
+    ...(fields.mode ? { mode: fields.mode as JobSubmission['mode'] } : {}),
+    ...(fields.priority ? { priority: Number(fields.priority) } : {}),
+    ...(fields.deadline ? { deadline: Number(fields.deadline) } : {}),
+    ...(fields.webhook ? { webhook: JSON.parse(fields.webhook) as WebhookSubscription } : {}),
+    ...(fields.owner ? { owner: fields.owner } : {}),
+  };
+}
+
+function readLifecycle(fields: Record<string, string>): JobLifecycleState {
+  return {
+    ...(fields.cancel_requested_at
+      ? { cancelRequestedAt: Number(fields.cancel_requested_at) }
+      : {}),
+    ...(fields.canceled_at ? { canceledAt: Number(fields.canceled_at) } : {}),
+    ...(fields.settled ? { settled: fields.settled as JobLifecycleState['settled'] } : {}),
+  };
 }

@@ -3,6 +3,8 @@ export {
   type InferenceJobData,
   type InferenceParams,
   inferenceJobOptions,
+  JOB_QUEUES,
   JobName,
   QueueName,
+  type WebhookJobData,
 } from './queues.js';

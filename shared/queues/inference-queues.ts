@@ -66,10 +66,14 @@ export class InferenceQueues {
     })) as InferenceJob;
   }
 
-  /** The job and its state in one backend's queue (both read at once). */
+  /**
+   * The job and its state in one backend's queue. The state is read first: read together, a job
+   * finishing in between could pair a `completed` state with its hash from before, with no result.
+   */
   async get(backend: BackendKind, jobId: string): Promise<FoundJob | undefined> {
     const queue = this.queues[backend];
-    const [job, state] = await Promise.all([queue.getJob(jobId), queue.getJobState(jobId)]);
+    const state = await queue.getJobState(jobId);
+    const job = await queue.getJob(jobId);
     return job ? { backend, job: job as InferenceJob, state } : undefined;
   }
 

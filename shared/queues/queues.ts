@@ -1,22 +1,31 @@
 import type { DefaultJobOptions } from 'bullmq';
 import type { Config } from '../config/config.js';
 import type { BackendKind } from '../models/model-spec.js';
+import type { WebhookEvent, WebhookSubscription } from '../webhooks/webhook-subscription.js';
 
 /** Every BullMQ queue of the system. */
 export enum QueueName {
   InferenceOnnx = 'inference-onnx',
   InferenceTensorflow = 'inference-tensorflow',
+  Webhooks = 'webhooks',
 }
 
 /** Every job type. */
 export enum JobName {
   Infer = 'infer',
+  DeliverWebhook = 'deliver-webhook',
 }
 
 /** Each backend's inference queue: the compiler rejects a backend without one. */
 export const INFERENCE_QUEUES: Record<BackendKind, QueueName> = {
   onnx: QueueName.InferenceOnnx,
   tensorflow: QueueName.InferenceTensorflow,
+};
+
+/** The queues each job type runs on: the compiler rejects a job type without one. */
+export const JOB_QUEUES: Record<JobName, readonly QueueName[]> = {
+  [JobName.Infer]: Object.values(INFERENCE_QUEUES),
+  [JobName.DeliverWebhook]: [QueueName.Webhooks],
 };
 
 /** Job parameters a client may set per request. */
@@ -39,6 +48,22 @@ export interface InferenceJobData {
   deadline?: number;
   /** The client chose the backend: the job is not moved to another one when it fails. */
   pinned?: boolean;
+  /** Where the job's webhooks go, when the client asked for them. */
+  webhook?: WebhookSubscription;
+}
+
+/** One webhook message to deliver: the body is the job resource, built at the first attempt. */
+export interface WebhookJobData {
+  jobId: string;
+  event: WebhookEvent;
+  url: string;
+  /** The Standard Webhooks `webhook-id`, the same on every attempt. */
+  webhookId: string;
+  requestId: string;
+  /** The signed body, fixed at the first attempt so every retry sends the same message. */
+  body?: string;
+  /** How many times delivery was put off because the job had not finished yet. */
+  postponed?: number;
 }
 
 /** Retries with exponential backoff for transient failures; finished jobs kept for a bounded time. */

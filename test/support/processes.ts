@@ -104,6 +104,10 @@ export function startWorker(env: NodeJS.ProcessEnv, backend = 'onnx'): ServicePr
   return new ServiceProcess(`worker-${backend}`, ['workers/main.ts', '--backend', backend], env);
 }
 
+export function startWebhookWorker(env: NodeJS.ProcessEnv): ServiceProcess {
+  return new ServiceProcess('worker-webhooks', ['workers/main.ts', '--webhooks'], env);
+}
+
 /** A TCP port that was free a moment ago. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

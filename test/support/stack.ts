@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { OipV2StandIn } from '../fixtures/oip-v2-stand-in.js';
 import { TfServingStandIn, type TfStandInModel } from '../fixtures/tf-serving-stand-in.js';
-import { freePort, type ServiceProcess, startApi, startWorker } from './processes.js';
+import {
+  freePort,
+  type ServiceProcess,
+  startApi,
+  startWebhookWorker,
+  startWorker,
+} from './processes.js';
 import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
 
 /** The API and ONNX workers as real processes, on their own Redis prefix and bucket. */
@@ -14,6 +20,8 @@ export interface Stack {
   tfServing: TfServingStandIn[];
   /** Open Inference Protocol stand-ins the onnx workers call (ONNX_RUNTIME_URL), when asked for. */
   oipV2: OipV2StandIn[];
+  /** The webhooks worker, when the stack was started with `webhooks: true`. */
+  webhooks?: ServiceProcess;
   addWorker(env?: Record<string, string>, backend?: 'onnx' | 'tensorflow'): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
@@ -31,6 +39,11 @@ export interface StackOptions {
   oipV2?: { replicas: number; models: Record<string, Record<string, Uint8Array>> };
   /** Models to wait for before the stack counts as started. @defaultValue ['text_orientation'] */
   readyModels?: string[];
+  /**
+   * Start a webhooks worker too (`workers/main.ts --webhooks`).
+   * @defaultValue false
+   */
+  webhooks?: boolean;
 }
 
 export async function startStack(
@@ -87,16 +100,19 @@ export async function startStack(
   };
 
   const api = startApi(env);
+  const webhooks = options.webhooks ? startWebhookWorker(env) : undefined;
+  const processes = [api, ...(webhooks ? [webhooks] : [])];
   try {
     await Promise.all([
       api.waitForLog(/Server listening/),
+      ...(webhooks ? [webhooks.waitForLog(/"webhooks worker started"/)] : []),
       ...Array.from({ length: options.workers ?? 1 }, () => addWorker()),
       ...Array.from({ length: options.tensorflowWorkers ?? 0 }, () => addWorker({}, 'tensorflow')),
     ]);
     const ready = options.readyModels ?? ((options.workers ?? 1) > 0 ? ['text_orientation'] : []);
     for (const model of ready) await waitUntilModelReady(baseUrl, model);
   } catch (err) {
-    await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+    await Promise.all([...processes.map((s) => s.stop()), ...workers.map((w) => w.stop())]);
     await Promise.all(standIns.map((s) => s.close()));
     throw err;
   }
@@ -108,9 +124,10 @@ export async function startStack(
     workers,
     tfServing,
     oipV2,
+    ...(webhooks ? { webhooks } : {}),
     addWorker,
     async stop() {
-      await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
+      await Promise.all([...processes.map((s) => s.stop()), ...workers.map((w) => w.stop())]);
       await Promise.all(standIns.map((s) => s.close()));
       await cleanRedisPrefix(services.redisUrl, prefix);
     },

@@ -238,3 +238,26 @@ describe('loadConfig result', () => {
     expect(loadConfig({ PORT: '2' }).http.port).toBe(2);
   });
 });
+
+describe('webhook settings', () => {
+  const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+  it('refuses production without WEBHOOK_SECRET, and a secret not in whsec_ form', () => {
+    expect(configError({ NODE_ENV: 'production' }).message).toContain('WEBHOOK_SECRET is required');
+    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRET: SECRET }).webhooks.secret).toBe(
+      SECRET,
+    );
+    expect(configError({ WEBHOOK_SECRET: 'hunter2' }).message).toContain('WEBHOOK_SECRET');
+    expect(loadConfig({}).webhooks.secret).toBeUndefined();
+  });
+
+  it('reads the allow-list and the private-address flag', () => {
+    const config = loadConfig({
+      WEBHOOK_ALLOWED_HOSTS: ' Hooks.Internal , 10.0.0.5 ,,',
+      WEBHOOK_ALLOW_PRIVATE: 'yes',
+    });
+    expect(config.webhooks.allowedHosts).toEqual(['hooks.internal', '10.0.0.5']);
+    expect(config.webhooks.allowPrivate).toBe(true);
+    expect(loadConfig({}).webhooks).toMatchObject({ allowPrivate: false, allowedHosts: [] });
+  });
+});

@@ -3,6 +3,7 @@ import { parseJobFailure } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { InferenceBackend } from '../backends/inference-backend.js';
 import type { InferenceProcessor } from '../inference-processor.js';
+import { JobForwardedError } from './job-forwarded-error.js';
 import { FALLBACK_CODES, type JobForwarder } from './job-forwarder.js';
 
 export interface FallbackOptions {
@@ -49,7 +50,7 @@ export function withFallback(
       }
       if (!to) throw err;
       log.warn({ from: backend.kind, to, code: failure.code }, 'job moved to another backend');
-      throw new UnrecoverableError((err as Error).message);
+      throw new JobForwardedError((err as Error).message, to);
     }
   };
 }

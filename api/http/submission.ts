@@ -1,0 +1,243 @@
+import { createHash } from 'node:crypto';
+import { type Static, type TObject, Type } from '@sinclair/typebox';
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../../shared/config/config.js';
+import { errors } from '../../shared/errors/index.js';
+import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
+import type { InferenceParams } from '../../shared/queues/index.js';
+import type { ModelRouter, Route } from '../../shared/routing/router.js';
+import { OneOf } from '../../shared/schema/one-of.js';
+import { imageKey } from '../../shared/storage/index.js';
+import type { TargetPolicy } from '../../shared/webhooks/target-policy.js';
+import {
+  DEFAULT_WEBHOOK_EVENTS,
+  isWebhookEvent,
+  type WebhookEvent,
+  type WebhookSubscription,
+} from '../../shared/webhooks/webhook-subscription.js';
+import { inspectImage } from '../images/image-inspector.js';
+import { readUpload } from '../uploads/read-upload.js';
+import { parseCancelAfter, parseDeadlineField } from './deadline.js';
+import { ownerOf } from './owner.js';
+
+/** The priority scale of async jobs: 1 runs first, 10 last. Sync jobs go before all of them. */
+export const PRIORITY = { highest: 1, lowest: 10, default: 5 } as const;
+
+/** Fields of a submission: multipart fields beside the file, or query parameters. */
+const SUBMISSION_FIELDS = {
+  top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  version: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })),
+  priority: Type.Optional(Type.Integer({ minimum: PRIORITY.highest, maximum: PRIORITY.lowest })),
+  webhook: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  webhook_events: Type.Optional(
+    Type.String({ pattern: '^\\s*[a-z]+\\s*(,\\s*[a-z]+\\s*)*$', maxLength: 64 }),
+  ),
+  deadline: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  /** Run on this backend only (no fallback), where the model allows choosing. */
+  backend: Type.Optional(OneOf(BACKEND_KINDS)),
+};
+
+/** Query parameters of POST /predict/{model} (the model is in the path). */
+export const PredictQuerySchema = Type.Object(SUBMISSION_FIELDS, { additionalProperties: false });
+/** Query parameters of POST /jobs. */
+export const JobsQuerySchema = Type.Object(
+  { model: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })), ...SUBMISSION_FIELDS },
+  { additionalProperties: false },
+);
+export type SubmissionFields = Static<typeof JobsQuerySchema>;
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
+
+/** A submission read and checked, ready for InferenceService.submit. */
+export interface Submission {
+  route: Route;
+  version?: string;
+  image: Buffer;
+  imageKey: string;
+  contentType: string;
+  params: InferenceParams;
+  /** As asked, or the default; applied to async jobs only. */
+  priority: number;
+  deadline?: number;
+  webhook?: WebhookSubscription;
+  owner: string;
+  idempotency?: { key: string; fingerprint: string };
+}
+
+export interface SubmissionReaderDeps {
+  config: Config;
+  router: ModelRouter;
+  policy: TargetPolicy;
+}
+
+/**
+ * The one way POST /predict/{model} and POST /jobs read a submission: headers and query first (no
+ * upload is read for a request that cannot run), then the upload and its fields, the model route,
+ * the deadline, the webhook target, the image check, and the request's fingerprint for
+ * `Idempotency-Key`.
+ */
+export class SubmissionReader {
+  private readonly validators: Record<'predict' | 'jobs', ValidateFunction<SubmissionFields>>;
+
+  constructor(private readonly deps: SubmissionReaderDeps) {
+    const ajv = new Ajv({ coerceTypes: true, allErrors: false });
+    this.validators = {
+      predict: ajv.compile<SubmissionFields>(PredictQuerySchema),
+      jobs: ajv.compile<SubmissionFields>(JobsQuerySchema),
+    };
+  }
+
+  /** `pathModel`: the model named in the path (POST /predict); otherwise a `model` field. */
+  async read(request: FastifyRequest, pathModel?: string): Promise<Submission> {
+    const { router, config } = this.deps;
+    const query = request.query as SubmissionFields;
+    const idempotencyKey = header(request, 'idempotency-key');
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new errors.VALIDATION_FAILED(
+        'Header Idempotency-Key must be 1 to 255 printable ASCII characters',
+      );
+    }
+    const cancelAfter = header(request, 'cancel-after');
+
+    const queryModel = pathModel ?? query.model;
+    let route = queryModel ? router.route({ model: queryModel, ...target(query) }) : undefined;
+    const upload = await readUpload(request);
+    const fields = this.parseFields(upload.fields, pathModel === undefined ? 'jobs' : 'predict');
+    const merged: SubmissionFields = { ...query, ...fields };
+    const model = pathModel ?? merged.model;
+    if (!model) {
+      throw new errors.VALIDATION_FAILED(
+        'Name the model: a "model" field beside the file, or a "model" query parameter',
+      );
+    }
+    if (
+      !route ||
+      model !== queryModel ||
+      merged.version !== query.version ||
+      merged.backend !== query.backend
+    ) {
+      route = router.route({ model, ...target(merged) });
+    }
+
+    const deadline = this.deadline(merged.deadline, cancelAfter);
+    const webhook = this.webhook(merged.webhook, merged.webhook_events);
+    const image = await inspectImage(upload.image, config.uploads.maxPixels);
+    const key = imageKey(upload.image);
+    const params: InferenceParams = {
+      ...(merged.top_k !== undefined ? { topK: merged.top_k } : {}),
+      ...(merged.threshold !== undefined ? { threshold: merged.threshold } : {}),
+    };
+    const submission: Submission = {
+      route,
+      ...pick(merged.version),
+      image: upload.image,
+      imageKey: key,
+      contentType: image.contentType,
+      params,
+      priority: merged.priority ?? PRIORITY.default,
+      ...(deadline !== undefined ? { deadline } : {}),
+      ...(webhook ? { webhook } : {}),
+      owner: ownerOf(request),
+    };
+    if (idempotencyKey !== undefined) {
+      // What makes two requests "the same": everything the client chose, the image by its hash.
+      // A deadline counts as written (a relative one is the same request when retried later).
+      const fingerprint = createHash('sha256')
+        .update(
+          JSON.stringify([
+            model,
+            merged.version ?? null,
+            merged.backend ?? null,
+            params.topK ?? null,
+            params.threshold ?? null,
+            key,
+            merged.priority ?? null,
+            webhook?.url ?? null,
+            webhook?.events ?? null,
+            merged.deadline ?? null,
+            cancelAfter ?? null,
+          ]),
+        )
+        .digest('hex');
+      submission.idempotency = { key: idempotencyKey, fingerprint };
+    }
+    return submission;
+  }
+
+  private parseFields(fields: Record<string, string>, route: 'predict' | 'jobs'): SubmissionFields {
+    const validate = this.validators[route];
+    const values: Record<string, unknown> = { ...fields };
+    if (validate(values)) return values;
+    const [e] = validate.errors ?? [];
+    const field = e?.instancePath.slice(1) || e?.params.additionalProperty;
+    const schema: TObject = route === 'jobs' ? JobsQuerySchema : PredictQuerySchema;
+    throw new errors.VALIDATION_FAILED(
+      e?.keyword === 'additionalProperties'
+        ? `Unknown field "${field}"; accepted: file, ${Object.keys(schema.properties).join(', ')}`
+        : `Field "${field}" ${e?.message ?? 'is invalid'}`,
+    );
+  }
+
+  private deadline(field: string | undefined, cancelAfter: string | undefined): number | undefined {
+    if (field !== undefined && cancelAfter !== undefined) {
+      throw new errors.VALIDATION_FAILED(
+        'Give a deadline field or a Cancel-After header, not both',
+      );
+    }
+    const now = Date.now();
+    const parsed =
+      field !== undefined
+        ? parseDeadlineField(field, now)
+        : cancelAfter !== undefined
+          ? parseCancelAfter(cancelAfter, now)
+          : undefined;
+    if (typeof parsed === 'string') throw new errors.VALIDATION_FAILED(parsed);
+    if (parsed !== undefined && parsed <= now) {
+      throw new errors.VALIDATION_FAILED(
+        `The deadline ${new Date(parsed).toISOString()} has already passed`,
+      );
+    }
+    return parsed;
+  }
+
+  private webhook(
+    url: string | undefined,
+    eventList: string | undefined,
+  ): WebhookSubscription | undefined {
+    if (url === undefined) {
+      if (eventList !== undefined) {
+        throw new errors.VALIDATION_FAILED('Field "webhook_events" needs a "webhook" URL');
+      }
+      return undefined;
+    }
+    const events: WebhookEvent[] = [];
+    for (const name of (eventList ?? DEFAULT_WEBHOOK_EVENTS.join(',')).split(',')) {
+      const event = name.trim();
+      if (!isWebhookEvent(event)) {
+        throw new errors.VALIDATION_FAILED(
+          `Unknown webhook event "${event}"; accepted: started, completed`,
+        );
+      }
+      if (!events.includes(event)) events.push(event);
+    }
+    const verdict = this.deps.policy.checkUrl(url);
+    if (!verdict.allowed) throw new errors.WEBHOOK_URL_REFUSED(verdict.reason);
+    return { url: verdict.url.href, events };
+  }
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value?.trim();
+}
+
+function pick(version: string | undefined): { version?: string } {
+  return version ? { version } : {};
+}
+
+/** What a request asks of the router beside the model: a version, a backend. */
+function target(fields: SubmissionFields): { version?: string; backend?: BackendKind } {
+  return { ...pick(fields.version), ...(fields.backend ? { backend: fields.backend } : {}) };
+}

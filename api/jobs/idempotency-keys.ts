@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { RedisScript } from '../../shared/redis/redis-script.js';
+
+/** What a claim on an idempotency key found. */
+export type IdempotencyClaim =
+  /** The key is ours: create the job, then {@link IdempotencyKeys.commit} (or release on failure). */
+  | { kind: 'claimed' }
+  /** The key belongs to a job: the same request again if the fingerprints match. */
+  | { kind: 'taken'; jobId: string; fingerprint: string; committed: boolean };
+
+// Claimed keys start with a short lease: a request that dies between claim and commit frees its key
+// when the lease runs out instead of holding it for the whole retention.
+const CLAIM = new RedisScript(`
+if redis.call('HSETNX', KEYS[1], 'job_id', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[2], 'state', 'pending')
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {'claimed'}
+end
+local f = redis.call('HMGET', KEYS[1], 'job_id', 'fingerprint', 'state')
+return {'taken', f[1], f[2] or '', f[3] or ''}
+`);
+
+const COMMIT = new RedisScript(`
+if redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'committed')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+`);
+
+const RELEASE = new RedisScript(`
+if redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`);
+
+export interface IdempotencyKeysOptions {
+  /** How long a committed key maps to its job (the job retention). */
+  retentionSeconds: number;
+  /**
+   * How long a claim may stay uncommitted before the key is free again.
+   * @defaultValue 60000
+   */
+  pendingLeaseMs?: number;
+}
+
+/**
+ * Idempotency keys (`Idempotency-Key` header) mapped to job ids in Redis, one hash per owner and
+ * key: `<prefix>:idempotency:<owner>:<sha256 of key>`. A claim is one atomic HSETNX, so of
+ * concurrent requests with one key exactly one creates the job; the others find it taken and
+ * compare request fingerprints.
+ */
+export class IdempotencyKeys {
+  private readonly pendingLeaseMs: number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly options: IdempotencyKeysOptions,
+  ) {
+    this.pendingLeaseMs = options.pendingLeaseMs ?? 60_000;
+    if (this.pendingLeaseMs <= 0 || options.retentionSeconds <= 0) {
+      throw new RangeError('lease and retention must be positive');
+    }
+  }
+
+  private key(owner: string, idempotencyKey: string): string {
+    const digest = createHash('sha256').update(idempotencyKey).digest('hex');
+    return `${this.prefix}:idempotency:${owner}:${digest}`;
+  }
+
+  async claim(
+    owner: string,
+    idempotencyKey: string,
+    jobId: string,
+    fingerprint: string,
+  ): Promise<IdempotencyClaim> {
+    const reply = (await CLAIM.run(
+      this.redis,
+      [this.key(owner, idempotencyKey)],
+      [jobId, fingerprint, this.pendingLeaseMs],
+    )) as string[];
+    if (reply[0] === 'claimed') return { kind: 'claimed' };
+    return {
+      kind: 'taken',
+      jobId: reply[1] ?? '',
+      fingerprint: reply[2] ?? '',
+      committed: reply[3] === 'committed',
+    };
+  }
+
+  /** The job exists: the key now maps to it for the retention. */
+  async commit(owner: string, idempotencyKey: string, jobId: string): Promise<void> {
+    await COMMIT.run(
+      this.redis,
+      [this.key(owner, idempotencyKey)],
+      [jobId, this.options.retentionSeconds],
+    );
+  }
+
+  /** The job could not be created: the key is free for a retry. */
+  async release(owner: string, idempotencyKey: string, jobId: string): Promise<void> {
+    await RELEASE.run(this.redis, [this.key(owner, idempotencyKey)], [jobId]);
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * A small TypeScript client for ai-gateway, on the platform's fetch (Node 18+, browsers, Deno).
+ *
+ *   const gateway = new AiGatewayClient({ baseUrl: 'http://localhost:8000' });
+ *   const job = await gateway.predict('text_orientation', image);           // waits for the answer
+ *   const queued = await gateway.submit('text_orientation', image, { webhook: 'https://…' });
+ *   const done = await gateway.wait(queued.id);                              // polls with backoff
+ */
+import { Webhook } from 'standardwebhooks';
+import type { Prediction } from '../shared/jobs/inference-result.js';
+import type { JobResource } from '../shared/jobs/job-resource.js';
+
+/** A job as the API describes it; `result` by task (classification, detection, ...). */
+export type Job = Omit<JobResource, 'result'> & { result: Prediction | null };
+export type { Prediction };
+export type JobStatus = Job['status'];
+export type ImageInput = Blob | Uint8Array | ArrayBuffer;
+
+export interface ClientOptions {
+  baseUrl: string;
+  /** Headers sent with every request (e.g. an API key). */
+  headers?: Record<string, string>;
+  /** @defaultValue globalThis.fetch */
+  fetch?: typeof fetch;
+  /**
+   * Timeout of one HTTP request, except a `predict` that waits on the server.
+   * @defaultValue 30000
+   */
+  requestTimeoutMs?: number;
+}
+
+export interface InferenceOptions {
+  version?: string;
+  topK?: number;
+  threshold?: number;
+  /** The file name sent with the image. @defaultValue "image" */
+  filename?: string;
+  /** Same key, same request: the same job, never a second one (within the job retention). */
+  idempotencyKey?: string;
+  /** The job must have started by then, or it fails DEADLINE_EXCEEDED unrun. A number is seconds from now. */
+  deadline?: Date | number;
+  webhook?: string;
+  /** @defaultValue ['completed'] */
+  webhookEvents?: ('started' | 'completed')[];
+  signal?: AbortSignal;
+}
+
+export interface PredictOptions extends InferenceOptions {
+  /** Seconds the server holds the request (`Prefer: wait=N`); its default when absent. */
+  waitSeconds?: number;
+  /** When the server's wait runs out (202), keep polling until the job finishes. @defaultValue true */
+  poll?: boolean;
+}
+
+export interface SubmitOptions extends InferenceOptions {
+  /** 1 (first) to 10 (last). @defaultValue 5 */
+  priority?: number;
+}
+
+export interface WaitOptions {
+  /** @defaultValue 60000 */
+  timeoutMs?: number;
+  /** First pause between polls; grows by half each poll. @defaultValue 100 */
+  initialDelayMs?: number;
+  /** @defaultValue 2000 */
+  maxDelayMs?: number;
+  signal?: AbortSignal;
+}
+
+/** An RFC 9457 problem the API answered with. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  request_id: string;
+  job_id?: string;
+  [extension: string]: unknown;
+}
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly status: number;
+  readonly code: string;
+  /** Seconds the server asked to wait before retrying (Retry-After), when it did. */
+  readonly retryAfter: number | undefined;
+
+  constructor(
+    readonly problem: Problem,
+    retryAfter?: number,
+  ) {
+    super(`${problem.code}: ${problem.detail}`);
+    this.status = problem.status;
+    this.code = problem.code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
+/** Answers worth waiting out while polling. */
+const TRANSIENT = new Set(['RATE_LIMITED', 'QUEUE_UNAVAILABLE', 'SHUTTING_DOWN']);
+
+export class AiGatewayClient {
+  private readonly baseUrl: string;
+  private readonly fetch: typeof fetch;
+  private readonly requestTimeoutMs: number;
+
+  constructor(private readonly options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
+
+  /**
+   * POST /predict/{model}: the finished job. A job that fails or is canceled throws its problem
+   * (with `job_id`); when the server's wait runs out the job is polled to the end (unless `poll`
+   * is false, then the unfinished job is returned).
+   */
+  async predict(model: string, image: ImageInput, options: PredictOptions = {}): Promise<Job> {
+    const headers: Record<string, string> = {};
+    if (options.waitSeconds !== undefined) headers.prefer = `wait=${options.waitSeconds}`;
+    const serverWaitMs = (options.waitSeconds ?? 120) * 1000;
+    const job = await this.send<Job>(
+      'POST',
+      `/predict/${encodeURIComponent(model)}`,
+      { body: form(image, fields(options)), headers: { ...headers, ...idempotency(options) } },
+      options.signal,
+      serverWaitMs + this.requestTimeoutMs,
+    );
+    if (FINAL.has(job.status) || options.poll === false) return job;
+    const done = await this.wait(job.id, options.signal ? { signal: options.signal } : {});
+    if (done.status !== 'succeeded') throw jobProblem(done);
+    return done;
+  }
+
+  /** POST /jobs: the queued job (202). */
+  submit(model: string, image: ImageInput, options: SubmitOptions = {}): Promise<Job> {
+    const body = form(image, {
+      model,
+      ...fields(options),
+      ...(options.priority !== undefined ? { priority: String(options.priority) } : {}),
+    });
+    return this.send<Job>('POST', '/jobs', { body, headers: idempotency(options) }, options.signal);
+  }
+
+  /** GET /jobs/{id}. */
+  get(id: string, signal?: AbortSignal): Promise<Job> {
+    return this.send<Job>('GET', `/jobs/${encodeURIComponent(id)}`, {}, signal);
+  }
+
+  /** DELETE /jobs/{id}: the canceled job; a finished one throws JOB_FINISHED (409). */
+  cancel(id: string, signal?: AbortSignal): Promise<Job> {
+    return this.send<Job>('DELETE', `/jobs/${encodeURIComponent(id)}`, {}, signal);
+  }
+
+  /**
+   * Polls GET /jobs/{id} until the job is succeeded, failed or canceled, pausing a little longer
+   * each time (with jitter, so many waiters spread out) and waiting out rate limits and brief
+   * outages. Throws when `timeoutMs` passes first.
+   */
+  async wait(id: string, options: WaitOptions = {}): Promise<Job> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const maxDelayMs = options.maxDelayMs ?? 2_000;
+    const until = Date.now() + timeoutMs;
+    let delay = options.initialDelayMs ?? 100;
+    for (;;) {
+      let pause = delay;
+      try {
+        const job = await this.get(id, options.signal);
+        if (FINAL.has(job.status)) return job;
+      } catch (err) {
+        if (!(err instanceof ApiError && TRANSIENT.has(err.code))) throw err;
+        pause = Math.max(pause, (err.retryAfter ?? 1) * 1000);
+      }
+      if (Date.now() + pause > until) {
+        throw new Error(`job ${id} did not finish within ${timeoutMs} ms`);
+      }
+      await sleep(pause * (0.8 + Math.random() * 0.4), options.signal);
+      delay = Math.min(delay * 1.5, maxDelayMs);
+    }
+  }
+
+  private async send<T>(
+    method: string,
+    path: string,
+    init: { body?: FormData; headers?: Record<string, string> },
+    signal?: AbortSignal,
+    timeoutMs = this.requestTimeoutMs,
+  ): Promise<T> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const response = await this.fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { accept: 'application/json', ...this.options.headers, ...init.headers },
+      ...(init.body ? { body: init.body } : {}),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    const text = await response.text();
+    const body = text ? (JSON.parse(text) as unknown) : undefined;
+    if (response.ok) return body as T;
+    const retryAfter = Number(response.headers.get('retry-after'));
+    throw new ApiError(
+      isProblem(body)
+        ? body
+        : {
+            type: 'about:blank',
+            title: response.statusText,
+            status: response.status,
+            detail: text.slice(0, 200),
+            code: `HTTP_${response.status}`,
+            request_id: response.headers.get('x-request-id') ?? '',
+          },
+      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+    );
+  }
+}
+
+/**
+ * Verifies a webhook from ai-gateway (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`) against the shared `whsec_…` secret and returns the job it carries. Give it
+ * the raw body, exactly as received. Throws when the signature is wrong or the timestamp is more
+ * than five minutes away from now (a replay). De-duplicate on `webhook-id`: retries reuse it.
+ */
+export function verifyWebhook(
+  secret: string,
+  body: string | Uint8Array,
+  headers: Headers | Record<string, string | string[] | undefined>,
+): Job {
+  const flat: Record<string, string> = {};
+  const entries =
+    headers instanceof Headers ? [...headers.entries()] : Object.entries(headers ?? {});
+  for (const [name, value] of entries) {
+    if (value !== undefined)
+      flat[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const payload = typeof body === 'string' ? body : new TextDecoder().decode(body);
+  return new Webhook(secret).verify(payload, flat) as Job;
+}
+
+function fields(options: InferenceOptions): Record<string, string> {
+  const deadline =
+    options.deadline instanceof Date
+      ? options.deadline.toISOString()
+      : options.deadline !== undefined
+        ? String(options.deadline)
+        : undefined;
+  return {
+    ...(options.version ? { version: options.version } : {}),
+    ...(options.topK !== undefined ? { top_k: String(options.topK) } : {}),
+    ...(options.threshold !== undefined ? { threshold: String(options.threshold) } : {}),
+    ...(deadline !== undefined ? { deadline } : {}),
+    ...(options.webhook ? { webhook: options.webhook } : {}),
+    ...(options.webhookEvents ? { webhook_events: options.webhookEvents.join(',') } : {}),
+  };
+}
+
+function idempotency(options: InferenceOptions): Record<string, string> {
+  return options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {};
+}
+
+function form(image: ImageInput, values: Record<string, string>): FormData {
+  const data = new FormData();
+  // Fields first: the server can check them before the image streams in.
+  for (const [name, value] of Object.entries(values)) data.set(name, value);
+  const blob = image instanceof Blob ? image : new Blob([image as ArrayBuffer]);
+  data.set('file', blob, 'image');
+  return data;
+}
+
+function isProblem(body: unknown): body is Problem {
+  return typeof body === 'object' && body !== null && 'code' in body && 'status' in body;
+}
+
+/** A job that ended without a result, as the problem a sync answer would have carried. */
+function jobProblem(job: Job): ApiError {
+  return new ApiError({
+    type: 'about:blank',
+    title: job.status,
+    status: job.status === 'canceled' ? 409 : 500,
+    detail: job.error?.message ?? job.status,
+    code: job.error?.code ?? 'INFERENCE_FAILED',
+    request_id: job.request_id,
+    job_id: job.id,
+  });
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

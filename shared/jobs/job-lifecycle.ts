@@ -1,0 +1,119 @@
+import type { Redis } from 'ioredis';
+import { RedisScript } from '../redis/redis-script.js';
+import type { JobRecords } from './job-records.js';
+
+/** What a cancel request found, decided atomically on the job record. */
+export type CancelRequest =
+  | { kind: 'missing' }
+  /** Cancellation is requested (now or before): a queued job can be removed, a running one stops. */
+  | { kind: 'requested'; at: number }
+  | { kind: 'canceled'; at: number }
+  /** A worker committed to an outcome first: too late to cancel. */
+  | { kind: 'finished'; outcome: 'succeeded' | 'failed' };
+
+// Every script leaves a missing record alone: writing to it would create a key without a TTL.
+const REQUEST_CANCEL = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+local f = redis.call('HMGET', KEYS[1], 'canceled_at', 'settled', 'cancel_requested_at')
+if f[1] then return {'canceled', f[1]} end
+if f[2] then return {'finished', f[2]} end
+if f[3] then return {'requested', f[3]} end
+redis.call('HSET', KEYS[1], 'cancel_requested_at', ARGV[1])
+return {'requested', ARGV[1]}
+`);
+
+const CONFIRM_CANCELED = new RedisScript(`
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
+`);
+
+const WITHDRAW_CANCEL = new RedisScript(`
+if redis.call('HEXISTS', KEYS[1], 'canceled_at') == 1 then return 0 end
+return redis.call('HDEL', KEYS[1], 'cancel_requested_at')
+`);
+
+const SETTLE = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'settled' end
+local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled')
+if f[1] then
+  redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2])
+  return 'canceled'
+end
+if not f[2] then redis.call('HSET', KEYS[1], 'settled', ARGV[1]) end
+return 'settled'
+`);
+
+/**
+ * The state transitions of a job that BullMQ does not know about: cancellation and a worker's
+ * commitment to an outcome. Both sides race on one field set of the job record, each change a Lua
+ * script, so exactly one wins:
+ *
+ * - the API's {@link requestCancel} marks the job `cancel_requested` unless a worker has already
+ *   settled it (then the answer is 409);
+ * - the worker's {@link settle}, just before it hands a result (or a final failure) to BullMQ,
+ *   commits to that outcome unless a cancel was requested first (then it ends the job canceled).
+ *
+ * A queued job whose cancel was requested is removed from its queue by the API and
+ * {@link confirmCanceled}; a running one is stopped by its worker at the next check.
+ */
+export class JobLifecycle {
+  constructor(
+    private readonly redis: Redis,
+    private readonly records: JobRecords,
+  ) {}
+
+  async requestCancel(jobId: string, now = Date.now()): Promise<CancelRequest> {
+    const [kind, value] = (await REQUEST_CANCEL.run(
+      this.redis,
+      [this.records.key(jobId)],
+      [now],
+    )) as [string, string | undefined];
+    switch (kind) {
+      case 'requested':
+      case 'canceled':
+        return { kind, at: Number(value) };
+      case 'finished':
+        return { kind, outcome: value as 'succeeded' | 'failed' };
+      default:
+        return { kind: 'missing' };
+    }
+  }
+
+  /** Marks a job whose cancel was requested as canceled; true the first time. */
+  async confirmCanceled(jobId: string, now = Date.now()): Promise<boolean> {
+    return (await CONFIRM_CANCELED.run(this.redis, [this.records.key(jobId)], [now])) === 1;
+  }
+
+  /**
+   * Takes back a cancel request for a job its queue already reports finished (a terminal state
+   * BullMQ never leaves), so the record does not contradict it. False when the job was canceled
+   * (by its worker) after all.
+   */
+  async withdrawCancel(jobId: string): Promise<boolean> {
+    return (await WITHDRAW_CANCEL.run(this.redis, [this.records.key(jobId)])) === 1;
+  }
+
+  /** Whether a cancel was requested: the worker's check before it runs the model. */
+  async isCancelRequested(jobId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.records.key(jobId), 'cancel_requested_at')) === 1;
+  }
+
+  /**
+   * A worker commits to an outcome. Answers `canceled` when a cancel was requested first: the
+   * worker must then end the job canceled instead.
+   */
+  async settle(
+    jobId: string,
+    outcome: 'succeeded' | 'failed',
+    now = Date.now(),
+  ): Promise<'settled' | 'canceled'> {
+    return (await SETTLE.run(this.redis, [this.records.key(jobId)], [outcome, now])) as
+      | 'settled'
+      | 'canceled';
+  }
+}
+
+/** Whether a job with this deadline (epoch ms) may still be started at `now`. */
+export function deadlinePassed(deadline: number | undefined, now = Date.now()): boolean {
+  return deadline !== undefined && now > deadline;
+}

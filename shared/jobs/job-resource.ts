@@ -1,0 +1,215 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { CATALOGUE, parseJobFailure } from '../errors/index.js';
+import type { FoundJob } from '../queues/inference-queues.js';
+import { WEBHOOK_EVENTS } from '../webhooks/webhook-subscription.js';
+import type { JobRecord } from './job-records.js';
+import type { WebhookDelivery } from './webhook-deliveries.js';
+
+export const JOB_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'canceled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+
+const WebhookDeliverySchema = Type.Object({
+  webhook_id: Type.String(),
+  event: Type.Union(WEBHOOK_EVENTS.map((e) => Type.Literal(e))),
+  attempt: Type.Integer(),
+  at: Type.String({ format: 'date-time' }),
+  duration_ms: Type.Number(),
+  status_code: Nullable(Type.Integer()),
+  error: Nullable(Type.String()),
+  outcome: Type.Union([
+    Type.Literal('delivered'),
+    Type.Literal('retrying'),
+    Type.Literal('failed'),
+  ]),
+});
+
+/** The public job resource, as GET /jobs/{id} and POST /predict/{model} answer it. */
+export const JobResourceSchema = Type.Object(
+  {
+    id: Type.String(),
+    model: Type.String(),
+    version: Nullable(Type.String()),
+    backend: Type.String(),
+    status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))),
+    result: Nullable(Type.Object({ task: Type.String() }, { additionalProperties: true })),
+    error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    attempts: Type.Integer(),
+    created_at: Type.String({ format: 'date-time' }),
+    started_at: Nullable(Type.String({ format: 'date-time' })),
+    completed_at: Nullable(Type.String({ format: 'date-time' })),
+    timings: Type.Object({
+      queue_ms: Nullable(Type.Number()),
+      preprocess_ms: Nullable(Type.Number()),
+      inference_ms: Nullable(Type.Number()),
+      total_ms: Nullable(Type.Number()),
+    }),
+    /** 1 (first) to 10 (last) for async jobs; null for sync ones, which go before all of them. */
+    priority: Nullable(Type.Integer()),
+    /** The time by which the job must have started, or it fails DEADLINE_EXCEEDED unrun. */
+    deadline: Nullable(Type.String({ format: 'date-time' })),
+    webhook: Nullable(
+      Type.Object({
+        url: Type.String(),
+        events: Type.Array(Type.Union(WEBHOOK_EVENTS.map((e) => Type.Literal(e)))),
+      }),
+    ),
+    webhook_deliveries: Type.Array(WebhookDeliverySchema),
+    request_id: Type.String(),
+    urls: Type.Object({ get: Type.String(), cancel: Type.String() }),
+    /**
+     * The backends the job was sent to, in order: every step but the last carries the error that
+     * made the job move on (fallback); the last is `backend`.
+     */
+    route: Type.Optional(
+      Type.Array(
+        Type.Object({
+          backend: Type.String(),
+          at: Type.String({ format: 'date-time' }),
+          error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+        }),
+      ),
+    ),
+  },
+  { $id: 'JobResource' },
+);
+
+export type JobResource = Static<typeof JobResourceSchema>;
+
+const STATUS_OF_STATE: Record<FoundJob['state'], JobStatus> = {
+  waiting: 'queued',
+  delayed: 'queued',
+  prioritized: 'queued',
+  'waiting-children': 'queued',
+  active: 'processing',
+  completed: 'succeeded',
+  failed: 'failed',
+  // Between states (a retry being scheduled): not finished, so still queued.
+  unknown: 'queued',
+};
+
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
+
+/**
+ * The public job from its BullMQ entry in the queue it is in now and, when given, its record: the
+ * record keeps what outlives a move between queues (creation time, route).
+ */
+export function toJobResource({ backend, job, state }: FoundJob, record?: JobRecord): JobResource {
+  const status = STATUS_OF_STATE[state];
+  const output = status === 'succeeded' ? job.returnvalue : null;
+  const startedAt = job.processedOn;
+  const finishedAt = status === 'succeeded' || status === 'failed' ? job.finishedOn : undefined;
+  const id = job.id!;
+  const createdAt = record?.createdAt ?? job.timestamp;
+  return {
+    id,
+    model: job.data.model,
+    version: output?.version ?? job.data.version ?? null,
+    backend,
+    status,
+    result: output?.result ?? null,
+    error: status === 'failed' ? parseJobFailure(job.failedReason) : null,
+    attempts: job.attemptsMade,
+    created_at: new Date(createdAt).toISOString(),
+    started_at: iso(startedAt),
+    completed_at: iso(finishedAt),
+    timings: {
+      queue_ms: startedAt ? startedAt - job.timestamp : null,
+      preprocess_ms: output?.timings.preprocess_ms ?? null,
+      inference_ms: output?.timings.inference_ms ?? null,
+      total_ms: finishedAt ? finishedAt - createdAt : null,
+    },
+    priority: job.opts.priority || null,
+    deadline: iso(job.data.deadline),
+    webhook: job.data.webhook ?? null,
+    webhook_deliveries: [],
+    request_id: job.data.requestId,
+    urls: { get: `/jobs/${id}`, cancel: `/jobs/${id}` },
+    ...(record ? { route: describeRoute(record) } : {}),
+  };
+}
+
+function describeRoute(record: JobRecord): NonNullable<JobResource['route']> {
+  return record.route.map((step) => ({
+    backend: step.backend,
+    at: new Date(step.at).toISOString(),
+    error: step.error ?? null,
+  }));
+}
+
+/** What is known of one job: its record, its queue entry (if it still has one), its deliveries. */
+export interface JobView {
+  record: JobRecord;
+  found?: FoundJob | undefined;
+  deliveries?: WebhookDelivery[];
+}
+
+const CANCELED_ERROR = { code: 'JOB_CANCELED', message: CATALOGUE.JOB_CANCELED.message } as const;
+
+/**
+ * The job resource from everything known of the job. The record has the last word on
+ * cancellation: a job whose cancel was accepted is canceled, whatever its queue entry says, unless
+ * it had already succeeded (JobLifecycle makes that combination impossible; the check is a guard).
+ * A job with no queue entry is canceled (removed from its queue), being added, or expired
+ * (`undefined`).
+ */
+export function describeJob({ record, found, deliveries = [] }: JobView): JobResource | undefined {
+  const { lifecycle = {}, submission = {} } = record;
+  let resource: JobResource;
+  if (found) resource = toJobResource(found, record);
+  else if (lifecycle.canceledAt || lifecycle.cancelRequestedAt || !lifecycle.settled) {
+    resource = fromRecord(record);
+  } else return undefined;
+
+  const canceled =
+    resource.error?.code === CANCELED_ERROR.code ||
+    lifecycle.canceledAt !== undefined ||
+    (lifecycle.cancelRequestedAt !== undefined && resource.status !== 'succeeded');
+  return {
+    ...resource,
+    ...(canceled
+      ? {
+          status: 'canceled' as const,
+          result: null,
+          error: { ...CANCELED_ERROR },
+          completed_at:
+            iso(lifecycle.canceledAt ?? lifecycle.cancelRequestedAt) ?? resource.completed_at,
+        }
+      : {}),
+    priority: submission.priority ?? resource.priority,
+    webhook_deliveries: deliveries,
+  };
+}
+
+/** A job known only from its record: not in a queue (yet, or any more). */
+function fromRecord(record: JobRecord): JobResource {
+  const { submission = {} } = record;
+  return {
+    id: record.id,
+    model: record.model,
+    version: submission.version ?? null,
+    backend: record.backend,
+    status: 'queued',
+    result: null,
+    error: null,
+    attempts: 0,
+    created_at: new Date(record.createdAt).toISOString(),
+    started_at: null,
+    completed_at: null,
+    timings: { queue_ms: null, preprocess_ms: null, inference_ms: null, total_ms: null },
+    priority: submission.priority ?? null,
+    deadline: iso(submission.deadline),
+    webhook: submission.webhook ?? null,
+    webhook_deliveries: [],
+    request_id: record.requestId,
+    urls: { get: `/jobs/${record.id}`, cancel: `/jobs/${record.id}` },
+    route: describeRoute(record),
+  };
+}
+
+/** Whether a job in this status will change no more. */
+export function isFinalStatus(status: JobStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'canceled';
+}

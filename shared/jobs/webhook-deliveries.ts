@@ -1,0 +1,65 @@
+import type { Redis } from 'ioredis';
+import { RedisScript } from '../redis/redis-script.js';
+import type { WebhookEvent } from '../webhooks/webhook-subscription.js';
+import type { JobRecords } from './job-records.js';
+
+/** One delivery attempt of one webhook message, as the job resource shows it. */
+export interface WebhookDelivery {
+  webhook_id: string;
+  event: WebhookEvent;
+  /** 1 for the first attempt of this message. */
+  attempt: number;
+  at: string;
+  duration_ms: number;
+  /** The receiver's HTTP status, or null when no answer came (the error says why). */
+  status_code: number | null;
+  error: string | null;
+  /** `retrying`: another attempt is scheduled; `failed`: no more will be made. */
+  outcome: 'delivered' | 'retrying' | 'failed';
+}
+
+// The list lives and dies with its job record: it takes the record's remaining TTL, and nothing is
+// recorded once the record has expired.
+const APPEND = new RedisScript(`
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+`);
+
+/** Every webhook delivery attempt of a job, in order, beside its record (`<record key>:deliveries`). */
+export class WebhookDeliveries {
+  /**
+   * @param maxPerJob - attempts kept per job (the oldest are dropped first)
+   */
+  constructor(
+    private readonly redis: Redis,
+    private readonly records: JobRecords,
+    private readonly maxPerJob = 100,
+  ) {
+    if (maxPerJob < 1) throw new RangeError('maxPerJob must be at least 1');
+  }
+
+  private key(jobId: string): string {
+    return `${this.records.key(jobId)}:deliveries`;
+  }
+
+  async add(jobId: string, delivery: WebhookDelivery): Promise<void> {
+    await APPEND.run(
+      this.redis,
+      [this.records.key(jobId), this.key(jobId)],
+      [JSON.stringify(delivery), this.maxPerJob],
+    );
+  }
+
+  async list(jobId: string): Promise<WebhookDelivery[]> {
+    const entries = await this.redis.lrange(this.key(jobId), 0, -1);
+    return entries.map((entry) => JSON.parse(entry) as WebhookDelivery);
+  }
+
+  async delete(jobId: string): Promise<void> {
+    await this.redis.del(this.key(jobId));
+  }
+}

@@ -1,0 +1,57 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/config.js';
+import { JobName, QueueName, type WebhookJobData } from '../queues/queues.js';
+import {
+  type WebhookEvent,
+  type WebhookSubscription,
+  webhookMessageId,
+} from './webhook-subscription.js';
+
+/** The backoff type the webhooks worker computes itself (exponential, Retry-After honoured). */
+export const WEBHOOK_BACKOFF = 'webhook';
+
+/**
+ * The producer side of the `webhooks` queue, used by inference workers (a job started or ended)
+ * and by the API (a queued job canceled). One BullMQ job per message, its id the message's
+ * `webhook-id`: enqueueing the same event twice is a no-op, so a job retried after a worker crash
+ * does not notify twice.
+ */
+export class WebhookQueue {
+  private readonly queue: Queue<WebhookJobData, void, JobName.DeliverWebhook>;
+
+  constructor(redis: Redis, prefix: string, config: Pick<Config, 'jobs' | 'webhooks'>) {
+    const retention = { age: config.jobs.retentionSeconds, count: config.jobs.retentionCount };
+    this.queue = new Queue(QueueName.Webhooks, {
+      connection: redis,
+      prefix,
+      defaultJobOptions: {
+        attempts: config.webhooks.attempts,
+        backoff: { type: WEBHOOK_BACKOFF, delay: config.webhooks.backoffMs },
+        removeOnComplete: retention,
+        removeOnFail: retention,
+      },
+    });
+  }
+
+  /** Queues the event's message if the subscription asks for that event; true when it did. */
+  async notify(
+    jobId: string,
+    event: WebhookEvent,
+    subscription: WebhookSubscription | undefined,
+    requestId: string,
+  ): Promise<boolean> {
+    if (!subscription?.events.includes(event)) return false;
+    const webhookId = webhookMessageId(jobId, event);
+    await this.queue.add(
+      JobName.DeliverWebhook,
+      { jobId, event, url: subscription.url, webhookId, requestId },
+      { jobId: webhookId },
+    );
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AiGatewayClient, type ApiError, type Job } from '../../client/index.js';
+import { renderTextLine } from '../fixtures/images.js';
+import { imageForm } from '../support/http.js';
+import { pool } from '../support/pool.js';
+import { startServices, type TestServices } from '../support/services.js';
+import { type Stack, startStack } from '../support/stack.js';
+
+describe('async submission: POST /jobs and polling', () => {
+  let services: TestServices;
+  let stack: Stack;
+  let client: AiGatewayClient;
+  let image: Buffer;
+
+  beforeAll(async () => {
+    services = await startServices();
+    stack = await startStack(services);
+    client = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    image = await renderTextLine('Async');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await services?.stop();
+  });
+
+  it('answers 202 with Location and the queued job resource', async () => {
+    const response = await fetch(`${stack.baseUrl}/jobs`, {
+      method: 'POST',
+      body: imageForm(image, { model: 'text_orientation', top_k: '1' }),
+    });
+    expect(response.status).toBe(202);
+    const job = (await response.json()) as Job;
+    expect(response.headers.get('location')).toBe(`/jobs/${job.id}`);
+    expect(job).toMatchObject({
+      model: 'text_orientation',
+      backend: 'onnx',
+      priority: 5,
+      deadline: null,
+      webhook: null,
+      webhook_deliveries: [],
+      urls: { get: `/jobs/${job.id}`, cancel: `/jobs/${job.id}` },
+    });
+    expect(['queued', 'processing', 'succeeded']).toContain(job.status);
+    const done = await client.wait(job.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.result).toMatchObject({ task: 'classification', predictions: [{}] });
+  });
+
+  it('takes the model as a query parameter for a raw image body', async () => {
+    const response = await fetch(`${stack.baseUrl}/jobs?model=text_orientation&priority=2`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: new Uint8Array(image),
+    });
+    expect(response.status).toBe(202);
+    expect(((await response.json()) as Job).priority).toBe(2);
+  });
+
+  it('POST /predict with Prefer: respond-async is the same submission', async () => {
+    const response = await fetch(`${stack.baseUrl}/predict/text_orientation`, {
+      method: 'POST',
+      headers: { prefer: 'respond-async' },
+      body: imageForm(image, { priority: '3' }),
+    });
+    expect(response.status).toBe(202);
+    expect(response.headers.get('preference-applied')).toBe('respond-async');
+    const job = (await response.json()) as Job;
+    expect(job.priority).toBe(3);
+    expect((await client.wait(job.id)).status).toBe('succeeded');
+  });
+
+  it('refuses a submission without a model, with a bad priority, or for an unknown model', async () => {
+    const cases: [Record<string, string>, number, string][] = [
+      [{}, 400, 'VALIDATION_FAILED'],
+      [{ model: 'text_orientation', priority: '0' }, 400, 'VALIDATION_FAILED'],
+      [{ model: 'text_orientation', priority: '11' }, 400, 'VALIDATION_FAILED'],
+      [{ model: 'text_orientation', colour: 'red' }, 400, 'VALIDATION_FAILED'],
+      [{ model: 'nope' }, 404, 'MODEL_NOT_FOUND'],
+    ];
+    for (const [fields, status, code] of cases) {
+      const response = await fetch(`${stack.baseUrl}/jobs`, {
+        method: 'POST',
+        body: imageForm(image, fields),
+      });
+      expect(response.status, JSON.stringify(fields)).toBe(status);
+      expect(((await response.json()) as { code: string }).code).toBe(code);
+    }
+    await expect(client.get('no-such-job')).rejects.toMatchObject({
+      status: 404,
+      code: 'JOB_NOT_FOUND',
+    } satisfies Partial<ApiError>);
+  });
+
+  it('1,000 async jobs all end succeeded, polled by the client', async () => {
+    const count = 1000;
+    const started = performance.now();
+    const submitted = await pool(
+      Array.from({ length: count }, (_, i) => i),
+      24,
+      () => client.submit('text_orientation', image),
+    );
+    const submittedMs = performance.now() - started;
+    expect(new Set(submitted.map((j) => j.id)).size).toBe(count);
+
+    const finished = await pool(submitted, 100, (job) =>
+      client.wait(job.id, { timeoutMs: 90_000, maxDelayMs: 1000 }),
+    );
+    const totalMs = performance.now() - started;
+    const statuses = new Map<string, number>();
+    for (const job of finished) statuses.set(job.status, (statuses.get(job.status) ?? 0) + 1);
+    expect(Object.fromEntries(statuses)).toEqual({ succeeded: count });
+    expect(finished.every((job) => job.result?.task === 'classification')).toBe(true);
+    console.log(
+      `1000 async jobs: submitted in ${(submittedMs / 1000).toFixed(1)} s, all succeeded after ${(totalMs / 1000).toFixed(1)} s`,
+    );
+    expect(totalMs).toBeLessThan(60_000);
+  }, 120_000);
+});

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AiGatewayClient, type Job } from '../../client/index.js';
+import { renderTextLine } from '../fixtures/images.js';
+import { imageForm } from '../support/http.js';
+import { startServices, type TestServices } from '../support/services.js';
+import { type Stack, startStack } from '../support/stack.js';
+
+describe('deadlines: a job not started in time is not run', () => {
+  let services: TestServices;
+  let stack: Stack;
+  let client: AiGatewayClient;
+  let image: Buffer;
+
+  beforeAll(async () => {
+    services = await startServices();
+    stack = await startStack(services);
+    client = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    image = await renderTextLine('Deadline');
+  });
+  afterAll(async () => {
+    for (const worker of stack?.workers ?? []) worker.signal('SIGCONT');
+    await stack?.stop();
+    await services?.stop();
+  });
+
+  const post = (headers: Record<string, string>, fields: Record<string, string> = {}) =>
+    fetch(`${stack.baseUrl}/jobs`, {
+      method: 'POST',
+      headers,
+      body: imageForm(image, { model: 'text_orientation', ...fields }),
+    });
+
+  it('fails DEADLINE_EXCEEDED without running the model when the backlog held it past its deadline', async () => {
+    const worker = stack.workers[0]!;
+    worker.signal('SIGSTOP');
+    let late: Job[];
+    let onTime: Job;
+    try {
+      late = await Promise.all([
+        post({ 'cancel-after': '1s' }).then((r) => r.json() as Promise<Job>),
+        post({}, { deadline: '0.8' }).then((r) => r.json() as Promise<Job>),
+        post({}, { deadline: new Date(Date.now() + 1000).toISOString() }).then(
+          (r) => r.json() as Promise<Job>,
+        ),
+      ]);
+      onTime = await client.submit('text_orientation', image, { deadline: 60 });
+      for (const job of late) expect(job.deadline).not.toBeNull();
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      worker.signal('SIGCONT');
+    }
+
+    for (const job of late) {
+      const done = await client.wait(job.id);
+      expect(done).toMatchObject({
+        status: 'failed',
+        result: null,
+        error: { code: 'DEADLINE_EXCEEDED' },
+      });
+      expect(worker.logs().some((l) => l.msg === 'job done' && l.jobId === job.id)).toBe(false);
+    }
+    expect((await client.wait(onTime!.id)).status).toBe('succeeded');
+  });
+
+  it('a sync wait that runs out is not a deadline: the job completes and stays retrievable', async () => {
+    const worker = stack.workers[0]!;
+    worker.signal('SIGSTOP');
+    let response: Response;
+    try {
+      response = await fetch(`${stack.baseUrl}/predict/text_orientation`, {
+        method: 'POST',
+        headers: { prefer: 'wait=1' },
+        body: imageForm(image),
+      });
+    } finally {
+      worker.signal('SIGCONT');
+    }
+    expect(response.status).toBe(202);
+    expect(response.headers.get('preference-applied')).toBe('wait=1');
+    const job = (await response.json()) as Job;
+    expect(job.deadline).toBeNull();
+    expect(response.headers.get('location')).toBe(`/jobs/${job.id}`);
+    expect((await client.wait(job.id)).status).toBe('succeeded');
+  });
+
+  it('refuses a deadline in the past, two deadlines, or one it cannot read', async () => {
+    const cases: [Record<string, string>, Record<string, string>][] = [
+      [{}, { deadline: '2001-01-01T00:00:00Z' }],
+      [{ 'cancel-after': '5s' }, { deadline: '10' }],
+      [{ 'cancel-after': 'soon' }, {}],
+      [{}, { deadline: 'tomorrow' }],
+    ];
+    for (const [headers, fields] of cases) {
+      const response = await post(headers, fields);
+      expect(response.status, JSON.stringify([headers, fields])).toBe(400);
+      expect(((await response.json()) as { code: string }).code).toBe('VALIDATION_FAILED');
+    }
+  });
+});

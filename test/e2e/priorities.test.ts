@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AiGatewayClient, type Job } from '../../client/index.js';
+import { renderTextLine } from '../fixtures/images.js';
+import { pool } from '../support/pool.js';
+import { startServices, type TestServices } from '../support/services.js';
+import { type Stack, startStack } from '../support/stack.js';
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+};
+
+const finishedAt = (job: Job) => Date.parse(job.completed_at!);
+
+/**
+ * One worker taking one job at a time, so a burst of async jobs is a real backlog: sync requests
+ * carry no BullMQ priority and are taken before every prioritised (async) job.
+ */
+describe('priorities: sync before async, async by priority', () => {
+  let services: TestServices;
+  let stack: Stack;
+  let client: AiGatewayClient;
+  let image: Buffer;
+
+  beforeAll(async () => {
+    services = await startServices();
+    stack = await startStack(services, { env: { WORKER_CONCURRENCY: '1' } });
+    client = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    image = await renderTextLine('Priorities');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await services?.stop();
+  });
+
+  async function syncLatencies(count: number): Promise<{ ms: number[]; doneAt: number }> {
+    const ms: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      const job = await client.predict('text_orientation', image);
+      expect(job.status).toBe('succeeded');
+      ms.push(performance.now() - started);
+    }
+    return { ms, doneAt: Date.now() };
+  }
+
+  it('a burst of async jobs does not starve sync requests', async () => {
+    const idle = await syncLatencies(10);
+
+    const burst = await pool(
+      Array.from({ length: 800 }, (_, i) => i),
+      24,
+      () => client.submit('text_orientation', image),
+    );
+    const loaded = await syncLatencies(10);
+
+    const done = await pool(burst, 50, (job) => client.wait(job.id, { timeoutMs: 90_000 }));
+    expect(done.every((job) => job.status === 'succeeded')).toBe(true);
+    const stillQueued = done.filter((job) => finishedAt(job) > loaded.doneAt).length;
+    console.log(
+      `sync p50/max: idle ${percentile(idle.ms, 50).toFixed(0)}/${Math.max(...idle.ms).toFixed(0)} ms, ` +
+        `behind 800 async jobs ${percentile(loaded.ms, 50).toFixed(0)}/${Math.max(...loaded.ms).toFixed(0)} ms; ` +
+        `${stillQueued} async jobs were still queued when the sync requests had finished`,
+    );
+    // Without priorities each sync request would queue behind the whole backlog (seconds).
+    expect(stillQueued).toBeGreaterThanOrEqual(200);
+    expect(Math.max(...loaded.ms)).toBeLessThan(2_000);
+  }, 120_000);
+
+  it('async jobs run in priority order: 1 before 5 before 10', async () => {
+    const backlog = await pool(
+      Array.from({ length: 400 }, (_, i) => i),
+      24,
+      () => client.submit('text_orientation', image, { priority: 5 }),
+    );
+    const [last, first] = await Promise.all([
+      pool(Array.from({ length: 20 }), 4, () =>
+        client.submit('text_orientation', image, { priority: 10 }),
+      ),
+      pool(Array.from({ length: 20 }), 4, () =>
+        client.submit('text_orientation', image, { priority: 1 }),
+      ),
+    ]);
+    const wait = (jobs: Job[]) =>
+      pool(jobs, 50, (job) => client.wait(job.id, { timeoutMs: 90_000 }));
+    const [done5, done10, done1] = await Promise.all([wait(backlog), wait(last), wait(first)]);
+
+    const latestFirst = Math.max(...done1.map(finishedAt));
+    const earliestLast = Math.min(...done10.map(finishedAt));
+    // Priority 1 jobs overtook the priority 5 backlog still queued; priority 10 jobs waited for it.
+    const overtaken = done5.filter((job) => finishedAt(job) > latestFirst).length;
+    expect(overtaken).toBeGreaterThanOrEqual(100);
+    expect(done5.every((job) => finishedAt(job) <= earliestLast)).toBe(true);
+    expect(done1.every((job) => job.priority === 1)).toBe(true);
+  }, 120_000);
+});

@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AiGatewayClient } from '../../client/index.js';
+import { renderTextLine } from '../fixtures/images.js';
+import { eventually } from '../support/inference-stack.js';
+import { startServices, type TestServices } from '../support/services.js';
+import { type Stack, startStack } from '../support/stack.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+/** The production setting: WEBHOOK_ALLOW_PRIVATE off, no allow-list. */
+describe('webhook targets are checked against SSRF, at submission and at connect time', () => {
+  let services: TestServices;
+  let stack: Stack;
+  let receiver: WebhookReceiver;
+  let client: AiGatewayClient;
+  let image: Buffer;
+
+  beforeAll(async () => {
+    services = await startServices();
+    receiver = await WebhookReceiver.start();
+    stack = await startStack(services, {
+      webhooks: true,
+      env: { WEBHOOK_ALLOW_PRIVATE: 'false', WEBHOOK_BACKOFF_MS: '100' },
+    });
+    client = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    image = await renderTextLine('SSRF');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await receiver?.close();
+    await services?.stop();
+  });
+
+  it('refuses private, loopback and metadata literals, however spelled, and other schemes at submission', async () => {
+    const refused = [
+      receiver.url('/hook'),
+      'http://2130706433/hook',
+      'http://0x7f.1/hook',
+      'http://[::1]/hook',
+      'http://[::ffff:127.0.0.1]/hook',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://[fd00:ec2::254]/',
+      'http://10.1.2.3/hook',
+      'file:///etc/passwd',
+      'gopher://127.0.0.1:6379/_PING',
+    ];
+    for (const webhook of refused) {
+      await expect(
+        client.submit('text_orientation', image, { webhook }),
+        webhook,
+      ).rejects.toMatchObject({ status: 422, code: 'WEBHOOK_URL_REFUSED' });
+    }
+  });
+
+  it('refuses at connect time a name that resolves to loopback: recorded, nothing sent, no retry', async () => {
+    // `localhost` is a name, not a literal: it passes submission and is caught on the address
+    // the connection would use.
+    const job = await client.submit('text_orientation', image, {
+      webhook: receiver.url('/by-name', 'localhost'),
+    });
+    expect((await client.wait(job.id)).status).toBe('succeeded');
+    const deliveries = await eventually(async () => {
+      const current = await client.get(job.id);
+      return current.webhook_deliveries.length > 0 ? current.webhook_deliveries : undefined;
+    }, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await client.get(job.id)).webhook_deliveries).toHaveLength(1);
+    expect(deliveries[0]).toMatchObject({ attempt: 1, status_code: null, outcome: 'failed' });
+    expect(deliveries[0]!.error).toMatch(/refused: localhost resolves to no public address/);
+    expect(deliveries[0]!.error).toMatch(/loopback/);
+    expect(receiver.received).toHaveLength(0);
+  });
+});

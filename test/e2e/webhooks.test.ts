@@ -1,0 +1,178 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AiGatewayClient, type Job, verifyWebhook } from '../../client/index.js';
+import { renderTextLine } from '../fixtures/images.js';
+import { eventually } from '../support/inference-stack.js';
+import { startServices, type TestServices } from '../support/services.js';
+import { type Stack, startStack } from '../support/stack.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+
+describe('signed webhooks, delivered by the webhooks worker', () => {
+  let services: TestServices;
+  let stack: Stack;
+  let receiver: WebhookReceiver;
+  let client: AiGatewayClient;
+  let image: Buffer;
+
+  beforeAll(async () => {
+    services = await startServices();
+    receiver = await WebhookReceiver.start();
+    stack = await startStack(services, {
+      webhooks: true,
+      env: {
+        WEBHOOK_SECRET: SECRET,
+        // The receiver is on loopback.
+        WEBHOOK_ALLOW_PRIVATE: 'true',
+        WEBHOOK_BACKOFF_MS: '200',
+        WEBHOOK_TIMEOUT_MS: '2000',
+      },
+    });
+    client = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    image = await renderTextLine('Webhook delivery');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await receiver?.close();
+    await services?.stop();
+  });
+
+  it('delivers exactly one validly signed `completed` message per finished job', async () => {
+    const count = 40;
+    const jobs = await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        client.submit('text_orientation', image, { webhook: receiver.url(`/each/${i}`) }),
+      ),
+    );
+    const done = await Promise.all(jobs.map((job) => client.wait(job.id)));
+    expect(done.every((job) => job.status === 'succeeded')).toBe(true);
+
+    await eventually(
+      () =>
+        receiver.received.filter((r) => r.path.startsWith('/each/')).length >= count
+          ? true
+          : undefined,
+      15_000,
+      `${count} webhooks`,
+    );
+    // A late duplicate would show up within the retry backoff.
+    await new Promise((r) => setTimeout(r, 1000));
+    const messages = receiver.received.filter((r) => r.path.startsWith('/each/'));
+    expect(messages).toHaveLength(count);
+
+    const ids = new Set<string>();
+    for (const message of messages) {
+      const job: Job = verifyWebhook(
+        SECRET,
+        message.body,
+        message.headers as Record<string, string>,
+      );
+      const index = Number(message.path.split('/').pop());
+      expect(job.id).toBe(jobs[index]!.id);
+      expect(job.status).toBe('succeeded');
+      expect(job.result?.task).toBe('classification');
+      expect(message.headers['webhook-id']).toBe(`msg_${job.id}_completed`);
+      expect(message.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+      ids.add(String(message.headers['webhook-id']));
+    }
+    expect(ids.size).toBe(count);
+
+    const after = await client.get(jobs[0]!.id);
+    expect(after.webhook).toEqual({ url: receiver.url('/each/0'), events: ['completed'] });
+    expect(after.webhook_deliveries).toEqual([
+      expect.objectContaining({
+        webhook_id: `msg_${after.id}_completed`,
+        event: 'completed',
+        attempt: 1,
+        status_code: 204,
+        error: null,
+        outcome: 'delivered',
+      }),
+    ]);
+  });
+
+  it('a body tampered with, or signed with another secret, does not verify', async () => {
+    const message = receiver.received[0]!;
+    const headers = message.headers as Record<string, string>;
+    expect(() => verifyWebhook(SECRET, `${message.body} `, headers)).toThrow();
+    const other = `whsec_${randomBytes(32).toString('base64')}`;
+    expect(() => verifyWebhook(other, message.body, headers)).toThrow();
+  });
+
+  it('retries a failing receiver with the same webhook-id, honouring Retry-After, and records each attempt', async () => {
+    const path = '/flaky';
+    receiver.reply = (request, _index) => {
+      const attempt = receiver.on(path).indexOf(request) + 1;
+      if (request.path !== path || attempt > 2) return { status: 200 };
+      return attempt === 1 ? { status: 500 } : { status: 429, headers: { 'retry-after': '1' } };
+    };
+    const job = await client.submit('text_orientation', image, { webhook: receiver.url(path) });
+    await client.wait(job.id);
+    await eventually(
+      () => (receiver.on(path).length >= 3 ? true : undefined),
+      15_000,
+      '3 attempts',
+    );
+    await new Promise((r) => setTimeout(r, 800));
+
+    const attempts = receiver.on(path);
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((a) => a.headers['webhook-id']))).toEqual(
+      new Set([`msg_${job.id}_completed`]),
+    );
+    // Same message each time: the body is fixed at the first attempt; only the timestamp moves.
+    expect(new Set(attempts.map((a) => a.body)).size).toBe(1);
+    for (const attempt of attempts) {
+      expect(
+        verifyWebhook(SECRET, attempt.body, attempt.headers as Record<string, string>).id,
+      ).toBe(job.id);
+    }
+    // Retry-After: 1 after the 429: the third attempt waited at least about a second.
+    expect(attempts[2]!.at - attempts[1]!.at).toBeGreaterThanOrEqual(900);
+
+    const recorded = await eventually(async () => {
+      const current = await client.get(job.id);
+      return current.webhook_deliveries.length >= 3 ? current.webhook_deliveries : undefined;
+    });
+    expect(recorded.map((d) => [d.attempt, d.status_code, d.outcome])).toEqual([
+      [1, 500, 'retrying'],
+      [2, 429, 'retrying'],
+      [3, 200, 'delivered'],
+    ]);
+  });
+
+  it('sends `started` and `completed` when both are asked for, as two messages', async () => {
+    const path = '/both';
+    const job = await client.submit('text_orientation', image, {
+      webhook: receiver.url(path),
+      webhookEvents: ['started', 'completed'],
+    });
+    await client.wait(job.id);
+    await eventually(() => (receiver.on(path).length >= 2 ? true : undefined), 10_000, '2 events');
+    const ids = receiver
+      .on(path)
+      .map((m) => m.headers['webhook-id'])
+      .sort();
+    expect(ids).toEqual([`msg_${job.id}_completed`, `msg_${job.id}_started`]);
+  });
+
+  it('stops at 410 Gone and at other 4xx answers, after one attempt', async () => {
+    receiver.reply = (request) => ({ status: request.path === '/gone' ? 410 : 404 });
+    const gone = await client.submit('text_orientation', image, { webhook: receiver.url('/gone') });
+    const missing = await client.submit('text_orientation', image, {
+      webhook: receiver.url('/missing'),
+    });
+    for (const job of [gone, missing]) {
+      const deliveries = await eventually(async () => {
+        const current = await client.get(job.id);
+        return current.webhook_deliveries.length > 0 ? current.webhook_deliveries : undefined;
+      }, 10_000);
+      expect(deliveries).toHaveLength(1);
+      expect(deliveries[0]).toMatchObject({ attempt: 1, outcome: 'failed' });
+    }
+    await new Promise((r) => setTimeout(r, 800));
+    expect(receiver.on('/gone')).toHaveLength(1);
+    expect(receiver.on('/missing')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,106 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
+import { JobRecords } from '../../shared/jobs/job-records.js';
+import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
+import {
+  cleanRedisPrefix,
+  startServices,
+  type TestServices,
+  uniquePrefix,
+} from '../support/services.js';
+
+let services: TestServices;
+let redis: Redis;
+const prefix = uniquePrefix();
+let records: JobRecords;
+let lifecycle: JobLifecycle;
+let counter = 0;
+
+beforeAll(async () => {
+  services = await startServices();
+  redis = new Redis(services.redisUrl);
+  records = new JobRecords(redis, prefix, 60);
+  lifecycle = new JobLifecycle(redis, records);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await cleanRedisPrefix(services.redisUrl, prefix);
+  await services?.stop();
+});
+
+async function newJob(): Promise<string> {
+  const id = `job-${++counter}`;
+  await records.create({ id, model: 'm', backend: 'onnx', createdAt: Date.now(), requestId: 'r' });
+  return id;
+}
+
+describe('job lifecycle on the record: cancel and settle, one winner', () => {
+  it('a cancel requested first wins over the worker settling', async () => {
+    const id = await newJob();
+    expect(await lifecycle.requestCancel(id, 1000)).toEqual({ kind: 'requested', at: 1000 });
+    // Asking again changes nothing.
+    expect(await lifecycle.requestCancel(id, 2000)).toEqual({ kind: 'requested', at: 1000 });
+    expect(await lifecycle.isCancelRequested(id)).toBe(true);
+    expect(await lifecycle.settle(id, 'succeeded', 3000)).toBe('canceled');
+    expect(await lifecycle.requestCancel(id)).toEqual({ kind: 'canceled', at: 3000 });
+    expect((await records.get(id))?.lifecycle).toEqual({
+      cancelRequestedAt: 1000,
+      canceledAt: 3000,
+    });
+  });
+
+  it('a worker that settled first wins over a later cancel', async () => {
+    const id = await newJob();
+    expect(await lifecycle.settle(id, 'succeeded')).toBe('settled');
+    expect(await lifecycle.requestCancel(id)).toEqual({ kind: 'finished', outcome: 'succeeded' });
+    expect(await lifecycle.isCancelRequested(id)).toBe(false);
+  });
+
+  it('a queued job is confirmed canceled once; a cancel can be withdrawn only before that', async () => {
+    const id = await newJob();
+    expect(await lifecycle.confirmCanceled(id)).toBe(false); // nothing requested
+    await lifecycle.requestCancel(id, 10);
+    expect(await lifecycle.confirmCanceled(id, 20)).toBe(true);
+    expect(await lifecycle.confirmCanceled(id, 30)).toBe(false);
+    expect(await lifecycle.withdrawCancel(id)).toBe(false);
+
+    const other = await newJob();
+    await lifecycle.requestCancel(other);
+    expect(await lifecycle.withdrawCancel(other)).toBe(true);
+    expect(await lifecycle.isCancelRequested(other)).toBe(false);
+  });
+
+  it('never writes to a record that does not exist (that would create a key without a TTL)', async () => {
+    expect(await lifecycle.requestCancel('gone')).toEqual({ kind: 'missing' });
+    expect(await lifecycle.settle('gone', 'failed')).toBe('settled');
+    expect(await lifecycle.confirmCanceled('gone')).toBe(false);
+    expect(await redis.exists(records.key('gone'))).toBe(0);
+  });
+});
+
+describe('webhook deliveries beside the record', () => {
+  it('are kept in order, trimmed, and expire with the record', async () => {
+    const id = await newJob();
+    const deliveries = new WebhookDeliveries(redis, records, 3);
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      await deliveries.add(id, {
+        webhook_id: `msg_${id}_completed`,
+        event: 'completed',
+        attempt,
+        at: new Date().toISOString(),
+        duration_ms: 1,
+        status_code: 500,
+        error: 'HTTP 500',
+        outcome: 'retrying',
+      });
+    }
+    expect((await deliveries.list(id)).map((d) => d.attempt)).toEqual([2, 3, 4]);
+    const ttl = await redis.ttl(`${records.key(id)}:deliveries`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+
+    await deliveries.add('gone', (await deliveries.list(id))[0]!);
+    expect(await redis.exists(`${records.key('gone')}:deliveries`)).toBe(0);
+  });
+});

@@ -1,0 +1,131 @@
+import { type Job, Worker } from 'bullmq';
+import { Webhook } from 'standardwebhooks';
+import type { Config } from '../../shared/config/config.js';
+import { JobReader } from '../../shared/jobs/job-reader.js';
+import { JobRecords } from '../../shared/jobs/job-records.js';
+import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
+import type { Logger } from '../../shared/logging/logger.js';
+import type { WebhookMetrics } from '../../shared/metrics/index.js';
+import { JobName, QueueName, type WebhookJobData } from '../../shared/queues/index.js';
+import { InferenceQueues } from '../../shared/queues/inference-queues.js';
+import { createRedis, type Redis } from '../../shared/redis/redis.js';
+import { TargetPolicy } from '../../shared/webhooks/target-policy.js';
+import { WEBHOOK_BACKOFF } from '../../shared/webhooks/webhook-queue.js';
+import { createWebhookProcessor, webhookBackoff } from './webhook-processor.js';
+import { resolveWebhookSecret } from './webhook-secret.js';
+import { WebhookSender } from './webhook-sender.js';
+
+export interface WebhookWorkerOptions {
+  config: Config;
+  logger: Logger;
+  /** Delivery counters and durations for this process's /metrics. */
+  metrics?: WebhookMetrics;
+}
+
+/**
+ * A member of the webhooks pool (`workers/main.ts --webhooks`): takes messages from the `webhooks`
+ * queue and delivers them, retrying with backoff. `close()` lets attempts in flight finish (each
+ * bounded by WEBHOOK_TIMEOUT_MS) and is idempotent.
+ */
+export class WebhookWorker {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly options: WebhookWorkerOptions,
+    private readonly redis: Redis,
+    private readonly queues: InferenceQueues,
+    private readonly sender: WebhookSender,
+    private readonly worker: Worker<WebhookJobData, void>,
+  ) {}
+
+  static async start(options: WebhookWorkerOptions): Promise<WebhookWorker> {
+    const { config, logger } = options;
+    const log = logger.child({ queue: QueueName.Webhooks });
+    const redis = createRedis(config.redis, 'blocking');
+    const secret = await resolveWebhookSecret(config, redis, log);
+    const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
+    const deliveries = new WebhookDeliveries(redis, records);
+    const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
+    const sender = new WebhookSender({
+      policy: new TargetPolicy(config.webhooks),
+      timeoutMs: config.webhooks.timeoutMs,
+    });
+    const process = createWebhookProcessor({
+      reader: new JobReader(records, queues, deliveries),
+      deliveries,
+      sender,
+      signer: new Webhook(secret),
+      logger: log,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+    });
+    const handlers: Record<JobName.DeliverWebhook, typeof process> = {
+      [JobName.DeliverWebhook]: process,
+    };
+
+    const worker = new Worker<WebhookJobData, void>(
+      QueueName.Webhooks,
+      (job: Job<WebhookJobData>, token) => {
+        const handler = handlers[job.name as JobName.DeliverWebhook];
+        if (!handler) throw new Error(`No handler for job type "${job.name}"`);
+        return handler(job, token);
+      },
+      {
+        connection: redis,
+        prefix: config.redis.prefix,
+        concurrency: config.webhooks.concurrency,
+        // An attempt holds its job for at most the delivery timeout; the lock outlives it.
+        lockDuration: Math.max(config.worker.lockDurationMs, config.webhooks.timeoutMs * 3),
+        stalledInterval: config.worker.stalledIntervalMs,
+        autorun: false,
+        settings: {
+          backoffStrategy: (attemptsMade, type, err) => {
+            if (type !== WEBHOOK_BACKOFF) throw new Error(`Unknown backoff type ${type}`);
+            return webhookBackoff(
+              attemptsMade,
+              err,
+              config.webhooks.backoffMs,
+              config.webhooks.maxDelayMs,
+            );
+          },
+        },
+      },
+    );
+    worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
+    const self = new WebhookWorker(options, redis, queues, sender, worker);
+    void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
+    await worker.waitUntilReady();
+    log.info(
+      {
+        concurrency: config.webhooks.concurrency,
+        allowPrivate: config.webhooks.allowPrivate,
+        allowedHosts: config.webhooks.allowedHosts,
+      },
+      'webhooks worker started',
+    );
+    return self;
+  }
+
+  /** Idempotent; runs every cleanup step even when one fails. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const log = this.options.logger.child({ queue: QueueName.Webhooks });
+    // As for inference workers: pause() waits for attempts in flight, and close() runs once.
+    const graceful = this.worker.pause().then(() => true);
+    const expired = new Promise<false>((resolve) =>
+      setTimeout(() => resolve(false), this.options.config.shutdownTimeoutMs).unref(),
+    );
+    const finished = await Promise.race([graceful, expired]);
+    if (!finished) log.warn('shutdown timeout: attempts in flight left to the stalled-job check');
+    await this.worker.close(!finished).catch(() => undefined);
+    const steps = await Promise.allSettled([this.sender.close(), this.queues.close()]);
+    await this.redis.quit().catch(() => this.redis.disconnect());
+    for (const step of steps) {
+      if (step.status === 'rejected') log.warn({ err: String(step.reason) }, 'cleanup step failed');
+    }
+    log.info('webhooks worker closed');
+  }
+}
