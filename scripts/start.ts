@@ -177,7 +177,10 @@ async function main(): Promise<void> {
     `API on http://localhost:${config.http.port}, storage: ${config.storage.kind === 's3' ? config.storage.endpoint : config.storage.dir}. Ctrl-C stops.`,
   );
   say(
-    `metrics: http://localhost:${config.http.port}/metrics (API), http://localhost:${config.metrics.workerPort}/metrics (worker); ` +
+    `metrics: http://localhost:${config.http.port}/metrics (API)${services
+      .filter((s) => s.metricsPortOffset !== undefined && metricsPortBase !== 0)
+      .map((s) => `, :${metricsPortBase + s.metricsPortOffset!}/metrics (${s.name})`)
+      .join('')}; ` +
       (config.admin.apiKey
         ? `queue dashboard: http://localhost:${config.http.port}/admin/queues (password: ADMIN_API_KEY)`
         : 'queue dashboard: set ADMIN_API_KEY to enable /admin/queues'),
