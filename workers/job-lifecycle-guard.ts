@@ -1,10 +1,9 @@
-import { UnrecoverableError } from 'bullmq';
 import { jobFailure } from '../shared/errors/index.js';
-import { deadlinePassed, type JobLifecycle } from '../shared/jobs/job-lifecycle.js';
+import type { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import type { Logger } from '../shared/logging/logger.js';
 import type { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
-import { JobForwardedError } from './fallback/job-forwarded-error.js';
 import type { InferenceProcessor } from './inference-processor.js';
+import { isLastAttempt, wasForwarded } from './job-attempts.js';
 
 export interface LifecycleGuardDeps {
   lifecycle: JobLifecycle;
@@ -17,8 +16,10 @@ type Job = Parameters<InferenceProcessor>[0];
 /**
  * The job's life around the processor, in the order it happens:
  *
- * 1. a job picked up after its deadline fails DEADLINE_EXCEEDED without running;
- * 2. the `started` webhook is queued (when asked for);
+ * 1. the first start is recorded on the job record; a job first picked up after its deadline fails
+ *    DEADLINE_EXCEEDED without running (a retry, a recovered stall or a fallback of a job that
+ *    started in time is not late);
+ * 2. the `started` webhook is queued (when asked for), at the first start only;
  * 3. the processor runs, and checks for a cancel request before the model ({@link checkNotCanceled});
  * 4. before the result (or a final failure) goes back to BullMQ, the worker settles the outcome on
  *    the job record; if a cancel was requested first the job ends JOB_CANCELED instead, without a
@@ -43,20 +44,22 @@ export function guardLifecycle(
 
   return async (job) => {
     const { data } = job;
-    if (deadlinePassed(data.deadline)) {
+    const start = await lifecycle.begin(job.id!, data.deadline);
+    if (start === 'late') {
       if ((await lifecycle.settle(job.id!, 'failed')) === 'canceled') throw await canceled(job);
       await completed(job);
       throw jobFailure('DEADLINE_EXCEEDED', new Date(data.deadline!).toISOString());
     }
-    await webhooks.notify(job.id!, 'started', data.webhook, data.requestId);
+    if (start === 'started')
+      await webhooks.notify(job.id!, 'started', data.webhook, data.requestId);
 
     let result: Awaited<ReturnType<InferenceProcessor>>;
     try {
       result = await processor(job);
     } catch (err) {
       // Moved to another backend: its life goes on there, where it will be settled.
-      if (err instanceof JobForwardedError) throw err;
-      const final = isFinalFailure(job, err);
+      if (wasForwarded(err)) throw err;
+      const final = isLastAttempt(job, err);
       const outcome = final
         ? await lifecycle.settle(job.id!, 'failed')
         : await cancelBeforeRetry(lifecycle, job.id!);
@@ -79,12 +82,4 @@ async function cancelBeforeRetry(lifecycle: JobLifecycle, jobId: string) {
   if (!(await lifecycle.isCancelRequested(jobId))) return 'retry';
   await lifecycle.confirmCanceled(jobId);
   return 'canceled';
-}
-
-function isFinalFailure(job: Job, err: unknown): boolean {
-  return (
-    err instanceof UnrecoverableError ||
-    (err as Error | undefined)?.name === 'UnrecoverableError' ||
-    job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
-  );
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logging/logger.js';
 import type { WorkerMetrics } from '../shared/metrics/index.js';
 import type { InferenceJobData } from '../shared/queues/index.js';
 import type { JobEnd, StatsStore } from '../shared/stats/stats-store.js';
+import { wasForwarded } from './job-attempts.js';
 
 export interface JobObserverDeps {
   metrics: WorkerMetrics;
@@ -45,20 +46,20 @@ export function observeJobs(
     void record({ backend, model: job.data.model, outcome: 'completed' });
   });
   worker.on('failed', (job, err) => {
-    if (!job) return;
-    const final = isFinal(job, err);
+    // A job moved to another backend is neither failed nor retried: it is counted where it ends.
+    if (!job || wasForwarded(err)) return;
+    const final = isFinal(job);
     metrics.jobFailed(job.data.model, failureCode(job.failedReason ?? err.message), final);
     void record({ backend, model: job.data.model, outcome: final ? 'failed' : 'retried' });
   });
 }
 
-/** Whether BullMQ failed the job for good, rather than scheduling another attempt. */
-function isFinal(job: Job, err: Error): boolean {
-  return (
-    err.name === 'UnrecoverableError' ||
-    job.finishedOn !== undefined ||
-    job.attemptsMade >= (job.opts.attempts ?? 1)
-  );
+/**
+ * Whether BullMQ failed the job for good, rather than scheduling another attempt: by the time the
+ * `failed` event fires, a final failure has its `finishedOn`.
+ */
+function isFinal(job: Job): boolean {
+  return job.finishedOn !== undefined;
 }
 
 /** The catalogue code a job failure starts with (`CODE: detail`); anything else is `UNKNOWN`. */

@@ -32,6 +32,14 @@ if redis.call('HEXISTS', KEYS[1], 'canceled_at') == 1 then return 0 end
 return redis.call('HDEL', KEYS[1], 'cancel_requested_at')
 `);
 
+const BEGIN = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'started' end
+if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then return 'resumed' end
+if ARGV[1] ~= '' and tonumber(ARGV[2]) > tonumber(ARGV[1]) then return 'late' end
+redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
+return 'started'
+`);
+
 const SETTLE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'settled' end
 local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled')
@@ -93,6 +101,23 @@ export class JobLifecycle {
     return (await WITHDRAW_CANCEL.run(this.redis, [this.records.key(jobId)])) === 1;
   }
 
+  /**
+   * A worker picks the job up. The first time it is `started` (recorded), or `late` when that is
+   * after its deadline; after a retry, a recovered stall or a move to another backend it is
+   * `resumed`: a job that started in time is never late.
+   */
+  async begin(
+    jobId: string,
+    deadline: number | undefined,
+    now = Date.now(),
+  ): Promise<'started' | 'resumed' | 'late'> {
+    return (await BEGIN.run(
+      this.redis,
+      [this.records.key(jobId)],
+      [deadline === undefined ? '' : deadline, now],
+    )) as 'started' | 'resumed' | 'late';
+  }
+
   /** Whether a cancel was requested: the worker's check before it runs the model. */
   async isCancelRequested(jobId: string): Promise<boolean> {
     return (await this.redis.hexists(this.records.key(jobId), 'cancel_requested_at')) === 1;
@@ -111,9 +136,4 @@ export class JobLifecycle {
       | 'settled'
       | 'canceled';
   }
-}
-
-/** Whether a job with this deadline (epoch ms) may still be started at `now`. */
-export function deadlinePassed(deadline: number | undefined, now = Date.now()): boolean {
-  return deadline !== undefined && now > deadline;
 }

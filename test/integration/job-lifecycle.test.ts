@@ -104,3 +104,29 @@ describe('webhook deliveries beside the record', () => {
     expect(await redis.exists(`${records.key('gone')}:deliveries`)).toBe(0);
   });
 });
+
+describe('job lifecycle: the first start and the deadline', () => {
+  it('a job first started before its deadline is never late again (retry, stall, fallback)', async () => {
+    const id = await newJob();
+    expect(await lifecycle.begin(id, 5_000, 1_000)).toBe('started');
+    // Later attempts come after the deadline: the job started in time, so it goes on.
+    expect(await lifecycle.begin(id, 5_000, 9_000)).toBe('resumed');
+    expect(await lifecycle.begin(id, 5_000, 99_000)).toBe('resumed');
+  });
+
+  it('a job first picked up after its deadline is late, and stays unstarted', async () => {
+    const id = await newJob();
+    expect(await lifecycle.begin(id, 5_000, 6_000)).toBe('late');
+    expect(await redis.hexists(records.key(id), 'started_at')).toBe(0);
+  });
+
+  it('a job without a deadline starts whenever it is picked up', async () => {
+    const id = await newJob();
+    expect(await lifecycle.begin(id, undefined, Number.MAX_SAFE_INTEGER)).toBe('started');
+  });
+
+  it('a job whose record is gone is let through, and no key is created', async () => {
+    expect(await lifecycle.begin('gone-too', 1, 2)).toBe('started');
+    expect(await redis.exists(records.key('gone-too'))).toBe(0);
+  });
+});

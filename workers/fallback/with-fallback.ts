@@ -1,8 +1,8 @@
-import { UnrecoverableError } from 'bullmq';
 import { parseJobFailure } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { InferenceBackend } from '../backends/inference-backend.js';
 import type { InferenceProcessor } from '../inference-processor.js';
+import { isLastAttempt } from '../job-attempts.js';
 import { JobForwardedError } from './job-forwarded-error.js';
 import { FALLBACK_CODES, type JobForwarder } from './job-forwarder.js';
 
@@ -28,10 +28,7 @@ export function withFallback(
       return await processor(job);
     } catch (err) {
       const failure = parseJobFailure((err as Error).message);
-      const last =
-        err instanceof UnrecoverableError ||
-        job.attemptsMade + 1 >= (job.opts.attempts ?? 1) ||
-        !(backend.canServe?.() ?? true);
+      const last = isLastAttempt(job, err) || !(backend.canServe?.() ?? true);
       if (job.data.pinned || !FALLBACK_CODES.has(failure.code) || !last) throw err;
       const log = logger.child({
         jobId: job.id,
