@@ -115,7 +115,7 @@ export async function createApiResources(
   });
 
   const statusCache = new BackendStatusCache(
-    new BackendStatusStore(redis, config.redis.prefix, config.worker.heartbeatMs * 3),
+    new BackendStatusStore(redis, config.redis.prefix),
     options.statusRefreshMs ?? 1000,
     logger,
     // Queue depths ride along with each refresh, for least-loaded routing.

@@ -50,13 +50,16 @@ export class StatusReporter {
   }
 
   private report(): Promise<void> {
+    const now = Date.now();
     const report: WorkerReport = {
       workerId: this.workerId,
       backend: this.backend,
       host: hostname(),
       pid: process.pid,
       startedAt: this.startedAt,
-      reportedAt: Date.now(),
+      reportedAt: now,
+      // Three missed heartbeats and readers count this worker gone.
+      expiresAt: now + this.intervalMs * 3,
       ...(this.concurrency ? { concurrency: this.concurrency } : {}),
       ...this.source(),
     };

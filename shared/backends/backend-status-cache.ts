@@ -7,8 +7,8 @@ export type QueueDepthReader = (backend: BackendKind) => Promise<number>;
 
 /**
  * The latest backend picture, refreshed from Redis in the background every `intervalMs`, so that
- * routing a request costs no Redis round trip. A refresh that fails keeps the last good picture
- * and counts as stale after `staleAfterMs`. With a `queueDepth` reader, each refresh also counts
+ * routing a request costs no Redis round trip. A refresh that fails keeps the last good picture;
+ * `ageMs` says how old it is (GET /health shows it). With a `queueDepth` reader, each refresh also counts
  * every backend's queue (for the least-loaded routing strategy).
  */
 export class BackendStatusCache {

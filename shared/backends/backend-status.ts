@@ -22,6 +22,11 @@ export interface WorkerReport {
   pid: number;
   startedAt: number;
   reportedAt: number;
+  /**
+   * Until when this report holds: the worker's own heartbeat decides it (a few heartbeats ahead),
+   * so readers need not know how often each worker reports.
+   */
+  expiresAt: number;
   models: Record<string, ModelStatus>;
   /** Jobs this worker runs at once. */
   concurrency?: number;
@@ -39,16 +44,19 @@ export interface BackendSnapshot {
   queueDepth?: number;
 }
 
+/** How long after expiry a report is deleted: long enough that no clock skew makes it premature. */
+const PRUNE_AFTER_MS = 60_000;
+
 /**
  * Worker reports in Redis, one hash per backend (field: worker id), so every API process sees the
- * same picture. A report older than `ttlMs` belongs to a worker that stopped without saying so:
- * readers ignore it and prune it.
+ * same picture. A report past its `expiresAt` belongs to a worker that stopped without saying so:
+ * readers ignore it, and delete it a while later. An entry that does not parse is ignored and
+ * deleted, so one bad write cannot freeze the picture.
  */
 export class BackendStatusStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly ttlMs: number,
   ) {}
 
   private key(backend: BackendKind): string {
@@ -68,12 +76,21 @@ export class BackendStatusStore {
     const workers: WorkerReport[] = [];
     const expired: string[] = [];
     for (const [workerId, json] of Object.entries(entries)) {
-      const report = JSON.parse(json) as WorkerReport;
-      if (now - report.reportedAt > this.ttlMs) expired.push(workerId);
-      else workers.push(report);
+      const report = parseReport(json);
+      if (report && now <= report.expiresAt) workers.push(report);
+      else if (!report || now > report.expiresAt + PRUNE_AFTER_MS) expired.push(workerId);
     }
     if (expired.length > 0) await this.redis.hdel(this.key(backend), ...expired);
     return { backend, workers, models: mergeModels(workers) };
+  }
+}
+
+function parseReport(json: string): WorkerReport | undefined {
+  try {
+    const report = JSON.parse(json) as WorkerReport;
+    return typeof report.expiresAt === 'number' ? report : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -88,7 +88,7 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
   await waitForRedis(redis, 5_000);
   const queues = new InferenceQueues(redis, prefix, config.jobs);
   const records = new JobRecords(redis, prefix, 600);
-  const status = new BackendStatusStore(redis, prefix, 60_000);
+  const status = new BackendStatusStore(redis, prefix);
   const events = new Map<QueueName, QueueEvents>(
     (['onnx', 'tensorflow'] as const).map((b) => [
       INFERENCE_QUEUES[b],
@@ -117,6 +117,7 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
         pid: 1,
         startedAt: Date.now(),
         reportedAt: Date.now(),
+        expiresAt: Number.MAX_SAFE_INTEGER,
         models: Object.fromEntries(
           registry.list().map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
         ),

@@ -112,7 +112,7 @@ async function run(
 
 describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
   it("publishes every model's status, with the reason for the unavailable ones", async () => {
-    const statusStore = new BackendStatusStore(redis, prefix, config.worker.heartbeatMs * 3);
+    const statusStore = new BackendStatusStore(redis, prefix);
     const snapshot = await statusStore.read('onnx');
 
     expect(snapshot.workers.map((w) => w.workerId)).toEqual([worker.id]);
@@ -135,7 +135,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
   });
 
   it('keeps the status fresh with heartbeats', async () => {
-    const statusStore = new BackendStatusStore(redis, prefix, config.worker.heartbeatMs * 3);
+    const statusStore = new BackendStatusStore(redis, prefix);
     const first = (await statusStore.read('onnx')).workers[0]?.reportedAt ?? 0;
     const later = await eventually(async () => {
       const reportedAt = (await statusStore.read('onnx')).workers[0]?.reportedAt ?? 0;
@@ -337,7 +337,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
 
   // Last: it stops the worker the other tests use.
   it('close() is idempotent and removes the worker from the backend status', async () => {
-    const statusStore = new BackendStatusStore(redis, prefix, config.worker.heartbeatMs * 3);
+    const statusStore = new BackendStatusStore(redis, prefix);
     expect((await statusStore.read('onnx')).workers.map((w) => w.workerId)).toContain(worker.id);
 
     const first = worker.close();

@@ -67,6 +67,7 @@ function source(pictures: Partial<Record<BackendKind, BackendPicture>>): Backend
         pid: i,
         startedAt: 0,
         reportedAt: 0,
+        expiresAt: Number.MAX_SAFE_INTEGER,
         concurrency: 2,
         models: allReady,
         ...(picture.replicas ? { replicas: picture.replicas } : {}),

@@ -36,6 +36,7 @@ function statusSource(picture: Picture): BackendStatusSource {
         pid: 1,
         startedAt: 0,
         reportedAt: 0,
+        expiresAt: Number.MAX_SAFE_INTEGER,
         models,
       };
       return { backend, workers: [worker], models };
