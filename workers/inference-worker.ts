@@ -13,12 +13,13 @@ import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
-import { createRedis, type Redis } from '../shared/redis/redis.js';
+import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
 import { instrumentBackend } from './backends/instrumented.backend.js';
+import { closeRedis, drainWorker } from './drain-worker.js';
 import { JobForwarder } from './fallback/job-forwarder.js';
 import { withFallback } from './fallback/with-fallback.js';
 import { BackendMonitor } from './health/backend-monitor.js';
@@ -26,6 +27,9 @@ import { createInferenceProcessor } from './inference-processor.js';
 import { checkNotCanceled, guardLifecycle } from './job-lifecycle-guard.js';
 import { observeJobs } from './job-observer.js';
 import { StatusReporter } from './status-reporter.js';
+
+/** BullMQ's reason for a job whose workers kept dying while running it (maxStalledCount). */
+const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
 
 export interface InferenceWorkerOptions {
   config: Config;
@@ -55,6 +59,7 @@ export class InferenceWorker {
     readonly id: string,
     private readonly options: InferenceWorkerOptions,
     private readonly redis: Redis,
+    private readonly commands: Redis,
     private readonly store: ObjectStore,
     private readonly reporter: StatusReporter,
     private readonly worker: Worker<InferenceJobData, InferenceResult>,
@@ -80,25 +85,25 @@ export class InferenceWorker {
       else log.warn({ model, reason: status.reason }, 'model unavailable');
     }
 
+    // The blocking connection is BullMQ's (it waits for jobs by design); everything else the worker
+    // asks of Redis goes through a bounded one, so an outage fails an attempt instead of hanging it.
     const redis = createRedis(config.redis, 'blocking');
-    const statusStore = new BackendStatusStore(
-      redis,
-      config.redis.prefix,
-      config.worker.heartbeatMs * 3,
-    );
+    const commands = createRedis(config.redis, 'command');
+    await waitForRedis(commands, config.redis.commandTimeoutMs);
+    const statusStore = new BackendStatusStore(commands, config.redis.prefix);
     const models = registry.list().map((m) => m.name);
     const metrics =
       options.metrics ?? createWorkerMetrics(new Registry(), { backend: backend.kind, models });
-    const stats = new StatsStore(redis, config.redis.prefix, {
+    const stats = new StatsStore(commands, config.redis.prefix, {
       models,
       windowSeconds: config.stats.windowSeconds,
     });
     await stats.init();
-    const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
-    const lifecycle = new JobLifecycle(redis, records);
-    const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
+    const records = new JobRecords(commands, config.redis.prefix, config.jobs.retentionSeconds);
+    const lifecycle = new JobLifecycle(commands, records);
+    const webhooks = new WebhookQueue(commands, config.redis.prefix, config);
     // Fallback adds jobs to the other backends' queues and moves their records.
-    const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
+    const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
     const forwarder = new JobForwarder({ registry, records, queues, status: statusStore });
     // Outermost first: the job's lifecycle (deadline, cancel, settle, webhooks), then fallback to
     // another backend, then the stages of one inference.
@@ -152,6 +157,14 @@ export class InferenceWorker {
         },
         'job attempt failed',
       );
+      // BullMQ fails a job that stalled too often without running the processor, so its lifecycle
+      // guard never saw the end: settle it and send its `completed` webhook here.
+      if (job && err.message === STALLED_TOO_OFTEN) {
+        void lifecycle
+          .settle(job.id!, 'failed')
+          .then(() => webhooks.notify(job.id!, 'completed', job.data.webhook, job.data.requestId))
+          .catch((e: Error) => log.warn({ jobId: job.id, err: e.message }, 'settling failed'));
+      }
     });
     observeJobs(worker, { metrics, stats, logger: log });
     worker.on('stalled', (jobId) => {
@@ -186,6 +199,7 @@ export class InferenceWorker {
       id,
       options,
       redis,
+      commands,
       store,
       reporter,
       worker,
@@ -214,34 +228,24 @@ export class InferenceWorker {
     const { config, logger, backend } = this.options;
     const log = logger.child({ backend: backend.kind });
     log.info({ active: this.active.size }, 'worker closing: finishing active jobs');
-    // pause() stops taking jobs and waits for the active ones. close() is called once, below: a
-    // second close() returns the first one's promise, so a forced close after a graceful one
-    // would still wait for a hung job.
-    const graceful = this.worker.pause().then(() => true);
-    const expired = new Promise<false>((resolve) =>
-      setTimeout(() => resolve(false), config.shutdownTimeoutMs).unref(),
-    );
-    const finished = await Promise.race([graceful, expired]);
-    if (!finished) {
-      // Hand unfinished jobs back at once instead of waiting for their locks to expire.
-      const returned = await Promise.allSettled(
-        [...this.active.values()].map(({ job, token }) => job.moveToWait(token)),
-      );
-      log.warn(
-        { returned: returned.length },
-        'shutdown timeout: active jobs returned to the queue',
-      );
-    }
-    await this.worker.close(!finished).catch(() => undefined);
+    // Withdrawn first: the API stops routing here while the jobs in progress finish.
+    const withdrawn = this.reporter.stop().catch((err: unknown) => {
+      log.warn({ err: String(err) }, 'status report not withdrawn');
+    });
     this.monitor.stop();
+    await drainWorker(this.worker, {
+      timeoutMs: config.shutdownTimeoutMs,
+      active: this.active.values(),
+      logger: log,
+    });
     const steps = await Promise.allSettled([
-      this.reporter.stop(),
+      withdrawn,
       this.queues.close(),
       backend.close(),
       this.store.close(),
       this.webhooks.close(),
     ]);
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await Promise.all([closeRedis(this.commands), closeRedis(this.redis)]);
     for (const step of steps) {
       if (step.status === 'rejected') log.warn({ err: String(step.reason) }, 'cleanup step failed');
     }

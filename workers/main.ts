@@ -65,16 +65,18 @@ async function main(): Promise<void> {
     'worker metrics listening',
   );
 
+  const tracing = kind
+    ? await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-worker')
+    : undefined;
   const worker = kind
     ? await startInferenceWorker(kind)
     : await WebhookWorker.start({ config, logger, metrics: createWebhookMetrics(register) });
 
-  async function startInferenceWorker(backend: BackendKind) {
+  function startInferenceWorker(backend: BackendKind) {
     const metrics = createWorkerMetrics(register, {
       backend,
       models: registry.list().map((m) => m.name),
     });
-    const tracing = await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-worker');
     return InferenceWorker.start({
       config,
       registry,
@@ -87,10 +89,16 @@ async function main(): Promise<void> {
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
+    // The drain is bounded by SHUTDOWN_TIMEOUT_MS; this bounds what comes after it (closing
+    // connections to a Redis that may be gone).
+    setTimeout(() => {
+      logger.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 10_000).unref();
     // Metrics stay up while the worker drains, so the last scrape sees how it ended.
     worker
       .close()
-      .then(() => metricsServer.close())
+      .then(() => Promise.all([metricsServer.close(), tracing?.shutdown()]))
       .then(
         () => process.exit(0),
         (err: Error) => {

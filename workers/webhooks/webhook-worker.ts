@@ -8,9 +8,10 @@ import type { Logger } from '../../shared/logging/logger.js';
 import type { WebhookMetrics } from '../../shared/metrics/index.js';
 import { JobName, QueueName, type WebhookJobData } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
-import { createRedis, type Redis } from '../../shared/redis/redis.js';
+import { createRedis, type Redis, waitForRedis } from '../../shared/redis/redis.js';
 import { TargetPolicy } from '../../shared/webhooks/target-policy.js';
 import { WEBHOOK_BACKOFF } from '../../shared/webhooks/webhook-queue.js';
+import { closeRedis, drainWorker } from '../drain-worker.js';
 import { createWebhookProcessor, webhookBackoff } from './webhook-processor.js';
 import { resolveWebhookSecret } from './webhook-secret.js';
 import { WebhookSender } from './webhook-sender.js';
@@ -33,6 +34,7 @@ export class WebhookWorker {
   private constructor(
     private readonly options: WebhookWorkerOptions,
     private readonly redis: Redis,
+    private readonly commands: Redis,
     private readonly queues: InferenceQueues,
     private readonly sender: WebhookSender,
     private readonly worker: Worker<WebhookJobData, void>,
@@ -41,11 +43,14 @@ export class WebhookWorker {
   static async start(options: WebhookWorkerOptions): Promise<WebhookWorker> {
     const { config, logger } = options;
     const log = logger.child({ queue: QueueName.Webhooks });
+    // BullMQ's blocking connection waits for messages; the rest goes through a bounded one.
     const redis = createRedis(config.redis, 'blocking');
-    const secret = await resolveWebhookSecret(config, redis, log);
-    const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
-    const deliveries = new WebhookDeliveries(redis, records);
-    const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs);
+    const commands = createRedis(config.redis, 'command');
+    await waitForRedis(commands, config.redis.commandTimeoutMs);
+    const secret = await resolveWebhookSecret(config, commands, log);
+    const records = new JobRecords(commands, config.redis.prefix, config.jobs.retentionSeconds);
+    const deliveries = new WebhookDeliveries(commands, records);
+    const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
     const sender = new WebhookSender({
       policy: new TargetPolicy(config.webhooks),
       timeoutMs: config.webhooks.timeoutMs,
@@ -91,7 +96,7 @@ export class WebhookWorker {
       },
     );
     worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
-    const self = new WebhookWorker(options, redis, queues, sender, worker);
+    const self = new WebhookWorker(options, redis, commands, queues, sender, worker);
     void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
     await worker.waitUntilReady();
     log.info(
@@ -113,16 +118,14 @@ export class WebhookWorker {
 
   private async shutdown(): Promise<void> {
     const log = this.options.logger.child({ queue: QueueName.Webhooks });
-    // As for inference workers: pause() waits for attempts in flight, and close() runs once.
-    const graceful = this.worker.pause().then(() => true);
-    const expired = new Promise<false>((resolve) =>
-      setTimeout(() => resolve(false), this.options.config.shutdownTimeoutMs).unref(),
-    );
-    const finished = await Promise.race([graceful, expired]);
-    if (!finished) log.warn('shutdown timeout: attempts in flight left to the stalled-job check');
-    await this.worker.close(!finished).catch(() => undefined);
+    // Attempts in flight are bounded by WEBHOOK_TIMEOUT_MS; past the grace period they are left
+    // to the stalled-job check.
+    await drainWorker(this.worker, {
+      timeoutMs: this.options.config.shutdownTimeoutMs,
+      logger: log,
+    });
     const steps = await Promise.allSettled([this.sender.close(), this.queues.close()]);
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await Promise.all([closeRedis(this.commands), closeRedis(this.redis)]);
     for (const step of steps) {
       if (step.status === 'rejected') log.warn({ err: String(step.reason) }, 'cleanup step failed');
     }
