@@ -34,6 +34,9 @@ export interface WebhookProcessorDeps {
   maxPostponeMs?: number;
 }
 
+/** Postponements of a `completed` message whose outcome is not recorded yet (about a minute). */
+const MAX_POSTPONES = 20;
+
 export type WebhookProcessor = (job: Job<WebhookJobData>, token?: string) => Promise<void>;
 
 /**
@@ -58,9 +61,14 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProce
         log.warn('job expired before its webhook was sent; nothing to send');
         return;
       }
-      if (data.event === 'completed' && !isFinalStatus(resource.status)) {
+      if (
+        data.event === 'completed' &&
+        !isFinalStatus(resource.status) &&
+        (data.postponed ?? 0) < MAX_POSTPONES
+      ) {
         // The inference worker queues `completed` just before BullMQ records the outcome: wait for
-        // it without spending an attempt.
+        // it without spending an attempt. Not forever: a worker that died in between leaves the job
+        // to be run again, and the message then goes with the job as it is.
         const postponed = (data.postponed ?? 0) + 1;
         await job.updateData({ ...data, postponed });
         await job.moveToDelayed(Date.now() + Math.min(25 * 2 ** postponed, maxPostponeMs), token);
