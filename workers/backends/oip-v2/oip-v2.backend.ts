@@ -72,11 +72,15 @@ export class OipV2Backend extends RemoteBackend<OipSignature> {
     return model.backends.onnx !== undefined;
   }
 
+  /** A server that is not ready counts as down: thrown, so the pool marks it. */
+  protected override async probeServer(send: Send): Promise<void> {
+    if (!(await new OipV2Client(send).serverReady())) {
+      throw new Error('the server is not ready (/v2/health/ready)');
+    }
+  }
+
   protected async probeModel(send: Send, model: ModelDefinition): Promise<ModelOnReplica> {
     const client = new OipV2Client(send);
-    // A server that is not ready counts as down: thrown, so the pool marks it.
-    if (!(await client.serverReady()))
-      throw new Error('the server is not ready (/v2/health/ready)');
     const spec = specOf(model);
     const name = spec.name ?? model.name;
     if (!(await client.modelReady(name, spec.version))) {

@@ -74,6 +74,11 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
 
   /** Whether this backend serves the model (its registry entry names this backend). */
   protected abstract serves(model: ModelDefinition): boolean;
+  /**
+   * Checks one server as a whole before its models are probed; throws when it cannot take
+   * requests (the pool then marks it down). Default: nothing beyond the model probes.
+   */
+  protected async probeServer(_send: Send): Promise<void> {}
   /** Asks one server whether the model is ready and in which versions. 4xx answers are states. */
   protected abstract probeModel(send: Send, model: ModelDefinition): Promise<ModelOnReplica>;
   /** Reads the model's signature from one server and checks it against the registry entry. */
@@ -134,10 +139,10 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
 
   private async probeAll(): Promise<void> {
     const models = [...this.tracked.values()];
-    const results = await this.pool.probe(
-      (send) => Promise.all(models.map((tracked) => this.probeOne(send, tracked))),
-      this.options.probeTimeoutMs,
-    );
+    const results = await this.pool.probe(async (send) => {
+      await this.probeServer(send);
+      return Promise.all(models.map((tracked) => this.probeOne(send, tracked)));
+    }, this.options.probeTimeoutMs);
     const statuses: Record<string, ModelStatus> = {};
     models.forEach((tracked, i) => {
       const perReplica = results.map((r) =>
