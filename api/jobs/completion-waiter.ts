@@ -127,7 +127,9 @@ export class CompletionWaiter {
       for (const set of this.waiters.values()) {
         const first = set.values().next().value;
         if (!first || first.since > due) continue;
-        byQueue.set(first.queue, [...(byQueue.get(first.queue) ?? []), first.jobId]);
+        const ids = byQueue.get(first.queue) ?? [];
+        ids.push(first.jobId);
+        byQueue.set(first.queue, ids);
       }
       await Promise.all(
         [...byQueue].map(async ([queue, ids]) => {
