@@ -26,6 +26,7 @@ export function createLogger(
         '*.secretAccessKey',
         '*.password',
         '*.apiKey',
+        '*.apiKeys',
       ],
       censor: '[redacted]',
     },
