@@ -12,8 +12,11 @@ import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
 import { TargetPolicy } from '../shared/webhooks/target-policy.js';
+import type { ApiKeyRing } from './auth/api-key-ring.js';
+import { Authenticator } from './auth/authenticator.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
+import { authPlugin } from './plugins/auth.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
@@ -41,6 +44,8 @@ export interface AppDeps {
   queueSet: QueueSet;
   metrics: ApiMetrics;
   stats: StatsStore;
+  /** The API keys; none: tenant routes are open. */
+  keys: ApiKeyRing;
   /** Set when tracing is on: a server span per request. */
   tracer?: Tracer;
   /** True once shutdown has begun. */
@@ -94,6 +99,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       onExceeded: (request) => deps.metrics.recordRateLimited(request.routeOptions.url),
     });
   }
+  // After the rate limiter: its hook runs first, so refused credentials count against their address.
+  await app.register(authPlugin, {
+    authenticator: new Authenticator(deps.keys, config.admin.apiKey),
+  });
   await app.register(uploadsPlugin, { maxBytes: config.uploads.maxBytes });
 
   const submissions = new SubmissionReader({
@@ -124,9 +133,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     queues: deps.queueSet,
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
   });
-  await app.register(queueDashboardPlugin, {
-    queues: deps.queueSet,
-    apiKey: config.admin.apiKey,
-  });
+  await app.register(queueDashboardPlugin, { queues: deps.queueSet });
   return app;
 }

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -21,6 +22,8 @@ export class ApiKeyConfigError extends Error {
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The tenant of every request while the API is open; no key may take its name. */
+export const ANONYMOUS_ID = 'anonymous';
 const MIN_KEY_LENGTH = 16;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
@@ -37,6 +40,12 @@ export class ApiKeyRing {
     const ids = new Set<string>();
     for (const key of keys) {
       if (!ID.test(key.id)) throw new ApiKeyConfigError(`API key id "${key.id}" is not valid`);
+      // Ids name tenants and, in DELETE /admin/rate-limits/{client}, clients beside IP addresses.
+      if (key.id === ANONYMOUS_ID || isIP(key.id) !== 0) {
+        throw new ApiKeyConfigError(
+          `API key id "${key.id}" is reserved (not "${ANONYMOUS_ID}", not an IP address)`,
+        );
+      }
       if (ids.has(key.id)) throw new ApiKeyConfigError(`API key id "${key.id}" appears twice`);
       ids.add(key.id);
     }

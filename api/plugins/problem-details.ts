@@ -34,6 +34,8 @@ const RETRY_AFTER: Partial<Record<ErrorCode, number>> = {
   QUEUE_UNAVAILABLE: 5,
   SHUTTING_DOWN: 1,
   IDEMPOTENCY_KEY_IN_USE: 1,
+  QUEUE_FULL: 5,
+  OVERLOADED: 2,
 };
 
 /** Errors raised by Fastify and its plugins, in our vocabulary. */
@@ -98,6 +100,26 @@ export function sendProblem(
     reply.header('retry-after', String(retryAfter));
   }
   return reply.code(problem.status).headers(headers).type(PROBLEM_CONTENT_TYPE).send(problem);
+}
+
+/**
+ * Answers a catalogue error at once: for hooks that must not leave the answer to the error handler
+ * of the route's scope (a plugin's routes may have their own).
+ */
+export function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  err: { code: ErrorCode; message: string },
+): FastifyReply {
+  const spec = CATALOGUE[err.code];
+  return sendProblem(reply, {
+    type: problemType(err.code),
+    title: spec.title,
+    status: spec.status,
+    detail: err.message,
+    code: err.code,
+    request_id: request.id,
+  });
 }
 
 /**

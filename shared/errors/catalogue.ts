@@ -41,7 +41,19 @@ export const CATALOGUE = {
     message: 'Rate limit of %d requests per %d s exceeded; retry in %d s',
   },
 
-  // Admin routes (queue dashboard)
+  // API keys
+  API_KEY_REQUIRED: {
+    status: 401,
+    title: 'API key required',
+    message: 'This route needs an API key: Authorization: Bearer <key>, or X-API-Key: <key>',
+  },
+  API_KEY_INVALID: {
+    status: 401,
+    title: 'Invalid API key',
+    message: 'The API key is not valid',
+  },
+
+  // Admin routes (queue dashboard, rate-limit reset)
   ADMIN_UNAUTHORIZED: {
     status: 401,
     title: 'Admin key required',
@@ -52,6 +64,11 @@ export const CATALOGUE = {
     status: 403,
     title: 'Admin routes disabled',
     message: 'Admin routes are disabled: the server has no ADMIN_API_KEY',
+  },
+  API_KEY_NOT_FOUND: {
+    status: 404,
+    title: 'API key not found',
+    message: 'No API key has the id "%s"; give a key id, or an IP address for an anonymous client',
   },
 
   // Images
@@ -161,6 +178,16 @@ export const CATALOGUE = {
     title: 'Queue unavailable',
     message: 'The job queue (Redis) is unavailable: %s',
     retryable: true,
+  },
+  QUEUE_FULL: {
+    status: 503,
+    title: 'Queue full',
+    message: 'The %s queue has %d jobs waiting, its limit; retry later',
+  },
+  OVERLOADED: {
+    status: 503,
+    title: 'Overloaded',
+    message: 'This instance is overloaded (%s); retry shortly',
   },
   SHUTTING_DOWN: {
     status: 503,

@@ -94,4 +94,15 @@ describe('ApiKeyRing', () => {
     writeFileSync(file, 'nothing: here\n');
     expect(failure(() => ApiKeyRing.load(undefined, file)).message).toContain('"keys"');
   });
+
+  it('refuses ids that would pass for the anonymous tenant or for an IP address', () => {
+    for (const id of ['anonymous', '10.0.0.1', '127.0.0.1']) {
+      expect(failure(() => ApiKeyRing.load(`${id}:${KEY_A}`, undefined)).message).toContain(
+        'reserved',
+      );
+    }
+    expect(ApiKeyRing.load(`anonymous-2:${KEY_A}`, undefined).verify(KEY_A)?.id).toBe(
+      'anonymous-2',
+    );
+  });
 });
