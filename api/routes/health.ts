@@ -33,9 +33,11 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       () => 'down',
     );
 
-  app.get('/health/live', async () => ({ status: 'ok' }));
+  // Orchestrators and load balancers probe without keys.
+  const open = { config: { auth: 'public' as const } };
+  app.get('/health/live', open, async () => ({ status: 'ok' }));
 
-  app.get('/health/ready', async (_request, reply) => {
+  app.get('/health/ready', open, async (_request, reply) => {
     const [redis, storage] = await Promise.all([
       probe(opts.checks.redis),
       probe(opts.checks.storage),
@@ -46,7 +48,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       .send({ status: ready ? 'ready' : 'not_ready', redis, storage });
   });
 
-  app.get('/health', async (_request, reply) => {
+  app.get('/health', open, async (_request, reply) => {
     const [redis, storage] = await Promise.all([
       probe(opts.checks.redis),
       probe(opts.checks.storage),

@@ -25,7 +25,8 @@ export interface MetricsRoutesOptions {
 export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOptions) {
   const { metrics } = opts;
 
-  app.get('/metrics', async (request, reply) => {
+  // Scraped without a key, like every Prometheus target: keep it off the public network.
+  app.get('/metrics', { config: { auth: 'public' } }, async (request, reply) => {
     try {
       metrics.setQueueCounts(await readQueueCounts(opts.queues, opts.queueTimeoutMs));
     } catch (err) {
