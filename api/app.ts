@@ -73,6 +73,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
     return503OnClosing: false,
     bodyLimit: 64 * 1024,
+    // An unknown query parameter is refused (400), as an unknown multipart field is, rather than
+    // silently dropped: a misspelt `top_k` should not quietly use the default.
+    ajv: { customOptions: { removeAdditional: false } },
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

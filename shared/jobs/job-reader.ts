@@ -14,9 +14,12 @@ export class JobReader {
     private readonly deliveries: WebhookDeliveries,
   ) {}
 
-  async read(jobId: string): Promise<JobResource | undefined> {
+  /** With `owner`, another owner's job is not found (records from before owners: 'anonymous'). */
+  async read(jobId: string, owner?: string): Promise<JobResource | undefined> {
     const record = await this.records.get(jobId);
     if (!record) return undefined;
+    if (owner !== undefined && (record.submission?.owner ?? 'anonymous') !== owner)
+      return undefined;
     const [found, deliveries] = await Promise.all([
       this.queues.get(record.backend, jobId),
       this.deliveries.list(jobId),
