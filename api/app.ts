@@ -3,6 +3,7 @@ import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
+import type { TrustProxy } from '../shared/config/http-options.js';
 import { errors } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logging/logger.js';
 import type { ApiMetrics } from '../shared/metrics/index.js';
@@ -24,6 +25,8 @@ import { requestMetricsPlugin } from './plugins/request-metrics.js';
 import { requestTracingPlugin } from './plugins/request-tracing.js';
 import { uploadsPlugin } from './plugins/uploads.js';
 import type { QueueSet } from './queues/queue-set.js';
+import { RateLimitCounters } from './rate-limit/rate-limit-clients.js';
+import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -53,6 +56,7 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const rateLimitNameSpace = (prefix: string) => `${prefix}:rate-limit:`;
 const QUIET = /^\/(health|metrics)(\/|\?|$)/;
 /** Bound on reading every queue's counts for a scrape or GET /stats. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000;
@@ -72,6 +76,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       disableRequestLogging: (req: { url?: string }) => QUIET.test(req.url ?? ''),
     }),
     return503OnClosing: false,
+    // Only the configured proxies' X-Forwarded-For is believed; by default none, so request.ip is
+    // the TCP peer and a forged header changes nothing (not the rate limit, not the logs).
+    trustProxy: trustProxy(config.http.trustProxy),
     bodyLimit: 64 * 1024,
     // An unknown query parameter is refused (400), as an unknown multipart field is, rather than
     // silently dropped: a misspelt `top_k` should not quietly use the default.
@@ -98,7 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(rateLimitPlugin, {
       config: config.rateLimit,
       redis: deps.redis,
-      prefix: config.redis.prefix,
+      nameSpace: rateLimitNameSpace(config.redis.prefix),
       onExceeded: (request) => deps.metrics.recordRateLimited(request.routeOptions.url),
     });
   }
@@ -120,7 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registry: deps.registry,
     backendStatus: deps.backendStatus,
     checks: { redis: () => deps.redis.ping(), storage: () => deps.store.ping() },
-    rateLimiter: config.rateLimit.enabled ? 'enabled' : 'disabled',
+    rateLimiter: config.rateLimit.enabled,
     checkTimeoutMs: 1000,
     isClosing: deps.isClosing,
   });
@@ -137,5 +144,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
   });
   await app.register(queueDashboardPlugin, { queues: deps.queueSet });
+  await app.register(adminRoutes, {
+    keys: deps.keys,
+    counters: new RateLimitCounters(deps.redis, rateLimitNameSpace(config.redis.prefix)),
+  });
   return app;
+}
+
+/** Fastify takes a hop count as a function (its types have no number form). */
+function trustProxy(
+  setting: TrustProxy,
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof setting === 'number' ? (_address, hop) => hop < setting : setting;
 }

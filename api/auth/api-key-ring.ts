@@ -61,6 +61,11 @@ export class ApiKeyRing {
     return this.keys.length;
   }
 
+  /** Whether a key with this id is configured. */
+  has(id: string): boolean {
+    return this.keys.some((key) => key.id === id);
+  }
+
   /** The key a client presented, if it is one of ours. */
   verify(presented: string): ApiKey | undefined {
     const digest = sha256(presented);

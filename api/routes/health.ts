@@ -10,7 +10,8 @@ export interface HealthRoutesOptions {
   backendStatus: BackendStatusCache;
   /** Round trips that prove a dependency answers; each is bounded by `checkTimeoutMs`. */
   checks: { redis(): Promise<unknown>; storage(): Promise<unknown> };
-  rateLimiter: 'enabled' | 'disabled';
+  /** Whether the rate limiter is on; it fails open while Redis is down, which /health shows. */
+  rateLimiter: boolean;
   checkTimeoutMs: number;
   /** True once shutdown has begun: readiness fails so load balancers stop sending traffic. */
   isClosing(): boolean;
@@ -71,7 +72,16 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
           : 'healthy';
     return reply.code(status === 'unhealthy' ? 503 : 200).send({
       status,
-      services: { backends, rate_limiter: opts.rateLimiter, redis, storage },
+      services: {
+        backends,
+        rate_limiter: !opts.rateLimiter
+          ? 'disabled'
+          : redis === 'up'
+            ? 'enabled'
+            : 'degraded (fail open)',
+        redis,
+        storage,
+      },
       backends: pictures,
       status_age_ms: opts.backendStatus.ageMs,
       uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
