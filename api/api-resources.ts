@@ -120,12 +120,13 @@ export async function createApiResources(
     new BackendStatusStore(redis, config.redis.prefix, config.worker.heartbeatMs * 3),
     options.statusRefreshMs ?? 1000,
     logger,
-    // Queue depths ride along with each refresh, for least-loaded routing.
+    // Queue depths ride along with each refresh, for least-loaded routing and admission control.
     async (backend) => {
       const counts = await queues
         .queue(backend)
         .getJobCounts('waiting', 'prioritized', 'delayed', 'active');
-      return Object.values(counts).reduce((sum, n) => sum + n, 0);
+      const { active = 0, ...waiting } = counts;
+      return { waiting: Object.values(waiting).reduce((sum, n) => sum + n, 0), active };
     },
   );
   await statusCache.start();

@@ -13,11 +13,13 @@ import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
 import { TargetPolicy } from '../shared/webhooks/target-policy.js';
+import { QueueAdmission } from './admission/queue-admission.js';
 import type { ApiKeyRing } from './auth/api-key-ring.js';
 import { Authenticator } from './auth/authenticator.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
 import { authPlugin } from './plugins/auth.js';
+import { loadSheddingPlugin } from './plugins/load-shedding.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
@@ -95,6 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
+  await app.register(loadSheddingPlugin, config.admission);
   if (deps.tracer) await app.register(requestTracingPlugin, { tracer: deps.tracer });
   await app.register(requestMetricsPlugin, {
     metrics: deps.metrics,
@@ -119,6 +122,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     config,
     router: deps.router,
     policy: new TargetPolicy(config.webhooks),
+    admission: new QueueAdmission(deps.backendStatus, config.admission.maxWaitingPerQueue),
   });
   await app.register(predictRoutes, { config, submissions, service: deps.service });
   await app.register(jobRoutes, { service: deps.service, submissions });

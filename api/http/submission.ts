@@ -16,6 +16,7 @@ import {
   type WebhookEvent,
   type WebhookSubscription,
 } from '../../shared/webhooks/webhook-subscription.js';
+import type { QueueAdmission } from '../admission/queue-admission.js';
 import { inspectImage } from '../images/image-inspector.js';
 import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
@@ -70,6 +71,8 @@ export interface SubmissionReaderDeps {
   config: Config;
   router: ModelRouter;
   policy: TargetPolicy;
+  /** Refuses work for a full queue (QUEUE_FULL); absent: no limit. */
+  admission?: QueueAdmission;
 }
 
 /**
@@ -103,6 +106,8 @@ export class SubmissionReader {
 
     const queryModel = pathModel ?? query.model;
     let route = queryModel ? router.route({ model: queryModel, ...target(query) }) : undefined;
+    // A full queue is refused before the upload is read, where the model is known by then.
+    if (route) this.deps.admission?.check(route.backend);
     const upload = await readUpload(request);
     const fields = this.parseFields(upload.fields, pathModel === undefined ? 'jobs' : 'predict');
     const merged: SubmissionFields = { ...query, ...fields };
@@ -163,6 +168,7 @@ export class SubmissionReader {
         .digest('hex');
       submission.idempotency = { key: idempotencyKey, fingerprint };
     }
+    this.deps.admission?.admit(route.backend);
     return submission;
   }
 

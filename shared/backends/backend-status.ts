@@ -37,6 +37,8 @@ export interface BackendSnapshot {
   models: Record<string, ModelStatus>;
   /** Jobs waiting or running in the backend's queue, when the reader counts them. */
   queueDepth?: number;
+  /** Of those, the jobs not started yet (waiting, prioritized, delayed): admission control. */
+  queueWaiting?: number;
 }
 
 /**

@@ -182,7 +182,7 @@ export const CATALOGUE = {
   QUEUE_FULL: {
     status: 503,
     title: 'Queue full',
-    message: 'The %s queue has %d jobs waiting, its limit; retry later',
+    message: 'The %s queue is full (%d jobs waiting, the limit is %d); retry later',
   },
   OVERLOADED: {
     status: 503,
