@@ -16,6 +16,7 @@ import { TargetPolicy } from '../shared/webhooks/target-policy.js';
 import { QueueAdmission } from './admission/queue-admission.js';
 import type { ApiKeyRing } from './auth/api-key-ring.js';
 import { Authenticator } from './auth/authenticator.js';
+import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
 import { authPlugin } from './plugins/auth.js';
@@ -78,6 +79,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       disableRequestLogging: (req: { url?: string }) => QUIET.test(req.url ?? ''),
     }),
     return503OnClosing: false,
+    serverFactory: apiServerFactory(config.http),
+    clientErrorHandler: clientErrorHandler(deps.logger),
     // Only the configured proxies' X-Forwarded-For is believed; by default none, so request.ip is
     // the TCP peer and a forged header changes nothing (not the rate limit, not the logs).
     trustProxy: trustProxy(config.http.trustProxy),
@@ -116,7 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authPlugin, {
     authenticator: new Authenticator(deps.keys, config.admin.apiKey),
   });
-  await app.register(uploadsPlugin, { maxBytes: config.uploads.maxBytes });
+  await app.register(uploadsPlugin, config.uploads);
 
   const submissions = new SubmissionReader({
     config,

@@ -26,7 +26,10 @@ async function main(): Promise<void> {
     server = await ApiServer.start(config, logger, tracing);
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'API failed to start');
-    const badConfig = err instanceof RegistryError || err instanceof ApiKeyConfigError;
+    const badConfig =
+      err instanceof RegistryError ||
+      err instanceof ApiKeyConfigError ||
+      err instanceof ConfigError;
     process.exit(badConfig ? EXIT_CONFIG : 1);
   }
 

@@ -108,7 +108,7 @@ export class SubmissionReader {
     let route = queryModel ? router.route({ model: queryModel, ...target(query) }) : undefined;
     // A full queue is refused before the upload is read, where the model is known by then.
     if (route) this.deps.admission?.check(route.backend);
-    const upload = await readUpload(request);
+    const upload = await readUpload(request, config.uploads);
     const fields = this.parseFields(upload.fields, pathModel === undefined ? 'jobs' : 'predict');
     const merged: SubmissionFields = { ...query, ...fields };
     const model = pathModel ?? merged.model;
@@ -128,7 +128,7 @@ export class SubmissionReader {
 
     const deadline = this.deadline(merged.deadline, cancelAfter);
     const webhook = this.webhook(merged.webhook, merged.webhook_events);
-    const image = await inspectImage(upload.image, config.uploads.maxPixels);
+    const image = await inspectImage(upload.image, config.uploads);
     const key = imageKey(upload.image);
     const params: InferenceParams = {
       ...(merged.top_k !== undefined ? { topK: merged.top_k } : {}),

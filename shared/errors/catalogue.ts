@@ -41,6 +41,23 @@ export const CATALOGUE = {
     message: 'Rate limit of %d requests per %d s exceeded; retry in %d s',
   },
 
+  // HTTP, refused before routing
+  MALFORMED_REQUEST: {
+    status: 400,
+    title: 'Malformed request',
+    message: 'The request is not valid HTTP/1.1',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    message: 'The request was not received in time',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request headers too large',
+    message: 'The request headers are larger than 16 KiB',
+  },
+
   // API keys
   API_KEY_REQUIRED: {
     status: 401,
@@ -80,7 +97,7 @@ export const CATALOGUE = {
   IMAGE_TOO_LARGE: {
     status: 422,
     title: 'Image too large',
-    message: 'The image is %dx%d (%d pixels); the limit is %d pixels',
+    message: 'The image is %dx%d: %s',
   },
 
   // Models
