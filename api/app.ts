@@ -20,12 +20,14 @@ import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
 import { authPlugin } from './plugins/auth.js';
+import { corsPlugin } from './plugins/cors.js';
 import { loadSheddingPlugin } from './plugins/load-shedding.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { requestMetricsPlugin } from './plugins/request-metrics.js';
 import { requestTracingPlugin } from './plugins/request-tracing.js';
+import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { uploadsPlugin } from './plugins/uploads.js';
 import type { QueueSet } from './queues/queue-set.js';
 import { RateLimitCounters } from './rate-limit/rate-limit-clients.js';
@@ -101,6 +103,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
   await app.register(loadSheddingPlugin, config.admission);
+  const { corsOrigins } = config.http;
+  if (corsOrigins === '*' || corsOrigins.length > 0) {
+    await app.register(corsPlugin, { origins: corsOrigins });
+  }
+  await app.register(securityHeadersPlugin);
   if (deps.tracer) await app.register(requestTracingPlugin, { tracer: deps.tracer });
   await app.register(requestMetricsPlugin, {
     metrics: deps.metrics,

@@ -4,6 +4,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import type { QueueSet } from '../queues/queue-set.js';
 import { adminScope } from './auth.js';
+import { uiPages } from './security-headers.js';
 
 export interface QueueDashboardOptions {
   queues: QueueSet;
@@ -24,5 +25,6 @@ export async function queueDashboardPlugin(app: FastifyInstance, opts: QueueDash
     options: { uiConfig: { boardTitle: 'ai-gateway', hideDocsLink: true } },
   });
   await app.register(adminScope);
+  await app.register(uiPages);
   await app.register(serverAdapter.registerPlugin(), { prefix: basePath });
 }
