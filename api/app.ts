@@ -22,6 +22,7 @@ import type { InferenceService } from './inference/inference-service.js';
 import { authPlugin } from './plugins/auth.js';
 import { corsPlugin } from './plugins/cors.js';
 import { loadSheddingPlugin } from './plugins/load-shedding.js';
+import { docsPlugin, openApiPlugin } from './plugins/openapi.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
@@ -63,6 +64,7 @@ export interface AppDeps {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const rateLimitNameSpace = (prefix: string) => `${prefix}:rate-limit:`;
 const QUIET = /^\/(health|metrics)(\/|\?|$)/;
+const DASHBOARD_PATH = '/admin/queues';
 /** Bound on reading every queue's counts for a scrape or GET /stats. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000;
 
@@ -102,6 +104,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
+  // Before any route, so the document sees them all.
+  await app.register(openApiPlugin, { dashboardPath: DASHBOARD_PATH });
   await app.register(loadSheddingPlugin, config.admission);
   const { corsOrigins } = config.http;
   if (corsOrigins === '*' || corsOrigins.length > 0) {
@@ -157,7 +161,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     queues: deps.queueSet,
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
   });
-  await app.register(queueDashboardPlugin, { queues: deps.queueSet });
+  await app.register(queueDashboardPlugin, { queues: deps.queueSet, basePath: DASHBOARD_PATH });
+  await app.register(docsPlugin);
   await app.register(adminRoutes, {
     keys: deps.keys,
     counters: new RateLimitCounters(deps.redis, rateLimitNameSpace(config.redis.prefix)),

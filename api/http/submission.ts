@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Static, type TObject, Type } from '@sinclair/typebox';
+import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
@@ -48,6 +48,50 @@ export const JobsQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 export type SubmissionFields = Static<typeof JobsQuerySchema>;
+
+const ImageBytes = Type.String({
+  format: 'binary',
+  description:
+    'The image: JPEG, PNG, WebP, GIF, TIFF or AVIF, judged by its content (not by its declared type or name).',
+});
+
+/**
+ * The upload as the OpenAPI document shows it (the handler reads it: Fastify does not validate it
+ * as a schema): multipart with the file part `file` and the fields of `fields`, or the raw image.
+ */
+export function uploadBody(fields: TObject): { content: Record<string, { schema: TSchema }> } {
+  return {
+    content: {
+      'multipart/form-data': {
+        schema: Type.Object(
+          { file: ImageBytes, ...fields.properties },
+          {
+            additionalProperties: false,
+            description: 'Fields are checked before the file is stored.',
+          },
+        ),
+      },
+      'image/*': { schema: ImageBytes },
+      'application/octet-stream': { schema: ImageBytes },
+    },
+  };
+}
+
+/** Request headers of a submission, for the OpenAPI document (checked by SubmissionReader). */
+export const SubmissionHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      description:
+        'Makes a retry of the same request answer the same job (1 to 255 printable ASCII characters, per API key).',
+    }),
+  ),
+  'cancel-after': Type.Optional(
+    Type.String({
+      description:
+        'The job must have started within this time (`30s`, `5m`, `1h30m`, `1500ms`, or seconds), or it is not run.',
+    }),
+  ),
+});
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
 

@@ -78,16 +78,16 @@ export const authPlugin = fp(
 );
 
 /**
- * Makes every route of the scope it is registered in (and of the plugins registered in it, such
- * as bull-board) an admin route.
+ * Gives every route of the scope it is registered in (and of the plugins registered in it, such as
+ * bull-board or Swagger UI) one auth mode.
  */
-export const adminScope = fp(
-  async (app: FastifyInstance) => {
+export const authScope = fp(
+  async (app: FastifyInstance, opts: { mode: AuthMode }) => {
     app.addHook('onRoute', (route: RouteOptions) => {
-      route.config = { ...route.config, auth: 'admin' };
+      route.config = { ...route.config, auth: opts.mode };
     });
   },
-  { name: 'admin-scope' },
+  { name: 'auth-scope' },
 );
 
 function refuse(

@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import type { QueueSet } from '../queues/queue-set.js';
-import { adminScope } from './auth.js';
+import { authScope } from './auth.js';
 import { uiPages } from './security-headers.js';
 
 export interface QueueDashboardOptions {
@@ -24,7 +24,7 @@ export async function queueDashboardPlugin(app: FastifyInstance, opts: QueueDash
     serverAdapter,
     options: { uiConfig: { boardTitle: 'ai-gateway', hideDocsLink: true } },
   });
-  await app.register(adminScope);
+  await app.register(authScope, { mode: 'admin' });
   await app.register(uiPages);
   await app.register(serverAdapter.registerPlugin(), { prefix: basePath });
 }

@@ -2,8 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import type { ApiKeyRing } from '../auth/api-key-ring.js';
-import { ProblemSchema } from '../http/schemas.js';
-import { adminScope } from '../plugins/auth.js';
+import { ProblemResponses } from '../http/schemas.js';
+import { authScope } from '../plugins/auth.js';
 import { parseClient, type RateLimitCounters } from '../rate-limit/rate-limit-clients.js';
 
 export interface AdminRoutesOptions {
@@ -31,14 +31,18 @@ const ResetSchema = Type.Object({
  * a fresh window.
  */
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions) {
-  await app.register(adminScope);
+  await app.register(authScope, { mode: 'admin' });
 
   app.delete<{ Params: { client: string } }>(
     '/admin/rate-limits/:client',
     {
       schema: {
+        summary: "Reset a client's rate limit",
+        description:
+          "Clears the counter of an API key (by id) or of an address (clients without a key; IPv6 by its /64) in Redis, for every API instance: the client's next request starts a fresh window.",
+        tags: ['admin'],
         params: ClientParamsSchema,
-        response: { 200: ResetSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        response: { 200: ResetSchema, ...ProblemResponses },
       },
     },
     async (request) => {

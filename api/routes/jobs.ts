@@ -3,11 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import { JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import { ownerOf } from '../http/owner.js';
-import { ProblemSchema } from '../http/schemas.js';
+import { ProblemResponses } from '../http/schemas.js';
 import {
   JobsQuerySchema,
   type SubmissionFields,
+  SubmissionHeadersSchema,
   type SubmissionReader,
+  uploadBody,
 } from '../http/submission.js';
 import type { InferenceService } from '../inference/inference-service.js';
 
@@ -16,7 +18,10 @@ export interface JobRoutesOptions {
   submissions: SubmissionReader;
 }
 
-const JobParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const JobParamsSchema = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'The job id.' }),
+});
+const tags = ['jobs'];
 
 const JobListQuerySchema = Type.Object(
   {
@@ -50,9 +55,18 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
   app.post<{ Querystring: SubmissionFields }>(
     '/jobs',
     {
+      config: { documentedBody: uploadBody(JobsQuerySchema) },
       schema: {
+        summary: 'Submit a job (never waits)',
+        description:
+          'The model is the `model` field (or query parameter). Answers 202 with the queued job and `Location`. With `Idempotency-Key`, a retry answers the same job (`Idempotent-Replayed: true`).',
+        tags,
         querystring: JobsQuerySchema,
-        response: { 202: JobResourceSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        headers: SubmissionHeadersSchema,
+        response: {
+          202: { description: 'The queued job (see Location)', ...JobResourceSchema },
+          ...ProblemResponses,
+        },
       },
     },
     async (request, reply) => {
@@ -73,8 +87,11 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     '/jobs/:id',
     {
       schema: {
+        summary: 'A job: status, result or error, timings, webhook deliveries',
+        description: "Another API key's job is not found (404), like one that does not exist.",
+        tags,
         params: JobParamsSchema,
-        response: { 200: JobResourceSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        response: { 200: { description: 'The job', ...JobResourceSchema }, ...ProblemResponses },
       },
     },
     async (request) => {
@@ -88,8 +105,12 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     '/jobs',
     {
       schema: {
+        summary: 'Your jobs, newest first, a page at a time',
+        description:
+          'Only the jobs of the API key asking, kept for the job retention. `next` (and the `Link` header) leads to the next page; a page may hold fewer jobs than `limit` when some have expired.',
+        tags,
         querystring: JobListQuerySchema,
-        response: { 200: JobListSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        response: { 200: JobListSchema, ...ProblemResponses },
       },
     },
     async (request, reply) => {
@@ -105,8 +126,15 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     '/jobs/:id',
     {
       schema: {
+        summary: 'Cancel a job that has not finished',
+        description:
+          'A queued job leaves its queue; a running one is stopped by its worker. Both answer the job, status `canceled`. A finished job answers 409 JOB_FINISHED.',
+        tags,
         params: JobParamsSchema,
-        response: { 200: JobResourceSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        response: {
+          200: { description: 'The canceled job', ...JobResourceSchema },
+          ...ProblemResponses,
+        },
       },
     },
     async (request) => service.cancel(request.params.id, ownerOf(request)),

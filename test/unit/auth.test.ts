@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ApiKeyRing } from '../../api/auth/api-key-ring.js';
 import { Authenticator } from '../../api/auth/authenticator.js';
 import { ownerOf } from '../../api/http/owner.js';
-import { adminScope, authPlugin } from '../../api/plugins/auth.js';
+import { authPlugin, authScope } from '../../api/plugins/auth.js';
 import { problemDetailsPlugin } from '../../api/plugins/problem-details.js';
 
 const ADMIN_KEY = 'k3y-for-the-admin-routes-0123456789';
@@ -32,7 +32,7 @@ async function build(
     owner: ownerOf(request),
   }));
   await built.register(async (admin) => {
-    await admin.register(adminScope);
+    await admin.register(authScope, { mode: 'admin' });
     admin.get('/admin/thing', async () => ({ ok: true }));
   });
   await built.ready();
