@@ -23,7 +23,7 @@ import { authPlugin } from './plugins/auth.js';
 import { corsPlugin } from './plugins/cors.js';
 import { loadSheddingPlugin } from './plugins/load-shedding.js';
 import { docsPlugin, openApiPlugin } from './plugins/openapi.js';
-import { problemDetailsPlugin } from './plugins/problem-details.js';
+import { frameworkErrorHandler, problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { requestMetricsPlugin } from './plugins/request-metrics.js';
@@ -85,6 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     serverFactory: apiServerFactory(config.http),
     clientErrorHandler: clientErrorHandler(deps.logger),
+    frameworkErrors: frameworkErrorHandler,
     // Only the configured proxies' X-Forwarded-For is believed; by default none, so request.ip is
     // the TCP peer and a forged header changes nothing (not the rate limit, not the logs).
     trustProxy: trustProxy(config.http.trustProxy),

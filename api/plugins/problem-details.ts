@@ -122,6 +122,32 @@ export function sendError(
   });
 }
 
+/** What the router refuses before any route or hook runs. */
+const FRAMEWORK_DETAILS: Record<string, string> = {
+  FST_ERR_BAD_URL: 'The URL is not valid: a percent-encoding in the path is malformed',
+  FST_ERR_MAX_PARAM_LENGTH: 'A path parameter is longer than 100 characters',
+};
+
+/**
+ * Fastify's `frameworkErrors`: URLs its router refuses (bad percent-encoding, an over-long path
+ * parameter) get a problem body like every other error, not Fastify's own JSON.
+ */
+export function frameworkErrorHandler(
+  err: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const detail = FRAMEWORK_DETAILS[err.code];
+  reply.header('x-request-id', request.id);
+  if (detail) {
+    request.log.info({ code: err.code }, 'request rejected');
+    sendError(request, reply, new errors.VALIDATION_FAILED(detail));
+    return;
+  }
+  request.log.error({ err }, 'request failed');
+  sendError(request, reply, new errors.INTERNAL());
+}
+
 /**
  * Every error answer is an RFC 9457 problem details body with a stable `code`: our catalogue
  * errors as declared, Fastify's and its plugins' errors mapped onto the catalogue, anything else a
