@@ -16,7 +16,11 @@ import {
   type WebhookEvent,
   type WebhookSubscription,
 } from '../../shared/webhooks/webhook-subscription.js';
-import type { QueueAdmission } from '../admission/queue-admission.js';
+import {
+  type AdmissionTicket,
+  type QueueAdmission,
+  UNCOUNTED,
+} from '../admission/queue-admission.js';
 import { inspectImage } from '../images/image-inspector.js';
 import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
@@ -109,6 +113,8 @@ export interface Submission {
   webhook?: WebhookSubscription;
   owner: string;
   idempotency?: { key: string; fingerprint: string };
+  /** Counts the submission against its queue's limit until it is queued: pass it the submit. */
+  admission: AdmissionTicket;
 }
 
 export interface SubmissionReaderDeps {
@@ -189,6 +195,7 @@ export class SubmissionReader {
       ...(deadline !== undefined ? { deadline } : {}),
       ...(webhook ? { webhook } : {}),
       owner: ownerOf(request),
+      admission: UNCOUNTED,
     };
     if (idempotencyKey !== undefined) {
       // What makes two requests "the same": everything the client chose, the image by its hash.
@@ -212,7 +219,7 @@ export class SubmissionReader {
         .digest('hex');
       submission.idempotency = { key: idempotencyKey, fingerprint };
     }
-    this.deps.admission?.admit(route.backend);
+    if (this.deps.admission) submission.admission = this.deps.admission.admit(route.backend);
     return submission;
   }
 

@@ -71,11 +71,9 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     },
     async (request, reply) => {
       const submission = await submissions.read(request);
-      const { jobId, replayed } = await service.submit({
-        ...submission,
-        requestId: request.id,
-        mode: 'async',
-      });
+      const { jobId, replayed } = await submission.admission.track(
+        service.submit({ ...submission, requestId: request.id, mode: 'async' }),
+      );
       const job = await service.get(jobId, submission.owner);
       if (!job) throw new errors.JOB_NOT_FOUND(jobId);
       if (replayed) reply.header('idempotent-replayed', 'true');

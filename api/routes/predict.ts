@@ -81,13 +81,15 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
 
       const disconnected = new AbortController();
       request.raw.once('close', () => disconnected.abort());
-      const { jobId, finished, replayed } = await service.submit(
-        {
-          ...submission,
-          requestId: request.id,
-          mode: prefer.respondAsync ? 'async' : 'sync',
-        },
-        { timeoutMs: waitMs, signal: disconnected.signal },
+      const { jobId, finished, replayed } = await submission.admission.track(
+        service.submit(
+          {
+            ...submission,
+            requestId: request.id,
+            mode: prefer.respondAsync ? 'async' : 'sync',
+          },
+          { timeoutMs: waitMs, signal: disconnected.signal },
+        ),
       );
       if (replayed) reply.header('idempotent-replayed', 'true');
       await finished;
