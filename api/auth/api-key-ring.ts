@@ -116,7 +116,11 @@ export function readKeysFile(path: string): ApiKey[] {
   let document: { keys?: KeysFileEntry[] };
   try {
     const text = readFileSync(path, 'utf8');
-    document = (extname(path) === '.json' ? JSON.parse(text) : parseYaml(text)) ?? {};
+    // YAML's failsafe schema reads every scalar as text: a digest or key made of digits stays a
+    // string instead of turning into a number.
+    document =
+      (extname(path) === '.json' ? JSON.parse(text) : parseYaml(text, { schema: 'failsafe' })) ??
+      {};
   } catch (err) {
     throw new ApiKeyConfigError(`API_KEYS_FILE ${path} cannot be read: ${(err as Error).message}`);
   }
