@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 
 /** A client's own request budget, overriding the global rate limit. */
 export interface KeyRateLimit {
@@ -22,8 +23,8 @@ export class ApiKeyConfigError extends Error {
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** The tenant of every request while the API is open; no key may take its name. */
-export const ANONYMOUS_ID = 'anonymous';
+/** The tenant of every request while the API is open: no key may take its name. */
+const ANONYMOUS_ID = ANONYMOUS_OWNER;
 const MIN_KEY_LENGTH = 16;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
-import { ANONYMOUS_ID } from '../auth/api-key-ring.js';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 
 /** The one tenant of an open API (no keys configured), and the owner of jobs from before keys. */
-export const ANONYMOUS = ANONYMOUS_ID;
+export const ANONYMOUS = ANONYMOUS_OWNER;
 
 /**
  * Who a request acts for: the id of its API key, or `anonymous` while the API is open. Jobs and

@@ -3,6 +3,9 @@ import type { BackendKind } from '../models/model-spec.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
 import { OwnerJobs } from './owner-jobs.js';
 
+/** The owner of jobs submitted while the API runs open (no API keys), and of records from before. */
+export const ANONYMOUS_OWNER = 'anonymous';
+
 /** One backend a job was sent to, and how it ended there if it moved on. */
 export interface RouteStep {
   backend: BackendKind;
