@@ -105,6 +105,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
+  // First, so a request refused by anything after (shed, limited, unauthenticated) is traced too.
+  if (deps.tracer) await app.register(requestTracingPlugin, { tracer: deps.tracer });
   // Before any route, so the document sees them all.
   await app.register(openApiPlugin, { dashboardPath: DASHBOARD_PATH });
   await app.register(loadSheddingPlugin, config.admission);
@@ -113,7 +115,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(corsPlugin, { origins: corsOrigins });
   }
   await app.register(securityHeadersPlugin);
-  if (deps.tracer) await app.register(requestTracingPlugin, { tracer: deps.tracer });
   await app.register(requestMetricsPlugin, {
     metrics: deps.metrics,
     stats: deps.stats,
