@@ -21,6 +21,7 @@ import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
+import { ApiKeyConfigError, ApiKeyRing } from './auth/api-key-ring.js';
 import { ImageUploads } from './inference/image-uploads.js';
 import { InferenceService } from './inference/inference-service.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
@@ -72,6 +73,7 @@ export async function createApiResources(
   options: ApiResourcesOptions = {},
 ): Promise<ApiResources> {
   const registry = options.registry ?? ModelRegistry.load(config.models.configPath);
+  const keys = loadKeys(config, logger);
   const redis = createRedis(config.redis, 'command');
   await waitForRedis(redis, config.redis.commandTimeoutMs).catch((err: Error) => {
     redis.disconnect();
@@ -118,12 +120,13 @@ export async function createApiResources(
     new BackendStatusStore(redis, config.redis.prefix),
     options.statusRefreshMs ?? 1000,
     logger,
-    // Queue depths ride along with each refresh, for least-loaded routing.
+    // Queue depths ride along with each refresh, for least-loaded routing and admission control.
     async (backend) => {
       const counts = await queues
         .queue(backend)
         .getJobCounts('waiting', 'prioritized', 'delayed', 'active');
-      return Object.values(counts).reduce((sum, n) => sum + n, 0);
+      const { active = 0, ...waiting } = counts;
+      return { waiting: Object.values(waiting).reduce((sum, n) => sum + n, 0), active };
     },
   );
   await statusCache.start();
@@ -181,6 +184,7 @@ export async function createApiResources(
       queueSet,
       metrics,
       stats,
+      keys,
     },
     redis,
     store,
@@ -193,4 +197,25 @@ export async function createApiResources(
     stats,
     close,
   };
+}
+
+/**
+ * The API keys, hashed. None at all: the API runs open, which production refuses and everywhere
+ * else is said loudly at start-up.
+ */
+function loadKeys(config: Config, logger: Logger): ApiKeyRing {
+  const keys = ApiKeyRing.load(config.auth.apiKeys, config.auth.keysFile);
+  if (!keys.open) {
+    logger.info({ keys: keys.size }, 'API keys loaded');
+    return keys;
+  }
+  if (config.env === 'production') {
+    throw new ApiKeyConfigError(
+      'No API keys configured (API_KEYS or API_KEYS_FILE): refusing to run open with NODE_ENV=production',
+    );
+  }
+  logger.warn(
+    'THE API IS OPEN: no API keys configured (API_KEYS or API_KEYS_FILE), so anyone who reaches it can use it. For local use only.',
+  );
+  return keys;
 }

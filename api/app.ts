@@ -3,6 +3,7 @@ import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
+import type { TrustProxy } from '../shared/config/http-options.js';
 import { errors } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logging/logger.js';
 import type { ApiMetrics } from '../shared/metrics/index.js';
@@ -12,15 +13,26 @@ import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
 import { TargetPolicy } from '../shared/webhooks/target-policy.js';
+import { QueueAdmission } from './admission/queue-admission.js';
+import type { ApiKeyRing } from './auth/api-key-ring.js';
+import { Authenticator } from './auth/authenticator.js';
+import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
-import { problemDetailsPlugin } from './plugins/problem-details.js';
+import { authPlugin } from './plugins/auth.js';
+import { corsPlugin } from './plugins/cors.js';
+import { loadSheddingPlugin } from './plugins/load-shedding.js';
+import { docsPlugin, openApiPlugin } from './plugins/openapi.js';
+import { frameworkErrorHandler, problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { requestMetricsPlugin } from './plugins/request-metrics.js';
 import { requestTracingPlugin } from './plugins/request-tracing.js';
+import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { uploadsPlugin } from './plugins/uploads.js';
 import type { QueueSet } from './queues/queue-set.js';
+import { RateLimitCounters } from './rate-limit/rate-limit-clients.js';
+import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -41,6 +53,8 @@ export interface AppDeps {
   queueSet: QueueSet;
   metrics: ApiMetrics;
   stats: StatsStore;
+  /** The API keys; none: tenant routes are open. */
+  keys: ApiKeyRing;
   /** Set when tracing is on: a server span per request. */
   tracer?: Tracer;
   /** True once shutdown has begun. */
@@ -48,7 +62,9 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const rateLimitNameSpace = (prefix: string) => `${prefix}:rate-limit:`;
 const QUIET = /^\/(health|metrics)(\/|\?|$)/;
+const DASHBOARD_PATH = '/admin/queues';
 /** Bound on reading every queue's counts for a scrape or GET /stats. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000;
 
@@ -67,7 +83,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       disableRequestLogging: (req: { url?: string }) => QUIET.test(req.url ?? ''),
     }),
     return503OnClosing: false,
+    serverFactory: apiServerFactory(config.http),
+    clientErrorHandler: clientErrorHandler(deps.logger),
+    frameworkErrors: frameworkErrorHandler,
+    // Only the configured proxies' X-Forwarded-For is believed; by default none, so request.ip is
+    // the TCP peer and a forged header changes nothing (not the rate limit, not the logs).
+    trustProxy: trustProxy(config.http.trustProxy),
     bodyLimit: 64 * 1024,
+    // An unknown query parameter is refused (400), as an unknown multipart field is, rather than
+    // silently dropped: a misspelt `top_k` should not quietly use the default.
+    ajv: { customOptions: { removeAdditional: false } },
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -80,7 +105,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(problemDetailsPlugin, { maxUploadBytes: config.uploads.maxBytes });
+  // First, so a request refused by anything after (shed, limited, unauthenticated) is traced too.
   if (deps.tracer) await app.register(requestTracingPlugin, { tracer: deps.tracer });
+  // Before any route, so the document sees them all.
+  await app.register(openApiPlugin, { dashboardPath: DASHBOARD_PATH });
+  await app.register(loadSheddingPlugin, config.admission);
+  const { corsOrigins } = config.http;
+  if (corsOrigins === '*' || corsOrigins.length > 0) {
+    await app.register(corsPlugin, { origins: corsOrigins });
+  }
+  await app.register(securityHeadersPlugin);
   await app.register(requestMetricsPlugin, {
     metrics: deps.metrics,
     stats: deps.stats,
@@ -90,16 +124,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(rateLimitPlugin, {
       config: config.rateLimit,
       redis: deps.redis,
-      prefix: config.redis.prefix,
+      nameSpace: rateLimitNameSpace(config.redis.prefix),
       onExceeded: (request) => deps.metrics.recordRateLimited(request.routeOptions.url),
     });
   }
-  await app.register(uploadsPlugin, { maxBytes: config.uploads.maxBytes });
+  // After the rate limiter: its hook runs first, so refused credentials count against their address.
+  await app.register(authPlugin, {
+    authenticator: new Authenticator(deps.keys, config.admin.apiKey),
+  });
+  await app.register(uploadsPlugin, config.uploads);
 
   const submissions = new SubmissionReader({
     config,
     router: deps.router,
     policy: new TargetPolicy(config.webhooks),
+    admission: new QueueAdmission(deps.backendStatus, config.admission.maxWaitingPerQueue),
   });
   await app.register(predictRoutes, { config, submissions, service: deps.service });
   await app.register(jobRoutes, { service: deps.service, submissions });
@@ -108,7 +147,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registry: deps.registry,
     backendStatus: deps.backendStatus,
     checks: { redis: () => deps.redis.ping(), storage: () => deps.store.ping() },
-    rateLimiter: config.rateLimit.enabled ? 'enabled' : 'disabled',
+    rateLimiter: config.rateLimit.enabled,
     checkTimeoutMs: 1000,
     isClosing: deps.isClosing,
   });
@@ -124,9 +163,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     queues: deps.queueSet,
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
   });
-  await app.register(queueDashboardPlugin, {
-    queues: deps.queueSet,
-    apiKey: config.admin.apiKey,
+  await app.register(queueDashboardPlugin, { queues: deps.queueSet, basePath: DASHBOARD_PATH });
+  await app.register(docsPlugin);
+  await app.register(adminRoutes, {
+    keys: deps.keys,
+    counters: new RateLimitCounters(deps.redis, rateLimitNameSpace(config.redis.prefix)),
   });
   return app;
+}
+
+/** Fastify takes a hop count as a function (its types have no number form). */
+function trustProxy(
+  setting: TrustProxy,
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof setting === 'number' ? (_address, hop) => hop < setting : setting;
 }

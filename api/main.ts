@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { RegistryError } from '../shared/models/registry.js';
 import { startTracing } from '../shared/tracing/tracing.js';
+import { ApiKeyConfigError } from './auth/api-key-ring.js';
 import { ApiServer } from './server.js';
 
 /** Exit code for a configuration error (sysexits EX_CONFIG): supervisors do not restart on it. */
@@ -25,7 +26,11 @@ async function main(): Promise<void> {
     server = await ApiServer.start(config, logger, tracing);
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'API failed to start');
-    process.exit(err instanceof RegistryError ? EXIT_CONFIG : 1);
+    const badConfig =
+      err instanceof RegistryError ||
+      err instanceof ApiKeyConfigError ||
+      err instanceof ConfigError;
+    process.exit(badConfig ? EXIT_CONFIG : 1);
   }
 
   const stop = (signal: string) => {

@@ -26,14 +26,19 @@ export class ApiServer {
       tracing ? { telemetry: tracing.telemetry } : {},
     );
     let server: ApiServer | undefined;
-    const app = await buildApp({
-      ...resources.deps,
-      ...(tracing ? { tracer: tracing.tracer } : {}),
-      isClosing: () => server?.closing !== undefined,
-    });
-    server = new ApiServer(app, resources, logger);
-    await app.listen({ host: config.http.host, port: config.http.port });
-    return server;
+    try {
+      const app = await buildApp({
+        ...resources.deps,
+        ...(tracing ? { tracer: tracing.tracer } : {}),
+        isClosing: () => server?.closing !== undefined,
+      });
+      server = new ApiServer(app, resources, logger);
+      await app.listen({ host: config.http.host, port: config.http.port });
+      return server;
+    } catch (err) {
+      await (server ? server.close() : resources.close());
+      throw err;
+    }
   }
 
   close(): Promise<void> {

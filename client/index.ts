@@ -1,7 +1,7 @@
 /**
  * A small TypeScript client for ai-gateway, on the platform's fetch (Node 18+, browsers, Deno).
  *
- *   const gateway = new AiGatewayClient({ baseUrl: 'http://localhost:8000' });
+ *   const gateway = new AiGatewayClient({ baseUrl: 'http://localhost:8000', apiKey: process.env.AI_GATEWAY_KEY });
  *   const job = await gateway.predict('text_orientation', image);           // waits for the answer
  *   const queued = await gateway.submit('text_orientation', image, { webhook: 'https://…' });
  *   const done = await gateway.wait(queued.id);                              // polls with backoff
@@ -18,7 +18,9 @@ export type ImageInput = Blob | Uint8Array | ArrayBuffer;
 
 export interface ClientOptions {
   baseUrl: string;
-  /** Headers sent with every request (e.g. an API key). */
+  /** The API key, sent as `Authorization: Bearer <key>`; absent for an API that runs open. */
+  apiKey?: string;
+  /** Headers sent with every request. */
   headers?: Record<string, string>;
   /** @defaultValue globalThis.fetch */
   fetch?: typeof fetch;
@@ -55,6 +57,21 @@ export interface PredictOptions extends InferenceOptions {
 export interface SubmitOptions extends InferenceOptions {
   /** 1 (first) to 10 (last). @defaultValue 5 */
   priority?: number;
+}
+
+export interface ListOptions {
+  /** Jobs per page, 1 to 100. @defaultValue 20 */
+  limit?: number;
+  /** The `next` cursor of the page before. */
+  cursor?: string;
+  signal?: AbortSignal;
+}
+
+/** One page of your jobs, newest first. */
+export interface JobPage {
+  jobs: Job[];
+  /** The cursor of the next page; undefined on the last. */
+  next?: string;
 }
 
 export interface WaitOptions {
@@ -99,7 +116,7 @@ export class ApiError extends Error {
 
 const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
 /** Answers worth waiting out while polling. */
-const TRANSIENT = new Set(['RATE_LIMITED', 'QUEUE_UNAVAILABLE', 'SHUTTING_DOWN']);
+const TRANSIENT = new Set(['RATE_LIMITED', 'QUEUE_UNAVAILABLE', 'SHUTTING_DOWN', 'OVERLOADED']);
 
 export class AiGatewayClient {
   private readonly baseUrl: string;
@@ -149,6 +166,30 @@ export class AiGatewayClient {
     return this.send<Job>('GET', `/jobs/${encodeURIComponent(id)}`, {}, signal);
   }
 
+  /** GET /jobs: one page of this key's jobs, newest first. */
+  async list(options: ListOptions = {}): Promise<JobPage> {
+    const query = new URLSearchParams({ limit: String(options.limit ?? 20) });
+    if (options.cursor) query.set('cursor', options.cursor);
+    const page = await this.send<{ jobs: Job[]; next: string | null }>(
+      'GET',
+      `/jobs?${query}`,
+      {},
+      options.signal,
+    );
+    const next = page.next ? new URL(page.next, 'http://x').searchParams.get('cursor') : null;
+    return { jobs: page.jobs, ...(next ? { next } : {}) };
+  }
+
+  /** Every job of this key still kept, newest first, a page at a time. */
+  async *jobs(options: Omit<ListOptions, 'cursor'> = {}): AsyncGenerator<Job> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ ...options, ...(cursor ? { cursor } : {}) });
+      yield* page.jobs;
+      cursor = page.next;
+    } while (cursor);
+  }
+
   /** DELETE /jobs/{id}: the canceled job; a finished one throws JOB_FINISHED (409). */
   cancel(id: string, signal?: AbortSignal): Promise<Job> {
     return this.send<Job>('DELETE', `/jobs/${encodeURIComponent(id)}`, {}, signal);
@@ -191,7 +232,12 @@ export class AiGatewayClient {
     const timeout = AbortSignal.timeout(timeoutMs);
     const response = await this.fetch(`${this.baseUrl}${path}`, {
       method,
-      headers: { accept: 'application/json', ...this.options.headers, ...init.headers },
+      headers: {
+        accept: 'application/json',
+        ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
+        ...this.options.headers,
+        ...init.headers,
+      },
       ...(init.body ? { body: init.body } : {}),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });

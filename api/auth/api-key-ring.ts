@@ -1,7 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 
 /** A client's own request budget, overriding the global rate limit. */
 export interface KeyRateLimit {
@@ -21,6 +23,8 @@ export class ApiKeyConfigError extends Error {
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The tenant of every request while the API is open: no key may take its name. */
+const ANONYMOUS_ID = ANONYMOUS_OWNER;
 const MIN_KEY_LENGTH = 16;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
@@ -37,6 +41,12 @@ export class ApiKeyRing {
     const ids = new Set<string>();
     for (const key of keys) {
       if (!ID.test(key.id)) throw new ApiKeyConfigError(`API key id "${key.id}" is not valid`);
+      // Ids name tenants and, in DELETE /admin/rate-limits/{client}, clients beside IP addresses.
+      if (key.id === ANONYMOUS_ID || isIP(key.id) !== 0) {
+        throw new ApiKeyConfigError(
+          `API key id "${key.id}" is reserved (not "${ANONYMOUS_ID}", not an IP address)`,
+        );
+      }
       if (ids.has(key.id)) throw new ApiKeyConfigError(`API key id "${key.id}" appears twice`);
       ids.add(key.id);
     }
@@ -50,6 +60,11 @@ export class ApiKeyRing {
 
   get size(): number {
     return this.keys.length;
+  }
+
+  /** Whether a key with this id is configured. */
+  has(id: string): boolean {
+    return this.keys.some((key) => key.id === id);
   }
 
   /** The key a client presented, if it is one of ours. */
@@ -102,7 +117,11 @@ export function readKeysFile(path: string): ApiKey[] {
   let document: { keys?: KeysFileEntry[] };
   try {
     const text = readFileSync(path, 'utf8');
-    document = (extname(path) === '.json' ? JSON.parse(text) : parseYaml(text)) ?? {};
+    // YAML's failsafe schema reads every scalar as text: a digest or key made of digits stays a
+    // string instead of turning into a number.
+    document =
+      (extname(path) === '.json' ? JSON.parse(text) : parseYaml(text, { schema: 'failsafe' })) ??
+      {};
   } catch (err) {
     throw new ApiKeyConfigError(`API_KEYS_FILE ${path} cannot be read: ${(err as Error).message}`);
   }

@@ -1,12 +1,13 @@
 import type { FastifyRequest } from 'fastify';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 
-/** Everyone is one client until API keys exist. */
-export const ANONYMOUS = 'anonymous';
+/** The one tenant of an open API (no keys configured), and the owner of jobs from before keys. */
+export const ANONYMOUS = ANONYMOUS_OWNER;
 
 /**
- * Who a request acts for: the scope of its idempotency keys and, later, of the jobs it may see.
- * The seam for API keys: once they exist, this answers the key's owner.
+ * Who a request acts for: the id of its API key, or `anonymous` while the API is open. Jobs and
+ * idempotency keys belong to it; another owner's job is not found.
  */
-export function ownerOf(_request: FastifyRequest): string {
-  return ANONYMOUS;
+export function ownerOf(request: FastifyRequest): string {
+  return request.principal?.kind === 'key' ? request.principal.id : ANONYMOUS;
 }

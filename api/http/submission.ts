@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Static, type TObject, Type } from '@sinclair/typebox';
+import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
@@ -16,6 +16,11 @@ import {
   type WebhookEvent,
   type WebhookSubscription,
 } from '../../shared/webhooks/webhook-subscription.js';
+import {
+  type AdmissionTicket,
+  type QueueAdmission,
+  UNCOUNTED,
+} from '../admission/queue-admission.js';
 import { inspectImage } from '../images/image-inspector.js';
 import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
@@ -48,6 +53,50 @@ export const JobsQuerySchema = Type.Object(
 );
 export type SubmissionFields = Static<typeof JobsQuerySchema>;
 
+const ImageBytes = Type.String({
+  format: 'binary',
+  description:
+    'The image: JPEG, PNG, WebP, GIF, TIFF or AVIF, judged by its content (not by its declared type or name).',
+});
+
+/**
+ * The upload as the OpenAPI document shows it (the handler reads it: Fastify does not validate it
+ * as a schema): multipart with the file part `file` and the fields of `fields`, or the raw image.
+ */
+export function uploadBody(fields: TObject): { content: Record<string, { schema: TSchema }> } {
+  return {
+    content: {
+      'multipart/form-data': {
+        schema: Type.Object(
+          { file: ImageBytes, ...fields.properties },
+          {
+            additionalProperties: false,
+            description: 'Fields are checked before the file is stored.',
+          },
+        ),
+      },
+      'image/*': { schema: ImageBytes },
+      'application/octet-stream': { schema: ImageBytes },
+    },
+  };
+}
+
+/** Request headers of a submission, for the OpenAPI document (checked by SubmissionReader). */
+export const SubmissionHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      description:
+        'Makes a retry of the same request answer the same job (1 to 255 printable ASCII characters, per API key).',
+    }),
+  ),
+  'cancel-after': Type.Optional(
+    Type.String({
+      description:
+        'The job must have started within this time (`30s`, `5m`, `1h30m`, `1500ms`, or seconds), or it is not run.',
+    }),
+  ),
+});
+
 const IDEMPOTENCY_KEY = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
 
 /** A submission read and checked, ready for InferenceService.submit. */
@@ -64,12 +113,16 @@ export interface Submission {
   webhook?: WebhookSubscription;
   owner: string;
   idempotency?: { key: string; fingerprint: string };
+  /** Counts the submission against its queue's limit until it is queued: pass it the submit. */
+  admission: AdmissionTicket;
 }
 
 export interface SubmissionReaderDeps {
   config: Config;
   router: ModelRouter;
   policy: TargetPolicy;
+  /** Refuses work for a full queue (QUEUE_FULL); absent: no limit. */
+  admission?: QueueAdmission;
 }
 
 /**
@@ -103,7 +156,9 @@ export class SubmissionReader {
 
     const queryModel = pathModel ?? query.model;
     let route = queryModel ? router.route({ model: queryModel, ...target(query) }) : undefined;
-    const upload = await readUpload(request);
+    // A full queue is refused before the upload is read, where the model is known by then.
+    if (route) this.deps.admission?.check(route.backend);
+    const upload = await readUpload(request, config.uploads);
     const fields = this.parseFields(upload.fields, pathModel === undefined ? 'jobs' : 'predict');
     const merged: SubmissionFields = { ...query, ...fields };
     const model = pathModel ?? merged.model;
@@ -123,7 +178,7 @@ export class SubmissionReader {
 
     const deadline = this.deadline(merged.deadline, cancelAfter);
     const webhook = this.webhook(merged.webhook, merged.webhook_events);
-    const image = await inspectImage(upload.image, config.uploads.maxPixels);
+    const image = await inspectImage(upload.image, config.uploads);
     const key = imageKey(upload.image);
     const params: InferenceParams = {
       ...(merged.top_k !== undefined ? { topK: merged.top_k } : {}),
@@ -140,6 +195,7 @@ export class SubmissionReader {
       ...(deadline !== undefined ? { deadline } : {}),
       ...(webhook ? { webhook } : {}),
       owner: ownerOf(request),
+      admission: UNCOUNTED,
     };
     if (idempotencyKey !== undefined) {
       // What makes two requests "the same": everything the client chose, the image by its hash.
@@ -163,6 +219,7 @@ export class SubmissionReader {
         .digest('hex');
       submission.idempotency = { key: idempotencyKey, fingerprint };
     }
+    if (this.deps.admission) submission.admission = this.deps.admission.admit(route.backend);
     return submission;
   }
 

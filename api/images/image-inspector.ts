@@ -24,9 +24,35 @@ const SIGNATURES: [offset: number, bytes: string][] = [
   [4, '66747970'], // ftyp
 ];
 
+/** ISO BMFF brands of still images (AVIF, HEIF): not MP4 or QuickTime video, which share `ftyp`. */
+const IMAGE_BRANDS = new Set([
+  'avif',
+  'avis',
+  'heic',
+  'heix',
+  'heim',
+  'heis',
+  'hevc',
+  'hevx',
+  'mif1',
+  'msf1',
+]);
+
 function hasImageSignature(bytes: Buffer): boolean {
   const hex = bytes.subarray(0, 16).toString('hex');
-  return SIGNATURES.some(([offset, signature]) => hex.startsWith(signature, offset * 2));
+  const match = SIGNATURES.find(([offset, signature]) => hex.startsWith(signature, offset * 2));
+  if (!match) return false;
+  return match[1] !== '66747970' || hasImageBrand(bytes);
+}
+
+/** The `ftyp` box's major brand or one of its compatible brands names a still-image format. */
+function hasImageBrand(bytes: Buffer): boolean {
+  if (bytes.length < 12) return false;
+  const end = Math.min(bytes.readUInt32BE(0), bytes.length, 256);
+  for (let at = 8; at + 4 <= end; at += at === 8 ? 8 : 4) {
+    if (IMAGE_BRANDS.has(bytes.toString('latin1', at, at + 4))) return true;
+  }
+  return false;
 }
 
 export interface ImageInfo {
@@ -36,29 +62,40 @@ export interface ImageInfo {
   height: number;
 }
 
+/** What an accepted image may be: `maxDimension` bounds the width and the height on their own. */
+export interface ImageLimits {
+  maxPixels: number;
+  /** @defaultValue no bound beyond `maxPixels` */
+  maxDimension?: number;
+}
+
 /**
  * Decides whether bytes are an image we accept, before anything is stored or queued. In order, each
- * cheaper than the next: the format by content (415), the pixel count from the header (422, so a
- * decompression bomb is refused before it is decoded), then completeness (422): a truncated file
- * passes the header check, so a file whose container does not end as it must is fully decoded to
- * decide. A complete JPEG or PNG is not decoded here: the worker decodes it anyway, and damage
- * inside the data still fails its job with INVALID_IMAGE.
+ * cheaper than the next: the format by content (415): the leading bytes must be those of an
+ * accepted format before any decoder sees the file, so SVG, PDF, HTML or a video never reach one;
+ * the size from the header (422, so a decompression bomb is refused before it is decoded), then
+ * completeness (422): a truncated file passes the header check, so a file whose container does not
+ * end as it must is fully decoded to decide. A complete JPEG or PNG is not decoded here: the worker
+ * decodes it anyway, and damage inside the data still fails its job with INVALID_IMAGE.
  */
-export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<ImageInfo> {
+export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<ImageInfo> {
+  const { maxPixels, maxDimension = Number.POSITIVE_INFINITY } = limits;
   if (bytes.length === 0) throw new errors.INVALID_IMAGE('the file is empty');
+  if (!hasImageSignature(bytes)) {
+    throw new errors.UNSUPPORTED_MEDIA_TYPE(
+      `The upload is not an image in an accepted format (${[...ACCEPTED_FORMATS].join(', ')})`,
+    );
+  }
 
   let meta: Metadata;
   try {
     // Only the header is read here. Without lifting sharp's default pixel limit, a header claiming
-    // more than ~268M pixels throws and would be answered as an unsupported format (415), not 422.
+    // more than ~268M pixels throws and would be answered as a corrupt image, not as too large.
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
     // The file starts like one of our formats but its header does not parse: a damaged image,
     // not a different kind of file.
-    if (hasImageSignature(bytes)) throw new errors.INVALID_IMAGE('the image header is corrupt');
-    throw new errors.UNSUPPORTED_MEDIA_TYPE(
-      `The upload is not an image in an accepted format (${[...ACCEPTED_FORMATS].join(', ')})`,
-    );
+    throw new errors.INVALID_IMAGE('the image header is corrupt');
   }
   if (!ACCEPTED_FORMATS.has(meta.format)) {
     throw new errors.UNSUPPORTED_MEDIA_TYPE(
@@ -68,7 +105,18 @@ export async function inspectImage(bytes: Buffer, maxPixels: number): Promise<Im
   const { width, height } = meta;
   if (!width || !height) throw new errors.INVALID_IMAGE('the image has no dimensions');
   if (width * height > maxPixels) {
-    throw new errors.IMAGE_TOO_LARGE(width, height, width * height, maxPixels);
+    throw new errors.IMAGE_TOO_LARGE(
+      width,
+      height,
+      `${width * height} pixels, more than the limit of ${maxPixels} pixels`,
+    );
+  }
+  if (width > maxDimension || height > maxDimension) {
+    throw new errors.IMAGE_TOO_LARGE(
+      width,
+      height,
+      `a side longer than the limit of ${maxDimension} pixels`,
+    );
   }
 
   if (endsComplete(meta.format, bytes)) return info(meta, width, height);

@@ -5,12 +5,14 @@ import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
 import type { JobRecords } from '../../shared/jobs/job-records.js';
 import type { JobResource } from '../../shared/jobs/job-resource.js';
+import type { OwnerJobsPage } from '../../shared/jobs/owner-jobs.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import type { Route } from '../../shared/routing/router.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import type { WebhookSubscription } from '../../shared/webhooks/webhook-subscription.js';
+import { ANONYMOUS } from '../http/owner.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { followJob } from '../jobs/follow-job.js';
 import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';
@@ -35,6 +37,12 @@ export interface SubmitRequest {
   owner?: string;
   /** `Idempotency-Key` and the request's fingerprint (what makes two requests the same). */
   idempotency?: { key: string; fingerprint: string };
+}
+
+export interface JobPage {
+  jobs: JobResource[];
+  /** The cursor of the next page; absent on the last. */
+  next?: string;
 }
 
 export interface Submission {
@@ -75,7 +83,7 @@ export class InferenceService {
   constructor(private readonly deps: InferenceServiceDeps) {}
 
   async submit(request: SubmitRequest, wait: Wait = { timeoutMs: 0 }): Promise<Submission> {
-    const owner = request.owner ?? 'anonymous';
+    const owner = request.owner ?? ANONYMOUS;
     const jobId = randomUUID();
     const { idempotency } = request;
     if (idempotency) {
@@ -198,12 +206,32 @@ export class InferenceService {
     });
   }
 
-  async get(jobId: string): Promise<JobResource | undefined> {
+  /** The job; with `owner`, only if it is theirs (another owner's job is not found). */
+  async get(jobId: string, owner?: string): Promise<JobResource | undefined> {
     try {
-      return await this.deps.reader.read(jobId);
+      return await this.deps.reader.read(jobId, owner);
     } catch (err) {
       throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
     }
+  }
+
+  /**
+   * One page of an owner's jobs, newest first, from `cursor` (the `next` of the page before). Jobs
+   * that have expired since are left out, so a page may hold fewer than `limit`.
+   */
+  async list(owner: string, limit: number, cursor?: string): Promise<JobPage> {
+    let page: OwnerJobsPage;
+    try {
+      page = await this.deps.records.owners.page(owner, limit, cursor);
+    } catch (err) {
+      if (err instanceof RangeError) throw new errors.VALIDATION_FAILED(`cursor: ${err.message}`);
+      throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
+    }
+    const jobs = await Promise.all(page.ids.map((id) => this.get(id, owner)));
+    return {
+      jobs: jobs.filter((job): job is JobResource => job !== undefined),
+      ...(page.next ? { next: page.next } : {}),
+    };
   }
 
   /**
@@ -212,14 +240,22 @@ export class InferenceService {
    * model, or before handing back a result), which it cannot pass once marked: so the answer,
    * `canceled`, holds. A finished job answers JOB_FINISHED.
    */
-  async cancel(jobId: string): Promise<JobResource> {
+  async cancel(jobId: string, owner?: string): Promise<JobResource> {
+    if (owner !== undefined) {
+      const record = await this.deps.records.get(jobId).catch((err: Error) => {
+        throw new errors.QUEUE_UNAVAILABLE(err.message);
+      });
+      if (!record || (record.submission?.owner ?? ANONYMOUS) !== owner) {
+        throw new errors.JOB_NOT_FOUND(jobId);
+      }
+    }
     const request = await this.deps.lifecycle.requestCancel(jobId).catch((err: Error) => {
       throw new errors.QUEUE_UNAVAILABLE(err.message);
     });
     if (request.kind === 'missing') throw new errors.JOB_NOT_FOUND(jobId);
     if (request.kind === 'finished') throw new errors.JOB_FINISHED(jobId, request.outcome);
     if (request.kind === 'requested') await this.removeIfQueued(jobId);
-    const job = await this.get(jobId);
+    const job = await this.get(jobId, owner);
     if (!job) throw new errors.JOB_NOT_FOUND(jobId);
     return job;
   }

@@ -34,6 +34,8 @@ const RETRY_AFTER: Partial<Record<ErrorCode, number>> = {
   QUEUE_UNAVAILABLE: 5,
   SHUTTING_DOWN: 1,
   IDEMPOTENCY_KEY_IN_USE: 1,
+  QUEUE_FULL: 5,
+  OVERLOADED: 2,
 };
 
 /** Errors raised by Fastify and its plugins, in our vocabulary. */
@@ -98,6 +100,52 @@ export function sendProblem(
     reply.header('retry-after', String(retryAfter));
   }
   return reply.code(problem.status).headers(headers).type(PROBLEM_CONTENT_TYPE).send(problem);
+}
+
+/**
+ * Answers a catalogue error at once: for hooks that must not leave the answer to the error handler
+ * of the route's scope (a plugin's routes may have their own).
+ */
+export function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  err: { code: ErrorCode; message: string },
+): FastifyReply {
+  const spec = CATALOGUE[err.code];
+  return sendProblem(reply, {
+    type: problemType(err.code),
+    title: spec.title,
+    status: spec.status,
+    detail: err.message,
+    code: err.code,
+    request_id: request.id,
+  });
+}
+
+/** What the router refuses before any route or hook runs. */
+const FRAMEWORK_DETAILS: Record<string, string> = {
+  FST_ERR_BAD_URL: 'The URL is not valid: a percent-encoding in the path is malformed',
+  FST_ERR_MAX_PARAM_LENGTH: 'A path parameter is longer than 100 characters',
+};
+
+/**
+ * Fastify's `frameworkErrors`: URLs its router refuses (bad percent-encoding, an over-long path
+ * parameter) get a problem body like every other error, not Fastify's own JSON.
+ */
+export function frameworkErrorHandler(
+  err: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const detail = FRAMEWORK_DETAILS[err.code];
+  reply.header('x-request-id', request.id);
+  if (detail) {
+    request.log.info({ code: err.code }, 'request rejected');
+    sendError(request, reply, new errors.VALIDATION_FAILED(detail));
+    return;
+  }
+  request.log.error({ err }, 'request failed');
+  sendError(request, reply, new errors.INTERNAL());
 }
 
 /**

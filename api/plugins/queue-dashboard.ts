@@ -3,12 +3,11 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import type { QueueSet } from '../queues/queue-set.js';
-import { adminAuthPlugin } from './admin-auth.js';
+import { authScope } from './auth.js';
+import { uiPages } from './security-headers.js';
 
 export interface QueueDashboardOptions {
   queues: QueueSet;
-  /** The admin key; absent: the dashboard answers 403. */
-  apiKey: string | undefined;
   /** @defaultValue '/admin/queues' */
   basePath?: string;
 }
@@ -25,6 +24,7 @@ export async function queueDashboardPlugin(app: FastifyInstance, opts: QueueDash
     serverAdapter,
     options: { uiConfig: { boardTitle: 'ai-gateway', hideDocsLink: true } },
   });
-  await app.register(adminAuthPlugin, { apiKey: opts.apiKey });
+  await app.register(authScope, { mode: 'admin' });
+  await app.register(uiPages);
   await app.register(serverAdapter.registerPlugin(), { prefix: basePath });
 }

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { backendServing, summarizeReplicas } from '../../shared/backends/backend-health.js';
 import type { BackendSnapshot } from '../../shared/backends/backend-status.js';
@@ -10,13 +11,54 @@ export interface HealthRoutesOptions {
   backendStatus: BackendStatusCache;
   /** Round trips that prove a dependency answers; each is bounded by `checkTimeoutMs`. */
   checks: { redis(): Promise<unknown>; storage(): Promise<unknown> };
-  rateLimiter: 'enabled' | 'disabled';
+  /** Whether the rate limiter is on; it fails open while Redis is down, which /health shows. */
+  rateLimiter: boolean;
   checkTimeoutMs: number;
   /** True once shutdown has begun: readiness fails so load balancers stop sending traffic. */
   isClosing(): boolean;
 }
 
 type Probe = 'up' | 'down';
+
+const ProbeSchema = Type.Union([Type.Literal('up'), Type.Literal('down')]);
+const LiveSchema = Type.Object({ status: Type.Literal('ok') });
+const ReadySchema = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+  redis: ProbeSchema,
+  storage: ProbeSchema,
+});
+const Details = Type.Object({}, { additionalProperties: true });
+const BackendPictureSchema = Type.Object(
+  {
+    up: Type.Boolean(),
+    reason: Type.Optional(Type.String()),
+    workers: Type.Integer(),
+    replicas: Type.Optional(Type.Array(Details)),
+    queue_depth: Type.Optional(Type.Integer()),
+    models: Type.Record(Type.String(), Details),
+  },
+  { additionalProperties: true },
+);
+const HealthSchema = Type.Object({
+  status: Type.Union([
+    Type.Literal('healthy'),
+    Type.Literal('degraded'),
+    Type.Literal('unhealthy'),
+  ]),
+  services: Type.Object({
+    backends: Type.Record(Type.String(), Type.Boolean()),
+    rate_limiter: Type.Union(
+      [Type.Literal('enabled'), Type.Literal('disabled'), Type.Literal('degraded (fail open)')],
+      { description: 'While Redis is down the limiter lets requests through.' },
+    ),
+    redis: ProbeSchema,
+    storage: ProbeSchema,
+  }),
+  backends: Type.Record(Type.String(), BackendPictureSchema),
+  status_age_ms: Type.Number(),
+  uptime_seconds: Type.Integer(),
+});
+const tags = ['health'];
 
 /**
  * GET /health (the seed's shape, for people), /health/live and /health/ready (for orchestrators).
@@ -33,48 +75,88 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       () => 'down',
     );
 
-  app.get('/health/live', async () => ({ status: 'ok' }));
+  // Orchestrators and load balancers probe without keys.
+  const config = { auth: 'public' as const };
+  app.get(
+    '/health/live',
+    {
+      config,
+      schema: { summary: 'The process answers', tags, response: { 200: LiveSchema } },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
 
-  app.get('/health/ready', async (_request, reply) => {
-    const [redis, storage] = await Promise.all([
-      probe(opts.checks.redis),
-      probe(opts.checks.storage),
-    ]);
-    const ready = redis === 'up' && storage === 'up' && !opts.isClosing();
-    return reply
-      .code(ready ? 200 : 503)
-      .send({ status: ready ? 'ready' : 'not_ready', redis, storage });
-  });
+  app.get(
+    '/health/ready',
+    {
+      config,
+      schema: {
+        summary: 'The instance can take work (Redis and storage answer, not shutting down)',
+        tags,
+        response: { 200: ReadySchema, 503: ReadySchema },
+      },
+    },
+    async (_request, reply) => {
+      const [redis, storage] = await Promise.all([
+        probe(opts.checks.redis),
+        probe(opts.checks.storage),
+      ]);
+      const ready = redis === 'up' && storage === 'up' && !opts.isClosing();
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'not_ready', redis, storage });
+    },
+  );
 
-  app.get('/health', async (_request, reply) => {
-    const [redis, storage] = await Promise.all([
-      probe(opts.checks.redis),
-      probe(opts.checks.storage),
-    ]);
-    const used = BACKEND_KINDS.filter((b) => opts.registry.servedBy(b).length > 0);
-    const pictures = {} as Record<BackendKind, BackendPicture>;
-    for (const b of BACKEND_KINDS) pictures[b] = picture(opts.backendStatus.snapshot(b));
-    const backends = Object.fromEntries(BACKEND_KINDS.map((b) => [b, pictures[b].up])) as Record<
-      BackendKind,
-      boolean
-    >;
-    const impaired = used.some((b) =>
-      (pictures[b].replicas ?? []).some((r) => !r.healthy || r.circuit !== 'closed'),
-    );
-    const status =
-      redis === 'down' || storage === 'down' || used.every((b) => !backends[b])
-        ? 'unhealthy'
-        : used.some((b) => !backends[b]) || impaired
-          ? 'degraded'
-          : 'healthy';
-    return reply.code(status === 'unhealthy' ? 503 : 200).send({
-      status,
-      services: { backends, rate_limiter: opts.rateLimiter, redis, storage },
-      backends: pictures,
-      status_age_ms: opts.backendStatus.ageMs,
-      uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
-    });
-  });
+  app.get(
+    '/health',
+    {
+      config,
+      schema: {
+        summary: 'Health of the service, its dependencies and its backends',
+        tags,
+        response: { 200: HealthSchema, 503: HealthSchema },
+      },
+    },
+    async (_request, reply) => {
+      const [redis, storage] = await Promise.all([
+        probe(opts.checks.redis),
+        probe(opts.checks.storage),
+      ]);
+      const used = BACKEND_KINDS.filter((b) => opts.registry.servedBy(b).length > 0);
+      const pictures = {} as Record<BackendKind, BackendPicture>;
+      for (const b of BACKEND_KINDS) pictures[b] = picture(opts.backendStatus.snapshot(b));
+      const backends = Object.fromEntries(BACKEND_KINDS.map((b) => [b, pictures[b].up])) as Record<
+        BackendKind,
+        boolean
+      >;
+      const impaired = used.some((b) =>
+        (pictures[b].replicas ?? []).some((r) => !r.healthy || r.circuit !== 'closed'),
+      );
+      const status =
+        redis === 'down' || storage === 'down' || used.every((b) => !backends[b])
+          ? 'unhealthy'
+          : used.some((b) => !backends[b]) || impaired
+            ? 'degraded'
+            : 'healthy';
+      return reply.code(status === 'unhealthy' ? 503 : 200).send({
+        status,
+        services: {
+          backends,
+          rate_limiter: !opts.rateLimiter
+            ? 'disabled'
+            : redis === 'up'
+              ? 'enabled'
+              : 'degraded (fail open)',
+          redis,
+          storage,
+        },
+        backends: pictures,
+        status_age_ms: opts.backendStatus.ageMs,
+        uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+      });
+    },
+  );
 }
 
 type BackendPicture = ReturnType<typeof picture>;

@@ -2,11 +2,14 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import { JobResourceSchema } from '../../shared/jobs/job-resource.js';
-import { ProblemSchema } from '../http/schemas.js';
+import { ownerOf } from '../http/owner.js';
+import { ProblemResponses } from '../http/schemas.js';
 import {
   JobsQuerySchema,
   type SubmissionFields,
+  SubmissionHeadersSchema,
   type SubmissionReader,
+  uploadBody,
 } from '../http/submission.js';
 import type { InferenceService } from '../inference/inference-service.js';
 
@@ -15,11 +18,36 @@ export interface JobRoutesOptions {
   submissions: SubmissionReader;
 }
 
-const JobParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const JobParamsSchema = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'The job id.' }),
+});
+const tags = ['jobs'];
+
+const JobListQuerySchema = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Jobs per page.' }),
+    cursor: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        description: 'Where the page starts: the cursor in the `next` link of the page before.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const JobListSchema = Type.Object({
+  jobs: Type.Array(JobResourceSchema),
+  next: Type.Union([Type.String(), Type.Null()], {
+    description: 'The next page (a path with its cursor); null on the last page.',
+  }),
+});
 
 /**
- * The async API: POST /jobs submits (202 + Location, never waits), GET /jobs/{id} reads a job,
- * DELETE /jobs/{id} cancels one that has not finished.
+ * The async API: POST /jobs submits (202 + Location, never waits), GET /jobs lists one's own jobs,
+ * GET /jobs/{id} reads a job, DELETE /jobs/{id} cancels one that has not finished. A job belongs
+ * to the API key that created it: for any other key it does not exist (404).
  */
 export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
   const { service, submissions } = opts;
@@ -27,19 +55,26 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
   app.post<{ Querystring: SubmissionFields }>(
     '/jobs',
     {
+      config: { documentedBody: uploadBody(JobsQuerySchema) },
       schema: {
+        summary: 'Submit a job (never waits)',
+        description:
+          'The model is the `model` field (or query parameter). Answers 202 with the queued job and `Location`. With `Idempotency-Key`, a retry answers the same job (`Idempotent-Replayed: true`).',
+        tags,
         querystring: JobsQuerySchema,
-        response: { 202: JobResourceSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        headers: SubmissionHeadersSchema,
+        response: {
+          202: { description: 'The queued job (see Location)', ...JobResourceSchema },
+          ...ProblemResponses,
+        },
       },
     },
     async (request, reply) => {
       const submission = await submissions.read(request);
-      const { jobId, replayed } = await service.submit({
-        ...submission,
-        requestId: request.id,
-        mode: 'async',
-      });
-      const job = await service.get(jobId);
+      const { jobId, replayed } = await submission.admission.track(
+        service.submit({ ...submission, requestId: request.id, mode: 'async' }),
+      );
+      const job = await service.get(jobId, submission.owner);
       if (!job) throw new errors.JOB_NOT_FOUND(jobId);
       if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(202).header('location', job.urls.get).send(job);
@@ -50,14 +85,38 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     '/jobs/:id',
     {
       schema: {
+        summary: 'A job: status, result or error, timings, webhook deliveries',
+        description: "Another API key's job is not found (404), like one that does not exist.",
+        tags,
         params: JobParamsSchema,
-        response: { 200: JobResourceSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        response: { 200: { description: 'The job', ...JobResourceSchema }, ...ProblemResponses },
       },
     },
     async (request) => {
-      const job = await service.get(request.params.id);
+      const job = await service.get(request.params.id, ownerOf(request));
       if (!job) throw new errors.JOB_NOT_FOUND(request.params.id);
       return job;
+    },
+  );
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+    '/jobs',
+    {
+      schema: {
+        summary: 'Your jobs, newest first, a page at a time',
+        description:
+          'Only the jobs of the API key asking, kept for the job retention. `next` (and the `Link` header) leads to the next page; a page may hold fewer jobs than `limit` when some have expired.',
+        tags,
+        querystring: JobListQuerySchema,
+        response: { 200: JobListSchema, ...ProblemResponses },
+      },
+    },
+    async (request, reply) => {
+      const { limit, cursor } = request.query;
+      const page = await service.list(ownerOf(request), limit, cursor);
+      const next = page.next ? `/jobs?limit=${limit}&cursor=${page.next}` : null;
+      if (next) reply.header('link', `<${next}>; rel="next"`);
+      return { jobs: page.jobs, next };
     },
   );
 
@@ -65,10 +124,17 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     '/jobs/:id',
     {
       schema: {
+        summary: 'Cancel a job that has not finished',
+        description:
+          'A queued job leaves its queue; a running one is stopped by its worker. Both answer the job, status `canceled`. A finished job answers 409 JOB_FINISHED.',
+        tags,
         params: JobParamsSchema,
-        response: { 200: JobResourceSchema, '4xx': ProblemSchema, '5xx': ProblemSchema },
+        response: {
+          200: { description: 'The canceled job', ...JobResourceSchema },
+          ...ProblemResponses,
+        },
       },
     },
-    async (request) => service.cancel(request.params.id),
+    async (request) => service.cancel(request.params.id, ownerOf(request)),
   );
 }

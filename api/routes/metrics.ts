@@ -1,9 +1,11 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { summarizeReplicas } from '../../shared/backends/backend-health.js';
 import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
 import type { ApiMetrics } from '../../shared/metrics/index.js';
 import { BACKEND_KINDS } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
+import { mediaResponse } from '../http/schemas.js';
 import { readQueueCounts } from '../queues/queue-counts.js';
 import type { QueueSet } from '../queues/queue-set.js';
 
@@ -25,28 +27,44 @@ export interface MetricsRoutesOptions {
 export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOptions) {
   const { metrics } = opts;
 
-  app.get('/metrics', async (request, reply) => {
-    try {
-      metrics.setQueueCounts(await readQueueCounts(opts.queues, opts.queueTimeoutMs));
-    } catch (err) {
-      metrics.clearQueueCounts();
-      metrics.recordCollectFailure('queues');
-      request.log.warn({ err: String(err) }, 'queue counts unavailable for this scrape');
-    }
-    metrics.clearCircuitStates();
-    for (const backend of BACKEND_KINDS) {
-      const snapshot = opts.backendStatus.snapshot(backend);
-      for (const replica of summarizeReplicas(snapshot.workers)) {
-        metrics.setCircuitState(backend, replica.url, replica.circuit);
+  // Scraped without a key, like every Prometheus target: keep it off the public network.
+  app.get(
+    '/metrics',
+    {
+      config: { auth: 'public' },
+      schema: {
+        summary: "This API process's Prometheus metrics",
+        tags: ['observability'],
+        response: {
+          200: mediaResponse('Prometheus text exposition format', {
+            'text/plain': Type.String(),
+          }),
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        metrics.setQueueCounts(await readQueueCounts(opts.queues, opts.queueTimeoutMs));
+      } catch (err) {
+        metrics.clearQueueCounts();
+        metrics.recordCollectFailure('queues');
+        request.log.warn({ err: String(err) }, 'queue counts unavailable for this scrape');
       }
-      const models = Object.fromEntries(
-        opts.registry
-          .servedBy(backend)
-          .map((m) => [m.name, snapshot.models[m.name]?.state === 'ready']),
-      );
-      metrics.setBackendHealth(backend, snapshot.workers.length, models);
-    }
-    const body = await metrics.register.metrics();
-    return reply.type(metrics.register.contentType).send(body);
-  });
+      metrics.clearCircuitStates();
+      for (const backend of BACKEND_KINDS) {
+        const snapshot = opts.backendStatus.snapshot(backend);
+        for (const replica of summarizeReplicas(snapshot.workers)) {
+          metrics.setCircuitState(backend, replica.url, replica.circuit);
+        }
+        const models = Object.fromEntries(
+          opts.registry
+            .servedBy(backend)
+            .map((m) => [m.name, snapshot.models[m.name]?.state === 'ready']),
+        );
+        metrics.setBackendHealth(backend, snapshot.workers.length, models);
+      }
+      const body = await metrics.register.metrics();
+      return reply.type(metrics.register.contentType).send(body);
+    },
+  );
 }

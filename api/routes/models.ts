@@ -1,14 +1,42 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
 import type { ModelRouter } from '../../shared/routing/router.js';
-import { ModelParamsSchema, ProblemSchema } from '../http/schemas.js';
+import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
 
 export interface ModelsRoutesOptions {
   registry: ModelRegistry;
   router: ModelRouter;
 }
+
+const ModelSchema = Type.Object({
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  task: Type.String({ description: 'classification, detection, embedding or raw' }),
+  status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
+  reason: Type.Optional(Type.String({ description: 'Why the model cannot be served now.' })),
+  versions: Type.Array(Type.String(), {
+    description: 'Versions that can be served, newest first.',
+  }),
+  backends: Type.Array(Type.String()),
+  routing: Type.String({ description: 'The routing strategy among its backends.' }),
+  input: Type.Object({
+    width: Type.Integer(),
+    height: Type.Integer(),
+    layout: Type.String(),
+    channel_order: Type.String(),
+    resize: Type.String(),
+  }),
+  labels: Type.Integer({ description: 'How many labels the model has.' }),
+});
+
+/** The seed's shape: TF models as a list, ONNX models as a map by name. */
+const ModelListSchema = Type.Object({
+  tensorflow: Type.Object({ models: Type.Array(ModelSchema) }),
+  onnx: Type.Object({ models: Type.Record(Type.String(), ModelSchema) }),
+});
 
 export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOptions) {
   const { registry, router } = opts;
@@ -35,21 +63,32 @@ export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOption
     };
   };
 
-  /** The seed's shape: TF models as a list, ONNX models as a map by name. */
-  app.get('/models', async () => {
-    const on = (backend: BackendKind) => registry.list().filter((m) => m.backends[backend]);
-    return {
-      tensorflow: { models: on('tensorflow').map(describe) },
-      onnx: { models: Object.fromEntries(on('onnx').map((m) => [m.name, describe(m)])) },
-    };
-  });
+  app.get(
+    '/models',
+    {
+      schema: {
+        summary: 'The registered models and whether each can be served now',
+        tags: ['models'],
+        response: { 200: ModelListSchema, ...ProblemResponses },
+      },
+    },
+    async () => {
+      const on = (backend: BackendKind) => registry.list().filter((m) => m.backends[backend]);
+      return {
+        tensorflow: { models: on('tensorflow').map(describe) },
+        onnx: { models: Object.fromEntries(on('onnx').map((m) => [m.name, describe(m)])) },
+      };
+    },
+  );
 
   app.get<{ Params: { model: string } }>(
     '/models/:model',
     {
       schema: {
+        summary: 'One model',
+        tags: ['models'],
         params: ModelParamsSchema,
-        response: { '4xx': ProblemSchema },
+        response: { 200: ModelSchema, ...ProblemResponses },
       },
     },
     async (request) => {

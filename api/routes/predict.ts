@@ -1,13 +1,16 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
 import { CATALOGUE, errors, isErrorCode } from '../../shared/errors/index.js';
 import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import { parsePrefer } from '../http/prefer.js';
-import { ModelParamsSchema, ProblemSchema } from '../http/schemas.js';
+import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
 import {
   PredictQuerySchema,
   type SubmissionFields,
+  SubmissionHeadersSchema,
   type SubmissionReader,
+  uploadBody,
 } from '../http/submission.js';
 import type { InferenceService } from '../inference/inference-service.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
@@ -30,15 +33,26 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
   app.post<{ Params: { model: string }; Querystring: SubmissionFields }>(
     '/predict/:model',
     {
-      config: { inference: true },
+      config: { inference: true, documentedBody: uploadBody(PredictQuerySchema) },
       schema: {
+        summary: 'Run a model on an image and wait for the answer',
+        description:
+          'The job is queued like any other; the request waits for it (`Prefer: wait=N`, capped) and answers 200 with the finished job, or 202 with `Location` when the wait runs out: the job carries on. `Prefer: respond-async` answers 202 at once. A job that fails answers its problem, with `job_id`.',
+        tags: ['inference'],
         params: ModelParamsSchema,
         querystring: PredictQuerySchema,
+        headers: Type.Composite([
+          SubmissionHeadersSchema,
+          Type.Object({
+            prefer: Type.Optional(
+              Type.String({ description: '`wait=N` (seconds) or `respond-async`.' }),
+            ),
+          }),
+        ]),
         response: {
-          200: JobResourceSchema,
-          202: JobResourceSchema,
-          '4xx': ProblemSchema,
-          '5xx': ProblemSchema,
+          200: { description: 'The finished job', ...JobResourceSchema },
+          202: { description: 'The job, not finished yet (see Location)', ...JobResourceSchema },
+          ...ProblemResponses,
         },
       },
     },
@@ -64,17 +78,18 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           : undefined;
       if (applied) reply.header('preference-applied', applied);
       if (prefer.respondAsync) request.inference.mode = 'async';
-      if (prefer.respondAsync) request.inference.mode = 'async';
 
       const disconnected = new AbortController();
       request.raw.once('close', () => disconnected.abort());
-      const { jobId, finished, replayed } = await service.submit(
-        {
-          ...submission,
-          requestId: request.id,
-          mode: prefer.respondAsync ? 'async' : 'sync',
-        },
-        { timeoutMs: waitMs, signal: disconnected.signal },
+      const { jobId, finished, replayed } = await submission.admission.track(
+        service.submit(
+          {
+            ...submission,
+            requestId: request.id,
+            mode: prefer.respondAsync ? 'async' : 'sync',
+          },
+          { timeoutMs: waitMs, signal: disconnected.signal },
+        ),
       );
       if (replayed) reply.header('idempotent-replayed', 'true');
       await finished;

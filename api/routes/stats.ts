@@ -1,6 +1,8 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import type { StatsStore } from '../../shared/stats/stats-store.js';
+import { ProblemResponses } from '../http/schemas.js';
 import { type QueueCounts, readQueueCounts } from '../queues/queue-counts.js';
 import type { QueueSet } from '../queues/queue-set.js';
 
@@ -15,20 +17,39 @@ export interface StatsRoutesOptions {
  * and latency percentiles, and queue counts. Everything but `uptime_seconds` is read from Redis,
  * so every API instance answers the same.
  */
+const Details = Type.Object({}, { additionalProperties: true });
+const StatsSchema = Type.Object({
+  uptime_seconds: Type.Integer({ description: "The answering process's own." }),
+  since: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  totals: Details,
+  window: Details,
+  queues: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer())),
+});
+
 export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions) {
   const startedAt = Date.now();
 
-  app.get('/stats', async () => {
-    const [snapshot, queues] = await Promise.all([
-      opts.stats.read(),
-      readQueueCounts(opts.queues, opts.queueTimeoutMs),
-    ]).catch((err: Error) => {
-      throw new errors.QUEUE_UNAVAILABLE(err.message);
-    });
-    return {
-      uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
-      ...snapshot,
-      queues: Object.fromEntries(queues as QueueCounts),
-    };
-  });
+  app.get(
+    '/stats',
+    {
+      schema: {
+        summary: 'Request and job totals, recent rates, error rates and latency percentiles',
+        tags: ['observability'],
+        response: { 200: StatsSchema, ...ProblemResponses },
+      },
+    },
+    async () => {
+      const [snapshot, queues] = await Promise.all([
+        opts.stats.read(),
+        readQueueCounts(opts.queues, opts.queueTimeoutMs),
+      ]).catch((err: Error) => {
+        throw new errors.QUEUE_UNAVAILABLE(err.message);
+      });
+      return {
+        uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+        ...snapshot,
+        queues: Object.fromEntries(queues as QueueCounts),
+      };
+    },
+  );
 }

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { Config } from '../../shared/config/config.js';
 import { errors } from '../../shared/errors/index.js';
 
 export interface Upload {
@@ -12,9 +13,13 @@ export const FILE_FIELD = 'file';
 
 /**
  * The image of a request: the multipart file part `file` (plus the other fields), or a raw image
- * body already buffered by the content-type parser. Size limits are enforced while reading.
+ * body already buffered by the content-type parser. Size limits are enforced while reading; a
+ * limit hit mid-stream is answered in the catalogue's words, naming the limit.
  */
-export async function readUpload(request: FastifyRequest): Promise<Upload> {
+export async function readUpload(
+  request: FastifyRequest,
+  limits: Config['uploads'],
+): Promise<Upload> {
   if (!request.isMultipart()) {
     if (Buffer.isBuffer(request.body)) return { image: request.body, fields: {} };
     if (request.body === undefined || request.body === null) throw new errors.FILE_MISSING();
@@ -24,20 +29,47 @@ export async function readUpload(request: FastifyRequest): Promise<Upload> {
     );
   }
   let image: Buffer | undefined;
-  const fields: Record<string, string> = {};
-  for await (const part of request.parts()) {
-    if (part.type === 'file') {
-      if (part.fieldname !== FILE_FIELD) {
-        throw new errors.VALIDATION_FAILED(
-          `Unexpected file part "${part.fieldname}"; send the image as the part "${FILE_FIELD}"`,
-        );
+  // No prototype: a field named "__proto__" is a field like any other (and an unknown one).
+  const fields: Record<string, string> = Object.create(null);
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== FILE_FIELD) {
+          throw new errors.VALIDATION_FAILED(
+            `Unexpected file part "${printable(part.fieldname)}"; send the image as the part "${FILE_FIELD}"`,
+          );
+        }
+        if (image) throw new errors.TOO_MANY_FILES();
+        image = await part.toBuffer();
+      } else {
+        if (part.fieldnameTruncated) {
+          throw new errors.VALIDATION_FAILED('A multipart field name is too long');
+        }
+        if (part.valueTruncated) {
+          throw new errors.VALIDATION_FAILED(
+            `Field "${printable(part.fieldname)}" is longer than ${limits.maxFieldBytes} bytes`,
+          );
+        }
+        if (Object.hasOwn(fields, part.fieldname)) {
+          throw new errors.VALIDATION_FAILED(`Field "${printable(part.fieldname)}" is given twice`);
+        }
+        fields[part.fieldname] = String(part.value);
       }
-      if (image) throw new errors.TOO_MANY_FILES();
-      image = await part.toBuffer();
-    } else {
-      fields[part.fieldname] = String(part.value);
     }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') {
+      throw new errors.VALIDATION_FAILED(
+        `The multipart body has more than ${limits.maxParts} parts; send the file and a few fields`,
+      );
+    }
+    throw err;
   }
   if (!image) throw new errors.FILE_MISSING();
   return { image, fields };
+}
+
+/** A client's string as it may appear in an answer: printable ASCII, at most 64 characters. */
+function printable(value: string): string {
+  return value.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
 }

@@ -2,18 +2,21 @@ import type { Logger } from '../logging/logger.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
 import type { BackendSnapshot, BackendStatusStore } from './backend-status.js';
 
-/** Counts the jobs waiting or running in a backend's queue. */
-export type QueueDepthReader = (backend: BackendKind) => Promise<number>;
+/** Counts the jobs waiting (not started yet) and running in a backend's queue. */
+export type QueueDepthReader = (
+  backend: BackendKind,
+) => Promise<{ waiting: number; active: number }>;
 
 /**
  * The latest backend picture, refreshed from Redis in the background every `intervalMs`, so that
  * routing a request costs no Redis round trip. A refresh that fails keeps the last good picture;
- * `ageMs` says how old it is (GET /health shows it). With a `queueDepth` reader, each refresh also counts
- * every backend's queue (for the least-loaded routing strategy).
+ * `ageMs` says how old it is (GET /health shows it). With a `queueDepth` reader, each refresh also
+ * counts every backend's queue (for the least-loaded routing strategy and admission control).
  */
 export class BackendStatusCache {
   private snapshots = new Map<BackendKind, BackendSnapshot>();
   private refreshedAt = 0;
+  private asOf = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -38,18 +41,29 @@ export class BackendStatusCache {
   }
 
   async refresh(): Promise<void> {
+    const asOf = Date.now();
     const snapshots = await Promise.all(
       BACKEND_KINDS.map(async (b) => {
-        const [snapshot, depth] = await Promise.all([this.store.read(b), this.queueDepth?.(b)]);
-        return depth === undefined ? snapshot : { ...snapshot, queueDepth: depth };
+        const [snapshot, load] = await Promise.all([this.store.read(b), this.queueDepth?.(b)]);
+        if (load === undefined) return snapshot;
+        return { ...snapshot, queueDepth: load.waiting + load.active, queueWaiting: load.waiting };
       }),
     );
     this.snapshots = new Map(snapshots.map((s) => [s.backend, s]));
     this.refreshedAt = Date.now();
+    this.asOf = asOf;
   }
 
   snapshot(backend: BackendKind): BackendSnapshot {
     return this.snapshots.get(backend) ?? { backend, workers: [], models: {} };
+  }
+
+  /**
+   * When the current picture's reads began (epoch ms; 0 before the first refresh): what happened
+   * after this may be missing from it.
+   */
+  get asOfMs(): number {
+    return this.asOf;
   }
 
   get ageMs(): number {

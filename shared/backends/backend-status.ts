@@ -42,6 +42,8 @@ export interface BackendSnapshot {
   models: Record<string, ModelStatus>;
   /** Jobs waiting or running in the backend's queue, when the reader counts them. */
   queueDepth?: number;
+  /** Of those, the jobs not started yet (waiting, prioritized, delayed): admission control. */
+  queueWaiting?: number;
 }
 
 /** How long after expiry a report is deleted: long enough that no clock skew makes it premature. */

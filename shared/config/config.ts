@@ -1,5 +1,6 @@
 import { Ajv } from 'ajv';
 import { type Env, EnvSchema } from './env-schema.js';
+import { type Parsed, parseCorsOrigins, parseTrustProxy, type TrustProxy } from './http-options.js';
 
 export type StorageConfig =
   | {
@@ -17,7 +18,16 @@ export type StorageConfig =
 export interface Config {
   env: Env['NODE_ENV'];
   logLevel: Env['LOG_LEVEL'];
-  http: { host: string; port: number };
+  http: {
+    host: string;
+    port: number;
+    /** Absent: plain HTTP. */
+    tls?: { certFile: string; keyFile: string };
+    trustProxy: TrustProxy;
+    /** `*`, or the origins allowed; empty: CORS off. */
+    corsOrigins: '*' | string[];
+    requestTimeoutMs: number;
+  };
   redis: { url: string; prefix: string; commandTimeoutMs: number };
   storage: StorageConfig;
   models: { configPath: string; repository: string };
@@ -37,7 +47,22 @@ export interface Config {
     };
   };
   rateLimit: { enabled: boolean; max: number; windowSeconds: number };
-  uploads: { maxBytes: number; maxPixels: number };
+  uploads: {
+    maxBytes: number;
+    maxPixels: number;
+    maxDimension: number;
+    maxParts: number;
+    maxFieldBytes: number;
+  };
+  /** When new work is refused instead of queued (0: that check is off). */
+  admission: {
+    maxWaitingPerQueue: number;
+    maxEventLoopDelayMs: number;
+    maxHeapUsedBytes: number;
+    maxRssBytes: number;
+  };
+  /** API keys as configured (parsed and hashed by the API at start-up); none: the API is open. */
+  auth: { apiKeys?: string; keysFile?: string };
   sync: { defaultWaitMs: number; maxWaitMs: number };
   jobs: { attempts: number; backoffMs: number; retentionSeconds: number; retentionCount: number };
   worker: {
@@ -79,6 +104,8 @@ const VARIABLES = Object.keys(EnvSchema.properties) as (keyof Env)[];
 const FLAGS = new Set(
   VARIABLES.filter((name) => (EnvSchema.properties[name] as { type?: string }).type === 'boolean'),
 );
+/** Variables whose values never appear in an error message. */
+const SECRETS = new Set<string>(['API_KEYS', 'ADMIN_API_KEY', 'S3_SECRET_KEY', 'WEBHOOK_SECRET']);
 const TRUE = /^(true|1|yes|on)$/i;
 const FALSE = /^(false|0|no|off)$/i;
 
@@ -99,7 +126,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = (validateEnv.errors ?? []).map((e) => {
       const name = e.instancePath.slice(1) || String(e.params.missingProperty ?? '');
       const allowed = e.params.allowedValues ? `: ${e.params.allowedValues.join(', ')}` : '';
-      return `${name}=${JSON.stringify(env[name] ?? '')}: ${e.message}${allowed}`;
+      const value = SECRETS.has(name) ? '[redacted]' : JSON.stringify(env[name] ?? '');
+      return `${name}=${value}: ${e.message}${allowed}`;
     });
     throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   }
@@ -118,6 +146,12 @@ function toConfig(e: Env): Config {
     e.NODE_ENV !== 'production' || Boolean(e.WEBHOOK_SECRET),
     'WEBHOOK_SECRET is required in production (whsec_ + base64 of 24-64 random bytes, e.g. `echo whsec_$(openssl rand -base64 32)`)',
   );
+  check(
+    Boolean(e.TLS_CERT_FILE) === Boolean(e.TLS_KEY_FILE),
+    'TLS_CERT_FILE and TLS_KEY_FILE go together: set both for HTTPS, or neither',
+  );
+  const trustProxy = parsed('TRUST_PROXY', parseTrustProxy(e.TRUST_PROXY));
+  const corsOrigins = parsed('CORS_ORIGINS', parseCorsOrigins(e.CORS_ORIGINS));
   const tensorflowServingUrls = urlList('TENSORFLOW_SERVING_URL', e.TENSORFLOW_SERVING_URL);
   const onnxRuntimeUrls = e.ONNX_RUNTIME_URL ? urlList('ONNX_RUNTIME_URL', e.ONNX_RUNTIME_URL) : [];
 
@@ -143,7 +177,16 @@ function toConfig(e: Env): Config {
   return {
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
-    http: { host: e.HOST, port: e.PORT },
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      ...(e.TLS_CERT_FILE && e.TLS_KEY_FILE
+        ? { tls: { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } }
+        : {}),
+      trustProxy,
+      corsOrigins,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    },
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX, commandTimeoutMs: e.REDIS_TIMEOUT_MS },
     storage,
     models: { configPath: e.MODELS_CONFIG, repository: e.MODEL_REPOSITORY },
@@ -166,7 +209,23 @@ function toConfig(e: Env): Config {
       max: e.RATE_LIMIT_REQUESTS,
       windowSeconds: e.RATE_LIMIT_WINDOW,
     },
-    uploads: { maxBytes: e.MAX_UPLOAD_BYTES, maxPixels: e.MAX_IMAGE_PIXELS },
+    uploads: {
+      maxBytes: e.MAX_UPLOAD_BYTES,
+      maxPixels: e.MAX_IMAGE_PIXELS,
+      maxDimension: e.MAX_IMAGE_DIMENSION,
+      maxParts: e.MAX_UPLOAD_PARTS,
+      maxFieldBytes: e.MAX_FIELD_BYTES,
+    },
+    admission: {
+      maxWaitingPerQueue: e.QUEUE_MAX_WAITING,
+      maxEventLoopDelayMs: e.MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: e.MAX_HEAP_USED_BYTES,
+      maxRssBytes: e.MAX_RSS_BYTES,
+    },
+    auth: {
+      ...(e.API_KEYS ? { apiKeys: e.API_KEYS } : {}),
+      ...(e.API_KEYS_FILE ? { keysFile: e.API_KEYS_FILE } : {}),
+    },
     sync: { defaultWaitMs: e.SYNC_WAIT_SECONDS * 1000, maxWaitMs: e.SYNC_WAIT_MAX_SECONDS * 1000 },
     jobs: {
       attempts: e.JOB_ATTEMPTS,
@@ -199,6 +258,12 @@ function toConfig(e: Env): Config {
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   };
+}
+
+function parsed<T>(name: string, result: Parsed<T>): T {
+  if ('error' in result)
+    throw new ConfigError(`Invalid configuration:\n  ${name}: ${result.error}`);
+  return result.value;
 }
 
 function urlList(name: string, value: string): string[] {

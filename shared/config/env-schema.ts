@@ -29,6 +29,35 @@ export const EnvSchema = Type.Object({
     description: 'Listen address of the API and of the worker /metrics servers.',
   }),
   PORT: Integer(8000, 0, 65535, 'API listen port.'),
+  TLS_CERT_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'PEM certificate (chain) for HTTPS in-process. Unset: plain HTTP.',
+    }),
+  ),
+  TLS_KEY_FILE: Type.Optional(
+    Type.String({ minLength: 1, description: 'PEM private key for TLS_CERT_FILE.' }),
+  ),
+  TRUST_PROXY: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'Proxies whose X-Forwarded-For is believed: addresses or CIDRs (comma-separated), a hop count, or true. Unset: none.',
+    }),
+  ),
+  CORS_ORIGINS: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'Origins allowed to call the API from a browser, comma-separated, or *. Unset: CORS off.',
+    }),
+  ),
+  REQUEST_TIMEOUT_MS: Integer(
+    60_000,
+    1000,
+    undefined,
+    'Time a client has to send a whole request (headers and body).',
+  ),
 
   REDIS_URL: Type.String({
     default: 'redis://127.0.0.1:6379',
@@ -118,6 +147,34 @@ export const EnvSchema = Type.Object({
 
   MAX_UPLOAD_BYTES: Integer(10 * 1024 * 1024, 1024, undefined, 'Largest accepted image upload.'),
   MAX_IMAGE_PIXELS: Integer(40_000_000, 1, undefined, 'Largest accepted width x height.'),
+  MAX_IMAGE_DIMENSION: Integer(16_384, 1, undefined, 'Largest accepted width or height.'),
+  MAX_UPLOAD_PARTS: Integer(12, 2, 100, 'Most parts (the file and fields) in a multipart upload.'),
+  MAX_FIELD_BYTES: Integer(2048, 64, 65_536, 'Largest multipart field value.'),
+
+  QUEUE_MAX_WAITING: Integer(
+    10_000,
+    0,
+    undefined,
+    'Most jobs waiting in one backend queue; past it new work gets 503 QUEUE_FULL (0: no limit).',
+  ),
+  MAX_EVENT_LOOP_DELAY_MS: Integer(
+    1000,
+    0,
+    undefined,
+    'Event-loop delay past which the API sheds requests with 503 OVERLOADED (0: off).',
+  ),
+  MAX_HEAP_USED_BYTES: Integer(
+    0,
+    0,
+    undefined,
+    'Heap use past which the API sheds requests (0: off).',
+  ),
+  MAX_RSS_BYTES: Integer(
+    0,
+    0,
+    undefined,
+    'Resident memory past which the API sheds requests (0: off).',
+  ),
 
   SYNC_WAIT_SECONDS: Integer(30, 0, undefined, 'How long POST /predict waits by default.'),
   SYNC_WAIT_MAX_SECONDS: Integer(120, 0, undefined, 'Cap on a client-requested Prefer: wait.'),
@@ -153,6 +210,20 @@ export const EnvSchema = Type.Object({
     60,
     86_400,
     'Window of the recent rates and latency percentiles in GET /stats.',
+  ),
+  API_KEYS: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'API keys as id:key pairs, comma-separated (keys 16+ characters). No keys at all: the API runs open (refused in production).',
+    }),
+  ),
+  API_KEYS_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'YAML or JSON file of API keys (ids, SHA-256 digests or keys, per-key rate limits).',
+    }),
   ),
   ADMIN_API_KEY: Type.Optional(
     Type.String({

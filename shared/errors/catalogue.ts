@@ -41,7 +41,36 @@ export const CATALOGUE = {
     message: 'Rate limit of %d requests per %d s exceeded; retry in %d s',
   },
 
-  // Admin routes (queue dashboard)
+  // HTTP, refused before routing
+  MALFORMED_REQUEST: {
+    status: 400,
+    title: 'Malformed request',
+    message: 'The request is not valid HTTP/1.1',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    message: 'The request was not received in time',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request headers too large',
+    message: 'The request headers are larger than 16 KiB',
+  },
+
+  // API keys
+  API_KEY_REQUIRED: {
+    status: 401,
+    title: 'API key required',
+    message: 'This route needs an API key: Authorization: Bearer <key>, or X-API-Key: <key>',
+  },
+  API_KEY_INVALID: {
+    status: 401,
+    title: 'Invalid API key',
+    message: 'The API key is not valid',
+  },
+
+  // Admin routes (queue dashboard, rate-limit reset)
   ADMIN_UNAUTHORIZED: {
     status: 401,
     title: 'Admin key required',
@@ -53,6 +82,11 @@ export const CATALOGUE = {
     title: 'Admin routes disabled',
     message: 'Admin routes are disabled: the server has no ADMIN_API_KEY',
   },
+  API_KEY_NOT_FOUND: {
+    status: 404,
+    title: 'API key not found',
+    message: 'No API key has the id "%s"; give a key id, or an IP address for an anonymous client',
+  },
 
   // Images
   INVALID_IMAGE: {
@@ -63,7 +97,7 @@ export const CATALOGUE = {
   IMAGE_TOO_LARGE: {
     status: 422,
     title: 'Image too large',
-    message: 'The image is %dx%d (%d pixels); the limit is %d pixels',
+    message: 'The image is %dx%d: %s',
   },
 
   // Models
@@ -161,6 +195,16 @@ export const CATALOGUE = {
     title: 'Queue unavailable',
     message: 'The job queue (Redis) is unavailable: %s',
     retryable: true,
+  },
+  QUEUE_FULL: {
+    status: 503,
+    title: 'Queue full',
+    message: 'The %s queue is full (%d jobs waiting, the limit is %d); retry later',
+  },
+  OVERLOADED: {
+    status: 503,
+    title: 'Overloaded',
+    message: 'This instance is overloaded (%s); retry shortly',
   },
   SHUTTING_DOWN: {
     status: 503,

@@ -1,5 +1,5 @@
 import type { InferenceQueues } from '../queues/inference-queues.js';
-import type { JobRecords } from './job-records.js';
+import { ANONYMOUS_OWNER, type JobRecords } from './job-records.js';
 import { describeJob, type JobResource } from './job-resource.js';
 import type { WebhookDeliveries } from './webhook-deliveries.js';
 
@@ -14,9 +14,12 @@ export class JobReader {
     private readonly deliveries: WebhookDeliveries,
   ) {}
 
-  async read(jobId: string): Promise<JobResource | undefined> {
+  /** With `owner`, another owner's job is not found. */
+  async read(jobId: string, owner?: string): Promise<JobResource | undefined> {
     const record = await this.records.get(jobId);
     if (!record) return undefined;
+    if (owner !== undefined && (record.submission?.owner ?? ANONYMOUS_OWNER) !== owner)
+      return undefined;
     const [found, deliveries] = await Promise.all([
       this.queues.get(record.backend, jobId),
       this.deliveries.list(jobId),

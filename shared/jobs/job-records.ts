@@ -1,6 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { BackendKind } from '../models/model-spec.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
+import { OwnerJobs } from './owner-jobs.js';
+
+/** The owner of jobs submitted while the API runs open (no API keys), and of records from before. */
+export const ANONYMOUS_OWNER = 'anonymous';
 
 /** One backend a job was sent to, and how it ended there if it moved on. */
 export interface RouteStep {
@@ -38,7 +42,7 @@ export interface JobSubmission {
   /** Epoch ms by which the job must have started. */
   deadline?: number;
   webhook?: WebhookSubscription;
-  /** Who submitted it: the scope of idempotency keys ('anonymous' until API keys exist). */
+  /** Who submitted it (an API key id, or 'anonymous'): only they see the job. */
   owner?: string;
 }
 
@@ -66,11 +70,16 @@ return 1
  * join the same record.
  */
 export class JobRecords {
+  /** Each owner's jobs, newest first; a record with an owner is added there when created. */
+  readonly owners: OwnerJobs;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlSeconds: number,
-  ) {}
+  ) {
+    this.owners = new OwnerJobs(redis, prefix, { retentionSeconds: ttlSeconds });
+  }
 
   /** The record's Redis key; JobLifecycle changes the same hash. */
   key(id: string): string {
@@ -79,8 +88,10 @@ export class JobRecords {
 
   async create(record: Omit<JobRecord, 'route'>): Promise<JobRecord> {
     const route: RouteStep[] = [{ backend: record.backend, at: record.createdAt }];
-    await this.redis
-      .multi()
+    const multi = this.redis.multi();
+    const owner = record.submission?.owner;
+    if (owner) this.owners.add(multi, owner, record.id, record.createdAt);
+    await multi
       .hset(this.key(record.id), {
         model: record.model,
         backend: record.backend,

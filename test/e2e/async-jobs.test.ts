@@ -6,7 +6,9 @@ import { pool } from '../support/pool.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
-describe('async submission: POST /jobs and polling', () => {
+const KEYS = { acme: 'acme-e2e-key-0123456789', globex: 'globex-e2e-key-0123456789' };
+
+describe('async submission: POST /jobs and polling, with API keys', () => {
   let services: TestServices;
   let stack: Stack;
   let client: AiGatewayClient;
@@ -14,8 +16,8 @@ describe('async submission: POST /jobs and polling', () => {
 
   beforeAll(async () => {
     services = await startServices();
-    stack = await startStack(services);
-    client = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    stack = await startStack(services, { apiKeys: KEYS });
+    client = new AiGatewayClient({ baseUrl: stack.baseUrl, apiKey: KEYS.acme });
     image = await renderTextLine('Async');
   });
   afterAll(async () => {
@@ -26,6 +28,7 @@ describe('async submission: POST /jobs and polling', () => {
   it('answers 202 with Location and the queued job resource', async () => {
     const response = await fetch(`${stack.baseUrl}/jobs`, {
       method: 'POST',
+      headers: stack.headers,
       body: imageForm(image, { model: 'text_orientation', top_k: '1' }),
     });
     expect(response.status).toBe(202);
@@ -49,7 +52,7 @@ describe('async submission: POST /jobs and polling', () => {
   it('takes the model as a query parameter for a raw image body', async () => {
     const response = await fetch(`${stack.baseUrl}/jobs?model=text_orientation&priority=2`, {
       method: 'POST',
-      headers: { 'content-type': 'image/png' },
+      headers: { ...stack.headers, 'content-type': 'image/png' },
       body: new Uint8Array(image),
     });
     expect(response.status).toBe(202);
@@ -59,7 +62,7 @@ describe('async submission: POST /jobs and polling', () => {
   it('POST /predict with Prefer: respond-async is the same submission', async () => {
     const response = await fetch(`${stack.baseUrl}/predict/text_orientation`, {
       method: 'POST',
-      headers: { prefer: 'respond-async' },
+      headers: { ...stack.headers, prefer: 'respond-async' },
       body: imageForm(image, { priority: '3' }),
     });
     expect(response.status).toBe(202);
@@ -80,6 +83,7 @@ describe('async submission: POST /jobs and polling', () => {
     for (const [fields, status, code] of cases) {
       const response = await fetch(`${stack.baseUrl}/jobs`, {
         method: 'POST',
+        headers: stack.headers,
         body: imageForm(image, fields),
       });
       expect(response.status, JSON.stringify(fields)).toBe(status);
@@ -89,6 +93,23 @@ describe('async submission: POST /jobs and polling', () => {
       status: 404,
       code: 'JOB_NOT_FOUND',
     } satisfies Partial<ApiError>);
+  });
+
+  it("lists a key's own jobs, newest first; another key sees none of them, no key gets 401", async () => {
+    const mine = [];
+    for (let i = 0; i < 3; i++) mine.push(await client.submit('text_orientation', image));
+    const listed: Job[] = [];
+    for await (const job of client.jobs({ limit: 2 })) listed.push(job);
+    expect(listed.slice(0, 3).map((j) => j.id)).toEqual(mine.reverse().map((j) => j.id));
+
+    const globex = new AiGatewayClient({ baseUrl: stack.baseUrl, apiKey: KEYS.globex });
+    expect((await globex.list()).jobs).toEqual([]);
+    await expect(globex.get(mine[0]!.id)).rejects.toMatchObject({
+      status: 404,
+      code: 'JOB_NOT_FOUND',
+    });
+    const nobody = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    await expect(nobody.list()).rejects.toMatchObject({ status: 401, code: 'API_KEY_REQUIRED' });
   });
 
   it('1,000 async jobs all end succeeded, polled by the client', async () => {

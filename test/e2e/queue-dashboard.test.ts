@@ -134,8 +134,14 @@ describe.skipIf(browserMissing && !inCi)('queue dashboard in a browser', () => {
 
   it('shows every queue, and the failed job with its reason', async () => {
     const tab = await page();
+    // The page works under its Content-Security-Policy: the browser blocks nothing it needs.
+    const violations: string[] = [];
+    tab.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+    });
     const response = await tab.goto(`${baseUrl}/admin/queues`);
     expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
 
     // Every queue of the system is listed, from the QueueName enum.
     const sidebar = tab.getByRole('navigation');
@@ -159,6 +165,7 @@ describe.skipIf(browserMissing && !inCi)('queue dashboard in a browser', () => {
         /INFERENCE_FAILED: postprocessing: The model has 2 labels but its output has 3 classes/,
       );
 
+    expect(violations).toEqual([]);
     await mkdir(OUTPUT, { recursive: true });
     const screenshot = path.join(OUTPUT, 'queue-dashboard-failed-job.png');
     await tab.screenshot({ path: screenshot, fullPage: true });

@@ -36,12 +36,18 @@ export async function buildTestApi(config: Config, options: TestApiOptions): Pro
     ...options,
   });
   let closing: Promise<void> | undefined;
-  const app = await buildApp({
-    ...resources.deps,
-    ...(options.tracer ? { tracer: options.tracer } : {}),
-    isClosing: () => closing !== undefined,
-  });
-  await app.ready();
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({
+      ...resources.deps,
+      ...(options.tracer ? { tracer: options.tracer } : {}),
+      isClosing: () => closing !== undefined,
+    });
+    await app.ready();
+  } catch (err) {
+    await resources.close();
+    throw err;
+  }
   const { deps: _deps, close: _close, ...rest } = resources;
   return {
     ...rest,

@@ -14,6 +14,11 @@ import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js
 export interface Stack {
   baseUrl: string;
   env: Record<string, string>;
+  /**
+   * Headers that authenticate as the first of `apiKeys` (`Authorization: Bearer`); empty when the
+   * stack runs open.
+   */
+  headers: Record<string, string>;
   api: ServiceProcess;
   workers: ServiceProcess[];
   /** TF Serving stand-ins the tensorflow workers call (TENSORFLOW_SERVING_URL), when asked for. */
@@ -44,6 +49,10 @@ export interface StackOptions {
    * @defaultValue false
    */
   webhooks?: boolean;
+  /** API keys by id (API_KEYS); absent: the API runs open. */
+  apiKeys?: Record<string, string>;
+  /** The admin key (ADMIN_API_KEY). */
+  adminKey?: string;
 }
 
 export async function startStack(
@@ -71,8 +80,18 @@ export async function startStack(
     // A killed worker's jobs are noticed within seconds instead of the production half minute.
     WORKER_LOCK_DURATION_MS: '4000',
     WORKER_STALLED_INTERVAL_MS: '2000',
+    ...(options.apiKeys
+      ? {
+          API_KEYS: Object.entries(options.apiKeys)
+            .map(([id, key]) => `${id}:${key}`)
+            .join(','),
+        }
+      : {}),
+    ...(options.adminKey ? { ADMIN_API_KEY: options.adminKey } : {}),
     ...options.env,
   };
+  const [firstKey] = Object.values(options.apiKeys ?? {});
+  const headers: Record<string, string> = firstKey ? { authorization: `Bearer ${firstKey}` } : {};
   const baseUrl = `http://127.0.0.1:${port}`;
   const workers: ServiceProcess[] = [];
   const tfServing = await Promise.all(
@@ -110,7 +129,7 @@ export async function startStack(
       ...Array.from({ length: options.tensorflowWorkers ?? 0 }, () => addWorker({}, 'tensorflow')),
     ]);
     const ready = options.readyModels ?? ((options.workers ?? 1) > 0 ? ['text_orientation'] : []);
-    for (const model of ready) await waitUntilModelReady(baseUrl, model);
+    for (const model of ready) await waitUntilModelReady(baseUrl, model, 15_000, headers);
   } catch (err) {
     await Promise.all([...processes.map((s) => s.stop()), ...workers.map((w) => w.stop())]);
     await Promise.all(standIns.map((s) => s.close()));
@@ -120,6 +139,7 @@ export async function startStack(
   return {
     baseUrl,
     env,
+    headers,
     api,
     workers,
     tfServing,
@@ -135,10 +155,15 @@ export async function startStack(
 }
 
 /** The API routes by the workers' reports, which it refreshes every second. */
-export async function waitUntilModelReady(baseUrl: string, model: string, timeoutMs = 15_000) {
+export async function waitUntilModelReady(
+  baseUrl: string,
+  model: string,
+  timeoutMs = 15_000,
+  headers: Record<string, string> = {},
+) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const response = await fetch(`${baseUrl}/models/${model}`).catch(() => undefined);
+    const response = await fetch(`${baseUrl}/models/${model}`, { headers }).catch(() => undefined);
     if (response?.ok && ((await response.json()) as { status: string }).status === 'ready') return;
     await new Promise((r) => setTimeout(r, 200));
   }

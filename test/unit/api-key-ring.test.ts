@@ -94,4 +94,32 @@ describe('ApiKeyRing', () => {
     writeFileSync(file, 'nothing: here\n');
     expect(failure(() => ApiKeyRing.load(undefined, file)).message).toContain('"keys"');
   });
+
+  it('refuses ids that would pass for the anonymous tenant or for an IP address', () => {
+    for (const id of ['anonymous', '10.0.0.1', '127.0.0.1']) {
+      expect(failure(() => ApiKeyRing.load(`${id}:${KEY_A}`, undefined)).message).toContain(
+        'reserved',
+      );
+    }
+    expect(ApiKeyRing.load(`anonymous-2:${KEY_A}`, undefined).verify(KEY_A)?.id).toBe(
+      'anonymous-2',
+    );
+  });
+
+  it('reads digests and keys made only of digits as text, not numbers', () => {
+    const file = join(dir, 'digits.yaml');
+    const key = '1234567890123456789';
+    const digest = createHash('sha256').update(KEY_A).digest('hex').replace(/[a-f]/g, '0');
+    writeFileSync(
+      file,
+      `keys:\n  - id: numeric\n    key: ${key}\n  - id: zeros\n    sha256: ${digest}\n    rate_limit: { requests: 7, window: 9 }\n`,
+    );
+    const ring = ApiKeyRing.load(undefined, file);
+    expect(ring.verify(key)?.id).toBe('numeric');
+    expect(ring.size).toBe(2);
+  });
+
+  it('loads the example keys file shipped for docker compose', () => {
+    expect(ApiKeyRing.load(undefined, 'deploy/keys/keys.example.yaml').size).toBe(1);
+  });
 });

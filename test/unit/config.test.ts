@@ -22,7 +22,13 @@ describe('loadConfig defaults', () => {
     const config = loadConfig({});
     expect(config.env).toBe('development');
     expect(config.logLevel).toBe('info');
-    expect(config.http).toEqual({ host: '0.0.0.0', port: 8000 });
+    expect(config.http).toEqual({
+      host: '0.0.0.0',
+      port: 8000,
+      trustProxy: false,
+      corsOrigins: [],
+      requestTimeoutMs: 60_000,
+    });
     expect(config.redis.url).toBe('redis://127.0.0.1:6379');
     expect(config.storage.kind).toBe('local');
     expect(config.models).toEqual({

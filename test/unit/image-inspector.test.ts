@@ -13,7 +13,7 @@ interface CatalogueError {
 
 async function rejection(bytes: Buffer, maxPixels = MAX_PIXELS): Promise<CatalogueError> {
   try {
-    await inspectImage(bytes, maxPixels);
+    await inspectImage(bytes, { maxPixels, maxDimension: 100_000 });
   } catch (err) {
     return err as CatalogueError;
   }
@@ -52,7 +52,7 @@ describe('inspectImage: accepted formats, by content', () => {
     ['avif', 'image/avif'],
   ] as const)('%s -> %s', async (format, contentType) => {
     const bytes = await solid(16, 8).toFormat(format).toBuffer();
-    const info = await inspectImage(bytes, MAX_PIXELS);
+    const info = await inspectImage(bytes, { maxPixels: MAX_PIXELS });
     expect(info.contentType).toBe(contentType);
     expect(info.width).toBe(16);
     expect(info.height).toBe(8);
@@ -61,9 +61,9 @@ describe('inspectImage: accepted formats, by content', () => {
   it('goes by the bytes, not by any name or type the upload claimed', async () => {
     // inspectImage only sees bytes: a PNG is a PNG whatever the client declared.
     const png = await solid(3, 3).png().toBuffer();
-    expect((await inspectImage(png, MAX_PIXELS)).format).toBe('png');
+    expect((await inspectImage(png, { maxPixels: MAX_PIXELS })).format).toBe('png');
     const jpeg = await solid(3, 3).jpeg().toBuffer();
-    expect((await inspectImage(jpeg, MAX_PIXELS)).contentType).toBe('image/jpeg');
+    expect((await inspectImage(jpeg, { maxPixels: MAX_PIXELS })).contentType).toBe('image/jpeg');
   });
 });
 
@@ -125,7 +125,7 @@ describe('inspectImage: rejected uploads', () => {
     expect(err.statusCode).toBe(422);
     expect(err.message).toContain('200x100');
     expect(err.message).toContain('19999');
-    expect((await inspectImage(png, 20_000)).width).toBe(200);
+    expect((await inspectImage(png, { maxPixels: 20_000 })).width).toBe(200);
   });
 
   it('the pixel limit is checked from the header, before any decode', async () => {
@@ -148,6 +148,73 @@ describe('inspectImage: rejected uploads', () => {
   });
 });
 
+describe('inspectImage: hostile files', () => {
+  it('a side past maxDimension: IMAGE_TOO_LARGE, even within the pixel limit', async () => {
+    const strip = await solid(3000, 2).png().toBuffer();
+    await expect(
+      inspectImage(strip, { maxPixels: MAX_PIXELS, maxDimension: 2999 }),
+    ).rejects.toMatchObject({
+      code: 'IMAGE_TOO_LARGE',
+      message: 'The image is 3000x2: a side longer than the limit of 2999 pixels',
+    });
+    await expect(
+      inspectImage(strip, { maxPixels: MAX_PIXELS, maxDimension: 3000 }),
+    ).resolves.toMatchObject({ width: 3000 });
+  });
+
+  it.each([
+    ['PDF', Buffer.from('%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n')],
+    [
+      'an MP4 video (ftyp isom)',
+      Buffer.concat([
+        Buffer.from('0000001c66747970', 'hex'),
+        Buffer.from('isom\0\0\x02\0isomiso2mp41'),
+        Buffer.alloc(64),
+      ]),
+    ],
+    ['a BMP', Buffer.concat([Buffer.from('BM'), Buffer.alloc(60)])],
+    ['a PPM (netpbm, text header)', Buffer.from(`P6\n4 4\n255\n${'\0'.repeat(48)}`)],
+    [
+      'SVG with an XML declaration',
+      Buffer.from(
+        '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"><image href="file:///etc/passwd"/></svg>',
+      ),
+    ],
+    ['SVG after a byte-order mark', Buffer.from('\ufeff<svg xmlns="http://www.w3.org/2000/svg"/>')],
+    ['a ZIP archive', Buffer.from('504b0304140000000800', 'hex')],
+  ])('%s: 415 before any decoder sees it', async (_what, bytes) => {
+    const err = await rejection(bytes);
+    expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('a PNG signature followed by SVG: INVALID_IMAGE (a broken PNG), never rendered as SVG', async () => {
+    const polyglot = Buffer.concat([
+      Buffer.from('89504e470d0a1a0a', 'hex'),
+      Buffer.from(
+        '<svg xmlns="http://www.w3.org/2000/svg"><image href="http://169.254.169.254/"/></svg>',
+      ),
+    ]);
+    const err = await rejection(polyglot);
+    expect(err.code).toBe('INVALID_IMAGE');
+  });
+
+  it('a JPEG with a ZIP appended (a polyglot) is judged as the JPEG it is', async () => {
+    const jpeg = await noisy(16, 16).jpeg().toBuffer();
+    const polyglot = Buffer.concat([jpeg, Buffer.from('504b030414000000080000000000', 'hex')]);
+    await expect(inspectImage(polyglot, { maxPixels: MAX_PIXELS })).resolves.toMatchObject({
+      format: 'jpeg',
+    });
+  });
+
+  it('an AVIF is told from a video by its ftyp brands', async () => {
+    const avif = await solid(8, 8).avif().toBuffer();
+    expect(avif.toString('latin1', 4, 8)).toBe('ftyp');
+    await expect(inspectImage(avif, { maxPixels: MAX_PIXELS })).resolves.toMatchObject({
+      contentType: 'image/avif',
+    });
+  });
+});
+
 describe('endsComplete: the cheap completeness check that spares a decode', () => {
   it('is true for complete JPEG, PNG, GIF and WebP files', async () => {
     for (const format of ['jpeg', 'png', 'gif', 'webp'] as const) {
@@ -167,6 +234,8 @@ describe('endsComplete: the cheap completeness check that spares a decode', () =
     const jpeg = await noisy(32, 32).jpeg().toBuffer();
     const trailed = Buffer.concat([jpeg, Buffer.from('camera trailer data')]);
     expect(endsComplete('jpeg', trailed)).toBe(false);
-    await expect(inspectImage(trailed, MAX_PIXELS)).resolves.toMatchObject({ format: 'jpeg' });
+    await expect(inspectImage(trailed, { maxPixels: MAX_PIXELS })).resolves.toMatchObject({
+      format: 'jpeg',
+    });
   });
 });

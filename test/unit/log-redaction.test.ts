@@ -64,4 +64,15 @@ describe('log redaction', () => {
     expect(all).not.toContain(SECRET);
     expect(all).not.toContain(Buffer.from(`u:${SECRET}`).toString('base64'));
   });
+
+  it('redacts credentials a client put in the query string from the request log', async () => {
+    const { logger, lines } = capture();
+    const app = Fastify({ loggerInstance: logger });
+    app.get('/jobs', async () => ({ jobs: [] }));
+    await app.inject({ url: `/jobs?limit=2&api_key=${SECRET}&Token=${SECRET}&cursor=abc` });
+    await app.close();
+    const incoming = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'incoming request');
+    expect(incoming?.req.url).toBe('/jobs?limit=2&api_key=[redacted]&Token=[redacted]&cursor=abc');
+    expect(lines.join('\n')).not.toContain(SECRET);
+  });
 });

@@ -1,0 +1,42 @@
+import underPressure from '@fastify/under-pressure';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../../shared/config/config.js';
+import { errors } from '../../shared/errors/index.js';
+
+/** Probes and scrapes are answered under pressure too: an overloaded instance is not a dead one. */
+const EXEMPT = /^\/(health|metrics)(\/|$|\?)/;
+
+const DESCRIBE: Record<string, (value: number) => string> = {
+  // No sample at all in an interval: the loop was blocked for all of it.
+  eventLoopDelay: (ms) =>
+    Number.isFinite(ms) ? `event loop lags ${Math.round(ms)} ms` : 'event loop blocked',
+  heapUsedBytes: (bytes) => `heap ${Math.round(bytes / 2 ** 20)} MiB`,
+  rssBytes: (bytes) => `resident memory ${Math.round(bytes / 2 ** 20)} MiB`,
+};
+
+/**
+ * Sheds load when this process is overloaded: while the event loop lags more than
+ * MAX_EVENT_LOOP_DELAY_MS, or memory passes MAX_HEAP_USED_BYTES / MAX_RSS_BYTES (sampled twice a
+ * second by @fastify/under-pressure), new requests are answered at once with 503 OVERLOADED and
+ * `Retry-After`, before any work is spent on them. Health probes and metrics are still served.
+ * Registered first, so a shed request costs nothing else.
+ */
+export const loadSheddingPlugin = fp(
+  async (app: FastifyInstance, opts: Config['admission']) => {
+    await app.register(underPressure, {
+      maxEventLoopDelay: opts.maxEventLoopDelayMs,
+      maxHeapUsedBytes: opts.maxHeapUsedBytes,
+      maxRssBytes: opts.maxRssBytes,
+      sampleInterval: 500,
+      pressureHandler: (request, _reply, type, value) => {
+        if (EXEMPT.test(request.url)) return undefined;
+        const what = DESCRIBE[type]?.(Number(value)) ?? type;
+        request.log.warn({ pressure: type, value }, 'request shed');
+        // A rejection goes to the error handler: a problem body, with Retry-After.
+        return Promise.reject(new errors.OVERLOADED(what));
+      },
+    });
+  },
+  { name: 'load-shedding' },
+);

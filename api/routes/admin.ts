@@ -1,0 +1,58 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { errors } from '../../shared/errors/index.js';
+import type { ApiKeyRing } from '../auth/api-key-ring.js';
+import { ProblemResponses } from '../http/schemas.js';
+import { authScope } from '../plugins/auth.js';
+import { parseClient, type RateLimitCounters } from '../rate-limit/rate-limit-clients.js';
+
+export interface AdminRoutesOptions {
+  keys: ApiKeyRing;
+  counters: RateLimitCounters;
+}
+
+const ClientParamsSchema = Type.Object({
+  client: Type.String({
+    minLength: 1,
+    maxLength: 64,
+    description: 'An API key id, or the IP address of a client without a key.',
+  }),
+});
+
+const ResetSchema = Type.Object({
+  client: Type.String({ description: 'The client as given.' }),
+  kind: Type.Union([Type.Literal('key'), Type.Literal('ip')]),
+  counted: Type.Integer({ description: 'Requests counted in its window before the reset.' }),
+});
+
+/**
+ * Operator routes under /admin, behind the admin key. `DELETE /admin/rate-limits/{client}` resets
+ * a client's rate-limit counter in Redis, for every API instance at once: its next request starts
+ * a fresh window.
+ */
+export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions) {
+  await app.register(authScope, { mode: 'admin' });
+
+  app.delete<{ Params: { client: string } }>(
+    '/admin/rate-limits/:client',
+    {
+      schema: {
+        summary: "Reset a client's rate limit",
+        description:
+          "Clears the counter of an API key (by id) or of an address (clients without a key; IPv6 by its /64) in Redis, for every API instance: the client's next request starts a fresh window.",
+        tags: ['admin'],
+        params: ClientParamsSchema,
+        response: { 200: ResetSchema, ...ProblemResponses },
+      },
+    },
+    async (request) => {
+      const client = parseClient(request.params.client, opts.keys);
+      if (!client) throw new errors.API_KEY_NOT_FOUND(request.params.client);
+      const counted = await opts.counters.reset(client).catch((err: Error) => {
+        throw new errors.QUEUE_UNAVAILABLE(err.message);
+      });
+      request.log.info({ client: request.params.client, counted }, 'rate limit reset');
+      return { client: request.params.client, kind: client.kind, counted };
+    },
+  );
+}

@@ -1,0 +1,90 @@
+import type { ChainableCommander, Redis } from 'ioredis';
+
+export interface OwnerJobsOptions {
+  /** Entries older than this go (the job retention: their records are gone too). */
+  retentionSeconds: number;
+  /**
+   * Most entries kept per owner, newest first.
+   * @defaultValue 100000
+   */
+  maxPerOwner?: number;
+}
+
+/** One page of an owner's jobs, newest first. */
+export interface OwnerJobsPage {
+  ids: string[];
+  /** Where the next page starts; absent on the last page. */
+  next?: string;
+}
+
+/** Creation time (ms, zero-padded to sort as text) and job id: `000001764177874172:<uuid>`. */
+const MEMBER = /^(\d{15}):([\w-]{1,64})$/;
+const pad = (ms: number) => String(Math.max(0, Math.floor(ms))).padStart(15, '0');
+
+/**
+ * Each owner's jobs for GET /jobs: a sorted set per owner (`<prefix>:owner-jobs:<owner>`) whose
+ * members all score 0 and so sort by their text, creation time first. Pages are read with
+ * ZREVRANGEBYLEX from an exclusive bound, the last member of the page before: exact and stable
+ * while jobs are added, with no offset to drift. Each addition trims entries past the retention
+ * and past `maxPerOwner`, and renews the set's expiry, so an owner who stops submitting leaves
+ * nothing behind.
+ */
+export class OwnerJobs {
+  private readonly maxPerOwner: number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly options: OwnerJobsOptions,
+  ) {
+    this.maxPerOwner = options.maxPerOwner ?? 100_000;
+    if (this.maxPerOwner < 1 || options.retentionSeconds < 1) {
+      throw new RangeError('maxPerOwner and retentionSeconds must be at least 1');
+    }
+  }
+
+  key(owner: string): string {
+    return `${this.prefix}:owner-jobs:${owner}`;
+  }
+
+  /** Queues the addition on `multi` (the job record's transaction). */
+  add(multi: ChainableCommander, owner: string, id: string, createdAt: number): void {
+    const key = this.key(owner);
+    const cutoff = createdAt - this.options.retentionSeconds * 1000;
+    multi
+      .zadd(key, 0, `${pad(createdAt)}:${id}`)
+      .zremrangebylex(key, '-', `(${pad(cutoff)}`)
+      .zremrangebyrank(key, 0, -(this.maxPerOwner + 1))
+      .expire(key, this.options.retentionSeconds);
+  }
+
+  /**
+   * Up to `limit` job ids, newest first, after the cursor `after` (from the page before). A cursor
+   * that is not one of ours is refused with a RangeError.
+   */
+  async page(owner: string, limit: number, after?: string): Promise<OwnerJobsPage> {
+    const from = after === undefined ? '+' : `(${decodeCursor(after)}`;
+    const members = await this.redis.zrevrangebylex(
+      this.key(owner),
+      from,
+      '-',
+      'LIMIT',
+      0,
+      limit + 1,
+    );
+    const page = members.slice(0, limit);
+    const ids = page.map((member) => MEMBER.exec(member)?.[2] ?? '').filter(Boolean);
+    const last = page.at(-1);
+    return members.length > limit && last ? { ids, next: encodeCursor(last) } : { ids };
+  }
+}
+
+function encodeCursor(member: string): string {
+  return Buffer.from(member, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const member = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!MEMBER.test(member)) throw new RangeError('not a cursor from a page of GET /jobs');
+  return member;
+}

@@ -1,0 +1,88 @@
+/**
+ * How the API process starts with and without keys: open with a loud warning in development,
+ * refused in production (exit 78, a configuration error supervisors do not restart), and a bad
+ * keys file stops it naming the entry, never the key.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, startApi } from '../support/processes.js';
+import {
+  cleanRedisPrefix,
+  startServices,
+  type TestServices,
+  uniquePrefix,
+} from '../support/services.js';
+
+const EXIT_CONFIG = 78;
+const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+describe('API start-up and keys', () => {
+  let services: TestServices;
+  let dir: string;
+  const prefix = uniquePrefix();
+
+  beforeAll(async () => {
+    services = await startServices();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'api-keys-startup-'));
+  });
+  afterAll(async () => {
+    await cleanRedisPrefix(services.redisUrl, prefix);
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await services?.stop();
+  });
+
+  const env = async (extra: Record<string, string>) => ({
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: String(await freePort()),
+    REDIS_URL: services.redisUrl,
+    REDIS_PREFIX: prefix,
+    LOCAL_STORAGE_DIR: path.join(dir, 'objects'),
+    ...extra,
+  });
+
+  it('refuses to start open with NODE_ENV=production', async () => {
+    const api = startApi(await env({ NODE_ENV: 'production', WEBHOOK_SECRET }));
+    const { code } = await api.exited;
+    expect(code).toBe(EXIT_CONFIG);
+    expect(api.lines.join('\n')).toMatch(/No API keys configured .*refusing to run open/);
+  });
+
+  it('starts open elsewhere, saying so loudly', async () => {
+    const api = startApi(await env({}));
+    try {
+      const line = await api.waitForLog(/THE API IS OPEN/);
+      expect(JSON.parse(line)).toMatchObject({ level: 40 });
+      await api.waitForLog(/Server listening/);
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it('starts in production with a keys file, logging how many keys and none of them', async () => {
+    const file = path.join(dir, 'keys.yaml');
+    const key = 'production-key-0123456789abcdef';
+    await writeFile(file, `keys:\n  - id: acme\n    key: ${key}\n`);
+    const api = startApi(
+      await env({ NODE_ENV: 'production', WEBHOOK_SECRET, API_KEYS_FILE: file }),
+    );
+    try {
+      expect(JSON.parse(await api.waitForLog(/API keys loaded/))).toMatchObject({ keys: 1 });
+      await api.waitForLog(/Server listening/);
+      expect(api.lines.join('\n')).not.toContain(key);
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it('stops on a malformed key entry, naming the entry and not the key', async () => {
+    const api = startApi(await env({ API_KEYS: 'acme:short-secret' }));
+    const { code } = await api.exited;
+    expect(code).toBe(EXIT_CONFIG);
+    const failure = api.logs().find((l) => l.msg === 'API failed to start');
+    expect(failure?.err).toMatch(/API_KEYS entry 1 \(id "acme"\): the key must have at least 16/);
+    expect(api.lines.join('\n')).not.toContain('short-secret');
+  });
+});
