@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
 import { CATALOGUE, errors, isErrorCode } from '../../shared/errors/index.js';
 import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
-import { parsePrefer } from '../http/prefer.js';
+import { parsePrefer, planWait } from '../http/prefer.js';
 import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
 import {
   PredictQuerySchema,
@@ -57,38 +57,25 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       },
     },
     async (request, reply) => {
+      // Registered first: a request's 'close' fires once its body is read, the response's only
+      // when the connection ends, so this is how a client that hangs up is noticed.
+      const disconnected = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) disconnected.abort();
+      });
       const submission = await submissions.read(request, request.params.model);
+      const plan = planWait(parsePrefer(request.headers.prefer), config.sync);
+      if (plan.applied) reply.header('preference-applied', plan.applied);
       request.inference = {
         model: submission.route.model.name,
         backend: submission.route.backend,
-        mode: 'sync',
+        mode: plan.mode,
       };
 
-      const prefer = parsePrefer(request.headers.prefer);
-      const waitMs = prefer.respondAsync
-        ? 0
-        : Math.min(
-            prefer.wait === undefined ? config.sync.defaultWaitMs : prefer.wait * 1000,
-            config.sync.maxWaitMs,
-          );
-      const applied = prefer.respondAsync
-        ? 'respond-async'
-        : prefer.wait !== undefined
-          ? `wait=${Math.round(waitMs / 1000)}`
-          : undefined;
-      if (applied) reply.header('preference-applied', applied);
-      if (prefer.respondAsync) request.inference.mode = 'async';
-
-      const disconnected = new AbortController();
-      request.raw.once('close', () => disconnected.abort());
       const { jobId, finished, replayed } = await submission.admission.track(
         service.submit(
-          {
-            ...submission,
-            requestId: request.id,
-            mode: prefer.respondAsync ? 'async' : 'sync',
-          },
-          { timeoutMs: waitMs, signal: disconnected.signal },
+          { ...submission, requestId: request.id, mode: plan.mode },
+          { timeoutMs: plan.waitMs, signal: disconnected.signal },
         ),
       );
       if (replayed) reply.header('idempotent-replayed', 'true');
@@ -100,9 +87,14 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
   );
 }
 
+/**
+ * 200 with the finished job (`Content-Location`: where it stays readable); the job's problem when
+ * it failed or was canceled (with `job_id`); 202 with `Location` while it runs on.
+ */
 function answer(reply: FastifyReply, job: JobResource, requestId: string) {
-  reply.header('location', job.urls.get);
-  if (job.status === 'succeeded') return reply.code(200).send(job);
+  if (job.status === 'succeeded') {
+    return reply.code(200).header('content-location', job.urls.get).send(job);
+  }
   if ((job.status === 'failed' || job.status === 'canceled') && job.error) {
     const code = isErrorCode(job.error.code) ? job.error.code : 'INFERENCE_FAILED';
     const spec = CATALOGUE[code];
@@ -116,5 +108,5 @@ function answer(reply: FastifyReply, job: JobResource, requestId: string) {
       job_id: job.id,
     });
   }
-  return reply.code(202).send(job);
+  return reply.code(202).header('location', job.urls.get).send(job);
 }

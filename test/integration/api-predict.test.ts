@@ -200,7 +200,9 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     for (const timing of ['queue_ms', 'preprocess_ms', 'inference_ms', 'total_ms']) {
       expect(job.timings[timing]).toBeTypeOf('number');
     }
-    expect(res.headers.location).toBe(`/jobs/${job.id}`);
+    // The finished job stays readable there; Location is for an answer that is not final (202).
+    expect(res.headers['content-location']).toBe(`/jobs/${job.id}`);
+    expect(res.headers.location).toBeUndefined();
     expect(job.urls.get).toBe(`/jobs/${job.id}`);
     // A generated request id, echoed in the header and carried by the job.
     expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
@@ -266,6 +268,15 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
       return body.status === 'succeeded' ? body : undefined;
     });
     expect(done.result.predictions?.[0]?.label).toBe('red');
+  });
+
+  it('waits with respond-async and wait=N together, as RFC 7240 reads them; of a repeated preference the first counts', async () => {
+    const res = await predict(api, 'colour', file(await solidPng([0, 0, 255])), {
+      prefer: 'respond-async, wait=10, wait=0',
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['preference-applied']).toBe('respond-async, wait=10');
+    expect(res.json<JobBody>().result.predictions?.[0]?.label).toBe('blue');
   });
 
   it('answers 202 when the wait runs out, and the job is not lost (Prefer: wait=0, wait=1)', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePrefer } from '../../api/http/prefer.js';
+import { parsePrefer, planWait } from '../../api/http/prefer.js';
 
 describe('parsePrefer (RFC 7240)', () => {
   it('no header: synchronous, no wait', () => {
@@ -34,10 +34,6 @@ describe('parsePrefer (RFC 7240)', () => {
     expect(parsePrefer(['respond-async', 'wait=12'])).toEqual({ respondAsync: true, wait: 12 });
   });
 
-  it('the last wait wins', () => {
-    expect(parsePrefer('wait=1, wait=2')).toEqual({ respondAsync: false, wait: 2 });
-  });
-
   it('ignores parameters after a semicolon', () => {
     expect(parsePrefer('respond-async; foo=bar, wait=4; x')).toEqual({
       respondAsync: true,
@@ -70,6 +66,53 @@ describe('parsePrefer (RFC 7240)', () => {
   it('does not take a look-alike token for respond-async', () => {
     expect(parsePrefer('respond-asynchronously, no-respond-async')).toEqual({
       respondAsync: false,
+    });
+  });
+});
+
+describe('parsePrefer: a preference given twice', () => {
+  it('keeps the first', () => {
+    expect(parsePrefer('wait=10, wait=0')).toEqual({ respondAsync: false, wait: 10 });
+    expect(parsePrefer(['wait=3', 'wait=99'])).toEqual({ respondAsync: false, wait: 3 });
+  });
+});
+
+describe('planWait', () => {
+  const sync = { defaultWaitMs: 30_000, maxWaitMs: 120_000 };
+
+  it('waits the default with no preference', () => {
+    expect(planWait(parsePrefer(undefined), sync)).toEqual({ waitMs: 30_000, mode: 'sync' });
+  });
+
+  it('answers at once for respond-async alone, as an async submission', () => {
+    expect(planWait(parsePrefer('respond-async'), sync)).toEqual({
+      waitMs: 0,
+      mode: 'async',
+      applied: 'respond-async',
+    });
+  });
+
+  it('waits up to N seconds for respond-async with wait=N (RFC 7240)', () => {
+    expect(planWait(parsePrefer('respond-async, wait=10'), sync)).toEqual({
+      waitMs: 10_000,
+      mode: 'sync',
+      applied: 'respond-async, wait=10',
+    });
+  });
+
+  it('caps the wait and says what it applied', () => {
+    expect(planWait(parsePrefer('wait=600'), sync)).toEqual({
+      waitMs: 120_000,
+      mode: 'sync',
+      applied: 'wait=120',
+    });
+  });
+
+  it('treats wait=0 as an async submission: no fast lane for a request that will not wait', () => {
+    expect(planWait(parsePrefer('wait=0'), sync)).toEqual({
+      waitMs: 0,
+      mode: 'async',
+      applied: 'wait=0',
     });
   });
 });
