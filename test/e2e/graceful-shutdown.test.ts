@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
-import { predict } from '../support/http.js';
+import { pollJob, predict } from '../support/http.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
@@ -44,5 +44,58 @@ describe('SIGTERM', () => {
     worker.signal('SIGTERM');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
     expect(worker.lines.some((l) => l.includes('"worker closed"'))).toBe(true);
+  });
+});
+
+describe('SIGTERM while the jobs take longer than the grace period', () => {
+  let services: TestServices;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    services = await startServices();
+    stack = await startStack(services, {
+      env: { SHUTDOWN_TIMEOUT_MS: '4000', SYNC_WAIT_SECONDS: '60', SYNC_WAIT_MAX_SECONDS: '60' },
+    });
+  });
+  afterAll(async () => {
+    stack?.workers[0]?.signal('SIGCONT');
+    await stack?.stop();
+    await services?.stop();
+  });
+
+  it('answers the waiting requests 202 with Location before exiting, and the jobs are not lost', async () => {
+    const worker = stack.workers[0]!;
+    const image = await renderTextLine();
+    worker.signal('SIGSTOP');
+    const inFlight = Array.from({ length: 5 }, () =>
+      predict(stack.baseUrl, 'text_orientation', image),
+    );
+    await stack.api.waitForLog(/"incoming request"/);
+    await new Promise((r) => setTimeout(r, 500));
+
+    const stopped = Date.now();
+    stack.api.signal('SIGTERM');
+    const responses = await Promise.all(inFlight);
+    const answeredAfter = Date.now() - stopped;
+    expect(responses.map((r) => r.status)).toEqual(Array(5).fill(202));
+    for (const r of responses) expect(r.headers.get('location')).toBe(`/jobs/${r.body.id}`);
+    // Answered well within the 4 s grace period, not cut off at its end; exit 0 is a clean exit
+    // (the forced exit at the end of the grace period would be 1).
+    expect(answeredAfter).toBeLessThan(3_500);
+    expect(await stack.api.exited).toEqual({ code: 0, signal: null });
+
+    // The jobs carry on: a new API instance and the thawed worker finish them.
+    worker.signal('SIGCONT');
+    const { startApi } = await import('../support/processes.js');
+    const api = startApi(stack.env);
+    try {
+      await api.waitForLog(/Server listening/);
+      for (const r of responses) {
+        const job = await pollJob(stack.baseUrl, r.body.id);
+        expect(job.status).toBe('succeeded');
+      }
+    } finally {
+      await api.stop();
+    }
   });
 });
