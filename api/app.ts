@@ -17,6 +17,7 @@ import { QueueAdmission } from './admission/queue-admission.js';
 import type { ApiKeyRing } from './auth/api-key-ring.js';
 import { Authenticator } from './auth/authenticator.js';
 import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
+import { isOperationalPath } from './http/operational-paths.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
 import { authPlugin } from './plugins/auth.js';
@@ -63,7 +64,6 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const rateLimitNameSpace = (prefix: string) => `${prefix}:rate-limit:`;
-const QUIET = /^\/(health|metrics)(\/|\?|$)/;
 const DASHBOARD_PATH = '/admin/queues';
 /** Bound on reading every queue's counts for a scrape or GET /stats. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000;
@@ -80,7 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({
       requestIdLogLabel: 'requestId',
       // Probes and scrapes every few seconds would drown the request log.
-      disableRequestLogging: (req: { url?: string }) => QUIET.test(req.url ?? ''),
+      disableRequestLogging: (req: { url?: string }) => isOperationalPath(req.url ?? ''),
     }),
     return503OnClosing: false,
     serverFactory: apiServerFactory(config.http),

@@ -163,11 +163,26 @@ export class InferenceService {
       await this.deps.queues.add(backend, jobId, data, priority ? { priority } : {});
     } catch (err) {
       abandon.abort();
-      await this.deps.records.delete(jobId).catch(() => undefined);
+      await this.dropRecordUnlessQueued(backend, jobId);
       throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
     }
     this.deps.logger.debug({ jobId, backend, requestId: request.requestId }, 'job queued');
     return { jobId, finished, replayed: false };
+  }
+
+  /**
+   * After a failed add: the record goes only when the queue certainly has no such job. An add that
+   * timed out may still have happened, and a job without its record could not be followed,
+   * canceled or moved; when in doubt the record stays and expires with the retention.
+   */
+  private async dropRecordUnlessQueued(backend: Route['backend'], jobId: string): Promise<void> {
+    try {
+      if (!(await this.deps.queues.queue(backend).getJob(jobId))) {
+        await this.deps.records.delete(jobId);
+      }
+    } catch {
+      // Redis is unreachable: nothing can be known, nothing is deleted.
+    }
   }
 
   /**
@@ -180,7 +195,8 @@ export class InferenceService {
     jobId: string,
   ): Promise<string | undefined> {
     const until = Date.now() + (this.deps.idempotencyWaitMs ?? 10_000);
-    for (;;) {
+    // The first request usually has its job within milliseconds; a slow one is not polled hard.
+    for (let pause = 25; ; pause = Math.min(pause * 2, 500)) {
       const claim = await this.deps.idempotency
         .claim(owner, key, jobId, fingerprint)
         .catch((err: Error) => {
@@ -192,7 +208,7 @@ export class InferenceService {
       }
       if (claim.committed) return claim.jobId;
       if (Date.now() > until) throw new errors.IDEMPOTENCY_KEY_IN_USE(key);
-      await sleep(25);
+      await sleep(pause);
     }
   }
 

@@ -3,9 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../shared/config/config.js';
 import { errors } from '../../shared/errors/index.js';
-
-/** Probes and scrapes are answered under pressure too: an overloaded instance is not a dead one. */
-const EXEMPT = /^\/(health|metrics)(\/|$|\?)/;
+import { isOperationalPath } from '../http/operational-paths.js';
 
 const DESCRIBE: Record<string, (value: number) => string> = {
   // No sample at all in an interval: the loop was blocked for all of it.
@@ -30,7 +28,7 @@ export const loadSheddingPlugin = fp(
       maxRssBytes: opts.maxRssBytes,
       sampleInterval: 500,
       pressureHandler: (request, _reply, type, value) => {
-        if (EXEMPT.test(request.url)) return undefined;
+        if (isOperationalPath(request.url)) return undefined;
         const what = DESCRIBE[type]?.(Number(value)) ?? type;
         request.log.warn({ pressure: type, value }, 'request shed');
         // A rejection goes to the error handler: a problem body, with Retry-After.

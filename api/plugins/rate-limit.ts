@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../../shared/config/config.js';
 import { errors } from '../../shared/errors/index.js';
 import type { Redis } from '../../shared/redis/redis.js';
+import { isOperationalPath } from '../http/operational-paths.js';
 import { counterName, rateLimitClientOf } from '../rate-limit/rate-limit-clients.js';
 
 export interface RateLimitOptions {
@@ -14,9 +15,6 @@ export interface RateLimitOptions {
   /** Called for each request the limiter refuses (for metrics). */
   onExceeded?: (request: FastifyRequest) => void;
 }
-
-/** Paths never limited: orchestrators and scrapers must always get through. */
-const EXEMPT = /^\/(health|metrics)(\/|$|\?)/;
 
 /**
  * Request budgets, counted in Redis so every API instance shares them: per API key (a key's own
@@ -49,7 +47,7 @@ export const rateLimitPlugin = fp(
       skipOnError: true,
       enableDraftSpec: true,
       keyGenerator: (request) => counterName(rateLimitClientOf(request)),
-      allowList: (request) => EXEMPT.test(request.url) || request.principal?.kind === 'admin',
+      allowList: (request) => isOperationalPath(request.url) || request.principal?.kind === 'admin',
       ...(opts.onExceeded ? { onExceeded: opts.onExceeded } : {}),
       errorResponseBuilder: (request, context) => {
         const { requests, windowSeconds: window } = budget(request);

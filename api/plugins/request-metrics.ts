@@ -4,6 +4,7 @@ import type { Logger } from '../../shared/logging/logger.js';
 import type { ApiMetrics } from '../../shared/metrics/index.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import type { StatsStore } from '../../shared/stats/stats-store.js';
+import { isOperationalPath } from '../http/operational-paths.js';
 
 /** What an inference route learnt about its request, for the metrics and /stats. */
 export interface InferenceLabels {
@@ -29,8 +30,6 @@ export interface RequestMetricsOptions {
   logger: Logger;
 }
 
-/** Probes and scrapes: not counted, or every scrape would show up in the traffic it measures. */
-const OPERATIONAL = /^\/(health|metrics)(\/|$)/;
 /** A failing stats write is logged at most this often. */
 const WARN_EVERY_MS = 10_000;
 
@@ -52,7 +51,7 @@ export const requestMetricsPlugin = fp(
     app.decorateRequest('inference', null);
     app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
       const route = request.routeOptions.url;
-      if (route && OPERATIONAL.test(route)) return;
+      if (route && isOperationalPath(route)) return;
       const status = reply.statusCode;
       metrics.recordHttpRequest({
         method: request.method,

@@ -10,6 +10,7 @@ import {
 } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { isOperationalPath } from '../http/operational-paths.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,9 +18,6 @@ declare module 'fastify' {
     traceContext: Context | null;
   }
 }
-
-/** Probes and scrapes are not traced. */
-const UNTRACED = /^\/(health|metrics)(\/|\?|$)/;
 
 /**
  * A server span per request, joined to the caller's trace when it sends `traceparent`. The span's
@@ -34,7 +32,7 @@ export const requestTracingPlugin = fp(
     app.decorateRequest('traceContext', null);
 
     app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done) => {
-      if (UNTRACED.test(request.url)) return done();
+      if (isOperationalPath(request.url)) return done();
       const route = request.routeOptions.url;
       const parent = propagation.extract(ROOT_CONTEXT, request.headers);
       const span = opts.tracer.startSpan(

@@ -55,7 +55,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
   app.post<{ Querystring: SubmissionFields }>(
     '/jobs',
     {
-      config: { documentedBody: uploadBody(JobsQuerySchema) },
+      config: { inference: true, documentedBody: uploadBody(JobsQuerySchema) },
       schema: {
         summary: 'Submit a job (never waits)',
         description:
@@ -71,6 +71,11 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     },
     async (request, reply) => {
       const submission = await submissions.read(request);
+      request.inference = {
+        model: submission.route.model.name,
+        backend: submission.route.backend,
+        mode: 'async',
+      };
       const { jobId, replayed } = await submission.admission.track(
         service.submit({ ...submission, requestId: request.id, mode: 'async' }),
       );

@@ -20,9 +20,10 @@ export class JobReader {
     if (!record) return undefined;
     if (owner !== undefined && (record.submission?.owner ?? ANONYMOUS_OWNER) !== owner)
       return undefined;
+    // Most jobs (every sync one) have no webhook: no deliveries to read.
     const [found, deliveries] = await Promise.all([
       this.queues.get(record.backend, jobId),
-      this.deliveries.list(jobId),
+      record.submission?.webhook ? this.deliveries.list(jobId) : [],
     ]);
     return describeJob({ record, found, deliveries });
   }
