@@ -15,7 +15,7 @@ import {
 import { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type QueueName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
-import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js';
+import { createRedis, describeRedisUrl, type Redis, waitForRedis } from '../shared/redis/redis.js';
 import { ModelRouter } from '../shared/routing/router.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
@@ -77,7 +77,9 @@ export async function createApiResources(
   const redis = createRedis(config.redis, 'command');
   await waitForRedis(redis, config.redis.commandTimeoutMs).catch((err: Error) => {
     redis.disconnect();
-    throw new Error(`Redis at ${config.redis.url} is unreachable: ${err.message}`);
+    throw new Error(
+      `Redis at ${describeRedisUrl(config.redis.url)} is unreachable: ${err.message}`,
+    );
   });
   const store = createObjectStore(config.storage);
   if (!options.skipStoreInit) await store.init();

@@ -6,9 +6,9 @@
  * message; Ctrl-C stops all.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../shared/config/config.js';
+import { describeRedisUrl, pingRedis } from '../shared/redis/redis.js';
 
 const EXIT_CONFIG = 78;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -46,42 +46,29 @@ function say(message: string): void {
   process.stderr.write(`[start] ${message}\n`);
 }
 
-function ping(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
-  });
-}
-
 async function ensureRedis(url: string): Promise<void> {
+  if (await pingRedis(url)) return;
   const { hostname, port: rawPort } = new URL(url);
   const host = hostname || '127.0.0.1';
   const port = Number(rawPort || 6379);
-  if (await ping(host, port)) return;
+  const shown = describeRedisUrl(url);
 
   const local = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
   const binary = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
   if (!local || binary.error || binary.status !== 0) {
-    say(`Redis does not answer at ${url}.`);
+    say(`Redis does not answer at ${shown}.`);
     say('Start one (e.g. `redis-server`, `docker run -p 6379:6379 redis:7`, or');
     say('`apt-get install redis-server`), or point REDIS_URL at yours.');
     process.exit(1);
   }
-  say(`no Redis at ${url}: starting redis-server on port ${port} for this session`);
+  say(`no Redis at ${shown}: starting redis-server on port ${port} for this session`);
   redisChild = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
     { stdio: 'ignore' },
   );
   for (let i = 0; i < 50; i++) {
-    if (await ping(host, port)) return;
+    if (await pingRedis(url)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   say('redis-server did not come up within 5 s');

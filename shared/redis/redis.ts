@@ -51,3 +51,35 @@ export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<voi
     redis.on('ready', onReady);
   });
 }
+
+/** The URL fit for a log line or an error message: any password masked. */
+export function describeRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(invalid Redis URL)';
+  }
+}
+
+/** One PING, bounded: whether a Redis at `url` answers (with its credentials and TLS, if any). */
+export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}

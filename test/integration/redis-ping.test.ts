@@ -1,0 +1,34 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeRedisUrl, pingRedis } from '../../shared/redis/redis.js';
+import { closedPort } from '../support/inference-stack.js';
+import { startServices, type TestServices } from '../support/services.js';
+
+let services: TestServices;
+beforeAll(async () => {
+  services = await startServices();
+});
+afterAll(async () => {
+  await services?.stop();
+});
+
+describe('pingRedis', () => {
+  it('answers true for a Redis that is up', async () => {
+    expect(await pingRedis(services.redisUrl)).toBe(true);
+  });
+
+  it('answers false, within its bound, when nothing listens', async () => {
+    const started = Date.now();
+    expect(await pingRedis(`redis://127.0.0.1:${await closedPort()}`, 500)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
+
+describe('describeRedisUrl', () => {
+  it('masks a password and keeps the rest', () => {
+    expect(describeRedisUrl('rediss://default:s3cret@cache.internal:6380/2')).toBe(
+      'rediss://default:***@cache.internal:6380/2',
+    );
+    expect(describeRedisUrl('redis://127.0.0.1:6379')).not.toContain('***');
+    expect(describeRedisUrl('not a url')).toBe('(invalid Redis URL)');
+  });
+});
