@@ -104,7 +104,7 @@ async function fetchImage(store: ObjectStore, key: string): Promise<Buffer> {
       throw jobFailure('INVALID_IMAGE', 'the uploaded image is no longer in storage');
     }
     if (err instanceof StorageUnavailableError) {
-      throw jobFailure('STORAGE_UNAVAILABLE', err.message);
+      throw jobFailure('STORAGE_UNAVAILABLE', err.reason);
     }
     throw err;
   }

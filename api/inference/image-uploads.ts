@@ -1,4 +1,4 @@
-import { errors } from '../../shared/errors/index.js';
+import { errors, withCause } from '../../shared/errors/index.js';
 import { imageKey, type ObjectStore, StorageUnavailableError } from '../../shared/storage/index.js';
 
 export interface ImageUploadsOptions {
@@ -53,7 +53,9 @@ export class ImageUploads {
     try {
       if (!(await this.store.has(key))) await this.store.put(key, bytes, contentType);
     } catch (err) {
-      if (err instanceof StorageUnavailableError) throw new errors.STORAGE_UNAVAILABLE(err.message);
+      if (err instanceof StorageUnavailableError) {
+        throw withCause(new errors.STORAGE_UNAVAILABLE(err.reason), err);
+      }
       throw err;
     }
     this.remembered.delete(key);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errors } from '../../shared/errors/index.js';
+import { errors, withCause } from '../../shared/errors/index.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
 import type { JobRecords } from '../../shared/jobs/job-records.js';
@@ -164,7 +164,7 @@ export class InferenceService {
     } catch (err) {
       abandon.abort();
       await this.dropRecordUnlessQueued(backend, jobId);
-      throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
+      throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
     this.deps.logger.debug({ jobId, backend, requestId: request.requestId }, 'job queued');
     return { jobId, finished, replayed: false };
@@ -200,7 +200,7 @@ export class InferenceService {
       const claim = await this.deps.idempotency
         .claim(owner, key, jobId, fingerprint)
         .catch((err: Error) => {
-          throw new errors.QUEUE_UNAVAILABLE(err.message);
+          throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
         });
       if (claim.kind === 'claimed') return undefined;
       if (claim.fingerprint !== fingerprint) {
@@ -227,7 +227,7 @@ export class InferenceService {
     try {
       return await this.deps.reader.read(jobId, owner);
     } catch (err) {
-      throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
+      throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
   }
 
@@ -241,7 +241,7 @@ export class InferenceService {
       page = await this.deps.records.owners.page(owner, limit, cursor);
     } catch (err) {
       if (err instanceof RangeError) throw new errors.VALIDATION_FAILED(`cursor: ${err.message}`);
-      throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
+      throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
     const jobs = await Promise.all(page.ids.map((id) => this.get(id, owner)));
     return {
@@ -259,14 +259,14 @@ export class InferenceService {
   async cancel(jobId: string, owner?: string): Promise<JobResource> {
     if (owner !== undefined) {
       const record = await this.deps.records.get(jobId).catch((err: Error) => {
-        throw new errors.QUEUE_UNAVAILABLE(err.message);
+        throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
       });
       if (!record || (record.submission?.owner ?? ANONYMOUS) !== owner) {
         throw new errors.JOB_NOT_FOUND(jobId);
       }
     }
     const request = await this.deps.lifecycle.requestCancel(jobId).catch((err: Error) => {
-      throw new errors.QUEUE_UNAVAILABLE(err.message);
+      throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     });
     if (request.kind === 'missing') throw new errors.JOB_NOT_FOUND(jobId);
     if (request.kind === 'finished') throw new errors.JOB_FINISHED(jobId, request.outcome);
@@ -303,7 +303,7 @@ export class InferenceService {
       this.deps.logger.info({ jobId, requestId: record.requestId }, 'queued job canceled');
     } catch (err) {
       if ((err as { code?: string }).code === 'JOB_FINISHED') throw err;
-      throw new errors.QUEUE_UNAVAILABLE((err as Error).message);
+      throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
   }
 }

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errors } from '../../shared/errors/index.js';
+import { errors, withCause } from '../../shared/errors/index.js';
 import type { ApiKeyRing } from '../auth/api-key-ring.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { authScope } from '../plugins/auth.js';
@@ -49,7 +49,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       const client = parseClient(request.params.client, opts.keys);
       if (!client) throw new errors.API_KEY_NOT_FOUND(request.params.client);
       const counted = await opts.counters.reset(client).catch((err: Error) => {
-        throw new errors.QUEUE_UNAVAILABLE(err.message);
+        throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
       });
       request.log.info({ client: request.params.client, counted }, 'rate limit reset');
       return { client: request.params.client, kind: client.kind, counted };

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errors } from '../../shared/errors/index.js';
+import { errors, withCause } from '../../shared/errors/index.js';
 import type { StatsStore } from '../../shared/stats/stats-store.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { type QueueCounts, readQueueCounts } from '../queues/queue-counts.js';
@@ -43,7 +43,7 @@ export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions
         opts.stats.read(),
         readQueueCounts(opts.queues, opts.queueTimeoutMs),
       ]).catch((err: Error) => {
-        throw new errors.QUEUE_UNAVAILABLE(err.message);
+        throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
       });
       return {
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),

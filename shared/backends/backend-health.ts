@@ -55,16 +55,21 @@ export function backendServing(
     return { serving: false, down: false, reason: `no ${snapshot.backend} worker is running` };
   }
   if (snapshot.workers.some(workerServing)) return { serving: true };
+  // Counted, not listed: the reason reaches clients, and server addresses and their errors are
+  // for operators (GET /health lists each replica).
   const replicas = summarizeReplicas(snapshot.workers);
-  const described = replicas
-    .map(
-      (r) => `${r.url} ${r.healthy ? `circuit ${r.circuit}` : `down (${r.error ?? 'no answer'})`}`,
-    )
-    .join(', ');
+  const down = replicas.filter((r) => !r.healthy).length;
+  const open = replicas.filter((r) => r.healthy && r.circuit === 'open').length;
+  const halfOpen = replicas.filter((r) => r.healthy && r.circuit === 'half_open').length;
+  const described = [
+    ...(down ? [`${down} down`] : []),
+    ...(open ? [`${open} circuit open`] : []),
+    ...(halfOpen ? [`${halfOpen} circuit half-open`] : []),
+  ].join(', ');
   return {
     serving: false,
     down: true,
-    reason: `no ${snapshot.backend} server can take requests: ${described}`,
+    reason: `no ${snapshot.backend} server can take requests (${replicas.length} servers: ${described})`,
   };
 }
 

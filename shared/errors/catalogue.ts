@@ -193,7 +193,7 @@ export const CATALOGUE = {
   QUEUE_UNAVAILABLE: {
     status: 503,
     title: 'Queue unavailable',
-    message: 'The job queue (Redis) is unavailable: %s',
+    message: 'The job queue (Redis) is unavailable; retry shortly',
     retryable: true,
   },
   QUEUE_FULL: {

@@ -23,3 +23,11 @@ export const errors = Object.fromEntries(
     createError(code, spec.message, spec.status),
   ]),
 ) as unknown as ErrorClasses;
+
+/**
+ * Keeps what caused an error for the logs (the error handler logs 5xx answers with their cause),
+ * while the answer's detail stays the catalogue's words.
+ */
+export function withCause<E extends Error>(error: E, cause: unknown): E {
+  return Object.assign(error, { cause });
+}

@@ -140,6 +140,7 @@ export class LocalObjectStore implements ObjectStore {
     const reason = error instanceof Error ? error.message : String(error);
     return new StorageUnavailableError(`Local storage ${operation} ${target} failed: ${reason}`, {
       cause: error,
+      reason: `local storage ${operation} failed (${errorCode(error) || 'error'})`,
     });
   }
 }

@@ -28,4 +28,14 @@ export class ObjectNotFoundError extends Error {
 /** Any failure to reach or use the store (timeout, refused connection, 5xx). */
 export class StorageUnavailableError extends Error {
   override name = 'StorageUnavailableError';
+  /**
+   * What went wrong, short and free of addresses, bucket and key names, for an answer to a client
+   * ("no answer within 5000 ms", "connection refused"); `message` has the whole story for logs.
+   */
+  readonly reason: string;
+
+  constructor(message: string, options: { cause?: unknown; reason?: string } = {}) {
+    super(message, options.cause === undefined ? {} : { cause: options.cause });
+    this.reason = options.reason ?? 'the storage service failed';
+  }
 }

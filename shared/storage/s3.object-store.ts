@@ -179,6 +179,7 @@ export class S3ObjectStore implements ObjectStore {
     if (!(await this.bucketExists('ping'))) {
       throw new StorageUnavailableError(
         `S3 bucket ${this.bucket} does not exist at ${this.endpoint}`,
+        { reason: 'the bucket does not exist' },
       );
     }
   }
@@ -228,7 +229,9 @@ export class S3ObjectStore implements ObjectStore {
   ): Promise<T> {
     const target = key ? `${this.bucket}/${key}` : this.bucket;
     if (this.closed) {
-      throw new StorageUnavailableError(`S3 ${operation} ${target}: the store is closed`);
+      throw new StorageUnavailableError(`S3 ${operation} ${target}: the store is closed`, {
+        reason: 'the store is closed',
+      });
     }
     const signal = AbortSignal.timeout(this.timeoutMs);
     let onAbort: (() => void) | undefined;
@@ -245,11 +248,24 @@ export class S3ObjectStore implements ObjectStore {
       }
       throw new StorageUnavailableError(
         `S3 ${operation} ${target} at ${this.endpoint} failed: ${this.describe(error, signal)}`,
-        { cause: error },
+        { cause: error, reason: this.shortReason(error, signal) },
       );
     } finally {
       if (onAbort) signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** The kind of failure without names or addresses, for clients (StorageUnavailableError.reason). */
+  private shortReason(error: unknown, signal: AbortSignal): string {
+    if (signal.aborted || (error as Error | undefined)?.name === 'TimeoutError') {
+      return `no answer within ${this.timeoutMs} ms`;
+    }
+    if (error instanceof S3ServiceException) {
+      return `the storage service answered HTTP ${error.$metadata.httpStatusCode ?? 'error'}`;
+    }
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ECONNREFUSED') return 'connection refused';
+    return code ? `network error (${code})` : 'the storage service failed';
   }
 
   private describe(error: unknown, signal: AbortSignal): string {

@@ -497,8 +497,10 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     const submitted = performance.now();
     const predicted = await predict(broken, 'colour', file(await solidPng([4, 5, 6])));
     expect(performance.now() - submitted).toBeLessThan(2_000);
-    expectProblem(predicted, 503, 'QUEUE_UNAVAILABLE');
+    const problem = expectProblem(predicted, 503, 'QUEUE_UNAVAILABLE');
     expect(predicted.headers['retry-after']).toBe('5');
+    // The client learns what is down, not the driver's words or the server's address.
+    expect(problem.detail).toBe('The job queue (Redis) is unavailable; retry shortly');
   });
 
   it('POST /predict answers 503 STORAGE_UNAVAILABLE quickly when S3 is down', async () => {
@@ -516,7 +518,9 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     const elapsed = performance.now() - started;
 
     const body = expectProblem(res, 503, 'STORAGE_UNAVAILABLE');
-    expect(body.detail).toContain('Image storage is unavailable');
+    expect(body.detail).toBe('Image storage is unavailable: connection refused');
+    // No endpoint, bucket or object key in an answer to a client.
+    expect(body.detail).not.toContain(String(port));
     expect(res.headers['retry-after']).toBe('5');
     expect(elapsed).toBeLessThan(1_500);
     expect(await jobCount(down)).toBe(before);

@@ -20,7 +20,7 @@ describe('jobFailure', () => {
       expect(err).not.toBeInstanceOf(UnrecoverableError);
     }
     expect(jobFailure('BACKEND_TIMEOUT', 5000)).not.toBeInstanceOf(UnrecoverableError);
-    expect(jobFailure('QUEUE_UNAVAILABLE', 'x')).not.toBeInstanceOf(UnrecoverableError);
+    expect(jobFailure('QUEUE_UNAVAILABLE')).not.toBeInstanceOf(UnrecoverableError);
   });
 
   it('a code no retry can help gives an UnrecoverableError', () => {

@@ -41,7 +41,8 @@ export function findModelFiles(
 
   const modelDir = resolve(repository, name);
   const wanted = spec.version ?? '1';
-  const hint = `put the ONNX file at ${join(modelDir, wanted, 'model.onnx')}`;
+  // Said as configured (MODEL_REPOSITORY), not resolved: the reason reaches clients (GET /models).
+  const hint = `put the ONNX file at ${join(repository, name, wanted, 'model.onnx')}`;
   const versions = existsSync(modelDir)
     ? readdirSync(modelDir, { withFileTypes: true })
         .filter((d) => d.isDirectory() && /^[0-9]+$/.test(d.name))

@@ -1,6 +1,6 @@
 import type { ReplicaHealth } from '../../../shared/backends/backend-health.js';
 import { jobFailure } from '../../../shared/errors/index.js';
-import { ReplicaFault, ReplicaTimeoutError } from './remote-errors.js';
+import { ReplicaFault, ReplicaStatusError, ReplicaTimeoutError } from './remote-errors.js';
 import { type BreakerOptions, type HttpRequest, type HttpResponse, Replica } from './replica.js';
 
 export interface ReplicaPoolOptions {
@@ -78,9 +78,9 @@ export class ReplicaPool {
       } catch (err) {
         if (err instanceof ReplicaTimeoutError) throw jobFailure('BACKEND_TIMEOUT', timeoutMs);
         if (err instanceof ReplicaFault) {
-          failures.push(err.message);
+          failures.push(this.describeFault(replica, err));
           if (err.failover) continue;
-          throw jobFailure('BACKEND_UNAVAILABLE', `${this.name}: ${err.message}`);
+          throw jobFailure('BACKEND_UNAVAILABLE', `${this.name}: ${failures.at(-1)}`);
         }
         // The circuit closed its half-open trial slot to us between pick and fire: try another.
         if (isOpenCircuit(err)) continue;
@@ -145,10 +145,21 @@ export class ReplicaPool {
     return best;
   }
 
+  /**
+   * What a job's error says of a failed call. The job is the client's: servers are named by their
+   * place in the list, not their address (GET /health and the worker's log lines have those).
+   */
+  private describeFault(replica: Replica, err: ReplicaFault): string {
+    const server = `server ${this.replicas.indexOf(replica) + 1} of ${this.replicas.length}`;
+    if (err instanceof ReplicaStatusError) return `${server} answered HTTP ${err.status}`;
+    const code = (err.cause as { code?: string } | undefined)?.code;
+    return `${server} is unreachable${code ? ` (${code})` : ''}`;
+  }
+
   private describeRefusal(failures: string[]): string {
     if (failures.length > 0) return failures.join('; ');
-    const circuits = this.replicas.map((r) => `${r.url} circuit ${r.circuit}`).join(', ');
-    return `every server's circuit is open after repeated failures (${circuits})`;
+    const open = this.replicas.filter((r) => r.circuit === 'open').length;
+    return `every server's circuit is open after repeated failures (${open} of ${this.replicas.length} open)`;
   }
 
   private changed(): void {
