@@ -24,6 +24,7 @@ return {'requested', ARGV[1]}
 
 const CONFIRM_CANCELED = new RedisScript(`
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
 `);
 
@@ -40,8 +41,11 @@ redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
 return 'started'
 `);
 
+// The retention runs from the end of a job, not its creation: a record is kept that long after
+// it settles, however long the job waited or ran.
 const SETTLE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'settled' end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled')
 if f[1] then
   redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2])
@@ -89,7 +93,13 @@ export class JobLifecycle {
 
   /** Marks a job whose cancel was requested as canceled; true the first time. */
   async confirmCanceled(jobId: string, now = Date.now()): Promise<boolean> {
-    return (await CONFIRM_CANCELED.run(this.redis, [this.records.key(jobId)], [now])) === 1;
+    return (
+      (await CONFIRM_CANCELED.run(
+        this.redis,
+        [this.records.key(jobId)],
+        [now, this.records.ttlSeconds],
+      )) === 1
+    );
   }
 
   /**
@@ -132,8 +142,10 @@ export class JobLifecycle {
     outcome: 'succeeded' | 'failed',
     now = Date.now(),
   ): Promise<'settled' | 'canceled'> {
-    return (await SETTLE.run(this.redis, [this.records.key(jobId)], [outcome, now])) as
-      | 'settled'
-      | 'canceled';
+    return (await SETTLE.run(
+      this.redis,
+      [this.records.key(jobId)],
+      [outcome, now, this.records.ttlSeconds],
+    )) as 'settled' | 'canceled';
   }
 }

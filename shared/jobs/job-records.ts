@@ -76,7 +76,8 @@ export class JobRecords {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly ttlSeconds: number,
+    /** How long a record outlives its last change (JOB_RETENTION_SECONDS). */
+    readonly ttlSeconds: number,
   ) {
     this.owners = new OwnerJobs(redis, prefix, { retentionSeconds: ttlSeconds });
   }

@@ -130,3 +130,14 @@ describe('job lifecycle: the first start and the deadline', () => {
     expect(await redis.exists(records.key('gone-too'))).toBe(0);
   });
 });
+
+describe('job lifecycle: retention', () => {
+  it('settling restarts the record’s retention, so a long wait does not shorten it', async () => {
+    const id = await newJob();
+    await redis.expire(records.key(id), 5);
+    await lifecycle.settle(id, 'succeeded');
+    const ttl = await redis.ttl(records.key(id));
+    expect(ttl).toBeGreaterThan(50);
+    expect(ttl).toBeLessThanOrEqual(60);
+  });
+});
