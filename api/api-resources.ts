@@ -18,7 +18,7 @@ import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, describeRedisUrl, type Redis, waitForRedis } from '../shared/redis/redis.js';
 import { ModelRouter } from '../shared/routing/router.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
-import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
+import { createObjectStore, IMAGE_PREFIX, type ObjectStore } from '../shared/storage/index.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
 import { ApiKeyConfigError, ApiKeyRing } from './auth/api-key-ring.js';
@@ -82,7 +82,16 @@ export async function createApiResources(
     );
   });
   const store = createObjectStore(config.storage);
-  if (!options.skipStoreInit) await store.init();
+  if (!options.skipStoreInit) {
+    await store.init();
+    const expiry = await store.expire(IMAGE_PREFIX, config.images.retentionDays);
+    if (expiry === 'unsupported') {
+      logger.warn(
+        { days: config.images.retentionDays },
+        'the S3 server takes no lifecycle rules: uploaded images are not deleted; expire "images/" there by other means',
+      );
+    }
+  }
 
   const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs, options.telemetry);
   const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);

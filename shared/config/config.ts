@@ -65,6 +65,8 @@ export interface Config {
   auth: { apiKeys?: string; keysFile?: string };
   sync: { defaultWaitMs: number; maxWaitMs: number };
   jobs: { attempts: number; backoffMs: number; retentionSeconds: number; retentionCount: number };
+  /** Uploaded images are deleted this long after they were stored. */
+  images: { retentionDays: number };
   worker: {
     concurrency: number;
     lockDurationMs: number;
@@ -233,6 +235,7 @@ function toConfig(e: Env): Config {
       retentionSeconds: e.JOB_RETENTION_SECONDS,
       retentionCount: e.JOB_RETENTION_COUNT,
     },
+    images: { retentionDays: e.IMAGE_RETENTION_DAYS },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       lockDurationMs: e.WORKER_LOCK_DURATION_MS,

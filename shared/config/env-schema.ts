@@ -183,6 +183,12 @@ export const EnvSchema = Type.Object({
   JOB_BACKOFF_MS: Integer(500, 0, undefined, 'First retry delay; doubles per attempt.'),
   JOB_RETENTION_SECONDS: Integer(86_400, 60, undefined, 'How long finished jobs are kept.'),
   JOB_RETENTION_COUNT: Integer(100_000, 100, undefined, 'Most finished jobs kept per queue.'),
+  IMAGE_RETENTION_DAYS: Integer(
+    2,
+    1,
+    3650,
+    'Days an uploaded image is kept (an S3 lifecycle rule, or a sweep of the local folder).',
+  ),
 
   WORKER_CONCURRENCY: Integer(4, 1, 1024, 'Jobs one worker process handles at once.'),
   WORKER_LOCK_DURATION_MS: Integer(

@@ -8,5 +8,8 @@ import { createHash } from 'node:crypto';
  */
 export function imageKey(bytes: Buffer): string {
   const digest = createHash('sha256').update(bytes).digest('hex');
-  return `images/sha256/${digest.slice(0, 2)}/${digest}`;
+  return `${IMAGE_PREFIX}sha256/${digest.slice(0, 2)}/${digest}`;
 }
+
+/** Where every uploaded image lives, and what expires after IMAGE_RETENTION_DAYS. */
+export const IMAGE_PREFIX = 'images/';

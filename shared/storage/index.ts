@@ -1,5 +1,5 @@
 export { createObjectStore } from './create-object-store.js';
-export { imageKey } from './image-key.js';
+export { IMAGE_PREFIX, imageKey } from './image-key.js';
 export {
   InvalidObjectKeyError,
   LocalObjectStore,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageConfig } from '../config/config.js';
 import { ObjectNotFoundError, type ObjectStore, StorageUnavailableError } from './object-store.js';
@@ -26,9 +26,13 @@ const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
  * segments become folders (`images/sha256/ab/abcd…` → `<dir>/images/sha256/ab/abcd…`). The content
  * type is not kept: readers know what they stored.
  */
+/** How often a folder with an expiry is swept. */
+const SWEEP_EVERY_MS = 60 * 60 * 1000;
+
 export class LocalObjectStore implements ObjectStore {
   readonly kind = 'local' as const;
   readonly dir: string;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(config: LocalStorageConfig) {
     if (!config.dir) throw new Error('LocalObjectStore: dir must not be empty');
@@ -99,8 +103,37 @@ export class LocalObjectStore implements ObjectStore {
     await this.fs('ping', '', () => access(this.dir, constants.R_OK | constants.W_OK));
   }
 
+  async expire(prefix: string, days: number): Promise<'sweep'> {
+    const sweep = () => this.sweep(prefix, Date.now() - days * 86_400_000).catch(() => undefined);
+    clearInterval(this.sweeper);
+    await sweep();
+    this.sweeper = setInterval(sweep, SWEEP_EVERY_MS);
+    this.sweeper.unref();
+    return 'sweep';
+  }
+
+  /** Deletes files under `prefix` last written before `cutoffMs`; returns how many. */
+  async sweep(prefix: string, cutoffMs: number): Promise<number> {
+    const root = path.join(this.dir, ...prefix.split('/').filter(Boolean));
+    let removed = 0;
+    const walk = async (folder: string): Promise<void> => {
+      const entries = await readdir(folder, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        const file = path.join(folder, entry.name);
+        if (entry.isDirectory()) await walk(file);
+        else if (entry.isFile() && (await stat(file)).mtimeMs < cutoffMs) {
+          await rm(file, { force: true });
+          removed++;
+        }
+      }
+    };
+    await walk(root);
+    return removed;
+  }
+
   async close(): Promise<void> {
-    // Nothing is held open between calls.
+    // Nothing is held open between calls but the sweep timer.
+    clearInterval(this.sweeper);
   }
 
   /**

@@ -13,6 +13,12 @@ export interface ObjectStore {
   /** Throws {@link ObjectNotFoundError} when the key does not exist. */
   get(key: string): Promise<Buffer>;
   delete(key: string): Promise<void>;
+  /**
+   * Deletes objects under `prefix` once they are `days` old: an S3 lifecycle rule (the server does
+   * it), or, for a folder, a sweep now and every hour until `close()`. Says which, or that the S3
+   * server does not take lifecycle rules (then objects stay until removed by other means).
+   */
+  expire(prefix: string, days: number): Promise<'lifecycle' | 'sweep' | 'unsupported'>;
   /** A cheap round trip that proves the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -7,6 +7,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  PutBucketLifecycleConfigurationCommand,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -173,6 +174,37 @@ export class S3ObjectStore implements ObjectStore {
         abortSignal: signal,
       }),
     );
+  }
+
+  async expire(prefix: string, days: number): Promise<'lifecycle' | 'unsupported'> {
+    try {
+      await this.call('PutBucketLifecycleConfiguration', '', undefined, (signal) =>
+        this.client.send(
+          new PutBucketLifecycleConfigurationCommand({
+            Bucket: this.bucket,
+            LifecycleConfiguration: {
+              Rules: [
+                {
+                  ID: `ai-gateway-expire-${prefix.replace(/[^\w-]/g, '-')}`,
+                  Status: 'Enabled',
+                  Filter: { Prefix: prefix },
+                  Expiration: { Days: days },
+                },
+              ],
+            },
+          }),
+          { abortSignal: signal },
+        ),
+      );
+      return 'lifecycle';
+    } catch (err) {
+      // Servers without lifecycle support (s3rver, some gateways) answer 501 or 405: the caller
+      // says so; an outage is an outage.
+      const status = ((err as Error).cause as S3ServiceException | undefined)?.$metadata
+        ?.httpStatusCode;
+      if (status === 501 || status === 405 || status === 400) return 'unsupported';
+      throw err;
+    }
   }
 
   async ping(): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -126,6 +126,13 @@ describe('S3ObjectStore against a real S3 protocol server', () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
 
+  it('expire sets a lifecycle rule where the server takes one, and says so where it does not', async () => {
+    await store.init();
+    const answer = await store.expire('images/', 2);
+    // MinIO (containers) applies lifecycle rules; s3rver (the local stand-in) has none.
+    expect(answer).toBe(services.runtime === 'containers' ? 'lifecycle' : 'unsupported');
+  });
+
   it('get from a bucket that does not exist is an outage, not a missing image', async () => {
     const elsewhere = new S3ObjectStore({ ...config, bucket: uniquePrefix() });
     try {
@@ -231,6 +238,23 @@ describe('LocalObjectStore', () => {
   afterAll(async () => {
     await store?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('expire sweeps files older than the retention under the prefix, and nothing else', async () => {
+    const old = Buffer.from('old image');
+    const fresh = Buffer.from('fresh image');
+    await store.put(imageKey(old), old, 'image/png');
+    await store.put(imageKey(fresh), fresh, 'image/png');
+    await store.put('other/kept', old, 'application/octet-stream');
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000 - 60_000);
+    for (const key of [imageKey(old), 'other/kept']) {
+      await utimes(path.join(dir, 'objects', ...key.split('/')), twoDaysAgo, twoDaysAgo);
+    }
+
+    expect(await store.expire('images/', 2)).toBe('sweep');
+    expect(await store.has(imageKey(old))).toBe(false);
+    expect(await store.has(imageKey(fresh))).toBe(true);
+    expect(await store.has('other/kept')).toBe(true);
   });
 
   it('round-trips a buffer, pings, and deletes', async () => {
