@@ -106,7 +106,12 @@ export const EnvSchema = Type.Object({
   ONNX_RUNTIME_URL: Type.Optional(
     Type.String({ minLength: 1, description: 'Remote ONNX Runtime server(s). Unset: in-process.' }),
   ),
-  BACKEND_TIMEOUT_MS: Integer(30_000, 100, undefined, 'Timeout of one backend inference call.'),
+  BACKEND_TIMEOUT_MS: Integer(
+    30_000,
+    100,
+    undefined,
+    'Timeout of one call to a remote backend (TF Serving, remote ONNX Runtime).',
+  ),
   ONNX_INTRA_OP_THREADS: Integer(1, 0, 64, 'ONNX Runtime intra-op threads per session (0: auto).'),
   BACKEND_CONNECTIONS: Integer(
     16,
