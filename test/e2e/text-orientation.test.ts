@@ -38,7 +38,7 @@ describe('POST /predict/text_orientation with the real PaddleOCR classifier', ()
     });
   }
 
-  it('answers with the job resource: id, timings, Location, and the request id carried to the worker', async () => {
+  it('answers with the job resource: id, timings, Content-Location, and the request id carried to the worker', async () => {
     const requestId = `e2e-${Date.now()}`;
     const { status, body, headers } = await predict(
       stack.baseUrl,
@@ -49,7 +49,7 @@ describe('POST /predict/text_orientation with the real PaddleOCR classifier', ()
 
     expect(status).toBe(200);
     expect(headers.get('x-request-id')).toBe(requestId);
-    expect(headers.get('location')).toBe(`/jobs/${body.id}`);
+    expect(headers.get('content-location')).toBe(`/jobs/${body.id}`);
     expect(body).toMatchObject({
       model: 'text_orientation',
       version: '1',
