@@ -28,6 +28,9 @@ import { CompletionWaiter } from './jobs/completion-waiter.js';
 import { IdempotencyKeys } from './jobs/idempotency-keys.js';
 import { QueueSet } from './queues/queue-set.js';
 
+/** How often this process's request counts are written to the shared stats. */
+const STATS_FLUSH_MS = 1000;
+
 export interface ApiResourcesOptions {
   /** The registry to serve; default: the file `MODELS_CONFIG` names. */
   registry?: ModelRegistry;
@@ -108,6 +111,8 @@ export async function createApiResources(
   const stats = new StatsStore(redis, config.redis.prefix, {
     models: modelNames,
     windowSeconds: config.stats.windowSeconds,
+    flushIntervalMs: STATS_FLUSH_MS,
+    onFlushError: (err) => logger.warn({ err: String(err) }, 'stats write failed'),
   });
   await stats.init();
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
@@ -160,6 +165,7 @@ export async function createApiResources(
     const steps: [string, () => unknown][] = [
       ['waiter', () => waiter.close()],
       ['status', () => statusCache.stop()],
+      ['stats', () => stats.close()],
       ['events', () => Promise.all([...eventsByQueue.values()].map((e) => e.close()))],
       [
         'event connections',

@@ -8,6 +8,7 @@
  *
  * Needs Redis (REDIS_URL, default 127.0.0.1:6379); storage is the local-folder default.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -31,6 +32,7 @@ const { values } = parseArgs({
 });
 const seconds = Number(values.seconds);
 const MODEL = 'text_orientation';
+const API_KEY = randomBytes(24).toString('hex');
 
 interface Phase {
   name: string;
@@ -127,6 +129,9 @@ async function main(): Promise<void> {
     REDIS_PREFIX: prefix,
     LOCAL_STORAGE_DIR: storage,
     RATE_LIMIT_ENABLED: 'false',
+    // Production mode refuses to run open or unsigned: a key for the benchmark's requests.
+    API_KEYS: `bench:${API_KEY}`,
+    WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
   };
   const api = startApi(env);
   const worker = startWorker(env);
@@ -134,12 +139,12 @@ async function main(): Promise<void> {
   const timings: Record<string, number>[] = [];
   try {
     await waitForPort(baseUrl);
-    await waitUntilModelReady(baseUrl, MODEL, 30_000);
+    await waitUntilModelReady(baseUrl, MODEL, 30_000, { authorization: `Bearer ${API_KEY}` });
     const gateway = (sample: boolean) => async () => {
       const response = await fetch(`${baseUrl}/predict/${MODEL}`, {
         method: 'POST',
         body: image,
-        headers: { 'content-type': 'image/jpeg' },
+        headers: { 'content-type': 'image/jpeg', authorization: `Bearer ${API_KEY}` },
       });
       const body = (await response.json()) as { status?: string; timings?: Record<string, number> };
       if (sample && body.timings) timings.push(body.timings);

@@ -66,6 +66,7 @@ export class InferenceWorker {
     private readonly monitor: BackendMonitor,
     private readonly queues: InferenceQueues,
     private readonly webhooks: WebhookQueue,
+    private readonly stats: StatsStore,
   ) {}
 
   get backendKind(): BackendKind {
@@ -97,6 +98,9 @@ export class InferenceWorker {
     const stats = new StatsStore(commands, config.redis.prefix, {
       models,
       windowSeconds: config.stats.windowSeconds,
+      // Job counts go to the shared stats once a second, not one write per job.
+      flushIntervalMs: 1000,
+      onFlushError: (err) => log.warn({ err: String(err) }, 'stats write failed'),
     });
     await stats.init();
     const records = new JobRecords(commands, config.redis.prefix, config.jobs.retentionSeconds);
@@ -206,6 +210,7 @@ export class InferenceWorker {
       monitor,
       queues,
       webhooks,
+      stats,
     );
     await reporter.start();
     monitor.start();
@@ -244,6 +249,7 @@ export class InferenceWorker {
       backend.close(),
       this.store.close(),
       this.webhooks.close(),
+      this.stats.close(),
     ]);
     await Promise.all([closeRedis(this.commands), closeRedis(this.redis)]);
     for (const step of steps) {

@@ -36,6 +36,15 @@ export interface StatsStoreOptions {
   windowSeconds: number;
   /** @defaultValue Date.now */
   now?: () => number;
+  /**
+   * Counts are added up in memory and written in one pipeline this often; 0 writes each record
+   * at once. Batching keeps a Redis write off every request and job (the numbers lag by at most
+   * this much).
+   * @defaultValue 0
+   */
+  flushIntervalMs?: number;
+  /** A batched write failed (the counts of that batch are lost; the next batch goes on). */
+  onFlushError?: (err: unknown) => void;
 }
 
 /** Counts of one backend or model: requests by status and jobs by outcome. */
@@ -82,8 +91,9 @@ const MINUTE_MS = 60_000;
 /**
  * Request and job counts in Redis, shared by every API and worker process, so any instance answers
  * GET /stats with the same numbers. Totals live in one hash; recent activity in one hash per minute
- * (expiring after the window) holding counts and a latency histogram. Recording costs one
- * pipelined round trip; reading costs one for the totals and the window's minutes.
+ * (expiring after the window) holding counts and a latency histogram. Recording adds to counts in
+ * memory, written in one pipelined round trip per `flushIntervalMs` (or per record); reading costs
+ * one round trip for the totals and the window's minutes, after writing this process's counts.
  *
  * Fields: `r|<backend>|<model>|<status>` requests, `j|<backend>|<model>|<outcome>` jobs,
  * `l|<backend>|<model>|<bucket>` latencies. Label values are bounded as for the metrics.
@@ -92,16 +102,22 @@ export class StatsStore {
   private readonly model: ModelLabeler;
   private readonly minutes: number;
   private readonly now: () => number;
+  private readonly flushIntervalMs: number;
+  /** Counts not written yet: Redis key -> hash field -> increment. */
+  private pending = new Map<string, Map<string, number>>();
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    options: StatsStoreOptions,
+    private readonly options: StatsStoreOptions,
   ) {
     if (!(options.windowSeconds >= 60)) throw new RangeError('windowSeconds must be at least 60');
     this.model = modelLabeler(options.models);
     this.minutes = Math.ceil(options.windowSeconds / 60);
     this.now = options.now ?? Date.now;
+    this.flushIntervalMs = options.flushIntervalMs ?? 0;
+    if (this.flushIntervalMs < 0) throw new RangeError('flushIntervalMs must be >= 0');
   }
 
   private get totalKey(): string {
@@ -117,35 +133,68 @@ export class StatsStore {
     await this.redis.set(`${this.prefix}:stats:since`, String(this.now()), 'NX');
   }
 
-  async recordRequest(outcome: RequestOutcome): Promise<void> {
+  recordRequest(outcome: RequestOutcome): Promise<void> {
     const backend = backendLabel(outcome.backend);
     const model = this.model(outcome.model);
     const field = `r|${backend}|${model}|${outcome.status}`;
     const minuteKey = this.minuteKey(Math.floor(this.now() / MINUTE_MS));
-    const pipeline = this.redis
-      .pipeline()
-      .hincrby(this.totalKey, field, 1)
-      .hincrby(minuteKey, field, 1);
+    this.add(this.totalKey, field);
+    this.add(minuteKey, field);
     if (outcome.latencyMs !== undefined) {
-      pipeline.hincrby(minuteKey, `l|${backend}|${model}|${latencyBucket(outcome.latencyMs)}`, 1);
+      this.add(minuteKey, `l|${backend}|${model}|${latencyBucket(outcome.latencyMs)}`);
     }
-    await exec(pipeline.expire(minuteKey, this.ttlSeconds));
+    return this.recorded();
   }
 
-  async recordJob(end: JobEnd): Promise<void> {
+  recordJob(end: JobEnd): Promise<void> {
     const field = `j|${backendLabel(end.backend)}|${this.model(end.model)}|${end.outcome}`;
-    const minuteKey = this.minuteKey(Math.floor(this.now() / MINUTE_MS));
-    await exec(
-      this.redis
-        .pipeline()
-        .hincrby(this.totalKey, field, 1)
-        .hincrby(minuteKey, field, 1)
-        .expire(minuteKey, this.ttlSeconds),
-    );
+    this.add(this.totalKey, field);
+    this.add(this.minuteKey(Math.floor(this.now() / MINUTE_MS)), field);
+    return this.recorded();
+  }
+
+  /** Writes the counts held in memory, in one pipeline. */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const pipeline = this.redis.pipeline();
+    for (const [key, fields] of batch) {
+      for (const [field, n] of fields) pipeline.hincrby(key, field, n);
+      if (key !== this.totalKey) pipeline.expire(key, this.ttlSeconds);
+    }
+    await exec(pipeline);
+  }
+
+  /** Writes what is pending and stops the timer. */
+  async close(): Promise<void> {
+    await this.flush();
+  }
+
+  private add(key: string, field: string): void {
+    let fields = this.pending.get(key);
+    if (!fields) {
+      fields = new Map();
+      this.pending.set(key, fields);
+    }
+    fields.set(field, (fields.get(field) ?? 0) + 1);
+  }
+
+  /** Written now (no batching), or with the next batch. */
+  private recorded(): Promise<void> {
+    if (this.flushIntervalMs === 0) return this.flush();
+    this.timer ??= setTimeout(() => {
+      this.flush().catch((err: unknown) => this.options.onFlushError?.(err));
+    }, this.flushIntervalMs);
+    this.timer.unref();
+    return Promise.resolve();
   }
 
   /** Totals since counting began, and the last `windowSeconds` (the current minute included). */
   async read(): Promise<StatsSnapshot> {
+    await this.flush();
     const now = this.now();
     const current = Math.floor(now / MINUTE_MS);
     const pipeline = this.redis.pipeline().get(`${this.prefix}:stats:since`).hgetall(this.totalKey);

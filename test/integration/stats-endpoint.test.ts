@@ -98,10 +98,13 @@ describe('GET /stats', () => {
     expect((await injectPredict(second, 'nope', red)).res.statusCode).toBe(404);
     expect((await injectPredict(first, FAILING_MODEL, red)).res.statusCode).toBe(500);
 
-    // Job outcomes are written by the worker as it finishes them.
+    // Each process writes its counts once a second (the worker its job outcomes, each API
+    // instance its requests): wait until every one has.
     const seen = await eventually(async () => {
       const s = await stats(first);
-      return s.queues['inference-onnx']?.failed === 1 &&
+      return s.totals.requests === 5 &&
+        (s.totals.jobs as { completed: number }).completed === 3 &&
+        s.queues['inference-onnx']?.failed === 1 &&
         (s.totals.backends.onnx?.models[FAILING_MODEL] as { jobs: { failed: number } } | undefined)
           ?.jobs.failed === 1
         ? s

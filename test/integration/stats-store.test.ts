@@ -135,3 +135,42 @@ describe('stats in Redis', () => {
     expect(await redis.ttl(`${prefix}:stats:total`)).toBe(-1);
   });
 });
+
+describe('stats batched in memory', () => {
+  it('writes nothing until the batch is due, then one pipeline with the summed counts', async () => {
+    const prefix = uniquePrefix();
+    prefixes.push(prefix);
+    const writer = new StatsStore(redis, prefix, {
+      models: ['colour'],
+      windowSeconds: 120,
+      flushIntervalMs: 200,
+    });
+    const reader = new StatsStore(redis, prefix, { models: ['colour'], windowSeconds: 120 });
+    for (let i = 0; i < 50; i++) {
+      await writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
+    }
+    await writer.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+    // Another instance sees none of it yet: the counts are still in the writer's memory.
+    expect((await reader.read()).totals.requests).toBe(0);
+
+    await new Promise((r) => setTimeout(r, 400));
+    const snapshot = await reader.read();
+    expect(snapshot.totals.requests).toBe(50);
+    expect(snapshot.totals.jobs.completed).toBe(1);
+    expect(snapshot.window.latency_ms.count).toBe(50);
+  });
+
+  it('reads its own pending counts, and close() writes what is left', async () => {
+    const prefix = uniquePrefix();
+    prefixes.push(prefix);
+    const options = { models: ['colour'], windowSeconds: 120, flushIntervalMs: 60_000 };
+    const writer = new StatsStore(redis, prefix, options);
+    await writer.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
+    expect((await writer.read()).totals.requests).toBe(1);
+
+    await writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
+    await writer.close();
+    const reader = new StatsStore(redis, prefix, { models: ['colour'], windowSeconds: 120 });
+    expect((await reader.read()).totals.by_status).toEqual({ '200': 1, '500': 1 });
+  });
+});
