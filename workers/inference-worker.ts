@@ -11,7 +11,7 @@ import type { Logger } from '../shared/logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../shared/metrics/index.js';
 import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
-import { INFERENCE_QUEUES, type InferenceJobData } from '../shared/queues/index.js';
+import { INFERENCE_QUEUES, type InferenceJobData, JobName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
@@ -24,6 +24,7 @@ import { JobForwarder } from './fallback/job-forwarder.js';
 import { withFallback } from './fallback/with-fallback.js';
 import { BackendMonitor } from './health/backend-monitor.js';
 import { createInferenceProcessor } from './inference-processor.js';
+import { dispatchJobs } from './job-handlers.js';
 import { checkNotCanceled, guardLifecycle } from './job-lifecycle-guard.js';
 import { observeJobs } from './job-observer.js';
 import { StatusReporter } from './status-reporter.js';
@@ -126,14 +127,18 @@ export class InferenceWorker {
       { lifecycle, webhooks, logger: log },
     );
 
+    const queueName = INFERENCE_QUEUES[backend.kind];
+    const handle = dispatchJobs<InferenceJobData, InferenceResult>(queueName, {
+      [JobName.Infer]: processor,
+    });
     let self: InferenceWorker | undefined;
     const worker = new Worker<InferenceJobData, InferenceResult>(
-      INFERENCE_QUEUES[backend.kind],
+      queueName,
       async (job, token) => {
         if (token) self?.active.set(job.id!, { job, token });
         metrics.jobStarted();
         try {
-          return await processor(job);
+          return await handle(job, token);
         } finally {
           metrics.jobEnded();
           self?.active.delete(job.id!);

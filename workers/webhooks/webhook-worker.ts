@@ -1,4 +1,4 @@
-import { type Job, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import type { Config } from '../../shared/config/config.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
@@ -12,6 +12,7 @@ import { createRedis, type Redis, waitForRedis } from '../../shared/redis/redis.
 import { TargetPolicy } from '../../shared/webhooks/target-policy.js';
 import { WEBHOOK_BACKOFF } from '../../shared/webhooks/webhook-queue.js';
 import { closeRedis, drainWorker } from '../drain-worker.js';
+import { dispatchJobs } from '../job-handlers.js';
 import { createWebhookProcessor, webhookBackoff } from './webhook-processor.js';
 import { resolveWebhookSecret } from './webhook-secret.js';
 import { WebhookSender } from './webhook-sender.js';
@@ -63,17 +64,13 @@ export class WebhookWorker {
       logger: log,
       ...(options.metrics ? { metrics: options.metrics } : {}),
     });
-    const handlers: Record<JobName.DeliverWebhook, typeof process> = {
+    const handle = dispatchJobs<WebhookJobData, void>(QueueName.Webhooks, {
       [JobName.DeliverWebhook]: process,
-    };
+    });
 
     const worker = new Worker<WebhookJobData, void>(
       QueueName.Webhooks,
-      (job: Job<WebhookJobData>, token) => {
-        const handler = handlers[job.name as JobName.DeliverWebhook];
-        if (!handler) throw new Error(`No handler for job type "${job.name}"`);
-        return handler(job, token);
-      },
+      (job, token) => handle(job, token),
       {
         connection: redis,
         prefix: config.redis.prefix,
