@@ -115,11 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(corsPlugin, { origins: corsOrigins });
   }
   await app.register(securityHeadersPlugin);
-  await app.register(requestMetricsPlugin, {
-    metrics: deps.metrics,
-    stats: deps.stats,
-    logger: deps.logger,
-  });
+  await app.register(requestMetricsPlugin, { metrics: deps.metrics, stats: deps.stats });
   if (config.rateLimit.enabled) {
     await app.register(rateLimitPlugin, {
       config: config.rateLimit,

@@ -175,7 +175,7 @@ export class InferenceWorker {
           .catch((e: Error) => log.warn({ jobId: job.id, err: e.message }, 'settling failed'));
       }
     });
-    observeJobs(worker, { metrics, stats, logger: log });
+    observeJobs(worker, { metrics, stats });
     worker.on('stalled', (jobId) => {
       log.warn(
         { jobId },

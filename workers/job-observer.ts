@@ -1,24 +1,19 @@
 import type { Job, Worker } from 'bullmq';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
-import type { Logger } from '../shared/logging/logger.js';
 import type { WorkerMetrics } from '../shared/metrics/index.js';
 import type { InferenceJobData } from '../shared/queues/index.js';
-import type { JobEnd, StatsStore } from '../shared/stats/stats-store.js';
+import type { StatsStore } from '../shared/stats/stats-store.js';
 import { wasForwarded } from './job-attempts.js';
 
 export interface JobObserverDeps {
   metrics: WorkerMetrics;
   stats: StatsStore;
-  logger: Logger;
 }
-
-/** A failing stats write is logged at most this often. */
-const WARN_EVERY_MS = 10_000;
 
 /**
  * Counts each job's outcome where it happens, in the worker that finished it (so nothing is counted
- * twice, however many API instances listen): Prometheus counters and one pipelined write to the
- * shared /stats. Also the queue wait of first attempts and the preprocessing time of completed jobs.
+ * twice, however many API instances listen): Prometheus counters and the shared /stats (batched
+ * by the stats store). Also the queue wait of first attempts and the preprocessing time of completed jobs.
  */
 export function observeJobs(
   worker: Worker<InferenceJobData, InferenceResult>,
@@ -26,13 +21,6 @@ export function observeJobs(
 ): void {
   const { metrics, stats } = deps;
   const backend = metrics.backend;
-  let lastWarning = 0;
-  const record = (end: JobEnd) =>
-    stats.recordJob(end).catch((err: unknown) => {
-      if (Date.now() - lastWarning < WARN_EVERY_MS) return;
-      lastWarning = Date.now();
-      deps.logger.warn({ err: String(err) }, 'stats write failed');
-    });
 
   worker.on('active', (job) => {
     if (job.attemptsMade === 0 && job.processedOn) {
@@ -43,14 +31,14 @@ export function observeJobs(
     metrics.jobCompleted(job.data.model);
     if (result?.timings)
       metrics.observePreprocess(job.data.model, result.timings.preprocess_ms / 1000);
-    void record({ backend, model: job.data.model, outcome: 'completed' });
+    stats.recordJob({ backend, model: job.data.model, outcome: 'completed' });
   });
   worker.on('failed', (job, err) => {
     // A job moved to another backend is neither failed nor retried: it is counted where it ends.
     if (!job || wasForwarded(err)) return;
     const final = isFinal(job);
     metrics.jobFailed(job.data.model, failureCode(job.failedReason ?? err.message), final);
-    void record({ backend, model: job.data.model, outcome: final ? 'failed' : 'retried' });
+    stats.recordJob({ backend, model: job.data.model, outcome: final ? 'failed' : 'retried' });
   });
 }
 

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Logger } from '../../shared/logging/logger.js';
 import type { ApiMetrics } from '../../shared/metrics/index.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import type { StatsStore } from '../../shared/stats/stats-store.js';
@@ -27,26 +26,16 @@ declare module 'fastify' {
 export interface RequestMetricsOptions {
   metrics: ApiMetrics;
   stats: StatsStore;
-  logger: Logger;
 }
-
-/** A failing stats write is logged at most this often. */
-const WARN_EVERY_MS = 10_000;
 
 /**
  * Counts every answered request once it is sent (onResponse, off the answer's path): the HTTP
  * totals and problem codes in Prometheus, and, for inference routes, the per-model counters, the
- * duration histogram and one pipelined write to the shared Redis stats behind GET /stats.
+ * duration histogram and the shared Redis stats behind GET /stats (batched by the stats store).
  */
 export const requestMetricsPlugin = fp(
   async (app: FastifyInstance, opts: RequestMetricsOptions) => {
     const { metrics, stats } = opts;
-    let lastWarning = 0;
-    const warn = (err: unknown) => {
-      if (Date.now() - lastWarning < WARN_EVERY_MS) return;
-      lastWarning = Date.now();
-      opts.logger.warn({ err: String(err) }, 'stats write failed');
-    };
 
     app.decorateRequest('inference', null);
     app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
@@ -72,14 +61,12 @@ export const requestMetricsPlugin = fp(
         status,
         durationSeconds: seconds,
       });
-      stats
-        .recordRequest({
-          backend: labels?.backend,
-          model,
-          status,
-          ...(mode === 'sync' && status === 200 ? { latencyMs: reply.elapsedTime } : {}),
-        })
-        .catch(warn);
+      stats.recordRequest({
+        backend: labels?.backend,
+        model,
+        status,
+        ...(mode === 'sync' && status === 200 ? { latencyMs: reply.elapsedTime } : {}),
+      });
     });
   },
   { name: 'request-metrics' },

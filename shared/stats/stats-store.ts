@@ -43,8 +43,13 @@ export interface StatsStoreOptions {
    * @defaultValue 0
    */
   flushIntervalMs?: number;
-  /** A batched write failed (the counts of that batch are lost; the next batch goes on). */
+  /**
+   * A write failed (its counts are lost; the next one goes on). Called at most once per
+   * `errorEveryMs`, so an outage does not flood the log.
+   */
   onFlushError?: (err: unknown) => void;
+  /** @defaultValue 10000 */
+  errorEveryMs?: number;
 }
 
 /** Counts of one backend or model: requests by status and jobs by outcome. */
@@ -106,6 +111,7 @@ export class StatsStore {
   /** Counts not written yet: Redis key -> hash field -> increment. */
   private pending = new Map<string, Map<string, number>>();
   private timer: NodeJS.Timeout | undefined;
+  private lastError = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly redis: Redis,
@@ -133,7 +139,8 @@ export class StatsStore {
     await this.redis.set(`${this.prefix}:stats:since`, String(this.now()), 'NX');
   }
 
-  recordRequest(outcome: RequestOutcome): Promise<void> {
+  /** Counts a request; never throws (a failed write goes to `onFlushError`). */
+  recordRequest(outcome: RequestOutcome): void {
     const backend = backendLabel(outcome.backend);
     const model = this.model(outcome.model);
     const field = `r|${backend}|${model}|${outcome.status}`;
@@ -143,14 +150,15 @@ export class StatsStore {
     if (outcome.latencyMs !== undefined) {
       this.add(minuteKey, `l|${backend}|${model}|${latencyBucket(outcome.latencyMs)}`);
     }
-    return this.recorded();
+    this.recorded();
   }
 
-  recordJob(end: JobEnd): Promise<void> {
+  /** Counts a job's outcome; never throws (a failed write goes to `onFlushError`). */
+  recordJob(end: JobEnd): void {
     const field = `j|${backendLabel(end.backend)}|${this.model(end.model)}|${end.outcome}`;
     this.add(this.totalKey, field);
     this.add(this.minuteKey(Math.floor(this.now() / MINUTE_MS)), field);
-    return this.recorded();
+    this.recorded();
   }
 
   /** Writes the counts held in memory, in one pipeline. */
@@ -183,13 +191,22 @@ export class StatsStore {
   }
 
   /** Written now (no batching), or with the next batch. */
-  private recorded(): Promise<void> {
-    if (this.flushIntervalMs === 0) return this.flush();
+  private recorded(): void {
+    if (this.flushIntervalMs === 0) {
+      this.flush().catch((err: unknown) => this.failed(err));
+      return;
+    }
     this.timer ??= setTimeout(() => {
-      this.flush().catch((err: unknown) => this.options.onFlushError?.(err));
+      this.flush().catch((err: unknown) => this.failed(err));
     }, this.flushIntervalMs);
     this.timer.unref();
-    return Promise.resolve();
+  }
+
+  private failed(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastError < (this.options.errorEveryMs ?? 10_000)) return;
+    this.lastError = now;
+    this.options.onFlushError?.(err);
   }
 
   /** Totals since counting began, and the last `windowSeconds` (the current minute included). */

@@ -40,14 +40,14 @@ describe('stats in Redis', () => {
   it('adds up requests and jobs per backend and model, with unregistered names as unknown', async () => {
     const { stats } = store();
     await stats.init();
-    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 10 });
-    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 20 });
-    await stats.recordRequest({ backend: undefined, model: 'made-up', status: 404 });
-    await stats.recordRequest({ backend: 'onnx', model: 'detector', status: 503 });
-    await stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
-    await stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
-    await stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'retried' });
-    await stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'failed' });
+    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 10 });
+    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 20 });
+    stats.recordRequest({ backend: undefined, model: 'made-up', status: 404 });
+    stats.recordRequest({ backend: 'onnx', model: 'detector', status: 503 });
+    stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+    stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+    stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'retried' });
+    stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'failed' });
 
     const snapshot = await stats.read();
     expect(snapshot.since).toBe('2026-01-01T12:00:30.000Z');
@@ -82,9 +82,9 @@ describe('stats in Redis', () => {
 
   it('forgets the window after it passes and keeps the totals', async () => {
     const { stats, clock } = store(120);
-    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
+    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
     clock.now += 60_000;
-    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
+    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
 
     // Both minutes are inside a two-minute window.
     let snapshot = await stats.read();
@@ -127,7 +127,7 @@ describe('stats in Redis', () => {
 
   it('expires the minute hashes shortly after the window', async () => {
     const { stats, prefix } = store(120);
-    await stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
+    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
     const [minuteKey] = await redis.keys(`${prefix}:stats:minute:*`);
     const ttl = await redis.ttl(minuteKey!);
     expect(ttl).toBeGreaterThan(120);
@@ -147,9 +147,9 @@ describe('stats batched in memory', () => {
     });
     const reader = new StatsStore(redis, prefix, { models: ['colour'], windowSeconds: 120 });
     for (let i = 0; i < 50; i++) {
-      await writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
+      writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
     }
-    await writer.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+    writer.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
     // Another instance sees none of it yet: the counts are still in the writer's memory.
     expect((await reader.read()).totals.requests).toBe(0);
 
@@ -165,12 +165,30 @@ describe('stats batched in memory', () => {
     prefixes.push(prefix);
     const options = { models: ['colour'], windowSeconds: 120, flushIntervalMs: 60_000 };
     const writer = new StatsStore(redis, prefix, options);
-    await writer.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
+    writer.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
     expect((await writer.read()).totals.requests).toBe(1);
 
-    await writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
+    writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
     await writer.close();
     const reader = new StatsStore(redis, prefix, { models: ['colour'], windowSeconds: 120 });
     expect((await reader.read()).totals.by_status).toEqual({ '200': 1, '500': 1 });
+  });
+});
+
+describe('stats writes that fail', () => {
+  it('never throw at the caller, and are reported at most once per errorEveryMs', async () => {
+    const broken = new Redis(services.redisUrl, { lazyConnect: true, enableOfflineQueue: false });
+    const errors: unknown[] = [];
+    const stats = new StatsStore(broken, uniquePrefix(), {
+      models: ['colour'],
+      windowSeconds: 120,
+      onFlushError: (err) => errors.push(err),
+      errorEveryMs: 60_000,
+    });
+    for (let i = 0; i < 5; i++)
+      stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(errors).toHaveLength(1);
+    broken.disconnect();
   });
 });
