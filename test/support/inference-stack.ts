@@ -124,6 +124,11 @@ export function testConfig(
     WORKER_HEARTBEAT_MS: '200',
     WORKER_CONCURRENCY: '4',
     JOB_BACKOFF_MS: '100',
+    // Load shedding off unless a test is about it (it sets its own threshold). Test files run side
+    // by side on a few cores, and building an app blocks its event loop: on a busy machine the
+    // sampler can read a lag past the 1 s default and shed an unrelated test's request with 503
+    // OVERLOADED.
+    MAX_EVENT_LOOP_DELAY_MS: '0',
     ...extra,
   });
 }
