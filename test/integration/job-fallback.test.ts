@@ -364,7 +364,18 @@ describe('followJob (the sync wait across a move)', () => {
   it('a wait on one queue is not ended by the same job id finishing in another', async () => {
     world = await createWorld();
     const id = randomUUID();
-    const waiting = world.waiter.wait(INFERENCE_QUEUES.tensorflow, id, 1_000);
+    // The wait under test ends only when the test says so, so the job is sure to finish (and its
+    // event to arrive) while it is still pending, however slow the machine.
+    const stop = new AbortController();
+    let settled = false;
+    const waiting = world.waiter
+      .wait(INFERENCE_QUEUES.tensorflow, id, 20_000, stop.signal)
+      .finally(() => {
+        settled = true;
+      });
+    // A wait on the queue the job really is in: it ends when the waiter has been handed the
+    // job's completion event.
+    const seen = world.waiter.wait(INFERENCE_QUEUES.onnx, id, 20_000);
     await world.startWorker('onnx', async () => result);
     await world.queues.add('onnx', id, {
       model: 'both',
@@ -373,8 +384,12 @@ describe('followJob (the sync wait across a move)', () => {
       requestId: 'r',
       mode: 'sync',
     });
-    expect(await waiting).toBe(false);
+    expect(await seen).toBe(true);
     expect((await world.queues.get('onnx', id))?.state).toBe('completed');
+    await sleep(50);
+    expect(settled).toBe(false);
+    stop.abort();
+    expect(await waiting).toBe(false);
   });
 
   it('gives up when the time runs out, wherever the job is', async () => {
