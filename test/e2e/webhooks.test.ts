@@ -78,7 +78,12 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     }
     expect(ids.size).toBe(count);
 
-    const after = await client.get(jobs[0]!.id);
+    // The receiver saw the message before the webhooks worker recorded its answer: wait for the
+    // record rather than read it once.
+    const after = await eventually(async () => {
+      const current = await client.get(jobs[0]!.id);
+      return current.webhook_deliveries.length > 0 ? current : undefined;
+    }, 10_000);
     expect(after.webhook).toEqual({ url: receiver.url('/each/0'), events: ['completed'] });
     expect(after.webhook_deliveries).toEqual([
       expect.objectContaining({
