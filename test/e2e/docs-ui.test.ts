@@ -87,7 +87,9 @@ describe.skipIf(browserMissing && !inCi)('API docs in a browser', () => {
       0,
     );
     await expect.poll(() => tab.locator('.opblock').count(), { timeout: 15_000 }).toBe(operations);
-    await expect.poll(() => tab.getByText('/predict/{model}').count()).toBeGreaterThan(0);
+    await expect
+      .poll(() => tab.getByText('/predict/{model}').count(), { timeout: 15_000 })
+      .toBeGreaterThan(0);
     // The security schemes are offered: the Authorize button.
     expect(await tab.getByRole('button', { name: /authorize/i }).count()).toBeGreaterThan(0);
     expect(violations).toEqual([]);

@@ -143,10 +143,13 @@ describe.skipIf(browserMissing && !inCi)('queue dashboard in a browser', () => {
     expect(response?.status()).toBe(200);
     expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
 
-    // Every queue of the system is listed, from the QueueName enum.
+    // Every queue of the system is listed, from the QueueName enum. (expect.poll gives up after
+    // 1 s unless told otherwise: too short for a page rendered on a busy machine.)
     const sidebar = tab.getByRole('navigation');
     for (const name of Object.values(QueueName)) {
-      await expect.poll(() => sidebar.getByText(name, { exact: true }).count()).toBe(1);
+      await expect
+        .poll(() => sidebar.getByText(name, { exact: true }).count(), { timeout: 15_000 })
+        .toBe(1);
     }
 
     await sidebar.getByText(QueueName.InferenceOnnx, { exact: true }).click();
@@ -160,7 +163,7 @@ describe.skipIf(browserMissing && !inCi)('queue dashboard in a browser', () => {
     await tab.getByRole('tab', { name: 'Error' }).click();
     const reason = tab.getByRole('tabpanel');
     await expect
-      .poll(() => reason.textContent())
+      .poll(() => reason.textContent(), { timeout: 15_000 })
       .toMatch(
         /INFERENCE_FAILED: postprocessing: The model has 2 labels but its output has 3 classes/,
       );
