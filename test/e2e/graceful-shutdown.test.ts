@@ -1,8 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { pollJob, predict } from '../support/http.js';
+import { eventually } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
+
+/**
+ * Waits until the API has logged `count` incoming POST /predict requests: only a request that has
+ * arrived is "already waiting" when SIGTERM comes; one still connecting is refused, as it should be.
+ */
+async function allArrived(stack: Stack, count: number): Promise<void> {
+  await eventually(
+    () =>
+      stack.api.lines.filter((l) => l.includes('"incoming request"') && l.includes('/predict/'))
+        .length >= count
+        ? true
+        : undefined,
+    20_000,
+    `${count} requests at the API`,
+  );
+}
 
 describe('SIGTERM', () => {
   let services: TestServices;
@@ -25,8 +42,7 @@ describe('SIGTERM', () => {
     const inFlight = Array.from({ length: 10 }, () =>
       predict(stack.baseUrl, 'text_orientation', image),
     );
-    await stack.api.waitForLog(/"incoming request"/);
-    await new Promise((r) => setTimeout(r, 500));
+    await allArrived(stack, 10);
 
     stack.api.signal('SIGTERM');
     await stack.api.waitForLog(/"shutting down"/);
@@ -70,8 +86,7 @@ describe('SIGTERM while the jobs take longer than the grace period', () => {
     const inFlight = Array.from({ length: 5 }, () =>
       predict(stack.baseUrl, 'text_orientation', image),
     );
-    await stack.api.waitForLog(/"incoming request"/);
-    await new Promise((r) => setTimeout(r, 500));
+    await allArrived(stack, 5);
 
     const stopped = Date.now();
     stack.api.signal('SIGTERM');
