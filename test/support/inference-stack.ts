@@ -121,7 +121,11 @@ export function testConfig(
     S3_SECRET_KEY: services.s3.secretAccessKey,
     S3_TIMEOUT_MS: '5000',
     ...(settings.modelRepository ? { MODEL_REPOSITORY: settings.modelRepository } : {}),
-    WORKER_HEARTBEAT_MS: '200',
+    // A worker's report expires after three heartbeats. The in-process worker shares its event
+    // loop with the test and the app under test (and the machine with other test files): with
+    // 200 ms the report could lapse while an app was being built, and the API answered the first
+    // request 503 MODEL_UNAVAILABLE. 1 s (a 3 s grace) matches the end-to-end stacks.
+    WORKER_HEARTBEAT_MS: '1000',
     WORKER_CONCURRENCY: '4',
     JOB_BACKOFF_MS: '100',
     // Load shedding off unless a test is about it (it sets its own threshold). Test files run side
