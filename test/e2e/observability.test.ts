@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { predict } from '../support/http.js';
+import { eventually } from '../support/inference-stack.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
@@ -86,13 +87,19 @@ describe('observability of the running processes', () => {
     });
 
     // One id across both processes' logs; the credential in none of them.
-    const apiLines = stack.api.logs().filter((l) => l.requestId === requestId);
+    // Log lines come through the processes' stdout pipes and may trail the HTTP answers: the API
+    // writes 'request completed' after it has answered.
+    const apiLines = await eventually(() => {
+      const lines = stack.api.logs().filter((l) => l.requestId === requestId);
+      return lines.some((l) => l.msg === 'request completed') ? lines : undefined;
+    });
     expect(apiLines.map((l) => l.msg)).toEqual(
       expect.arrayContaining(['incoming request', 'request completed']),
     );
-    const workerLines = stack.workers
-      .flatMap((w) => w.logs())
-      .filter((l) => l.requestId === requestId);
+    const workerLines = await eventually(() => {
+      const lines = stack.workers.flatMap((w) => w.logs()).filter((l) => l.requestId === requestId);
+      return lines.some((l) => l.msg === 'job done') ? lines : undefined;
+    });
     expect(workerLines.find((l) => l.msg === 'job done')).toMatchObject({ jobId: body.id });
     const everything = [stack.api, ...stack.workers].flatMap((p) => p.lines).join('\n');
     expect(everything).not.toContain('not-for-the-logs');

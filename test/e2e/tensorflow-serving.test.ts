@@ -9,6 +9,7 @@ import {
   writeBackendModels,
 } from '../support/backend-models.js';
 import { predict } from '../support/http.js';
+import { eventually } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
@@ -54,7 +55,10 @@ describe('a TF Serving model through the inference-tensorflow pool, on two repli
     expect(worker.logs().find((l) => l.msg === 'worker started')).toMatchObject({
       queue: 'inference-tensorflow',
     });
-    expect(worker.logs().find((l) => l.msg === 'job done' && l.jobId === a.body.id)).toBeDefined();
+    // Log lines come through the worker's stdout pipe and may trail the HTTP answer.
+    await eventually(() =>
+      worker.logs().find((l) => l.msg === 'job done' && l.jobId === a.body.id),
+    );
     const predicts = stack.tfServing.flatMap((s) =>
       s.server.requests.filter((r) => r === 'POST /v1/models/colour:predict'),
     );

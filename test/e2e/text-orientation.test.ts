@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine, rotate180 } from '../fixtures/images.js';
 import { predict } from '../support/http.js';
+import { eventually } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
@@ -63,8 +64,9 @@ describe('POST /predict/text_orientation with the real PaddleOCR classifier', ()
     const job = await (await fetch(`${stack.baseUrl}/jobs/${body.id}`)).json();
     expect(job).toMatchObject({ id: body.id, status: 'succeeded' });
 
-    const workerLine = stack.workers[0]!.logs().find(
-      (l) => l.msg === 'job done' && l.requestId === requestId,
+    // Log lines come through the worker's stdout pipe and may trail the HTTP answer.
+    const workerLine = await eventually(() =>
+      stack.workers[0]!.logs().find((l) => l.msg === 'job done' && l.requestId === requestId),
     );
     expect(workerLine).toMatchObject({ jobId: body.id, model: 'text_orientation' });
   });
