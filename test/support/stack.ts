@@ -80,6 +80,12 @@ export async function startStack(
     // A killed worker's jobs are noticed within seconds instead of the production half minute.
     WORKER_LOCK_DURATION_MS: '4000',
     WORKER_STALLED_INTERVAL_MS: '2000',
+    // Load shedding off unless a test is about it (load-shedding.test.ts sets its own threshold).
+    // These processes share a couple of cores with the test runner and each other: a stall of half
+    // a second leaves @fastify/under-pressure with no sample ('event loop blocked') and the API
+    // sheds requests the test expects answered (seen: 503 OVERLOADED in load-and-crash and
+    // deadlines under two busy processes).
+    MAX_EVENT_LOOP_DELAY_MS: '0',
     ...(options.apiKeys
       ? {
           API_KEYS: Object.entries(options.apiKeys)
