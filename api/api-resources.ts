@@ -148,7 +148,10 @@ export async function createApiResources(
   await statusCache.start();
   const router = new ModelRouter(registry, statusCache);
   const service = new InferenceService({
-    images: new ImageUploads(store),
+    images: new ImageUploads(store, {
+      // Half the retention: a reused image always has at least that long left to live.
+      refreshAfterMs: (config.images.retentionDays * 86_400_000) / 2,
+    }),
     records,
     queues,
     waiter,

@@ -9,12 +9,19 @@ export interface ImageUploadsOptions {
   rememberMs?: number;
   /** @defaultValue 10000 */
   maxRemembered?: number;
+  /**
+   * A stored copy older than this is written again, which restarts its retention (set it well
+   * under IMAGE_RETENTION_DAYS). Without it, an image uploaded again just before its copy expires
+   * could be deleted under the job that reused it. Absent: stored copies are never rewritten.
+   */
+  refreshAfterMs?: number;
 }
 
 /**
  * Stores uploads content-addressed, each distinct image once: a key already in storage is not
- * written again, and concurrent uploads of one image share one write. Rewriting an object while a
- * worker reads it is not atomic on every S3 implementation, and it is wasted bandwidth anyway.
+ * written again (until its copy is old enough to need refreshing), and concurrent uploads of one
+ * image share one write. Rewriting an object while a worker reads it is not atomic on every S3
+ * implementation, and it is wasted bandwidth anyway.
  */
 export class ImageUploads {
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -22,6 +29,7 @@ export class ImageUploads {
   private readonly remembered = new Map<string, number>();
   private readonly rememberMs: number;
   private readonly maxRemembered: number;
+  private readonly refreshAfterMs: number;
 
   constructor(
     private readonly store: ObjectStore,
@@ -29,7 +37,13 @@ export class ImageUploads {
   ) {
     this.rememberMs = options.rememberMs ?? 60_000;
     this.maxRemembered = options.maxRemembered ?? 10_000;
-    if (this.rememberMs < 0 || this.maxRemembered < 0) throw new RangeError('limits must be >= 0');
+    this.refreshAfterMs = options.refreshAfterMs ?? Number.POSITIVE_INFINITY;
+    if (this.rememberMs < 0 || this.maxRemembered < 0 || this.refreshAfterMs < 0) {
+      throw new RangeError('limits must be >= 0');
+    }
+    if (this.rememberMs >= this.refreshAfterMs) {
+      throw new RangeError('rememberMs must be shorter than refreshAfterMs');
+    }
   }
 
   /**
@@ -51,7 +65,10 @@ export class ImageUploads {
 
   private async write(key: string, bytes: Buffer, contentType: string): Promise<void> {
     try {
-      if (!(await this.store.has(key))) await this.store.put(key, bytes, contentType);
+      const writtenAt = await this.store.writtenAt(key);
+      if (writtenAt === undefined || Date.now() - writtenAt >= this.refreshAfterMs) {
+        await this.store.put(key, bytes, contentType);
+      }
     } catch (err) {
       if (err instanceof StorageUnavailableError) {
         throw withCause(new errors.STORAGE_UNAVAILABLE(err.reason), err);

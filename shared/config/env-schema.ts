@@ -192,7 +192,7 @@ export const EnvSchema = Type.Object({
     2,
     1,
     3650,
-    'Days an uploaded image is kept (an S3 lifecycle rule, or a sweep of the local folder).',
+    'Days an uploaded image is kept (an S3 lifecycle rule, or a sweep of the local folder); the same image uploaded again after half of it is stored again, so a reused copy has at least that long left.',
   ),
 
   WORKER_CONCURRENCY: Integer(4, 1, 1024, 'Jobs one worker process handles at once.'),

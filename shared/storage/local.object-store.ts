@@ -73,14 +73,14 @@ export class LocalObjectStore implements ObjectStore {
     });
   }
 
-  async has(key: string): Promise<boolean> {
+  async writtenAt(key: string): Promise<number | undefined> {
     const file = this.pathOf(key);
     try {
-      await access(file, constants.R_OK);
-      return true;
+      const stats = await stat(file);
+      return stats.isFile() ? stats.mtimeMs : undefined;
     } catch (error) {
-      if (MISSING_CODES.has(errorCode(error))) return false;
-      throw this.unavailable('has', key, error);
+      if (MISSING_CODES.has(errorCode(error))) return undefined;
+      throw this.unavailable('writtenAt', key, error);
     }
   }
 

@@ -8,8 +8,11 @@ export interface ObjectStore {
   /** Creates the bucket or folder if it is missing. */
   init(): Promise<void>;
   put(key: string, body: Buffer, contentType: string): Promise<void>;
-  /** Whether the key exists (a HEAD, no body is read). */
-  has(key: string): Promise<boolean>;
+  /**
+   * When the object under `key` was last written (ms since the epoch; S3 keeps whole seconds), or
+   * undefined when there is none. A HEAD: no body is read.
+   */
+  writtenAt(key: string): Promise<number | undefined>;
   /** Throws {@link ObjectNotFoundError} when the key does not exist. */
   get(key: string): Promise<Buffer>;
   delete(key: string): Promise<void>;

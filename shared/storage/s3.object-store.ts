@@ -134,15 +134,19 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
-  async has(key: string): Promise<boolean> {
-    const missing: Expected<boolean> = (error) =>
-      error.name !== 'NoSuchBucket' && error.$metadata.httpStatusCode === 404 ? false : undefined;
-    return this.call('HeadObject', key, missing, async (signal) => {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), {
-        abortSignal: signal,
-      });
-      return true;
+  async writtenAt(key: string): Promise<number | undefined> {
+    // The miss is a value, not a failure: `null` here, undefined to the caller.
+    const missing: Expected<number | null> = (error) =>
+      error.name !== 'NoSuchBucket' && error.$metadata.httpStatusCode === 404 ? null : undefined;
+    const written = await this.call<number | null>('HeadObject', key, missing, async (signal) => {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
+        { abortSignal: signal },
+      );
+      // Every S3 server sends Last-Modified; without it the object counts as just written.
+      return head.LastModified?.getTime() ?? Date.now();
     });
+    return written ?? undefined;
   }
 
   async get(key: string): Promise<Buffer> {

@@ -111,6 +111,20 @@ describe('S3ObjectStore against a real S3 protocol server', () => {
     expect((error as ObjectNotFoundError).key).toBe(key);
   });
 
+  it('writtenAt: undefined for a missing key, the last write (whole seconds) for a stored one', async () => {
+    await store.init();
+    const body = randomBytes(64);
+    const key = imageKey(body);
+    expect(await store.writtenAt(key)).toBeUndefined();
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    await store.put(key, body, 'image/png');
+    const written = await store.writtenAt(key);
+    expect(written).toBeGreaterThanOrEqual(before);
+    expect(written).toBeLessThanOrEqual(Date.now());
+    await store.delete(key);
+    expect(await store.writtenAt(key)).toBeUndefined();
+  });
+
   it('delete removes the object, and deleting again is not an error', async () => {
     await store.init();
     const body = randomBytes(64);
@@ -177,6 +191,7 @@ describe('S3ObjectStore when S3 is down', () => {
       for (const call of [
         () => store.get('images/sha256/00/00'),
         () => store.put('images/sha256/00/00', randomBytes(1024), 'image/png'),
+        () => store.writtenAt('images/sha256/00/00'),
         () => store.ping(),
       ]) {
         const { error, ms } = await timed(call);
@@ -208,6 +223,7 @@ describe('S3ObjectStore when S3 is down', () => {
       for (const call of [
         () => store.get('images/sha256/00/00'),
         () => store.put('images/sha256/00/00', randomBytes(256 * 1024), 'image/png'),
+        () => store.writtenAt('images/sha256/00/00'),
         () => store.ping(),
       ]) {
         const { error, ms } = await timed(call);
@@ -252,9 +268,10 @@ describe('LocalObjectStore', () => {
     }
 
     expect(await store.expire('images/', 2)).toBe('sweep');
-    expect(await store.has(imageKey(old))).toBe(false);
-    expect(await store.has(imageKey(fresh))).toBe(true);
-    expect(await store.has('other/kept')).toBe(true);
+    expect(await store.writtenAt(imageKey(old))).toBeUndefined();
+    expect(await store.writtenAt(imageKey(fresh))).toBeGreaterThan(Date.now() - 60_000);
+    // File times are kept in finer or coarser units than milliseconds: within 5 ms.
+    expect(await store.writtenAt('other/kept')).toBeCloseTo(twoDaysAgo.getTime(), -1);
   });
 
   it('round-trips a buffer, pings, and deletes', async () => {
