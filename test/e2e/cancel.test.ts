@@ -21,7 +21,13 @@ describe('DELETE /jobs/{id}', () => {
     receiver = await WebhookReceiver.start();
     stack = await startStack(services, {
       webhooks: true,
-      env: { WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: 'true' },
+      env: {
+        WEBHOOK_SECRET: SECRET,
+        WEBHOOK_ALLOW_PRIVATE: 'true',
+        // Tests here freeze a worker with SIGSTOP; the API counts it gone 3 heartbeats after its last
+        // report. A 3 s heartbeat leaves at least 6 s for a frozen worker's requests on a busy host.
+        WORKER_HEARTBEAT_MS: '3000',
+      },
     });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('Cancel me');
@@ -49,8 +55,8 @@ describe('DELETE /jobs/{id}', () => {
 
   it('removes a queued job from its queue: canceled at once, never run, webhook sent', async () => {
     const worker = stack.workers[0]!;
-    // A stopped worker takes nothing, so the job stays queued (well within the worker's 3 s
-    // heartbeat grace, after which the API would refuse the model as unavailable).
+    // A stopped worker takes nothing, so the job stays queued (well within the worker's heartbeat
+    // grace, after which the API would refuse the model as unavailable).
     worker.signal('SIGSTOP');
     let job: Job;
     try {

@@ -13,7 +13,13 @@ describe('deadlines: a job not started in time is not run', () => {
 
   beforeAll(async () => {
     services = await startServices();
-    stack = await startStack(services);
+    stack = await startStack(services, {
+      env: {
+        // Tests here freeze a worker with SIGSTOP; the API counts it gone 3 heartbeats after its last
+        // report. A 3 s heartbeat leaves at least 6 s for a frozen worker's requests on a busy host.
+        WORKER_HEARTBEAT_MS: '3000',
+      },
+    });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('Deadline');
   });

@@ -27,7 +27,13 @@ describe('SIGTERM', () => {
 
   beforeAll(async () => {
     services = await startServices();
-    stack = await startStack(services);
+    stack = await startStack(services, {
+      env: {
+        // Tests here freeze a worker with SIGSTOP; the API counts it gone 3 heartbeats after its last
+        // report. A 3 s heartbeat leaves at least 6 s for a frozen worker's requests on a busy host.
+        WORKER_HEARTBEAT_MS: '3000',
+      },
+    });
   });
   afterAll(async () => {
     await stack?.stop();
