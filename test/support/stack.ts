@@ -1,14 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { OipV2StandIn } from '../fixtures/oip-v2-stand-in.js';
 import { TfServingStandIn, type TfStandInModel } from '../fixtures/tf-serving-stand-in.js';
-import {
-  freePort,
-  type ServiceProcess,
-  startApi,
-  startWebhookWorker,
-  startWorker,
-} from './processes.js';
+import { type ServiceProcess, startApi, startWebhookWorker, startWorker } from './processes.js';
 import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
+
+/** Fastify's line once the API listens, with the port it took. */
+const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/;
 
 /** The API and ONNX workers as real processes, on their own Redis prefix and bucket. */
 export interface Stack {
@@ -60,12 +57,13 @@ export async function startStack(
   options: StackOptions = {},
 ): Promise<Stack> {
   const prefix = uniquePrefix();
-  const port = await freePort();
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
     HOST: '127.0.0.1',
-    PORT: String(port),
+    // The API binds a free port itself and logs it: no window in which another process could take
+    // a port chosen here first.
+    PORT: '0',
     REDIS_URL: services.redisUrl,
     REDIS_PREFIX: prefix,
     S3_ENDPOINT: services.s3.endpoint,
@@ -98,7 +96,7 @@ export async function startStack(
   };
   const [firstKey] = Object.values(options.apiKeys ?? {});
   const headers: Record<string, string> = firstKey ? { authorization: `Bearer ${firstKey}` } : {};
-  const baseUrl = `http://127.0.0.1:${port}`;
+  let baseUrl = '';
   const workers: ServiceProcess[] = [];
   const tfServing = await Promise.all(
     Array.from({ length: options.tfServing?.replicas ?? 0 }, () =>
@@ -128,12 +126,16 @@ export async function startStack(
   const webhooks = options.webhooks ? startWebhookWorker(env) : undefined;
   const processes = [api, ...(webhooks ? [webhooks] : [])];
   try {
-    await Promise.all([
-      api.waitForLog(/Server listening/),
+    const [listening] = await Promise.all([
+      api.waitForLog(LISTENING),
       ...(webhooks ? [webhooks.waitForLog(/"webhooks worker started"/)] : []),
       ...Array.from({ length: options.workers ?? 1 }, () => addWorker()),
       ...Array.from({ length: options.tensorflowWorkers ?? 0 }, () => addWorker({}, 'tensorflow')),
     ]);
+    const port = LISTENING.exec(listening)![1]!;
+    // An API restarted from `env` comes back where the tests look for it.
+    env.PORT = port;
+    baseUrl = `http://127.0.0.1:${port}`;
     const ready = options.readyModels ?? ((options.workers ?? 1) > 0 ? ['text_orientation'] : []);
     for (const model of ready) await waitUntilModelReady(baseUrl, model, 15_000, headers);
   } catch (err) {
