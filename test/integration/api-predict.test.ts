@@ -18,6 +18,7 @@ import {
   testConfig,
   truncatedJpeg,
 } from '../support/inference-stack.js';
+import { multipartBody, type Part } from '../support/raw-http.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -82,36 +83,10 @@ async function app(appConfig: Config, options: { skipStoreInit?: boolean } = {})
   return built;
 }
 
-type Part =
-  | { name: string; value: string }
-  | { name: string; data: Buffer; filename?: string; contentType?: string };
-
-/** A multipart/form-data body, built by hand. */
+/** A multipart/form-data body, built by hand, as `app.inject` takes it. */
 function multipart(parts: Part[]): { payload: Buffer; headers: Record<string, string> } {
-  const boundary = `----ai-gateway-test-${randomUUID()}`;
-  const chunks: Buffer[] = [];
-  for (const part of parts) {
-    chunks.push(Buffer.from(`--${boundary}\r\n`));
-    if ('data' in part) {
-      chunks.push(
-        Buffer.from(
-          `Content-Disposition: form-data; name="${part.name}"; filename="${part.filename ?? 'image.png'}"\r\n` +
-            `Content-Type: ${part.contentType ?? 'image/png'}\r\n\r\n`,
-        ),
-        part.data,
-      );
-    } else {
-      chunks.push(
-        Buffer.from(`Content-Disposition: form-data; name="${part.name}"\r\n\r\n${part.value}`),
-      );
-    }
-    chunks.push(Buffer.from('\r\n'));
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return {
-    payload: Buffer.concat(chunks),
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-  };
+  const { body, contentType } = multipartBody(parts);
+  return { payload: body, headers: { 'content-type': contentType } };
 }
 
 function predict(
