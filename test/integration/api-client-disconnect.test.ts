@@ -1,54 +1,21 @@
-import { rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../shared/config/config.js';
-import { ModelRegistry } from '../../shared/models/registry.js';
-import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
-import { InferenceWorker } from '../../workers/inference-worker.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
-import {
-  createModelRepository,
-  eventually,
-  registryDocument,
-  solidPng,
-  testConfig,
-} from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
+import { eventually, solidPng } from '../support/inference-stack.js';
 
-let services: TestServices;
-let repository: string;
-let config: Config;
-let worker: InferenceWorker;
+let stack: InProcessWorker;
 let api: TestApi;
-const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
-  repository = await createModelRepository();
-  const registry = ModelRegistry.fromDocument(registryDocument());
-  config = testConfig(services, { prefix, bucket: uniquePrefix(), modelRepository: repository });
-  worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: new OnnxRuntimeBackend({ repository }),
-    logger: pino({ level: 'silent' }),
-  });
-  api = await buildTestApi(config, { registry });
+  stack = await startInProcessWorker();
+  api = await buildTestApi(stack.config, { registry: stack.registry });
   await api.app.listen({ host: '127.0.0.1', port: 0 });
 });
 afterAll(async () => {
   await api?.close();
-  await worker?.close();
-  await cleanRedisPrefix(services.redisUrl, prefix);
-  if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
+  await stack?.stop();
 });
 
 describe('a sync client that hangs up', () => {

@@ -1,58 +1,22 @@
-import { rm } from 'node:fs/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../shared/config/config.js';
 import type { JobResource } from '../../shared/jobs/job-resource.js';
-import { ModelRegistry } from '../../shared/models/registry.js';
-import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
-import { InferenceWorker } from '../../workers/inference-worker.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
-import {
-  createModelRepository,
-  eventually,
-  registryDocument,
-  sleep,
-  solidPng,
-  testConfig,
-} from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
+import { eventually, sleep, solidPng } from '../support/inference-stack.js';
 
-let services: TestServices;
-let repository: string;
-let config: Config;
-let worker: InferenceWorker;
+let stack: InProcessWorker;
 let api: TestApi;
-const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
-  repository = await createModelRepository();
-  const registry = ModelRegistry.fromDocument(registryDocument());
-  config = testConfig(
-    services,
-    { prefix, bucket: uniquePrefix(), modelRepository: repository },
-    { RATE_LIMIT_ENABLED: 'false', WORKER_CONCURRENCY: '2' },
-  );
-  worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: new OnnxRuntimeBackend({ repository }),
-    logger: pino({ level: 'silent' }),
+  stack = await startInProcessWorker({
+    env: { RATE_LIMIT_ENABLED: 'false', WORKER_CONCURRENCY: '2' },
   });
-  api = await buildTestApi(config, { registry });
+  api = await buildTestApi(stack.config, { registry: stack.registry });
 });
 
 afterAll(async () => {
   await api?.close();
-  await worker?.close();
-  await cleanRedisPrefix(services.redisUrl, prefix);
-  if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
+  await stack?.stop();
 });
 
 const submit = async (image: Buffer) => {

@@ -1,63 +1,31 @@
-import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ModelRegistry } from '../../shared/models/registry.js';
-import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
-import { InferenceWorker } from '../../workers/inference-worker.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
-import {
-  captureLogger,
-  createModelRepository,
-  eventually,
-  type LogLine,
-  solidPng,
-  testConfig,
-} from '../support/inference-stack.js';
+import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
+import { captureLogger, eventually, type LogLine, solidPng } from '../support/inference-stack.js';
 import {
   FAILING_MODEL,
   injectPredict,
   observabilityRegistry,
 } from '../support/observability-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { uniquePrefix } from '../support/services.js';
 
-let services: TestServices;
-let repository: string;
-let prefix: string;
-let registry: ModelRegistry;
-let worker: InferenceWorker;
+let stack: InProcessWorker;
 let api: TestApi;
 const apiLog = captureLogger('info');
 const workerLog = captureLogger('info');
 
 beforeAll(async () => {
-  services = await startServices();
-  repository = await createModelRepository();
-  registry = observabilityRegistry(repository);
-  prefix = uniquePrefix();
-  const config = testConfig(
-    services,
-    { prefix, bucket: uniquePrefix(), modelRepository: repository },
-    { SYNC_WAIT_SECONDS: '10' },
-  );
-  worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: new OnnxRuntimeBackend({ repository }),
+  stack = await startInProcessWorker({
+    registry: observabilityRegistry,
+    env: { SYNC_WAIT_SECONDS: '10' },
     logger: workerLog.logger,
   });
-  api = await buildTestApi(config, { registry, logger: apiLog.logger });
+  api = await buildTestApi(stack.config, { registry: stack.registry, logger: apiLog.logger });
 });
 
 afterAll(async () => {
   await api?.close();
-  await worker?.close();
-  if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
-  if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
+  await stack?.stop();
 });
 
 const withId = (lines: LogLine[], id: string) => lines.filter((l) => l.requestId === id);

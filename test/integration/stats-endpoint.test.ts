@@ -1,61 +1,30 @@
-import { rm } from 'node:fs/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
-import { InferenceWorker } from '../../workers/inference-worker.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
-import {
-  createModelRepository,
-  eventually,
-  solidPng,
-  testConfig,
-} from '../support/inference-stack.js';
+import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
+import { eventually, solidPng } from '../support/inference-stack.js';
 import {
   FAILING_MODEL,
   injectPredict,
   observabilityRegistry,
 } from '../support/observability-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
 
-let services: TestServices;
-let repository: string;
-let prefix: string;
-let worker: InferenceWorker;
+let stack: InProcessWorker;
 /** Two API instances on one Redis, as behind a load balancer. */
 let first: TestApi;
 let second: TestApi;
 
 beforeAll(async () => {
-  services = await startServices();
-  repository = await createModelRepository();
-  const registry = observabilityRegistry(repository);
-  prefix = uniquePrefix();
-  const config = testConfig(
-    services,
-    { prefix, bucket: uniquePrefix(), modelRepository: repository },
-    { SYNC_WAIT_SECONDS: '10' },
-  );
-  worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: new OnnxRuntimeBackend({ repository }),
-    logger: pino({ level: 'silent' }),
+  stack = await startInProcessWorker({
+    registry: observabilityRegistry,
+    env: { SYNC_WAIT_SECONDS: '10' },
   });
-  first = await buildTestApi(config, { registry });
-  second = await buildTestApi(config, { registry });
+  first = await buildTestApi(stack.config, { registry: stack.registry });
+  second = await buildTestApi(stack.config, { registry: stack.registry });
 });
 
 afterAll(async () => {
   await Promise.allSettled([first?.close(), second?.close()]);
-  await worker?.close();
-  if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
-  if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
+  await stack?.stop();
 });
 
 interface Stats {
