@@ -1,75 +1,31 @@
-import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelRegistry } from '../../shared/models/registry.js';
-import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
-import { InferenceWorker } from '../../workers/inference-worker.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
-import {
-  createModelRepository,
-  registryDocument,
-  solidPng,
-  testConfig,
-} from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
+import { solidPng } from '../support/inference-stack.js';
+import { multipartBody } from '../support/raw-http.js';
 
-let services: TestServices;
-let repository: string;
-let prefix: string;
-let worker: InferenceWorker;
+let stack: InProcessWorker;
 let api: TestApi;
 let red: Buffer;
 
 beforeAll(async () => {
-  services = await startServices();
-  repository = await createModelRepository();
-  prefix = uniquePrefix();
-  const config = testConfig(services, {
-    prefix,
-    bucket: uniquePrefix(),
-    modelRepository: repository,
-  });
-  const registry = ModelRegistry.fromDocument(registryDocument());
-  const silent = pino({ level: 'silent' });
-  worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: new OnnxRuntimeBackend({ repository }),
-    logger: silent,
-  });
-  api = await buildTestApi(config, { registry });
+  stack = await startInProcessWorker();
+  api = await buildTestApi(stack.config, { registry: stack.registry });
   red = await solidPng([255, 0, 0]);
 });
 
 afterAll(async () => {
   await api?.close();
-  await worker?.close();
-  if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
-  if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
+  await stack?.stop();
 });
 
+/** A multipart body: the fields, then the red image as `file`. */
 function form(fields: Record<string, string>) {
-  const boundary = `----choice-${randomUUID()}`;
-  const parts = Object.entries(fields).map(
-    ([name, value]) =>
-      `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`,
-  );
-  const payload = Buffer.concat([
-    Buffer.from(parts.join('')),
-    Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="red.png"\r\nContent-Type: image/png\r\n\r\n`,
-    ),
-    red,
-    Buffer.from(`\r\n--${boundary}--\r\n`),
+  const { body, contentType } = multipartBody([
+    ...Object.entries(fields).map(([name, value]) => ({ name, value })),
+    { name: 'file', data: red, filename: 'red.png' },
   ]);
-  return { payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+  return { payload: body, headers: { 'content-type': contentType } };
 }
 
 describe('choosing the backend per request', () => {

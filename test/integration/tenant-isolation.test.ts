@@ -1,24 +1,9 @@
-import { rm } from 'node:fs/promises';
 import type { LightMyRequestResponse } from 'fastify';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobResource } from '../../shared/jobs/job-resource.js';
-import { ModelRegistry } from '../../shared/models/registry.js';
-import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
-import { InferenceWorker } from '../../workers/inference-worker.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
-import {
-  createModelRepository,
-  registryDocument,
-  solidPng,
-  testConfig,
-} from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
+import { solidPng } from '../support/inference-stack.js';
 
 const KEYS = {
   acme: 'acme-key-0123456789abcdef',
@@ -26,44 +11,26 @@ const KEYS = {
 } as const;
 type Tenant = keyof typeof KEYS;
 
-let services: TestServices;
-let repository: string;
-let prefix: string;
-let worker: InferenceWorker;
+let stack: InProcessWorker;
 let api: TestApi;
 let image: Buffer;
 
 beforeAll(async () => {
-  services = await startServices();
-  repository = await createModelRepository();
-  const registry = ModelRegistry.fromDocument(registryDocument());
-  prefix = uniquePrefix();
-  const config = testConfig(
-    services,
-    { prefix, bucket: uniquePrefix(), modelRepository: repository },
-    {
+  stack = await startInProcessWorker({
+    env: {
       API_KEYS: Object.entries(KEYS)
         .map(([id, key]) => `${id}:${key}`)
         .join(','),
       SYNC_WAIT_SECONDS: '10',
     },
-  );
-  worker = await InferenceWorker.start({
-    config,
-    registry,
-    backend: new OnnxRuntimeBackend({ repository }),
-    logger: pino({ level: 'silent' }),
   });
-  api = await buildTestApi(config, { registry });
+  api = await buildTestApi(stack.config, { registry: stack.registry });
   image = await solidPng([0, 0, 255]);
 });
 
 afterAll(async () => {
   await api?.close();
-  await worker?.close();
-  if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
-  if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
+  await stack?.stop();
 });
 
 const as = (tenant: Tenant) => ({ authorization: `Bearer ${KEYS[tenant]}` });
@@ -123,7 +90,7 @@ describe('tenant isolation', () => {
   });
 
   it('scopes idempotency keys per tenant: the same key makes one job per tenant', async () => {
-    const headers = { 'idempotency-key': `shared-key-${prefix}` };
+    const headers = { 'idempotency-key': `shared-key-${stack.config.redis.prefix}` };
     const acme = await submit('acme', headers);
     const globex = await submit('globex', headers);
     const again = await submit('acme', headers);
