@@ -186,6 +186,23 @@ const failingTf =
     );
   };
 
+/**
+ * A TF Serving worker behind the fallback whose every attempt fails as unreachable; `canServe`
+ * is what its backend says of itself. Returns the attempt numbers it saw, as they happen.
+ */
+async function startFailingTfWorker(world: World, canServe = true): Promise<number[]> {
+  const attempts: number[] = [];
+  await world.startWorker(
+    'tensorflow',
+    withFallback(failingTf(attempts), {
+      backend: tfBackend(canServe),
+      forwarder: world.forwarder,
+      logger: silent,
+    }),
+  );
+  return attempts;
+}
+
 describe('JobRecords.forward', () => {
   it('moves a record once, keeping the error that made it move', async () => {
     world = await createWorld();
@@ -225,15 +242,7 @@ describe('fallback in the worker', () => {
   it('moves a job to the next backend after its last attempt, under the same id', async () => {
     world = await createWorld();
     await world.reportWorker('onnx');
-    const attempts: number[] = [];
-    await world.startWorker(
-      'tensorflow',
-      withFallback(failingTf(attempts), {
-        backend: tfBackend(),
-        forwarder: world.forwarder,
-        logger: silent,
-      }),
-    );
+    const attempts = await startFailingTfWorker(world);
     await world.startWorker('onnx', async () => result);
     const id = await world.submit('both');
 
@@ -258,15 +267,7 @@ describe('fallback in the worker', () => {
   it('moves at once when no server of the backend can take requests (circuits open)', async () => {
     world = await createWorld();
     await world.reportWorker('onnx');
-    const attempts: number[] = [];
-    await world.startWorker(
-      'tensorflow',
-      withFallback(failingTf(attempts), {
-        backend: tfBackend(false),
-        forwarder: world.forwarder,
-        logger: silent,
-      }),
-    );
+    const attempts = await startFailingTfWorker(world, false);
     await world.startWorker('onnx', async () => result);
     const id = await world.submit('both');
     await eventually(async () =>
@@ -278,15 +279,7 @@ describe('fallback in the worker', () => {
   it('keeps the job where it is when no other backend serves the model, or the client chose it', async () => {
     world = await createWorld();
     await world.reportWorker('onnx');
-    const attempts: number[] = [];
-    await world.startWorker(
-      'tensorflow',
-      withFallback(failingTf(attempts), {
-        backend: tfBackend(),
-        forwarder: world.forwarder,
-        logger: silent,
-      }),
-    );
+    await startFailingTfWorker(world);
     const tfOnly = await world.submit('tf_only', {}, 2);
     const pinned = await world.submit('both', { pinned: true }, 2);
     for (const id of [tfOnly, pinned]) {
@@ -300,15 +293,7 @@ describe('fallback in the worker', () => {
 
   it('does not move a job to a backend with no live worker', async () => {
     world = await createWorld();
-    const attempts: number[] = [];
-    await world.startWorker(
-      'tensorflow',
-      withFallback(failingTf(attempts), {
-        backend: tfBackend(),
-        forwarder: world.forwarder,
-        logger: silent,
-      }),
-    );
+    await startFailingTfWorker(world);
     const id = await world.submit('both', {}, 1);
     await eventually(async () =>
       (await world!.queues.queue('tensorflow').getJobState(id)) === 'failed' ? true : undefined,
