@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { Config } from '../shared/config/config.js';
+import { waitUntilModelReady } from '../test/support/stack.js';
+import { BenchProcess } from './bench-process.js';
+import { BENCH_MODEL } from './in-process-pipeline.js';
+import { unlinkPrefix } from './redis-keys.js';
+import type { Teardown } from './teardown.js';
+
+/** Fastify's line once the API listens, with the port it took. */
+const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/;
+
+/** The gateway as `npm start` runs it: one API process and one ONNX worker process. */
+export interface GatewayStack {
+  baseUrl: string;
+  /** `Authorization: Bearer` with the benchmark's API key. */
+  headers: Record<string, string>;
+  /** The REDIS_PREFIX both processes run under. */
+  prefix: string;
+  api: BenchProcess;
+  worker: BenchProcess;
+}
+
+/**
+ * Starts the API and an ONNX worker in production mode (an API key, a webhook signing secret,
+ * info-level logs to files), rate limiting off, on a Redis prefix and a local storage folder of
+ * their own; resolves once the model is ready. Processes, keys and folder go into `teardown`.
+ */
+export async function startGatewayStack(options: {
+  config: Config;
+  logDir: string;
+  teardown: Teardown;
+}): Promise<GatewayStack> {
+  const { config, logDir, teardown } = options;
+  const prefix = `bench-gateway-${process.pid}`;
+  const storage = mkdtempSync(join(tmpdir(), 'ai-gateway-bench-'));
+  teardown.add(`gateway: storage folder ${storage}`, () =>
+    rmSync(storage, { recursive: true, force: true }),
+  );
+  const cleaner = new Redis(config.redis.url);
+  teardown.add('gateway: Redis connection', () => void cleaner.disconnect());
+  teardown.add(
+    `gateway: keys under ${prefix}`,
+    async () => void (await unlinkPrefix(cleaner, prefix)),
+  );
+
+  const apiKey = randomBytes(24).toString('hex');
+  const env = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'info',
+    HOST: '127.0.0.1',
+    // The API binds a free port itself and logs it.
+    PORT: '0',
+    REDIS_URL: config.redis.url,
+    REDIS_PREFIX: prefix,
+    LOCAL_STORAGE_DIR: storage,
+    RATE_LIMIT_ENABLED: 'false',
+    // Production mode refuses to run open or unsigned.
+    API_KEYS: `bench:${apiKey}`,
+    WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+    // The machine is shared: the default worker metrics port (9464) may be taken.
+    WORKER_METRICS_PORT: '0',
+  };
+  const api = BenchProcess.start('gateway-api', ['api/main.ts'], { logDir, env });
+  teardown.add('gateway API process', () => api.stop());
+  const worker = BenchProcess.start(
+    'gateway-worker-onnx',
+    ['workers/main.ts', '--backend', 'onnx'],
+    { logDir, env },
+  );
+  teardown.add('gateway worker process', () => worker.stop());
+
+  const [[, port]] = await Promise.all([
+    api.waitForLine(LISTENING),
+    worker.waitForLine(/"worker started"/),
+  ]);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const headers = { authorization: `Bearer ${apiKey}` };
+  await waitUntilModelReady(baseUrl, BENCH_MODEL, 30_000, headers);
+  return { baseUrl, headers, prefix, api, worker };
+}
