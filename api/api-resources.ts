@@ -162,6 +162,7 @@ export async function createApiResources(
       retentionSeconds: config.jobs.retentionSeconds,
     }),
     logger,
+    inlineImageMaxBytes: config.images.inlineMaxBytes,
   });
 
   const close = async (onStepError?: (step: string, err: unknown) => void) => {

@@ -31,8 +31,10 @@ export interface InferenceProcessorDeps {
   beforeInference?(job: Job<InferenceJobData, InferenceResult>): Promise<void>;
 }
 
+/** Runs one job; `inlineImage`: the job's image when it travelled with the job, not via storage. */
 export type InferenceProcessor = (
   job: Job<InferenceJobData, InferenceResult>,
+  inlineImage?: Buffer,
 ) => Promise<InferenceResult>;
 
 /**
@@ -41,7 +43,7 @@ export type InferenceProcessor = (
  * can help; nothing is swallowed, so BullMQ sees every failure.
  */
 export function createInferenceProcessor(deps: InferenceProcessorDeps): InferenceProcessor {
-  return async (job) => {
+  return async (job, inlineImage) => {
     const { data } = job;
     const log = deps.logger.child({
       jobId: job.id,
@@ -54,7 +56,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
     if (!model) throw jobFailure('MODEL_NOT_FOUND', data.model);
 
     const clock = stopwatch();
-    const image = await fetchImage(deps.store, data.imageKey);
+    const image = inlineImage ?? (await fetchImage(deps.store, data.imageKey));
     const fetchMs = clock.lap();
 
     // A model whose server decodes images itself gets the bytes; the rest a tensor made here.
@@ -92,7 +94,16 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
       postprocess_ms: clock.lap(),
     };
     log.info({ version, timings }, 'job done');
-    return { version, backend: deps.backend.kind, result, timings };
+    return {
+      version,
+      backend: deps.backend.kind,
+      result,
+      timings,
+      startedAt: job.processedOn ?? Date.now(),
+      finishedAt: Date.now(),
+      // BullMQ counts the attempt once it ends; this is it.
+      attempts: job.attemptsMade + 1,
+    };
   };
 }
 

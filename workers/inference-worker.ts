@@ -25,8 +25,8 @@ import { withFallback } from './fallback/with-fallback.js';
 import { BackendMonitor } from './health/backend-monitor.js';
 import { createInferenceProcessor } from './inference-processor.js';
 import { dispatchJobs } from './job-handlers.js';
-import { checkNotCanceled, guardLifecycle } from './job-lifecycle-guard.js';
 import { observeJobs } from './job-observer.js';
+import { checkNotCanceled, createJobRunner } from './job-runner.js';
 import { StatusReporter } from './status-reporter.js';
 
 /** BullMQ's reason for a job whose workers kept dying while running it (maxStalledCount). */
@@ -112,7 +112,7 @@ export class InferenceWorker {
     const forwarder = new JobForwarder({ registry, records, queues, status: statusStore });
     // Outermost first: the job's lifecycle (deadline, cancel, settle, webhooks), then fallback to
     // another backend, then the stages of one inference.
-    const processor = guardLifecycle(
+    const runner = createJobRunner(
       withFallback(
         createInferenceProcessor({
           registry,
@@ -129,7 +129,7 @@ export class InferenceWorker {
 
     const queueName = INFERENCE_QUEUES[backend.kind];
     const handle = dispatchJobs<InferenceJobData, InferenceResult>(queueName, {
-      [JobName.Infer]: processor,
+      [JobName.Infer]: (job) => runner.run(job),
     });
     let self: InferenceWorker | undefined;
     const worker = new Worker<InferenceJobData, InferenceResult>(
@@ -166,12 +166,11 @@ export class InferenceWorker {
         },
         'job attempt failed',
       );
-      // BullMQ fails a job that stalled too often without running the processor, so its lifecycle
-      // guard never saw the end: settle it and send its `completed` webhook here.
+      // BullMQ fails a job that stalled too often without running the processor, so its runner
+      // never saw the end.
       if (job && err.message === STALLED_TOO_OFTEN) {
-        void lifecycle
-          .settle(job.id!, 'failed')
-          .then(() => webhooks.notify(job.id!, 'completed', job.data.webhook, job.data.requestId))
+        runner
+          .abandoned(job)
           .catch((e: Error) => log.warn({ jobId: job.id, err: e.message }, 'settling failed'));
       }
     });

@@ -5,7 +5,7 @@ import type { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { InferenceProcessor } from './inference-processor.js';
 import { isLastAttempt, wasForwarded } from './job-attempts.js';
 
-export interface LifecycleGuardDeps {
+export interface JobRunnerDeps {
   lifecycle: JobLifecycle;
   webhooks: WebhookQueue;
   logger: Logger;
@@ -13,26 +13,32 @@ export interface LifecycleGuardDeps {
 
 type Job = Parameters<InferenceProcessor>[0];
 
+/** What the worker's BullMQ processor calls per job, and what it calls for a job BullMQ gave up on. */
+export interface JobRunner {
+  run(job: Job): ReturnType<InferenceProcessor>;
+  /** BullMQ failed the job without running it (it stalled too often): settle it and say so. */
+  abandoned(job: Job): Promise<void>;
+}
+
 /**
- * The job's life around the processor, in the order it happens:
+ * The life of one inference job in this worker, each transition one atomic step on the job record
+ * (JobLifecycle), in the order it happens:
  *
- * 1. the first start is recorded on the job record; a job first picked up after its deadline fails
- *    DEADLINE_EXCEEDED without running (a retry, a recovered stall or a fallback of a job that
- *    started in time is not late);
+ * 1. start, in one round trip: the first start is recorded and the inline image (if any) comes
+ *    back; a job first picked up after its deadline fails DEADLINE_EXCEEDED without running, one
+ *    whose cancel was requested first ends canceled (a retry, a recovered stall or a fallback of a
+ *    job that started in time is not late);
  * 2. the `started` webhook is queued (when asked for), at the first start only;
- * 3. the processor runs, and checks for a cancel request before the model ({@link checkNotCanceled});
- * 4. before the result (or a final failure) goes back to BullMQ, the worker settles the outcome on
- *    the job record; if a cancel was requested first the job ends JOB_CANCELED instead, without a
- *    result;
+ * 3. the processor runs its stages, and checks for a cancel request before the model
+ *    ({@link JobRunner} hands it the check);
+ * 4. before the result (or a final failure) goes back to BullMQ, the outcome is settled on the job
+ *    record; if a cancel was requested first the job ends JOB_CANCELED instead, without a result;
  * 5. the `completed` webhook is queued for every final outcome.
  *
  * A failure that will be retried settles nothing, but a cancel request stops the retries. A job
  * moved to another backend (fallback) settles nothing here either: it is finished there.
  */
-export function guardLifecycle(
-  processor: InferenceProcessor,
-  deps: LifecycleGuardDeps,
-): InferenceProcessor {
+export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDeps): JobRunner {
   const { lifecycle, webhooks } = deps;
   const completed = (job: Job) =>
     webhooks.notify(job.id!, 'completed', job.data.webhook, job.data.requestId);
@@ -41,45 +47,69 @@ export function guardLifecycle(
     await completed(job);
     return jobFailure('JOB_CANCELED');
   };
+  const settle = (job: Job, outcome: 'succeeded' | 'failed') =>
+    lifecycle.settle(job.id!, outcome, { inlineImage: job.data.imageInline === true });
 
-  return async (job) => {
+  const run = async (job: Job) => {
     const { data } = job;
-    const start = await lifecycle.begin(job.id!, data.deadline);
-    if (start === 'late') {
-      if ((await lifecycle.settle(job.id!, 'failed')) === 'canceled') throw await canceled(job);
-      await completed(job);
-      throw jobFailure('DEADLINE_EXCEEDED', new Date(data.deadline!).toISOString());
+    const start = await lifecycle.begin(job.id!, {
+      deadline: data.deadline,
+      inlineImage: data.imageInline === true,
+    });
+    switch (start.kind) {
+      case 'canceled':
+        await settle(job, 'failed');
+        throw await canceled(job);
+      case 'late':
+        if ((await settle(job, 'failed')) === 'canceled') throw await canceled(job);
+        await completed(job);
+        throw jobFailure('DEADLINE_EXCEEDED', new Date(data.deadline!).toISOString());
+      case 'missing':
+        // The record expired with the job still queued; an inline image went with it.
+        if (data.imageInline) {
+          throw jobFailure('INVALID_IMAGE', 'the uploaded image is no longer available');
+        }
+        break;
+      case 'started':
+        await webhooks.notify(job.id!, 'started', data.webhook, data.requestId);
+        break;
+      case 'resumed':
+        break;
     }
-    if (start === 'started')
-      await webhooks.notify(job.id!, 'started', data.webhook, data.requestId);
 
     let result: Awaited<ReturnType<InferenceProcessor>>;
     try {
-      result = await processor(job);
+      result = await processor(job, 'image' in start ? start.image : undefined);
     } catch (err) {
       // Moved to another backend: its life goes on there, where it will be settled.
       if (wasForwarded(err)) throw err;
       const final = isLastAttempt(job, err);
-      const outcome = final
-        ? await lifecycle.settle(job.id!, 'failed')
-        : await cancelBeforeRetry(lifecycle, job.id!);
+      const outcome = final ? await settle(job, 'failed') : await cancelBeforeRetry(job);
       if (outcome === 'canceled') throw await canceled(job);
       if (final) await completed(job);
       throw err;
     }
-    if ((await lifecycle.settle(job.id!, 'succeeded')) === 'canceled') throw await canceled(job);
+    if ((await settle(job, 'succeeded')) === 'canceled') throw await canceled(job);
     await completed(job);
     return result;
+  };
+
+  const cancelBeforeRetry = async (job: Job) => {
+    if (!(await lifecycle.isCancelRequested(job.id!))) return 'retry';
+    await lifecycle.confirmCanceled(job.id!);
+    return 'canceled';
+  };
+
+  return {
+    run,
+    async abandoned(job) {
+      await settle(job, 'failed');
+      await completed(job);
+    },
   };
 }
 
 /** The check before the model runs: a job whose cancel was requested goes no further. */
 export async function checkNotCanceled(lifecycle: JobLifecycle, job: Job): Promise<void> {
   if (await lifecycle.isCancelRequested(job.id!)) throw jobFailure('JOB_CANCELED');
-}
-
-async function cancelBeforeRetry(lifecycle: JobLifecycle, jobId: string) {
-  if (!(await lifecycle.isCancelRequested(jobId))) return 'retry';
-  await lifecycle.confirmCanceled(jobId);
-  return 'canceled';
 }

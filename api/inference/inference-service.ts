@@ -3,18 +3,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errors, withCause } from '../../shared/errors/index.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
-import type { JobRecords } from '../../shared/jobs/job-records.js';
-import type { JobResource } from '../../shared/jobs/job-resource.js';
+import type { JobRecord, JobRecords } from '../../shared/jobs/job-records.js';
+import { describeJob, type JobResource } from '../../shared/jobs/job-resource.js';
 import type { OwnerJobsPage } from '../../shared/jobs/owner-jobs.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { InferenceJobData } from '../../shared/queues/index.js';
-import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
+import type { InferenceQueues, JobEntry } from '../../shared/queues/inference-queues.js';
 import type { Route } from '../../shared/routing/router.js';
+import { imageKey } from '../../shared/storage/index.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import type { WebhookSubscription } from '../../shared/webhooks/webhook-subscription.js';
 import { ANONYMOUS } from '../http/owner.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
-import { followJob } from '../jobs/follow-job.js';
+import { type FollowedJob, followJob } from '../jobs/follow-job.js';
 import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';
 import type { ImageUploads } from './image-uploads.js';
 
@@ -45,12 +46,15 @@ export interface JobPage {
   next?: string;
 }
 
-export interface Submission {
+/** A job a request made (or found again by its idempotency key), and how it ended. */
+export interface AcceptedJob {
   jobId: string;
-  /** Resolves `true` when the job has finished within the wait, `false` otherwise. */
-  finished: Promise<boolean>;
   /** The idempotency key matched an earlier submission: this is its job, no new one was made. */
   replayed: boolean;
+  /** The job as it was accepted (a replay: as it is now). */
+  job: JobResource;
+  /** The job once it has finished, within the wait; `undefined` when the wait ran out first. */
+  outcome: Promise<JobResource | undefined>;
 }
 
 export interface InferenceServiceDeps {
@@ -64,6 +68,12 @@ export interface InferenceServiceDeps {
   idempotency: IdempotencyKeys;
   logger: Logger;
   /**
+   * Images up to this size travel in the job's record, not through object storage
+   * (INLINE_IMAGE_MAX_BYTES).
+   * @defaultValue 0
+   */
+  inlineImageMaxBytes?: number;
+  /**
    * How long a request waits for a concurrent request with the same idempotency key to create its
    * job before answering IDEMPOTENCY_KEY_IN_USE.
    * @defaultValue 10000
@@ -74,15 +84,22 @@ export interface InferenceServiceDeps {
 type Wait = { timeoutMs: number; signal?: AbortSignal };
 
 /**
- * Turns an accepted upload into a job: the image into storage (content-addressed), a small job into
- * the chosen backend's queue, and, when the caller will wait, a waiter registered before the job is
- * added so its completion cannot be missed. Also the API side of a job's life: reading it back and
+ * Turns an accepted upload into a job: the image inline in the job's record when it is small, into
+ * storage (content-addressed) otherwise; the record and a small job in the chosen backend's queue,
+ * in one round trip; and, when the caller will wait, a waiter registered before the job is added
+ * so its completion cannot be missed. A job that completes within the wait is answered from its
+ * completion event, without reading it back. Also the API side of a job's life: reading it and
  * canceling it.
  */
 export class InferenceService {
-  constructor(private readonly deps: InferenceServiceDeps) {}
+  private readonly inlineImageMaxBytes: number;
 
-  async submit(request: SubmitRequest, wait: Wait = { timeoutMs: 0 }): Promise<Submission> {
+  constructor(private readonly deps: InferenceServiceDeps) {
+    this.inlineImageMaxBytes = deps.inlineImageMaxBytes ?? 0;
+    if (this.inlineImageMaxBytes < 0) throw new RangeError('inlineImageMaxBytes must be >= 0');
+  }
+
+  async submit(request: SubmitRequest, wait: Wait = { timeoutMs: 0 }): Promise<AcceptedJob> {
     const owner = request.owner ?? ANONYMOUS;
     const jobId = randomUUID();
     const { idempotency } = request;
@@ -90,7 +107,14 @@ export class InferenceService {
       const earlier = await this.claimKey(owner, idempotency, jobId);
       if (earlier) {
         this.deps.logger.debug({ jobId: earlier, requestId: request.requestId }, 'job replayed');
-        return { jobId: earlier, finished: this.waitForExisting(earlier, wait), replayed: true };
+        const job = await this.get(earlier);
+        if (!job) throw new errors.JOB_NOT_FOUND(earlier);
+        return {
+          jobId: earlier,
+          replayed: true,
+          job,
+          outcome: this.waitForExisting(earlier, wait),
+        };
       }
     }
     try {
@@ -115,12 +139,15 @@ export class InferenceService {
     owner: string,
     request: SubmitRequest,
     wait: Wait,
-  ): Promise<Submission> {
-    const key = await this.deps.images.save(request.image, request.contentType, request.imageKey);
+  ): Promise<AcceptedJob> {
+    const inline = request.image.length <= this.inlineImageMaxBytes;
+    const key = inline
+      ? (request.imageKey ?? imageKey(request.image))
+      : await this.deps.images.save(request.image, request.contentType, request.imageKey);
 
     const { backend } = request.route;
     const abandon = new AbortController();
-    const finished =
+    const followed =
       wait.timeoutMs > 0
         ? followJob(
             this.deps,
@@ -129,13 +156,14 @@ export class InferenceService {
             wait.timeoutMs,
             wait.signal ? AbortSignal.any([wait.signal, abandon.signal]) : abandon.signal,
           )
-        : Promise.resolve(false);
+        : Promise.resolve(undefined);
     // Sync jobs carry no priority: BullMQ runs those before every prioritised (async) job.
     const priority = request.mode === 'async' ? request.priority : undefined;
     const data: InferenceJobData = {
       model: request.route.model.name,
       ...(request.version ? { version: request.version } : {}),
       imageKey: key,
+      ...(inline ? { imageInline: true } : {}),
       params: request.params,
       requestId: request.requestId,
       mode: request.mode,
@@ -143,31 +171,85 @@ export class InferenceService {
       ...(request.webhook ? { webhook: request.webhook } : {}),
       ...(request.route.pinned ? { pinned: true } : {}),
     };
-    try {
-      // The record first: a job that exists in a queue can always be found.
-      await this.deps.records.create({
-        id: jobId,
-        model: data.model,
-        backend,
-        createdAt: Date.now(),
-        requestId: request.requestId,
-        submission: {
-          ...(request.version ? { version: request.version } : {}),
-          mode: request.mode,
-          ...(priority !== undefined ? { priority } : {}),
-          ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
-          ...(request.webhook ? { webhook: request.webhook } : {}),
-          owner,
-        },
-      });
-      await this.deps.queues.add(backend, jobId, data, priority ? { priority } : {});
-    } catch (err) {
+    const record = {
+      id: jobId,
+      model: data.model,
+      backend,
+      createdAt: Date.now(),
+      requestId: request.requestId,
+      submission: {
+        ...(request.version ? { version: request.version } : {}),
+        mode: request.mode,
+        ...(priority !== undefined ? { priority } : {}),
+        ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
+        ...(request.webhook ? { webhook: request.webhook } : {}),
+        owner,
+      },
+    };
+    // The record and the job in one round trip: both go out at once on one connection, the record
+    // first, so a job that exists in a queue can always be found and its worker finds its record.
+    const [created, added] = await Promise.allSettled([
+      this.deps.records.create(record, inline ? request.image : undefined),
+      this.deps.queues.add(backend, jobId, data, priority ? { priority } : {}),
+    ]);
+    if (created.status === 'rejected' || added.status === 'rejected') {
       abandon.abort();
-      await this.dropRecordUnlessQueued(backend, jobId);
+      if (created.status === 'fulfilled') await this.dropRecordUnlessQueued(backend, jobId);
+      else if (added.status === 'fulfilled') await this.removeOrphan(backend, jobId);
+      const err =
+        created.status === 'rejected' ? created.reason : (added as PromiseRejectedResult).reason;
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
     this.deps.logger.debug({ jobId, backend, requestId: request.requestId }, 'job queued');
-    return { jobId, finished, replayed: false };
+
+    const entry: JobEntry = {
+      id: jobId,
+      data,
+      opts: priority ? { priority } : {},
+      timestamp: added.value.timestamp,
+      processedOn: undefined,
+      finishedOn: undefined,
+      attemptsMade: 0,
+    };
+    const queued = describeJob({
+      record: created.value,
+      found: { backend, job: entry, state: priority ? 'prioritized' : 'waiting' },
+    })!;
+    return {
+      jobId,
+      replayed: false,
+      job: queued,
+      outcome: followed.then((end) => this.describeEnd(created.value, entry, end)),
+    };
+  }
+
+  /**
+   * The finished job. One that completed where it was queued is described from its completion
+   * event and what this request knows, with no read; anything else (a failure, a move to another
+   * backend, webhook deliveries to show) is read back.
+   */
+  private async describeEnd(
+    record: JobRecord,
+    entry: JobEntry,
+    end: FollowedJob | undefined,
+  ): Promise<JobResource | undefined> {
+    if (!end) return undefined;
+    const { result } = end;
+    if (!result || end.backend !== record.backend || entry.data.webhook) return this.get(record.id);
+    return describeJob({
+      record: { ...record, lifecycle: { settled: 'succeeded' } },
+      found: {
+        backend: end.backend,
+        state: 'completed',
+        job: {
+          ...entry,
+          processedOn: result.startedAt,
+          finishedOn: result.finishedAt,
+          attemptsMade: result.attempts,
+          returnvalue: result,
+        },
+      },
+    });
   }
 
   /**
@@ -183,6 +265,14 @@ export class InferenceService {
     } catch {
       // Redis is unreachable: nothing can be known, nothing is deleted.
     }
+  }
+
+  /** After the record failed but the add did not: a job without its record must not run. */
+  private async removeOrphan(backend: Route['backend'], jobId: string): Promise<void> {
+    await this.deps.queues
+      .queue(backend)
+      .remove(jobId)
+      .catch(() => undefined);
   }
 
   /**
@@ -213,13 +303,15 @@ export class InferenceService {
   }
 
   /** A wait on a job that already exists, which may have finished already. */
-  private async waitForExisting(jobId: string, wait: Wait): Promise<boolean> {
-    if (wait.timeoutMs <= 0) return false;
+  private async waitForExisting(jobId: string, wait: Wait): Promise<JobResource | undefined> {
+    if (wait.timeoutMs <= 0) return undefined;
     const record = await this.deps.records.get(jobId);
-    if (!record) return true;
-    return followJob(this.deps, jobId, record.backend, wait.timeoutMs, wait.signal, {
-      exists: true,
-    });
+    const end = record
+      ? await followJob(this.deps, jobId, record.backend, wait.timeoutMs, wait.signal, {
+          exists: true,
+        })
+      : undefined;
+    return record && !end ? undefined : this.get(jobId);
   }
 
   /** The job; with `owner`, only if it is theirs (another owner's job is not found). */

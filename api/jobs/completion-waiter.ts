@@ -1,10 +1,25 @@
 import type { QueueName } from '../../shared/queues/index.js';
 
+/** What BullMQ's completion events carry: a completed job's return value, parsed. */
+interface EventArgs {
+  jobId: string;
+  returnvalue?: unknown;
+}
+
 /** The part of BullMQ's QueueEvents the waiter listens to. */
 export interface CompletionEvents {
-  on(event: 'completed' | 'failed', listener: (args: { jobId: string }) => void): unknown;
-  off(event: 'completed' | 'failed', listener: (args: { jobId: string }) => void): unknown;
+  on(event: 'completed' | 'failed', listener: (args: EventArgs) => void): unknown;
+  off(event: 'completed' | 'failed', listener: (args: EventArgs) => void): unknown;
 }
+
+/** How a job was found finished. */
+export type Finished =
+  /** Its `completed` event, with the worker's return value. */
+  | { via: 'completed'; returnvalue: unknown }
+  /** Its `failed` event (which a job moved to another backend also sends). */
+  | { via: 'failed' }
+  /** The reconciliation found it finished, or gone: no event was heard. */
+  | { via: 'state' };
 
 export interface CompletionWaiterOptions {
   /** One event source per queue: the process's only listener on that queue. */
@@ -24,7 +39,7 @@ interface Waiter {
   queue: QueueName;
   jobId: string;
   since: number;
-  settle(finished: boolean): void;
+  settle(finished: Finished | undefined): void;
 }
 
 /**
@@ -37,7 +52,10 @@ export class CompletionWaiter {
   /** By queue and job id: a job moved to another queue keeps its id, and finishes in each. */
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly reconcileIntervalMs: number;
-  private readonly listeners = new Map<QueueName, (args: { jobId: string }) => void>();
+  private readonly listeners = new Map<
+    QueueName,
+    { completed: (args: EventArgs) => void; failed: (args: EventArgs) => void }
+  >();
   private timer: NodeJS.Timeout | undefined;
   private reconciling = false;
   private closed = false;
@@ -46,10 +64,14 @@ export class CompletionWaiter {
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 1000;
     if (this.reconcileIntervalMs <= 0) throw new RangeError('reconcileIntervalMs must be positive');
     for (const [queue, events] of options.events) {
-      const listener = ({ jobId }: { jobId: string }) => this.settle(waiterKey(queue, jobId), true);
+      const listener = {
+        completed: ({ jobId, returnvalue }: EventArgs) =>
+          this.settle(waiterKey(queue, jobId), { via: 'completed', returnvalue }),
+        failed: ({ jobId }: EventArgs) => this.settle(waiterKey(queue, jobId), { via: 'failed' }),
+      };
       this.listeners.set(queue, listener);
-      events.on('completed', listener);
-      events.on('failed', listener);
+      events.on('completed', listener.completed);
+      events.on('failed', listener.failed);
     }
   }
 
@@ -61,17 +83,22 @@ export class CompletionWaiter {
   }
 
   /**
-   * Resolves `true` when the job finishes (completed, failed, or gone), `false` when `timeoutMs`
-   * passes or `signal` aborts first.
+   * Resolves how the job was found finished (completed, failed, or gone), or `undefined` when
+   * `timeoutMs` passes or `signal` aborts first.
    */
-  wait(queue: QueueName, jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.closed || signal?.aborted) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
+  wait(
+    queue: QueueName,
+    jobId: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<Finished | undefined> {
+    if (this.closed || signal?.aborted) return Promise.resolve(undefined);
+    return new Promise<Finished | undefined>((resolve) => {
       const key = waiterKey(queue, jobId);
       const set = this.waiters.get(key) ?? new Set<Waiter>();
       this.waiters.set(key, set);
-      const onAbort = () => waiter.settle(false);
-      const timer = setTimeout(() => waiter.settle(false), timeoutMs);
+      const onAbort = () => waiter.settle(undefined);
+      const timer = setTimeout(() => waiter.settle(undefined), timeoutMs);
       const waiter: Waiter = {
         queue,
         jobId,
@@ -97,13 +124,13 @@ export class CompletionWaiter {
     clearTimeout(this.timer);
     for (const [queue, events] of this.options.events) {
       const listener = this.listeners.get(queue)!;
-      events.off('completed', listener);
-      events.off('failed', listener);
+      events.off('completed', listener.completed);
+      events.off('failed', listener.failed);
     }
-    for (const key of [...this.waiters.keys()]) this.settle(key, false);
+    for (const key of [...this.waiters.keys()]) this.settle(key, undefined);
   }
 
-  private settle(key: string, finished: boolean): void {
+  private settle(key: string, finished: Finished | undefined): void {
     const set = this.waiters.get(key);
     if (!set) return;
     for (const waiter of [...set]) waiter.settle(finished);
@@ -135,7 +162,7 @@ export class CompletionWaiter {
         [...byQueue].map(async ([queue, ids]) => {
           const finished = await this.options.isFinished(queue, ids);
           ids.forEach((id, i) => {
-            if (finished[i]) this.settle(waiterKey(queue, id), true);
+            if (finished[i]) this.settle(waiterKey(queue, id), { via: 'state' });
           });
         }),
       );

@@ -76,11 +76,9 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
         backend: submission.route.backend,
         mode: 'async',
       };
-      const { jobId, replayed } = await submission.admission.track(
+      const { job, replayed } = await submission.admission.track(
         service.submit({ ...submission, requestId: request.id, mode: 'async' }),
       );
-      const job = await service.get(jobId, submission.owner);
-      if (!job) throw new errors.JOB_NOT_FOUND(jobId);
       if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(202).header('location', job.urls.get).send(job);
     },

@@ -5,6 +5,7 @@ import { CATALOGUE, errors, isErrorCode } from '../../shared/errors/index.js';
 import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import { parsePrefer, planWait } from '../http/prefer.js';
 import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
+import { serverTiming } from '../http/server-timing.js';
 import {
   PredictQuerySchema,
   type SubmissionFields,
@@ -72,16 +73,20 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         mode: plan.mode,
       };
 
-      const { jobId, finished, replayed } = await submission.admission.track(
+      const accepted = await submission.admission.track(
         service.submit(
           { ...submission, requestId: request.id, mode: plan.mode },
           { timeoutMs: plan.waitMs, signal: disconnected.signal },
         ),
       );
-      if (replayed) reply.header('idempotent-replayed', 'true');
-      await finished;
-      const job = await service.get(jobId);
-      if (!job) throw new errors.JOB_NOT_FOUND(jobId);
+      const queuedAfterMs = reply.elapsedTime;
+      if (accepted.replayed) reply.header('idempotent-replayed', 'true');
+      // Finished within the wait; not asked to wait (as accepted); or as it is now (202).
+      const job =
+        (await accepted.outcome) ??
+        (plan.mode === 'async' ? accepted.job : await service.get(accepted.jobId));
+      if (!job) throw new errors.JOB_NOT_FOUND(accepted.jobId);
+      reply.header('server-timing', serverTiming(job, queuedAfterMs, reply.elapsedTime));
       return answer(reply, job, request.id);
     },
   );

@@ -65,8 +65,12 @@ export interface Config {
   auth: { apiKeys?: string; keysFile?: string };
   sync: { defaultWaitMs: number; maxWaitMs: number };
   jobs: { attempts: number; backoffMs: number; retentionSeconds: number; retentionCount: number };
-  /** Uploaded images are deleted this long after they were stored. */
-  images: { retentionDays: number };
+  images: {
+    /** Uploaded images are deleted this long after they were stored. */
+    retentionDays: number;
+    /** Images up to this size travel with their job (in its record) instead of via storage. */
+    inlineMaxBytes: number;
+  };
   worker: {
     concurrency: number;
     lockDurationMs: number;
@@ -235,7 +239,7 @@ function toConfig(e: Env): Config {
       retentionSeconds: e.JOB_RETENTION_SECONDS,
       retentionCount: e.JOB_RETENTION_COUNT,
     },
-    images: { retentionDays: e.IMAGE_RETENTION_DAYS },
+    images: { retentionDays: e.IMAGE_RETENTION_DAYS, inlineMaxBytes: e.INLINE_IMAGE_MAX_BYTES },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       lockDurationMs: e.WORKER_LOCK_DURATION_MS,

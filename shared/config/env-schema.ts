@@ -194,6 +194,12 @@ export const EnvSchema = Type.Object({
     3650,
     'Days an uploaded image is kept (an S3 lifecycle rule, or a sweep of the local folder); the same image uploaded again after half of it is stored again, so a reused copy has at least that long left.',
   ),
+  INLINE_IMAGE_MAX_BYTES: Integer(
+    32_768,
+    0,
+    1_048_576,
+    'Images up to this size travel with their job in Redis (kept until the job ends) instead of through object storage: no storage write and read on the request path. 0: every image goes to storage.',
+  ),
 
   WORKER_CONCURRENCY: Integer(4, 1, 1024, 'Jobs one worker process handles at once.'),
   WORKER_LOCK_DURATION_MS: Integer(

@@ -39,6 +39,13 @@ export interface InferenceResult {
   backend: string;
   result: Prediction;
   timings: StageTimings;
+  /**
+   * When this attempt started and when its result was ready (epoch ms), and which attempt it was:
+   * a completion event carries them, so a waiting request answers without reading the job back.
+   */
+  startedAt: number;
+  finishedAt: number;
+  attempts: number;
 }
 
 export type { Task };

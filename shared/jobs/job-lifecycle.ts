@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RedisScript } from '../redis/redis-script.js';
-import type { JobRecords } from './job-records.js';
+import { INLINE_IMAGE_FIELD, type JobRecords } from './job-records.js';
 
 /** What a cancel request found, decided atomically on the job record. */
 export type CancelRequest =
@@ -22,9 +22,25 @@ redis.call('HSET', KEYS[1], 'cancel_requested_at', ARGV[1])
 return {'requested', ARGV[1]}
 `);
 
+/** How a worker's pick-up of a job went, decided on the job record in one step. */
+export type JobStart =
+  /** The first start, recorded now; `image` is the job's inline image, when asked for. */
+  | { kind: 'started'; image?: Buffer }
+  /** A later attempt (retry, recovered stall, fallback) of a job that started in time. */
+  | { kind: 'resumed'; image?: Buffer }
+  /** First picked up after its deadline: it must not run. */
+  | { kind: 'late' }
+  /** A cancel was requested before the worker got to it: it must not run. */
+  | { kind: 'canceled' }
+  /** The record is gone (expired): nothing is known of the job beyond its queue entry. */
+  | { kind: 'missing' };
+
+// The field names are the record's own (job-records.ts); the inline image goes as soon as the job
+// has an outcome, since nothing reads it after that.
 const CONFIRM_CANCELED = new RedisScript(`
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[1], '${INLINE_IMAGE_FIELD}')
 return redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
 `);
 
@@ -33,20 +49,27 @@ if redis.call('HEXISTS', KEYS[1], 'canceled_at') == 1 then return 0 end
 return redis.call('HDEL', KEYS[1], 'cancel_requested_at')
 `);
 
+// KEYS[1] the record; ARGV[1] the deadline ('' for none), ARGV[2] now, ARGV[3] '1' to return the
+// inline image. One read answers everything the worker needs before it can start.
 const BEGIN = new RedisScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'started' end
-if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then return 'resumed' end
-if ARGV[1] ~= '' and tonumber(ARGV[2]) > tonumber(ARGV[1]) then return 'late' end
+local fields = {'backend', 'started_at', 'cancel_requested_at'}
+if ARGV[3] == '1' then fields[4] = '${INLINE_IMAGE_FIELD}' end
+local f = redis.call('HMGET', KEYS[1], unpack(fields))
+if not f[1] then return {'missing'} end
+if f[3] then return {'canceled'} end
+if f[2] then return {'resumed', f[4]} end
+if ARGV[1] ~= '' and tonumber(ARGV[2]) > tonumber(ARGV[1]) then return {'late'} end
 redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
-return 'started'
+return {'started', f[4]}
 `);
 
 // The retention runs from the end of a job, not its creation: a record is kept that long after
 // it settles, however long the job waited or ran.
 const SETTLE = new RedisScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'settled' end
+local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend')
+if not f[3] then return 'settled' end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled')
+if ARGV[4] == '1' then redis.call('HDEL', KEYS[1], '${INLINE_IMAGE_FIELD}') end
 if f[1] then
   redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2])
   return 'canceled'
@@ -114,18 +137,23 @@ export class JobLifecycle {
   /**
    * A worker picks the job up. The first time it is `started` (recorded), or `late` when that is
    * after its deadline; after a retry, a recovered stall or a move to another backend it is
-   * `resumed`: a job that started in time is never late.
+   * `resumed`: a job that started in time is never late. A job whose cancel was requested first is
+   * `canceled`. With `inlineImage`, the job's image comes back in the same step.
    */
   async begin(
     jobId: string,
-    deadline: number | undefined,
+    options: { deadline?: number | undefined; inlineImage?: boolean } = {},
     now = Date.now(),
-  ): Promise<'started' | 'resumed' | 'late'> {
-    return (await BEGIN.run(
+  ): Promise<JobStart> {
+    const { deadline, inlineImage = false } = options;
+    const [kind, image] = (await BEGIN.runBuffer(
       this.redis,
       [this.records.key(jobId)],
-      [deadline === undefined ? '' : deadline, now],
-    )) as 'started' | 'resumed' | 'late';
+      [deadline === undefined ? '' : deadline, now, inlineImage ? '1' : '0'],
+    )) as [Buffer, Buffer | null | undefined];
+    const verdict = kind.toString() as JobStart['kind'];
+    if ((verdict === 'started' || verdict === 'resumed') && image) return { kind: verdict, image };
+    return { kind: verdict };
   }
 
   /** Whether a cancel was requested: the worker's check before it runs the model. */
@@ -140,12 +168,14 @@ export class JobLifecycle {
   async settle(
     jobId: string,
     outcome: 'succeeded' | 'failed',
-    now = Date.now(),
+    options: { inlineImage?: boolean; now?: number } = {},
   ): Promise<'settled' | 'canceled'> {
+    const { inlineImage = false, now = Date.now() } = options;
+    // A job with an inline image drops it with its outcome.
     return (await SETTLE.run(
       this.redis,
       [this.records.key(jobId)],
-      [outcome, now, this.records.ttlSeconds],
+      [outcome, now, this.records.ttlSeconds, inlineImage ? '1' : '0'],
     )) as 'settled' | 'canceled';
   }
 }

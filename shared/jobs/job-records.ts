@@ -53,6 +53,30 @@ export interface JobLifecycleState {
   settled?: 'succeeded' | 'failed';
 }
 
+/** The record's fields a reader needs (not the inline image, which only its worker reads). */
+const FIELDS = [
+  'model',
+  'backend',
+  'route',
+  'created_at',
+  'request_id',
+  'version',
+  'mode',
+  'priority',
+  'deadline',
+  'webhook',
+  'owner',
+  'cancel_requested_at',
+  'canceled_at',
+  'settled',
+] as const;
+
+/**
+ * The field holding an image small enough to travel with its job (INLINE_IMAGE_MAX_BYTES) instead
+ * of going to object storage. It lives as long as the record does, and goes when the job settles.
+ */
+export const INLINE_IMAGE_FIELD = 'image';
+
 /** Checks the current backend and rewrites the route in one step, so a move happens at most once. */
 const FORWARD_SCRIPT = `
 local backend = redis.call('HGET', KEYS[1], 'backend')
@@ -78,8 +102,13 @@ export class JobRecords {
     private readonly prefix: string,
     /** How long a record outlives its last change (JOB_RETENTION_SECONDS). */
     readonly ttlSeconds: number,
+    /** Most jobs listed per owner (see {@link OwnerJobs}). */
+    maxPerOwner?: number,
   ) {
-    this.owners = new OwnerJobs(redis, prefix, { retentionSeconds: ttlSeconds });
+    this.owners = new OwnerJobs(redis, prefix, {
+      retentionSeconds: ttlSeconds,
+      ...(maxPerOwner !== undefined ? { maxPerOwner } : {}),
+    });
   }
 
   /** The record's Redis key; JobLifecycle changes the same hash. */
@@ -87,27 +116,56 @@ export class JobRecords {
     return `${this.prefix}:job:${id}`;
   }
 
-  async create(record: Omit<JobRecord, 'route'>): Promise<JobRecord> {
+  /**
+   * Writes a new job's record with its expiry and its entry in the owner's index, in one
+   * transaction. `image`: the upload itself, for a job whose image travels inline rather than
+   * through object storage.
+   */
+  async create(record: Omit<JobRecord, 'route'>, image?: Buffer): Promise<JobRecord> {
     const route: RouteStep[] = [{ backend: record.backend, at: record.createdAt }];
-    const multi = this.redis.multi();
-    const owner = record.submission?.owner;
-    if (owner) this.owners.add(multi, owner, record.id, record.createdAt);
-    await multi
-      .hset(this.key(record.id), {
-        model: record.model,
-        backend: record.backend,
-        route: JSON.stringify(route),
-        created_at: String(record.createdAt),
-        request_id: record.requestId,
-        ...submissionFields(record.submission),
-      })
+    const owner = this.owners.entry(
+      record.submission?.owner ?? ANONYMOUS_OWNER,
+      record.id,
+      record.createdAt,
+    );
+    const fields: (string | Buffer)[] = [
+      'model',
+      record.model,
+      'backend',
+      record.backend,
+      'route',
+      JSON.stringify(route),
+      'created_at',
+      String(record.createdAt),
+      'request_id',
+      record.requestId,
+    ];
+    for (const [name, value] of Object.entries(submissionFields(record.submission))) {
+      fields.push(name, value);
+    }
+    if (image) fields.push(INLINE_IMAGE_FIELD, image);
+    // One transaction of plain commands (no script that a restarted Redis would have to load
+    // again): sent at once, so a job added right after on this connection finds its record.
+    const multi = this.redis
+      .multi()
+      .hset(this.key(record.id), ...fields)
       .expire(this.key(record.id), this.ttlSeconds)
+      .zadd(owner.key, 0, owner.member);
+    if (owner.trimBelow) multi.zremrangebylex(owner.key, '-', `(${owner.trimBelow}`);
+    await multi
+      .zremrangebyrank(owner.key, 0, -(owner.keep + 1))
+      .expire(owner.key, owner.ttlSeconds)
       .exec();
     return { ...record, route };
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
-    const fields = await this.redis.hgetall(this.key(id));
+    const values = await this.redis.hmget(this.key(id), ...FIELDS);
+    const fields: Partial<Record<(typeof FIELDS)[number], string>> = {};
+    FIELDS.forEach((name, i) => {
+      const value = values[i];
+      if (value !== null && value !== undefined) fields[name] = value;
+    });
     if (!fields.backend) return undefined;
     return {
       id,
@@ -162,7 +220,7 @@ function submissionFields(submission: JobSubmission | undefined): Record<string,
   };
 }
 
-function readSubmission(fields: Record<string, string>): JobSubmission {
+function readSubmission(fields: Partial<Record<string, string>>): JobSubmission {
   return {
     ...(fields.version ? { version: fields.version } : {}),
     ...(fields.mode ? { mode: fields.mode as JobSubmission['mode'] } : {}),
@@ -173,7 +231,7 @@ function readSubmission(fields: Record<string, string>): JobSubmission {
   };
 }
 
-function readLifecycle(fields: Record<string, string>): JobLifecycleState {
+function readLifecycle(fields: Partial<Record<string, string>>): JobLifecycleState {
   return {
     ...(fields.cancel_requested_at
       ? { cancelRequestedAt: Number(fields.cancel_requested_at) }

@@ -40,10 +40,17 @@ export const JobResourceSchema = Type.Object(
     created_at: Type.String({ format: 'date-time' }),
     started_at: Nullable(Type.String({ format: 'date-time' })),
     completed_at: Nullable(Type.String({ format: 'date-time' })),
+    /**
+     * Where the job's time went, in ms: waiting in its queue, fetching its image, preprocessing,
+     * the model, postprocessing, and from creation to completion. A sync answer's `Server-Timing`
+     * header gives the same figures.
+     */
     timings: Type.Object({
       queue_ms: Nullable(Type.Number()),
+      fetch_ms: Nullable(Type.Number()),
       preprocess_ms: Nullable(Type.Number()),
       inference_ms: Nullable(Type.Number()),
+      postprocess_ms: Nullable(Type.Number()),
       total_ms: Nullable(Type.Number()),
     }),
     /** 1 (first) to 10 (last) for async jobs; null for sync ones, which go before all of them. */
@@ -94,13 +101,18 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null)
 
 /**
  * The public job from its BullMQ entry in the queue it is in now and, when given, its record: the
- * record keeps what outlives a move between queues (creation time, route).
+ * record keeps what outlives a move between queues (creation time, route). A completed job's
+ * times are its result's, which its completion event carries too, so a sync answer built from the
+ * event and a later read say the same.
  */
 export function toJobResource({ backend, job, state }: FoundJob, record?: JobRecord): JobResource {
   const status = STATUS_OF_STATE[state];
   const output = status === 'succeeded' ? job.returnvalue : null;
-  const startedAt = job.processedOn;
-  const finishedAt = status === 'succeeded' || status === 'failed' ? job.finishedOn : undefined;
+  const startedAt = output?.startedAt ?? job.processedOn;
+  const finishedAt =
+    status === 'succeeded' || status === 'failed'
+      ? (output?.finishedAt ?? job.finishedOn)
+      : undefined;
   const id = job.id!;
   const createdAt = record?.createdAt ?? job.timestamp;
   return {
@@ -117,8 +129,10 @@ export function toJobResource({ backend, job, state }: FoundJob, record?: JobRec
     completed_at: iso(finishedAt),
     timings: {
       queue_ms: startedAt ? startedAt - job.timestamp : null,
+      fetch_ms: output?.timings.fetch_ms ?? null,
       preprocess_ms: output?.timings.preprocess_ms ?? null,
       inference_ms: output?.timings.inference_ms ?? null,
+      postprocess_ms: output?.timings.postprocess_ms ?? null,
       total_ms: finishedAt ? finishedAt - createdAt : null,
     },
     priority: job.opts.priority || null,
@@ -198,7 +212,14 @@ function fromRecord(record: JobRecord): JobResource {
     created_at: new Date(record.createdAt).toISOString(),
     started_at: null,
     completed_at: null,
-    timings: { queue_ms: null, preprocess_ms: null, inference_ms: null, total_ms: null },
+    timings: {
+      queue_ms: null,
+      fetch_ms: null,
+      preprocess_ms: null,
+      inference_ms: null,
+      postprocess_ms: null,
+      total_ms: null,
+    },
     priority: submission.priority ?? null,
     deadline: iso(submission.deadline),
     webhook: submission.webhook ?? null,

@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 export interface OwnerJobsOptions {
   /** Entries older than this go (the job retention: their records are gone too). */
@@ -21,16 +21,35 @@ export interface OwnerJobsPage {
 const MEMBER = /^(\d{15}):([\w-]{1,64})$/;
 const pad = (ms: number) => String(Math.max(0, Math.floor(ms))).padStart(15, '0');
 
+/** One owner's index entry for a new job, written by the job record's creation script. */
+export interface OwnerJobsEntry {
+  key: string;
+  member: string;
+  /** Entries below this member are past the retention; absent: not trimmed this time. */
+  trimBelow?: string;
+  /** Entries kept, newest first. */
+  keep: number;
+  ttlSeconds: number;
+}
+
+/**
+ * How often an addition also trims entries past the retention (1 in N). Reads skip such entries
+ * anyway, and the number per owner is capped at every addition, so this only bounds how long dead
+ * entries occupy memory, at a fraction of a command per job.
+ */
+const AGE_TRIM_EVERY = 16;
+
 /**
  * Each owner's jobs for GET /jobs: a sorted set per owner (`<prefix>:owner-jobs:<owner>`) whose
  * members all score 0 and so sort by their text, creation time first. Pages are read with
  * ZREVRANGEBYLEX from an exclusive bound, the last member of the page before: exact and stable
- * while jobs are added, with no offset to drift. Each addition trims entries past the retention
- * and past `maxPerOwner`, and renews the set's expiry, so an owner who stops submitting leaves
- * nothing behind.
+ * while jobs are added, with no offset to drift, and never past the retention. Each addition caps
+ * the set at `maxPerOwner` and renews its expiry, so an owner who stops submitting leaves nothing
+ * behind; one in {@link AGE_TRIM_EVERY} also drops entries past the retention.
  */
 export class OwnerJobs {
   private readonly maxPerOwner: number;
+  private additions = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -47,27 +66,38 @@ export class OwnerJobs {
     return `${this.prefix}:owner-jobs:${owner}`;
   }
 
-  /** Queues the addition on `multi` (the job record's transaction). */
-  add(multi: ChainableCommander, owner: string, id: string, createdAt: number): void {
-    const key = this.key(owner);
-    const cutoff = createdAt - this.options.retentionSeconds * 1000;
-    multi
-      .zadd(key, 0, `${pad(createdAt)}:${id}`)
-      .zremrangebylex(key, '-', `(${pad(cutoff)}`)
-      .zremrangebyrank(key, 0, -(this.maxPerOwner + 1))
-      .expire(key, this.options.retentionSeconds);
+  /** The entry that adds job `id` (created at `createdAt`) to the owner's index. */
+  entry(owner: string, id: string, createdAt: number): OwnerJobsEntry {
+    const trim = this.additions++ % AGE_TRIM_EVERY === 0;
+    return {
+      key: this.key(owner),
+      member: `${pad(createdAt)}:${id}`,
+      ...(trim ? { trimBelow: pad(this.cutoff(createdAt)) } : {}),
+      keep: this.maxPerOwner,
+      ttlSeconds: this.options.retentionSeconds,
+    };
+  }
+
+  private cutoff(now: number): number {
+    return now - this.options.retentionSeconds * 1000;
   }
 
   /**
    * Up to `limit` job ids, newest first, after the cursor `after` (from the page before). A cursor
    * that is not one of ours is refused with a RangeError.
    */
-  async page(owner: string, limit: number, after?: string): Promise<OwnerJobsPage> {
+  async page(
+    owner: string,
+    limit: number,
+    after?: string,
+    now = Date.now(),
+  ): Promise<OwnerJobsPage> {
     const from = after === undefined ? '+' : `(${decodeCursor(after)}`;
     const members = await this.redis.zrevrangebylex(
       this.key(owner),
       from,
-      '-',
+      // Newest first, so the entries past the retention are the ones this bound leaves out.
+      `[${pad(this.cutoff(now))}`,
       'LIMIT',
       0,
       limit + 1,

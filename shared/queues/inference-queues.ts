@@ -13,9 +13,24 @@ import {
 
 export type InferenceJob = Job<InferenceJobData, InferenceResult, JobName.Infer>;
 
+/**
+ * What the job resource is read from: BullMQ's job, or the same fields as the API knows them from
+ * its own add and the job's completion event.
+ */
+export type JobEntry = Pick<
+  InferenceJob,
+  'id' | 'data' | 'timestamp' | 'processedOn' | 'finishedOn' | 'attemptsMade'
+> & {
+  opts: { priority?: number };
+  /** Why the job failed (`CODE: detail`), once it has. */
+  failedReason?: string;
+  /** The worker's result, once the job has completed. */
+  returnvalue?: InferenceResult | null;
+};
+
 export interface FoundJob {
   backend: BackendKind;
-  job: InferenceJob;
+  job: JobEntry;
   state: JobState | 'unknown';
 }
 

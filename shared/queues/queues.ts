@@ -39,7 +39,10 @@ export interface InferenceJobData {
   model: string;
   /** The requested version; absent means the newest the worker has. */
   version?: string;
+  /** The image's content address: its key in object storage, unless it travels inline. */
   imageKey: string;
+  /** The image is in the job's record (small enough, INLINE_IMAGE_MAX_BYTES), not in storage. */
+  imageInline?: true;
   params: InferenceParams;
   /** The API request that created the job, carried into the worker's log lines. */
   requestId: string;

@@ -8,6 +8,7 @@ import type { Config } from '../../shared/config/config.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
 import { InferenceWorker } from '../../workers/inference-worker.js';
+import { noisyJpeg } from '../fixtures/images.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import {
   closedPort,
@@ -487,7 +488,12 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     const s3Down = testConfig(
       services,
       { prefix: config.redis.prefix, bucket: uniquePrefix(), modelRepository: repository },
-      { S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_TIMEOUT_MS: '500' },
+      // Every image goes to storage (none inline).
+      {
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_TIMEOUT_MS: '500',
+        INLINE_IMAGE_MAX_BYTES: '0',
+      },
     );
     const down = await app(s3Down, { skipStoreInit: true });
     const before = await jobCount(down);
@@ -507,6 +513,32 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     const health = await down.app.inject({ method: 'GET', url: '/health' });
     expect(health.statusCode).toBe(503);
     expect(health.json()).toMatchObject({ status: 'unhealthy', services: { storage: 'down' } });
+  });
+
+  it('an image small enough to travel inline needs no storage: answered while S3 is down', async () => {
+    const port = await closedPort();
+    const image = await solidPng([4, 5, 6]);
+    const inlineOnly = testConfig(
+      services,
+      { prefix: config.redis.prefix, bucket: uniquePrefix(), modelRepository: repository },
+      {
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_TIMEOUT_MS: '500',
+        INLINE_IMAGE_MAX_BYTES: String(image.length),
+      },
+    );
+    const down = await app(inlineOnly, { skipStoreInit: true });
+    const res = await predict(down, 'colour', file(image));
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      status: 'succeeded',
+      timings: { fetch_ms: expect.any(Number) },
+    });
+    // A larger one needs storage.
+    const larger = await noisyJpeg(32, 32);
+    expect(larger.length).toBeGreaterThan(image.length);
+    const refused = await predict(down, 'colour', raw(larger, 'image/jpeg'));
+    expectProblem(refused, 503, 'STORAGE_UNAVAILABLE');
   });
 
   it('answers the 4th request in a window with 429 RATE_LIMITED, while /health stays exempt', async () => {

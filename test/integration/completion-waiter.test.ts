@@ -201,7 +201,10 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     expect(await h.countConnections()).toBe(baseline);
     const settled = await Promise.all(waits);
 
-    expect(settled).toEqual(jobIds.map(() => true));
+    // Each settled by its own completion event, which carries the worker's return value.
+    expect(settled).toEqual(
+      jobIds.map((id) => ({ via: 'completed', returnvalue: { echoed: id } })),
+    );
     expect(h.waiter.size).toBe(0);
     expect(h.events.listenerCount('completed')).toBe(1);
     expect(await h.countConnections()).toBe(baseline);
@@ -209,7 +212,7 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     expect(finished.every(Boolean)).toBe(true);
   });
 
-  it('resolves true for jobs that fail (UnrecoverableError), after one attempt', async () => {
+  it('resolves for jobs that fail (UnrecoverableError), after one attempt', async () => {
     const h = await harness();
     await h.startWorker(failOnRequest);
     const failing = ids(10);
@@ -218,7 +221,10 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     await addJobs(h, failing, FAIL_MODEL);
     await addJobs(h, passing);
 
-    expect(await Promise.all(waits)).toEqual(waits.map(() => true));
+    expect(await Promise.all(waits)).toEqual([
+      ...failing.map(() => ({ via: 'failed' })),
+      ...passing.map((id) => ({ via: 'completed', returnvalue: { echoed: id } })),
+    ]);
     const queue = h.queues.queue('onnx');
     for (const id of failing) {
       expect(await queue.getJobState(id)).toBe('failed');
@@ -229,14 +235,14 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     for (const id of passing) expect(await queue.getJobState(id)).toBe('completed');
   });
 
-  it('resolves false when the wait times out, and the job still completes later', async () => {
+  it('resolves nothing when the wait times out, and the job still completes later', async () => {
     const h = await harness();
     const [jobId] = ids(1) as [string];
     const started = performance.now();
     const wait = h.waiter.wait(QUEUE, jobId, 200);
     await addJobs(h, [jobId]);
 
-    expect(await wait).toBe(false);
+    expect(await wait).toBeUndefined();
     const elapsed = performance.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(190);
     expect(elapsed).toBeLessThan(2_000);
@@ -253,7 +259,7 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     expect(await h.queues.queue('onnx').getJobState(jobId)).toBe('completed');
   });
 
-  it('resolves false at once when the signal aborts, or was aborted before', async () => {
+  it('resolves nothing at once when the signal aborts, or was aborted before', async () => {
     const h = await harness();
     const [jobId, other] = ids(2) as [string, string];
     const controller = new AbortController();
@@ -262,11 +268,11 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     await addJobs(h, [jobId]);
     setTimeout(() => controller.abort(), 50);
 
-    expect(await wait).toBe(false);
+    expect(await wait).toBeUndefined();
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(h.waiter.size).toBe(0);
 
-    expect(await h.waiter.wait(QUEUE, other, 10_000, AbortSignal.abort())).toBe(false);
+    expect(await h.waiter.wait(QUEUE, other, 10_000, AbortSignal.abort())).toBeUndefined();
     expect(h.waiter.size).toBe(0);
   });
 
@@ -293,7 +299,7 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     await addJobs(h, [jobId]);
     const [done, completed] = await Promise.all([wait, completedAt]);
 
-    expect(done.finished).toBe(true);
+    expect(done.finished).toEqual({ via: 'state' });
     expect(silent.listenerCount('completed')).toBe(1);
     // Two reconciliation periods at most, plus a Redis round trip and a loaded machine.
     expect(done.at - completed).toBeLessThan(750);
@@ -320,12 +326,12 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     await job.remove();
 
     const done = await wait;
-    expect(done.finished).toBe(true);
+    expect(done.finished).toEqual({ via: 'state' });
     expect(done.at - removedAt).toBeLessThan(750);
     expect(await h.queues.areFinished(QUEUE, [jobId])).toEqual([true]);
   });
 
-  it('close() settles every pending waiter false and stops listening', async () => {
+  it('close() settles every pending waiter unfinished and stops listening', async () => {
     const h = await harness();
     const jobIds = ids(3);
     const waits = jobIds.map((id) => h.waiter.wait(QUEUE, id, 10_000));
@@ -333,12 +339,12 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     expect(h.waiter.size).toBe(3);
 
     h.waiter.close();
-    expect(await Promise.all(waits)).toEqual([false, false, false]);
+    expect(await Promise.all(waits)).toEqual([undefined, undefined, undefined]);
     expect(h.waiter.size).toBe(0);
     expect(h.events.listenerCount('completed')).toBe(0);
     expect(h.events.listenerCount('failed')).toBe(0);
     // Closed for good: a new wait is refused at once, and a second close is harmless.
-    expect(await h.waiter.wait(QUEUE, randomUUID(), 10_000)).toBe(false);
+    expect(await h.waiter.wait(QUEUE, randomUUID(), 10_000)).toBeUndefined();
     h.waiter.close();
   });
 });

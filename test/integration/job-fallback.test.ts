@@ -44,6 +44,9 @@ const result: InferenceResult = {
   backend: 'onnx',
   result: { task: 'raw', outputs: {} },
   timings: { fetch_ms: 0, preprocess_ms: 0, inference_ms: 0, postprocess_ms: 0 },
+  startedAt: 0,
+  finishedAt: 0,
+  attempts: 1,
 };
 
 let services: TestServices;
@@ -341,7 +344,8 @@ describe('followJob (the sync wait across a move)', () => {
         { jobId: id },
       );
     const started = Date.now();
-    expect(await following).toBe(true);
+    // Found finished on onnx, not by an event: no result is carried, the caller reads the job.
+    expect(await following).toEqual({ backend: 'onnx' });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect((await w.queues.get('onnx', id))?.state).toBe('completed');
   });
@@ -369,12 +373,12 @@ describe('followJob (the sync wait across a move)', () => {
       requestId: 'r',
       mode: 'sync',
     });
-    expect(await seen).toBe(true);
+    expect(await seen).toEqual({ via: 'completed', returnvalue: result });
     expect((await world.queues.get('onnx', id))?.state).toBe('completed');
     await sleep(50);
     expect(settled).toBe(false);
     stop.abort();
-    expect(await waiting).toBe(false);
+    expect(await waiting).toBeUndefined();
   });
 
   it('gives up when the time runs out, wherever the job is', async () => {
@@ -388,7 +392,7 @@ describe('followJob (the sync wait across a move)', () => {
       requestId: 'r',
     });
     const started = Date.now();
-    expect(await followJob(world, id, 'tensorflow', 300)).toBe(false);
+    expect(await followJob(world, id, 'tensorflow', 300)).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 });

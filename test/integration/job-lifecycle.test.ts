@@ -42,7 +42,7 @@ describe('job lifecycle on the record: cancel and settle, one winner', () => {
     // Asking again changes nothing.
     expect(await lifecycle.requestCancel(id, 2000)).toEqual({ kind: 'requested', at: 1000 });
     expect(await lifecycle.isCancelRequested(id)).toBe(true);
-    expect(await lifecycle.settle(id, 'succeeded', 3000)).toBe('canceled');
+    expect(await lifecycle.settle(id, 'succeeded', { now: 3000 })).toBe('canceled');
     expect(await lifecycle.requestCancel(id)).toEqual({ kind: 'canceled', at: 3000 });
     expect((await records.get(id))?.lifecycle).toEqual({
       cancelRequestedAt: 1000,
@@ -108,26 +108,66 @@ describe('webhook deliveries beside the record', () => {
 describe('job lifecycle: the first start and the deadline', () => {
   it('a job first started before its deadline is never late again (retry, stall, fallback)', async () => {
     const id = await newJob();
-    expect(await lifecycle.begin(id, 5_000, 1_000)).toBe('started');
+    expect(await lifecycle.begin(id, { deadline: 5_000 }, 1_000)).toEqual({ kind: 'started' });
     // Later attempts come after the deadline: the job started in time, so it goes on.
-    expect(await lifecycle.begin(id, 5_000, 9_000)).toBe('resumed');
-    expect(await lifecycle.begin(id, 5_000, 99_000)).toBe('resumed');
+    expect(await lifecycle.begin(id, { deadline: 5_000 }, 9_000)).toEqual({ kind: 'resumed' });
+    expect(await lifecycle.begin(id, { deadline: 5_000 }, 99_000)).toEqual({ kind: 'resumed' });
   });
 
   it('a job first picked up after its deadline is late, and stays unstarted', async () => {
     const id = await newJob();
-    expect(await lifecycle.begin(id, 5_000, 6_000)).toBe('late');
+    expect(await lifecycle.begin(id, { deadline: 5_000 }, 6_000)).toEqual({ kind: 'late' });
     expect(await redis.hexists(records.key(id), 'started_at')).toBe(0);
   });
 
   it('a job without a deadline starts whenever it is picked up', async () => {
     const id = await newJob();
-    expect(await lifecycle.begin(id, undefined, Number.MAX_SAFE_INTEGER)).toBe('started');
+    expect(await lifecycle.begin(id, {}, Number.MAX_SAFE_INTEGER)).toEqual({ kind: 'started' });
   });
 
-  it('a job whose record is gone is let through, and no key is created', async () => {
-    expect(await lifecycle.begin('gone-too', 1, 2)).toBe('started');
+  it('a job whose record is gone is reported missing, and no key is created', async () => {
+    expect(await lifecycle.begin('gone-too', { deadline: 1 }, 2)).toEqual({ kind: 'missing' });
     expect(await redis.exists(records.key('gone-too'))).toBe(0);
+  });
+
+  it('a job whose cancel was requested before it was picked up does not start', async () => {
+    const id = await newJob();
+    await lifecycle.requestCancel(id);
+    expect(await lifecycle.begin(id)).toEqual({ kind: 'canceled' });
+    expect(await redis.hexists(records.key(id), 'started_at')).toBe(0);
+  });
+});
+
+describe('job lifecycle: inline images', () => {
+  const image = Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x0a, 0x0d, 0x80, 0xff, 0xd9]);
+  const withImage = async () => {
+    const id = `inline-${++counter}`;
+    await records.create(
+      { id, model: 'm', backend: 'onnx', createdAt: Date.now(), requestId: 'r' },
+      image,
+    );
+    return id;
+  };
+
+  it('come back byte for byte with the start, first and later attempts alike', async () => {
+    const id = await withImage();
+    expect(await lifecycle.begin(id, { inlineImage: true })).toEqual({ kind: 'started', image });
+    expect(await lifecycle.begin(id, { inlineImage: true })).toEqual({ kind: 'resumed', image });
+    // Not asked for, not sent.
+    expect(await lifecycle.begin(id)).toEqual({ kind: 'resumed' });
+    // Never part of the record as readers see it.
+    expect(JSON.stringify(await records.get(id))).not.toContain('image');
+  });
+
+  it('stay until the job settles or is canceled, then go', async () => {
+    const settled = await withImage();
+    await lifecycle.settle(settled, 'failed', { inlineImage: true });
+    expect(await lifecycle.begin(settled, { inlineImage: true })).toEqual({ kind: 'started' });
+
+    const canceled = await withImage();
+    await lifecycle.requestCancel(canceled);
+    expect(await lifecycle.confirmCanceled(canceled)).toBe(true);
+    expect(await redis.hexists(records.key(canceled), 'image')).toBe(0);
   });
 });
 

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobRecords } from '../../shared/jobs/job-records.js';
 import { OwnerJobs } from '../../shared/jobs/owner-jobs.js';
 import {
   cleanRedisPrefix,
@@ -23,10 +24,19 @@ afterAll(async () => {
   await services?.stop();
 });
 
-async function add(index: OwnerJobs, owner: string, id: string, createdAt: number) {
-  const multi = redis.multi();
-  index.add(multi, owner, id, createdAt);
-  await multi.exec();
+/** Owners' indexes are written by the job record's creation: a record per added job. */
+function indexed(retentionSeconds: number, maxPerOwner?: number) {
+  const records = new JobRecords(redis, prefix, retentionSeconds, maxPerOwner);
+  const add = (owner: string, id: string, createdAt: number) =>
+    records.create({
+      id,
+      model: 'm',
+      backend: 'onnx',
+      createdAt,
+      requestId: 'r',
+      submission: { owner },
+    });
+  return { index: records.owners, add };
 }
 
 async function all(index: OwnerJobs, owner: string, limit = 2): Promise<string[]> {
@@ -42,17 +52,17 @@ async function all(index: OwnerJobs, owner: string, limit = 2): Promise<string[]
 
 describe('OwnerJobs', () => {
   it('pages newest first, ties broken by id, with no job twice or missed while jobs are added', async () => {
-    const index = new OwnerJobs(redis, prefix, { retentionSeconds: 3600 });
+    const { index, add } = indexed(3600);
     const now = Date.now();
-    await add(index, 'acme', 'job-a', now - 3000);
-    await add(index, 'acme', 'job-c', now - 1000);
-    await add(index, 'acme', 'job-b', now - 1000);
-    await add(index, 'acme', 'job-d', now);
+    await add('acme', 'job-a', now - 3000);
+    await add('acme', 'job-c', now - 1000);
+    await add('acme', 'job-b', now - 1000);
+    await add('acme', 'job-d', now);
 
     const first = await index.page('acme', 2);
     expect(first.ids).toEqual(['job-d', 'job-c']);
     // A job added between pages is newer than the cursor: the next page goes on from where it was.
-    await add(index, 'acme', 'job-e', now + 1);
+    await add('acme', 'job-e', now + 1);
     const second = await index.page('acme', 2, first.next);
     expect(second).toEqual({ ids: ['job-b', 'job-a'] });
     expect(await all(index, 'acme', 3)).toEqual(['job-e', 'job-d', 'job-c', 'job-b', 'job-a']);
@@ -60,17 +70,28 @@ describe('OwnerJobs', () => {
   });
 
   it('drops entries past the retention and past the most per owner, and expires the set', async () => {
-    const index = new OwnerJobs(redis, prefix, { retentionSeconds: 60, maxPerOwner: 3 });
+    const { index, add } = indexed(60, 3);
     const now = Date.now();
-    await add(index, 'old', 'stale', now - 61_000);
-    await add(index, 'old', 'fresh', now);
+    await add('old', 'stale', now - 61_000);
+    await add('old', 'fresh', now);
     expect(await all(index, 'old')).toEqual(['fresh']);
 
-    for (let i = 1; i <= 5; i++) await add(index, 'busy', `job-${i}`, now + i);
+    for (let i = 1; i <= 5; i++) await add('busy', `job-${i}`, now + i);
     expect(await all(index, 'busy')).toEqual(['job-5', 'job-4', 'job-3']);
+    expect(await redis.zcard(index.key('busy'))).toBe(3);
     const ttl = await redis.ttl(index.key('busy'));
     expect(ttl).toBeGreaterThan(50);
     expect(ttl).toBeLessThanOrEqual(60);
+  });
+
+  it('drops entries past the retention from memory too, one addition in a few', async () => {
+    const { index, add } = indexed(60);
+    const now = Date.now();
+    for (let i = 0; i < 20; i++) await add('ageing', `stale-${i}`, now - 61_000 - i);
+    for (let i = 0; i < 20; i++) await add('ageing', `fresh-${i}`, now + i);
+    const members = await redis.zrange(index.key('ageing'), '0', '-1');
+    expect(members.filter((m) => m.includes('stale')).length).toBeLessThan(20);
+    expect(members.filter((m) => m.includes('fresh'))).toHaveLength(20);
   });
 
   it('refuses a cursor it did not make', async () => {

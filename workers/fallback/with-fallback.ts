@@ -23,9 +23,9 @@ export function withFallback(
   processor: InferenceProcessor,
   { backend, forwarder, logger }: FallbackOptions,
 ): InferenceProcessor {
-  return async (job) => {
+  return async (job, inlineImage) => {
     try {
-      return await processor(job);
+      return await processor(job, inlineImage);
     } catch (err) {
       const failure = parseJobFailure((err as Error).message);
       const last = isLastAttempt(job, err) || !(backend.canServe?.() ?? true);
