@@ -29,8 +29,8 @@ export interface JobRunner {
  *    whose cancel was requested first ends canceled (a retry, a recovered stall or a fallback of a
  *    job that started in time is not late);
  * 2. the `started` webhook is queued (when asked for), at the first start only;
- * 3. the processor runs its stages, and checks for a cancel request before the model
- *    ({@link JobRunner} hands it the check);
+ * 3. the processor runs its stages, and checks for a cancel request before the model when
+ *    preparing its input took a while ({@link checkNotCanceled});
  * 4. before the result (or a final failure) goes back to BullMQ, the outcome is settled on the job
  *    record; if a cancel was requested first the job ends JOB_CANCELED instead, without a result;
  * 5. the `completed` webhook is queued for every final outcome.
@@ -109,7 +109,21 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
   };
 }
 
+/**
+ * How long a job must have been running before the check ahead of its model asks Redis. The start
+ * step has just checked for a cancel, and the settle step checks again after the model, so a
+ * request that lands in between always ends the job canceled; this check only saves the model's
+ * time, which pays for a round trip when preparing the input took a while (a large image, a slow
+ * store), not for the few milliseconds of a small one.
+ */
+export const CANCEL_CHECK_AFTER_MS = 20;
+
 /** The check before the model runs: a job whose cancel was requested goes no further. */
-export async function checkNotCanceled(lifecycle: JobLifecycle, job: Job): Promise<void> {
+export async function checkNotCanceled(
+  lifecycle: JobLifecycle,
+  job: Job,
+  now = Date.now(),
+): Promise<void> {
+  if (job.processedOn !== undefined && now - job.processedOn < CANCEL_CHECK_AFTER_MS) return;
   if (await lifecycle.isCancelRequested(job.id!)) throw jobFailure('JOB_CANCELED');
 }

@@ -1,4 +1,5 @@
-import sharp, { type Metadata } from 'sharp';
+import { imageSize } from 'image-size';
+import sharp from 'sharp';
 import { errors } from '../../shared/errors/index.js';
 
 /** Formats accepted by content. SVG and other formats that can reference files or URLs are not. */
@@ -55,6 +56,23 @@ function hasImageBrand(bytes: Buffer): boolean {
   return false;
 }
 
+/** Formats whose header a plain parser reads (image-size): no decoder is started to size them. */
+const HEADER_FORMATS: Record<string, string> = {
+  jpg: 'jpeg',
+  png: 'png',
+  gif: 'gif',
+  webp: 'webp',
+};
+
+/** What the header says: the format (sharp's names) and the size. */
+interface Header {
+  format: string;
+  width: number | undefined;
+  height: number | undefined;
+  /** Set for HEIF files: `av1` marks AVIF. */
+  compression?: string;
+}
+
 export interface ImageInfo {
   format: string;
   contentType: string;
@@ -87,16 +105,7 @@ export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<
     );
   }
 
-  let meta: Metadata;
-  try {
-    // Only the header is read here. Without lifting sharp's default pixel limit, a header claiming
-    // more than ~268M pixels throws and would be answered as a corrupt image, not as too large.
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch {
-    // The file starts like one of our formats but its header does not parse: a damaged image,
-    // not a different kind of file.
-    throw new errors.INVALID_IMAGE('the image header is corrupt');
-  }
+  const meta = await readHeader(bytes);
   if (!ACCEPTED_FORMATS.has(meta.format)) {
     throw new errors.UNSUPPORTED_MEDIA_TYPE(
       `Images in ${meta.format} format are not accepted; send ${[...ACCEPTED_FORMATS].join(', ')}`,
@@ -132,7 +141,41 @@ export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<
   return info(meta, width, height);
 }
 
-function info(meta: Metadata, width: number, height: number): ImageInfo {
+/**
+ * The format and size from the file's header. A complete JPEG, PNG, GIF or WebP file (the common
+ * upload) has its header parsed in JavaScript: microseconds, where starting libvips costs a few
+ * hundred. Anything else (TIFF, HEIF/AVIF, a file that does not end as it must, a header the
+ * parser cannot read) goes to sharp. Only the header is read either way.
+ */
+async function readHeader(bytes: Buffer): Promise<Header> {
+  let parsed: ReturnType<typeof imageSize> | undefined;
+  try {
+    parsed = imageSize(bytes);
+  } catch {
+    // Unknown to the parser, or a header it cannot read: sharp decides below.
+  }
+  const format = parsed?.type ? HEADER_FORMATS[parsed.type] : undefined;
+  if (parsed && format && endsComplete(format, bytes)) {
+    return { format, width: parsed.width, height: parsed.height };
+  }
+  try {
+    // Without lifting sharp's default pixel limit, a header claiming more than ~268M pixels
+    // throws and would be answered as a corrupt image, not as too large.
+    const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    return {
+      format: meta.format,
+      width: meta.width,
+      height: meta.height,
+      ...(meta.compression ? { compression: meta.compression } : {}),
+    };
+  } catch {
+    // The file starts like one of our formats but its header does not parse: a damaged image,
+    // not a different kind of file.
+    throw new errors.INVALID_IMAGE('the image header is corrupt');
+  }
+}
+
+function info(meta: Header, width: number, height: number): ImageInfo {
   const contentType = meta.compression === 'av1' ? 'image/avif' : CONTENT_TYPES[meta.format]!;
   return { format: meta.format, contentType, width, height };
 }

@@ -43,6 +43,27 @@ async function pngClaiming(width: number, height: number): Promise<Buffer> {
 }
 
 describe('inspectImage: accepted formats, by content', () => {
+  // Complete JPEG, PNG, GIF and WebP files are sized by a JavaScript header parser, the rest by
+  // libvips: both must read the same size, EXIF orientation and odd sizes included.
+  it.each(['jpeg', 'png', 'webp', 'gif'] as const)(
+    '%s: the header parser reads the size libvips reads',
+    async (format) => {
+      for (const [width, height] of [
+        [1, 1],
+        [641, 479],
+        [4000, 3],
+      ] as const) {
+        const bytes = await noisy(width, height)
+          .withMetadata({ orientation: 6 })
+          .toFormat(format)
+          .toBuffer();
+        const meta = await sharp(bytes).metadata();
+        const info = await inspectImage(bytes, { maxPixels: MAX_PIXELS });
+        expect([info.width, info.height]).toEqual([meta.width, meta.height]);
+      }
+    },
+  );
+
   it.each([
     ['jpeg', 'image/jpeg'],
     ['png', 'image/png'],
