@@ -8,7 +8,11 @@ import { describeJob, type JobResource } from '../../shared/jobs/job-resource.js
 import type { OwnerJobsPage } from '../../shared/jobs/owner-jobs.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { InferenceJobData } from '../../shared/queues/index.js';
-import type { InferenceQueues, JobEntry } from '../../shared/queues/inference-queues.js';
+import type {
+  InferenceJob,
+  InferenceQueues,
+  JobEntry,
+} from '../../shared/queues/inference-queues.js';
 import type { Route } from '../../shared/routing/router.js';
 import { imageKey } from '../../shared/storage/index.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
@@ -186,18 +190,20 @@ export class InferenceService {
         owner,
       },
     };
-    // The record and the job in one round trip: both go out at once on one connection, the record
-    // first, so a job that exists in a queue can always be found and its worker finds its record.
-    const [created, added] = await Promise.allSettled([
-      this.deps.records.create(record, inline ? request.image : undefined),
-      this.deps.queues.add(backend, jobId, data, priority ? { priority } : {}),
-    ]);
-    if (created.status === 'rejected' || added.status === 'rejected') {
+    // The record and the job in one transaction: both exist, or neither (a failed or timed-out
+    // MULTI leaves nothing to clean up), in one round trip.
+    let added: { job: InferenceJob; staged: JobRecord };
+    try {
+      added = await this.deps.queues.addAtomically(
+        backend,
+        jobId,
+        data,
+        priority ? { priority } : {},
+        (transaction) =>
+          this.deps.records.stage(transaction, record, inline ? request.image : undefined),
+      );
+    } catch (err) {
       abandon.abort();
-      if (created.status === 'fulfilled') await this.dropRecordUnlessQueued(backend, jobId);
-      else if (added.status === 'fulfilled') await this.removeOrphan(backend, jobId);
-      const err =
-        created.status === 'rejected' ? created.reason : (added as PromiseRejectedResult).reason;
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
     this.deps.logger.debug({ jobId, backend, requestId: request.requestId }, 'job queued');
@@ -206,20 +212,20 @@ export class InferenceService {
       id: jobId,
       data,
       opts: priority ? { priority } : {},
-      timestamp: added.value.timestamp,
+      timestamp: added.job.timestamp,
       processedOn: undefined,
       finishedOn: undefined,
       attemptsMade: 0,
     };
     const queued = describeJob({
-      record: created.value,
+      record: added.staged,
       found: { backend, job: entry, state: priority ? 'prioritized' : 'waiting' },
     })!;
     return {
       jobId,
       replayed: false,
       job: queued,
-      outcome: followed.then((end) => this.describeEnd(created.value, entry, end)),
+      outcome: followed.then((end) => this.describeEnd(added.staged, entry, end)),
     };
   }
 
@@ -250,29 +256,6 @@ export class InferenceService {
         },
       },
     });
-  }
-
-  /**
-   * After a failed add: the record goes only when the queue certainly has no such job. An add that
-   * timed out may still have happened, and a job without its record could not be followed,
-   * canceled or moved; when in doubt the record stays and expires with the retention.
-   */
-  private async dropRecordUnlessQueued(backend: Route['backend'], jobId: string): Promise<void> {
-    try {
-      if (!(await this.deps.queues.queue(backend).getJob(jobId))) {
-        await this.deps.records.delete(jobId);
-      }
-    } catch {
-      // Redis is unreachable: nothing can be known, nothing is deleted.
-    }
-  }
-
-  /** After the record failed but the add did not: a job without its record must not run. */
-  private async removeOrphan(backend: Route['backend'], jobId: string): Promise<void> {
-    await this.deps.queues
-      .queue(backend)
-      .remove(jobId)
-      .catch(() => undefined);
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { BackendKind } from '../models/model-spec.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
 import { OwnerJobs } from './owner-jobs.js';
@@ -32,6 +32,9 @@ export interface JobRecord {
   /** Cancellation and the worker's final word, set only through JobLifecycle. */
   lifecycle?: JobLifecycleState;
 }
+
+/** A record as its creator gives it: the route starts at its backend. */
+export type NewJobRecord = Omit<JobRecord, 'route'>;
 
 /** The submission's own settings, fixed when the job is created. */
 export interface JobSubmission {
@@ -121,41 +124,41 @@ export class JobRecords {
    * transaction. `image`: the upload itself, for a job whose image travels inline rather than
    * through object storage.
    */
-  async create(record: Omit<JobRecord, 'route'>, image?: Buffer): Promise<JobRecord> {
+  async create(record: NewJobRecord, image?: Buffer): Promise<JobRecord> {
+    const transaction = this.redis.multi();
+    const created = this.stage(transaction, record, image);
+    await transaction.exec();
+    return created;
+  }
+
+  /**
+   * Queues {@link create}'s commands on `transaction`, for a caller that adds the job in the same
+   * MULTI (the record and its job then exist together, or not at all).
+   */
+  stage(transaction: ChainableCommander, record: NewJobRecord, image?: Buffer): JobRecord {
     const route: RouteStep[] = [{ backend: record.backend, at: record.createdAt }];
     const owner = this.owners.entry(
       record.submission?.owner ?? ANONYMOUS_OWNER,
       record.id,
       record.createdAt,
     );
-    const fields: (string | Buffer)[] = [
-      'model',
-      record.model,
-      'backend',
-      record.backend,
-      'route',
-      JSON.stringify(route),
-      'created_at',
-      String(record.createdAt),
-      'request_id',
-      record.requestId,
-    ];
-    for (const [name, value] of Object.entries(submissionFields(record.submission))) {
-      fields.push(name, value);
-    }
-    if (image) fields.push(INLINE_IMAGE_FIELD, image);
-    // One transaction of plain commands (no script that a restarted Redis would have to load
-    // again): sent at once, so a job added right after on this connection finds its record.
-    const multi = this.redis
-      .multi()
-      .hset(this.key(record.id), ...fields)
+    const fields: Record<string, string | Buffer> = {
+      model: record.model,
+      backend: record.backend,
+      route: JSON.stringify(route),
+      created_at: String(record.createdAt),
+      request_id: record.requestId,
+      ...submissionFields(record.submission),
+    };
+    if (image) fields[INLINE_IMAGE_FIELD] = image;
+    transaction
+      .hset(this.key(record.id), fields)
       .expire(this.key(record.id), this.ttlSeconds)
       .zadd(owner.key, 0, owner.member);
-    if (owner.trimBelow) multi.zremrangebylex(owner.key, '-', `(${owner.trimBelow}`);
-    await multi
+    if (owner.trimBelow) transaction.zremrangebylex(owner.key, '-', `(${owner.trimBelow}`);
+    transaction
       .zremrangebyrank(owner.key, 0, -(owner.keep + 1))
-      .expire(owner.key, owner.ttlSeconds)
-      .exec();
+      .expire(owner.key, owner.ttlSeconds);
     return { ...record, route };
   }
 

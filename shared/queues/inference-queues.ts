@@ -1,5 +1,5 @@
-import { type Job, type JobState, Queue, type Telemetry } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Job, type JobState, Queue, SpanKind, type Telemetry, TelemetryAttributes } from 'bullmq';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
@@ -79,6 +79,50 @@ export class InferenceQueues {
       jobId,
       ...options,
     })) as InferenceJob;
+  }
+
+  /**
+   * Adds a job as {@link add} does (the queue's default options, our id, a producer span when
+   * tracing is on), in one MULTI with the commands `alongside` queues first: the job's record. So
+   * the two exist together or not at all, and cost one round trip. BullMQ adds into a caller's
+   * transaction the same way for its own bulk adds and flows.
+   */
+  async addAtomically<Staged>(
+    backend: BackendKind,
+    jobId: string,
+    data: InferenceJobData,
+    options: { priority?: number },
+    alongside: (transaction: ChainableCommander) => Staged,
+  ): Promise<{ job: InferenceJob; staged: Staged }> {
+    const queue = this.queues[backend];
+    // Resolves once BullMQ has defined its scripts on the connection; its MULTI carries them.
+    const client = await queue.getBackend().client;
+    const destination = `${queue.name}.${JobName.Infer}`;
+    return queue.trace(SpanKind.PRODUCER, 'add', destination, async (span, context) => {
+      const transaction = client.multi();
+      // BullMQ's transaction over ioredis is ioredis's own MULTI, with a few adapters.
+      const staged = alongside(transaction as unknown as ChainableCommander);
+      const opts = {
+        ...queue.defaultJobOptions,
+        ...options,
+        jobId,
+        ...(context ? { telemetry: { metadata: context } } : {}),
+      };
+      const job = new Job(queue, JobName.Infer, data, opts, jobId) as InferenceJob;
+      // Queued on the transaction at once; what it resolves to is read from the MULTI's replies.
+      job.addJob(transaction).catch(() => undefined);
+      const replies = (await transaction.exec()) ?? [];
+      for (const [err] of replies) if (err) throw err;
+      const added = replies.at(-1)?.[1];
+      if (typeof added === 'number' && added < 0) {
+        throw new Error(`BullMQ refused the job (code ${added})`);
+      }
+      span?.setAttributes({
+        [TelemetryAttributes.JobName]: JobName.Infer,
+        [TelemetryAttributes.JobId]: jobId,
+      });
+      return { job, staged };
+    });
   }
 
   /**

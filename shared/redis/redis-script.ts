@@ -4,6 +4,15 @@ import type { Redis } from 'ioredis';
 type ScriptArgument = string | number | Buffer;
 
 /**
+ * ioredis gives every command a `…Buffer` variant that answers Buffers (its README); its types
+ * leave out those of EVAL and EVALSHA.
+ */
+interface BufferScripting {
+  evalshaBuffer(sha: string, numKeys: number, ...args: ScriptArgument[]): Promise<unknown>;
+  evalBuffer(lua: string, numKeys: number, ...args: ScriptArgument[]): Promise<unknown>;
+}
+
+/**
  * A Lua script run by its SHA (EVALSHA), loaded on first use or after a Redis restart (NOSCRIPT).
  * Scripts run atomically: the way to make a read-decide-write on one key race-free.
  */
@@ -26,11 +35,12 @@ export class RedisScript {
 
   /** Runs the script; bulk string replies come back as Buffers (for binary values). */
   async runBuffer(redis: Redis, keys: string[], args: ScriptArgument[] = []): Promise<unknown> {
+    const scripting = redis as unknown as BufferScripting;
     try {
-      return await redis.callBuffer('evalsha', this.sha, keys.length, ...keys, ...args);
+      return await scripting.evalshaBuffer(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!isNoScript(err)) throw err;
-      return redis.callBuffer('eval', this.lua, keys.length, ...keys, ...args);
+      return scripting.evalBuffer(this.lua, keys.length, ...keys, ...args);
     }
   }
 }
