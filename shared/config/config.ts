@@ -36,6 +36,8 @@ export interface Config {
     onnxRuntimeUrls: string[];
     timeoutMs: number;
     onnxIntraOpThreads: number;
+    /** In-process ONNX Runtime runs in a thread of its own, off the worker's event loop. */
+    onnxInferenceThread: boolean;
     /** Keep-alive connections per remote server. */
     connectionsPerReplica: number;
     healthCheck: { intervalMs: number; timeoutMs: number };
@@ -201,6 +203,7 @@ function toConfig(e: Env): Config {
       onnxRuntimeUrls,
       timeoutMs: e.BACKEND_TIMEOUT_MS,
       onnxIntraOpThreads: e.ONNX_INTRA_OP_THREADS,
+      onnxInferenceThread: e.ONNX_INFERENCE_THREAD,
       connectionsPerReplica: e.BACKEND_CONNECTIONS,
       healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_MS, timeoutMs: e.HEALTH_CHECK_TIMEOUT_MS },
       breaker: {
