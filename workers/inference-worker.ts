@@ -24,6 +24,7 @@ import { JobForwarder } from './fallback/job-forwarder.js';
 import { withFallback } from './fallback/with-fallback.js';
 import { BackendMonitor } from './health/backend-monitor.js';
 import { createInferenceProcessor } from './inference-processor.js';
+import { wasForwarded } from './job-attempts.js';
 import { dispatchJobs } from './job-handlers.js';
 import { observeJobs } from './job-observer.js';
 import { checkNotCanceled, createJobRunner } from './job-runner.js';
@@ -156,6 +157,14 @@ export class InferenceWorker {
         ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       },
     );
+    // Once BullMQ has recorded a job's end, not before (see JobRunner.ended).
+    const ended = (job: Job<InferenceJobData, InferenceResult>) => {
+      runner
+        .ended(job)
+        .catch((e: Error) =>
+          log.warn({ jobId: job.id, err: e.message }, 'inline image not released'),
+        );
+    };
     worker.on('failed', (job, err) => {
       log.warn(
         {
@@ -173,7 +182,10 @@ export class InferenceWorker {
           .abandoned(job)
           .catch((e: Error) => log.warn({ jobId: job.id, err: e.message }, 'settling failed'));
       }
+      // Failed for good here (a retry or a move to another backend still needs its image).
+      if (job?.finishedOn !== undefined && !wasForwarded(err)) ended(job);
     });
+    worker.on('completed', (job) => ended(job));
     observeJobs(worker, { metrics, stats });
     worker.on('stalled', (jobId) => {
       log.warn(

@@ -18,6 +18,11 @@ export interface JobRunner {
   run(job: Job): ReturnType<InferenceProcessor>;
   /** BullMQ failed the job without running it (it stalled too often): settle it and say so. */
   abandoned(job: Job): Promise<void>;
+  /**
+   * BullMQ has recorded the job's end in this queue (completed, or failed for good and not moved
+   * to another backend): its inline image is no longer needed.
+   */
+  ended(job: Job): Promise<void>;
 }
 
 /**
@@ -47,8 +52,7 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
     await completed(job);
     return jobFailure('JOB_CANCELED');
   };
-  const settle = (job: Job, outcome: 'succeeded' | 'failed') =>
-    lifecycle.settle(job.id!, outcome, { inlineImage: job.data.imageInline === true });
+  const settle = (job: Job, outcome: 'succeeded' | 'failed') => lifecycle.settle(job.id!, outcome);
 
   const run = async (job: Job) => {
     const { data } = job;
@@ -105,6 +109,9 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
     async abandoned(job) {
       await settle(job, 'failed');
       await completed(job);
+    },
+    async ended(job) {
+      if (job.data.imageInline) await lifecycle.releaseImage(job.id!);
     },
   };
 }

@@ -69,7 +69,6 @@ const SETTLE = new RedisScript(`
 local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend')
 if not f[3] then return 'settled' end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-if ARGV[4] == '1' then redis.call('HDEL', KEYS[1], '${INLINE_IMAGE_FIELD}') end
 if f[1] then
   redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2])
   return 'canceled'
@@ -168,14 +167,20 @@ export class JobLifecycle {
   async settle(
     jobId: string,
     outcome: 'succeeded' | 'failed',
-    options: { inlineImage?: boolean; now?: number } = {},
+    now = Date.now(),
   ): Promise<'settled' | 'canceled'> {
-    const { inlineImage = false, now = Date.now() } = options;
-    // A job with an inline image drops it with its outcome.
     return (await SETTLE.run(
       this.redis,
       [this.records.key(jobId)],
-      [outcome, now, this.records.ttlSeconds, inlineImage ? '1' : '0'],
+      [outcome, now, this.records.ttlSeconds],
     )) as 'settled' | 'canceled';
+  }
+
+  /**
+   * Drops a job's inline image once BullMQ has recorded its end. Not at settle: a worker killed
+   * between settling and BullMQ's finish leaves a stalled job that runs again, and needs it.
+   */
+  async releaseImage(jobId: string): Promise<void> {
+    await this.redis.hdel(this.records.key(jobId), INLINE_IMAGE_FIELD);
   }
 }

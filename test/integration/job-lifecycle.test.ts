@@ -42,7 +42,7 @@ describe('job lifecycle on the record: cancel and settle, one winner', () => {
     // Asking again changes nothing.
     expect(await lifecycle.requestCancel(id, 2000)).toEqual({ kind: 'requested', at: 1000 });
     expect(await lifecycle.isCancelRequested(id)).toBe(true);
-    expect(await lifecycle.settle(id, 'succeeded', { now: 3000 })).toBe('canceled');
+    expect(await lifecycle.settle(id, 'succeeded', 3000)).toBe('canceled');
     expect(await lifecycle.requestCancel(id)).toEqual({ kind: 'canceled', at: 3000 });
     expect((await records.get(id))?.lifecycle).toEqual({
       cancelRequestedAt: 1000,
@@ -159,10 +159,18 @@ describe('job lifecycle: inline images', () => {
     expect(JSON.stringify(await records.get(id))).not.toContain('image');
   });
 
-  it('stay until the job settles or is canceled, then go', async () => {
+  // Regression: the image went at settle, so a worker killed between settling and BullMQ's finish
+  // left a stalled job whose next run found no image and failed INVALID_IMAGE.
+  it('outlive the settle (a stalled job runs again), and go when released or canceled', async () => {
     const settled = await withImage();
-    await lifecycle.settle(settled, 'failed', { inlineImage: true });
-    expect(await lifecycle.begin(settled, { inlineImage: true })).toEqual({ kind: 'started' });
+    await lifecycle.begin(settled, { inlineImage: true });
+    await lifecycle.settle(settled, 'succeeded');
+    expect(await lifecycle.begin(settled, { inlineImage: true })).toEqual({
+      kind: 'resumed',
+      image,
+    });
+    await lifecycle.releaseImage(settled);
+    expect(await lifecycle.begin(settled, { inlineImage: true })).toEqual({ kind: 'resumed' });
 
     const canceled = await withImage();
     await lifecycle.requestCancel(canceled);
