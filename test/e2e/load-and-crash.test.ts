@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { type JobBody, pollJob, predict } from '../support/http.js';
@@ -49,8 +50,20 @@ describe('under load', () => {
     });
     // Kill the victim once it has finished a few jobs (so it is really taking work), not after a
     // fixed number of answers: on a busy machine the other worker can answer the first 40 while
-    // the victim is still on its first jobs.
-    await eventually(() => (victimDone() >= 5 ? true : undefined), 60_000, 'the victim at work');
+    // the victim is still on its first jobs. And only while jobs wait in the queue: then each slot
+    // of the victim's takes the next job as it finishes one (BullMQ fetches it in the same step),
+    // so it dies holding jobs. Without a backlog it could be killed idle, between jobs.
+    const redis = new Redis(services.redisUrl);
+    const waiting = () => redis.llen(`${stack!.env.REDIS_PREFIX}:inference-onnx:wait`);
+    try {
+      await eventually(
+        async () => (victimDone() >= 5 && (await waiting()) >= 2 ? true : undefined),
+        60_000,
+        'the victim at work, with a backlog',
+      );
+    } finally {
+      redis.disconnect();
+    }
     const answeredAtKill = answered;
     victim.signal('SIGKILL');
     const responses = await Promise.all(requests);
