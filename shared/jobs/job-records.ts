@@ -204,10 +204,6 @@ export class JobRecords {
     );
     return moved === 1;
   }
-
-  async delete(id: string): Promise<void> {
-    await this.redis.del(this.key(id));
-  }
 }
 
 function submissionFields(submission: JobSubmission | undefined): Record<string, string> {
