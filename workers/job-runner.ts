@@ -52,7 +52,6 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
     await completed(job);
     return jobFailure('JOB_CANCELED');
   };
-  const settle = (job: Job, outcome: 'succeeded' | 'failed') => lifecycle.settle(job.id!, outcome);
 
   const run = async (job: Job) => {
     const { data } = job;
@@ -62,10 +61,10 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
     });
     switch (start.kind) {
       case 'canceled':
-        await settle(job, 'failed');
+        await lifecycle.settle(job.id!, 'failed');
         throw await canceled(job);
       case 'late':
-        if ((await settle(job, 'failed')) === 'canceled') throw await canceled(job);
+        if ((await lifecycle.settle(job.id!, 'failed')) === 'canceled') throw await canceled(job);
         await completed(job);
         throw jobFailure('DEADLINE_EXCEEDED', new Date(data.deadline!).toISOString());
       case 'missing':
@@ -88,12 +87,14 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
       // Moved to another backend: its life goes on there, where it will be settled.
       if (wasForwarded(err)) throw err;
       const final = isLastAttempt(job, err);
-      const outcome = final ? await settle(job, 'failed') : await cancelBeforeRetry(job);
+      const outcome = final
+        ? await lifecycle.settle(job.id!, 'failed')
+        : await cancelBeforeRetry(job);
       if (outcome === 'canceled') throw await canceled(job);
       if (final) await completed(job);
       throw err;
     }
-    if ((await settle(job, 'succeeded')) === 'canceled') throw await canceled(job);
+    if ((await lifecycle.settle(job.id!, 'succeeded')) === 'canceled') throw await canceled(job);
     await completed(job);
     return result;
   };
@@ -107,7 +108,7 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
   return {
     run,
     async abandoned(job) {
-      await settle(job, 'failed');
+      await lifecycle.settle(job.id!, 'failed');
       await completed(job);
     },
     async ended(job) {

@@ -35,8 +35,8 @@ export type JobStart =
   /** The record is gone (expired): nothing is known of the job beyond its queue entry. */
   | { kind: 'missing' };
 
-// The field names are the record's own (job-records.ts); the inline image goes as soon as the job
-// has an outcome, since nothing reads it after that.
+// The field names are the record's own (job-records.ts). A queued job confirmed canceled has left
+// its queue and never runs, so its inline image goes at once.
 const CONFIRM_CANCELED = new RedisScript(`
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])

@@ -76,7 +76,8 @@ const FIELDS = [
 
 /**
  * The field holding an image small enough to travel with its job (INLINE_IMAGE_MAX_BYTES) instead
- * of going to object storage. It lives as long as the record does, and goes when the job settles.
+ * of going to object storage. It goes once BullMQ has recorded the job's end (a job settled by a
+ * worker that then dies runs again and needs it), or when a queued job is canceled.
  */
 export const INLINE_IMAGE_FIELD = 'image';
 
