@@ -75,6 +75,8 @@ export interface Config {
   };
   worker: {
     concurrency: number;
+    /** Batching limits for every model; each absent one: the model's registry entry decides. */
+    batching: { maxSize?: number; maxDelayMs?: number };
     lockDurationMs: number;
     stalledIntervalMs: number;
     heartbeatMs: number;
@@ -245,6 +247,10 @@ function toConfig(e: Env): Config {
     images: { retentionDays: e.IMAGE_RETENTION_DAYS, inlineMaxBytes: e.INLINE_IMAGE_MAX_BYTES },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
+      batching: {
+        ...(e.BATCH_MAX_SIZE !== undefined ? { maxSize: e.BATCH_MAX_SIZE } : {}),
+        ...(e.BATCH_MAX_DELAY_MS !== undefined ? { maxDelayMs: e.BATCH_MAX_DELAY_MS } : {}),
+      },
       lockDurationMs: e.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
       heartbeatMs: e.WORKER_HEARTBEAT_MS,
