@@ -76,10 +76,12 @@ export class DynamicBatcher {
   private readonly expected = new Map<string, number>();
   /** Batches taking jobs, per model, version and input shape. */
   private readonly open = new Map<string, Batch>();
-  /** Due batches waiting for a free call, oldest first. */
-  private readonly due: Batch[] = [];
+  /** Full batches waiting for a free call, oldest first. */
+  private readonly full: Batch[] = [];
   /** Backend calls running, per model. */
   private readonly running = new Map<string, number>();
+  /** The definitions of the models seen, by name. */
+  private readonly models = new Map<string, ModelDefinition>();
 
   constructor(
     private readonly backend: InferenceBackend,
@@ -111,6 +113,7 @@ export class DynamicBatcher {
 
   private join(request: InferenceRequest): Promise<BatchedResponse> {
     const { model } = request;
+    this.models.set(model.name, model);
     const key = batchKey(request);
     return new Promise<BatchedResponse>((resolve, reject) => {
       let batch = this.open.get(key);
@@ -136,34 +139,48 @@ export class DynamicBatcher {
     });
   }
 
-  /** The batch takes no more jobs; it goes at the model's next free call. */
+  /** A full batch takes no more jobs; it goes at the model's next free call. */
   private close(batch: Batch): void {
-    if (this.open.get(batch.key) === batch) this.open.delete(batch.key);
+    this.open.delete(batch.key);
     clearTimeout(batch.timer);
-    this.due.push(batch);
+    this.full.push(batch);
   }
 
-  /** Sends the model's due batches while it has free calls. */
+  /**
+   * Sends the model's batches that are due while it has free calls: full ones first, then open
+   * ones that waited long enough or have no seated job left to wait for. A due batch that finds
+   * every call busy stays open, taking the jobs that arrive meanwhile.
+   */
   private pump(model: string): void {
-    for (const [, batch] of this.open) {
-      if (batch.model.name === model && (batch.expired || !this.expected.has(model))) {
-        this.close(batch);
-      }
-    }
-    let next = this.due.findIndex((b) => b.model.name === model);
-    while (next >= 0 && (this.running.get(model) ?? 0) < this.callsFor(this.due[next]!.model)) {
-      const [batch] = this.due.splice(next, 1) as [Batch];
+    while ((this.running.get(model) ?? 0) < this.callsFor(model)) {
+      const batch = this.nextDue(model);
+      if (!batch) return;
       this.running.set(model, (this.running.get(model) ?? 0) + 1);
       void this.run(batch.items).finally(() => {
         this.running.set(model, (this.running.get(model) ?? 1) - 1);
         this.pump(model);
       });
-      next = this.due.findIndex((b) => b.model.name === model);
     }
   }
 
-  private callsFor(model: ModelDefinition): number {
-    return this.backend.concurrentCalls?.(model) ?? Number.POSITIVE_INFINITY;
+  /** The model's next batch to send, taken out of the batcher; undefined: none is due. */
+  private nextDue(model: string): Batch | undefined {
+    const full = this.full.findIndex((b) => b.model.name === model);
+    if (full >= 0) return this.full.splice(full, 1)[0];
+    const waitedFor = this.expected.has(model);
+    for (const batch of this.open.values()) {
+      if (batch.model.name === model && (batch.expired || !waitedFor)) {
+        this.open.delete(batch.key);
+        clearTimeout(batch.timer);
+        return batch;
+      }
+    }
+    return undefined;
+  }
+
+  private callsFor(model: string): number {
+    const definition = this.models.get(model);
+    return (definition && this.backend.concurrentCalls?.(definition)) ?? Number.POSITIVE_INFINITY;
   }
 
   private async run(items: Waiting[]): Promise<void> {
