@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendStatusStore } from '../../shared/backends/backend-status.js';
 import type { Config } from '../../shared/config/config.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
+import { JobRecords } from '../../shared/jobs/job-records.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import type { InferenceJobData, InferenceParams } from '../../shared/queues/index.js';
 import { type InferenceJob, InferenceQueues } from '../../shared/queues/inference-queues.js';
@@ -93,6 +94,7 @@ async function run(
   image: Buffer | { key: string },
   params: InferenceParams = {},
   via: InferenceQueues = queues,
+  viaPrefix = prefix,
 ): Promise<Submitted> {
   let key: string;
   if (Buffer.isBuffer(image)) {
@@ -104,10 +106,27 @@ async function run(
   const requestId = `req-${randomUUID()}`;
   const data: InferenceJobData = { model, imageKey: key, params, requestId, mode: 'sync' };
   const jobId = randomUUID();
-  await via.add('onnx', jobId, data);
+  await queueJob(via, viaPrefix, jobId, data);
   const state = await waitForJobState(via.queue('onnx'), jobId);
   const job = (await via.queue('onnx').getJob(jobId)) as InferenceJob;
   return { job, state, requestId };
+}
+
+/** Queues a job with its record, as the API does: a worker runs no job without one. */
+async function queueJob(
+  via: InferenceQueues,
+  viaPrefix: string,
+  jobId: string,
+  data: InferenceJobData,
+): Promise<void> {
+  await new JobRecords(redis, viaPrefix, 3600).create({
+    id: jobId,
+    model: data.model,
+    backend: 'onnx',
+    createdAt: Date.now(),
+    requestId: data.requestId,
+  });
+  await via.add('onnx', jobId, data);
 }
 
 describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
@@ -297,7 +316,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       const image = await solidPng([255, 0, 0]);
       await store.put(imageKey(image), image, 'image/png');
       const jobId = randomUUID();
-      await otherQueues.add('onnx', jobId, {
+      await queueJob(otherQueues, otherPrefix, jobId, {
         model: 'colour',
         imageKey: imageKey(image),
         params: {},
@@ -361,7 +380,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
         const image = await solidPng([...colours[label]]);
         await store.put(imageKey(image), image, 'image/png');
         const jobId = randomUUID();
-        await otherQueues.add('onnx', jobId, {
+        await queueJob(otherQueues, otherPrefix, jobId, {
           model: 'colour',
           imageKey: imageKey(image),
           params: {},
@@ -440,7 +459,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
         ).map((rgb) => solidPng([...rgb])),
       );
       const results = await Promise.all(
-        images.map((image) => run('colour', image, {}, otherQueues)),
+        images.map((image) => run('colour', image, {}, otherQueues, otherPrefix)),
       );
       for (const { state, job } of results) {
         expect(state).toBe('completed');
@@ -453,6 +472,26 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       await unbatched.close();
       await otherQueues.close();
     }
+  });
+
+  it('does not run a job whose record is gone: it fails JOB_NOT_FOUND', async () => {
+    const image = await solidPng([255, 0, 0]);
+    await store.put(imageKey(image), image, 'image/png');
+    const jobId = randomUUID();
+    // A BullMQ job without its record (deleted by hand, or evicted from Redis).
+    await queues.add('onnx', jobId, {
+      model: 'colour',
+      imageKey: imageKey(image),
+      params: {},
+      requestId: 'no-record',
+      mode: 'async',
+    });
+
+    expect(await waitForJobState(queues.queue('onnx'), jobId)).toBe('failed');
+    const job = await queues.queue('onnx').getJob(jobId);
+    expect(job?.failedReason).toBe(`JOB_NOT_FOUND: Job "${jobId}" does not exist or has expired`);
+    expect(job?.attemptsMade).toBe(1);
+    expect(logLines.some((l) => l.msg === 'job done' && l.jobId === jobId)).toBe(false);
   });
 
   // Last: it stops the worker the other tests use.
