@@ -39,3 +39,23 @@ export async function writeOutputs(options: {
   for (const [i, file] of written.entries()) copyFileSync(file, published[i]!);
   return [...written, ...published];
 }
+
+/**
+ * Writes `<name>.json` to `out` (numbers to 3 decimals); with `publish`, copies it to
+ * docs/benchmarks/. Returns the paths written.
+ */
+export function writeJsonReport(options: {
+  out: string;
+  name: string;
+  report: unknown;
+  publish: boolean;
+}): string[] {
+  mkdirSync(options.out, { recursive: true });
+  const file = join(options.out, `${options.name}.json`);
+  writeFileSync(file, `${JSON.stringify(options.report, rounded, 2)}\n`);
+  if (!options.publish) return [file];
+  mkdirSync(PUBLISHED, { recursive: true });
+  const published = join(PUBLISHED, basename(file));
+  copyFileSync(file, published);
+  return [file, published];
+}

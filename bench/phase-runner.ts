@@ -6,10 +6,10 @@ import { mean, quantile } from './quantiles.js';
 import { meanServerTiming } from './server-timing.js';
 
 /** One measured phase: a contender, an image, a concurrency, in one round. */
-export interface PhaseResult extends Usage {
+export interface PhaseResult<Name extends string = ContenderName> extends Usage {
   round: number;
   image: ImageName;
-  contender: ContenderName;
+  contender: Name;
   concurrency: number;
   /** Successful requests inside the window. */
   requests: number;
@@ -35,24 +35,25 @@ export interface PhaseSettings {
 
 /**
  * Runs one phase and charges it its share of CPU, memory and Redis commands: counters are read at
- * the edges of the measuring window. A burst contender also gets a small warm-up burst first, and
- * is given time to drain before and after its measured burst.
+ * the edges of the measuring window, and `deps.window` (e.g. a worker's /metrics) is called there
+ * too. A burst contender also gets a small warm-up burst first, and is given time to drain before
+ * and after its measured burst.
  */
-export async function runPhase(
-  phase: { round: number; image: BenchImage; contender: Contender; concurrency: number },
-  deps: { probe: StatsProbe; uniques: UniqueJpegs; settings: PhaseSettings },
-): Promise<PhaseResult> {
+export async function runPhase<Name extends string>(
+  phase: { round: number; image: BenchImage; contender: Contender<Name>; concurrency: number },
+  deps: { probe: StatsProbe; uniques: UniqueJpegs; settings: PhaseSettings; window?: WindowHooks },
+): Promise<PhaseResult<Name>> {
   const { image, contender } = phase;
-  const { probe, uniques, settings } = deps;
+  const { probe, uniques, settings, window } = deps;
   const send = () => contender.send(uniques.next(image.jpeg));
   let before: StatsSnapshot | undefined;
   let after: StatsSnapshot | undefined;
   const hooks: WindowHooks = {
     begin: async () => {
-      before = await probe.snapshot(contender.pids);
+      [before] = await Promise.all([probe.snapshot(contender.pids), window?.begin()]);
     },
     end: async () => {
-      after = await probe.snapshot(contender.pids);
+      [after] = await Promise.all([probe.snapshot(contender.pids), window?.end()]);
     },
   };
 

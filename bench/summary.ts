@@ -5,9 +5,9 @@ import { ROLES, type Role } from './process-stats.js';
 import { median } from './quantiles.js';
 
 /** One (image, contender, concurrency) over the rounds: each figure the median of the rounds'. */
-export interface MedianPhase {
+export interface MedianPhase<Name extends string = ContenderName> {
   image: ImageName;
-  contender: ContenderName;
+  contender: Name;
   concurrency: number;
   rounds: number;
   requests: number;
@@ -34,9 +34,14 @@ function key(p: { image: string; contender: string; concurrency: number }): stri
   return `${p.image}|${p.contender}|${p.concurrency}`;
 }
 
-/** Medians over rounds, ordered by image, contender, concurrency. */
-export function medianPhases(phases: readonly PhaseResult[]): MedianPhase[] {
-  const groups = new Map<string, PhaseResult[]>();
+/**
+ * Medians over rounds, ordered by image, contender (the predict suite's order; others as they
+ * come), concurrency.
+ */
+export function medianPhases<Name extends string = ContenderName>(
+  phases: readonly PhaseResult<Name>[],
+): MedianPhase<Name>[] {
+  const groups = new Map<string, PhaseResult<Name>[]>();
   for (const phase of phases) {
     const group = groups.get(key(phase)) ?? [];
     group.push(phase);
@@ -44,8 +49,8 @@ export function medianPhases(phases: readonly PhaseResult[]): MedianPhase[] {
   }
   const medians = [...groups.values()].map((group) => {
     const { image, contender, concurrency } = group[0]!;
-    const m = (pick: (p: PhaseResult) => number | undefined) => median(group.map(pick));
-    const byRole = (pick: (p: PhaseResult) => Partial<Record<Role, number>>) =>
+    const m = (pick: (p: PhaseResult<Name>) => number | undefined) => median(group.map(pick));
+    const byRole = (pick: (p: PhaseResult<Name>) => Partial<Record<Role, number>>) =>
       Object.fromEntries(
         ROLES.flatMap((role) => {
           const value = m((p) => pick(p)[role]);
@@ -80,8 +85,9 @@ export function medianPhases(phases: readonly PhaseResult[]): MedianPhase[] {
         : {}),
     };
   });
-  const order = (p: MedianPhase) =>
-    [IMAGE_NAMES.indexOf(p.image), CONTENDER_NAMES.indexOf(p.contender), p.concurrency] as const;
+  const contenders: readonly string[] = CONTENDER_NAMES;
+  const order = (p: MedianPhase<Name>) =>
+    [IMAGE_NAMES.indexOf(p.image), contenders.indexOf(p.contender), p.concurrency] as const;
   return medians.sort((a, b) => {
     const [x, y] = [order(a), order(b)];
     return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];

@@ -16,8 +16,9 @@ export const CONTENDER_LABELS: Record<ContenderName, string> = {
   async: 'gateway async accept',
 };
 
-interface ContenderBase {
-  readonly name: ContenderName;
+/** `Name`: the predict suite's contenders, or another suite's names (e.g. batching on and off). */
+interface ContenderBase<Name extends string> {
+  readonly name: Name;
   /** The child processes its requests run in: their CPU and memory are charged to it. */
   readonly pids: RolePids;
   /** Its requests go through Redis: Redis's CPU and commands are charged to them. */
@@ -27,18 +28,21 @@ interface ContenderBase {
 }
 
 /** Measured in closed loops at each concurrency level for `--seconds`. */
-export interface ClosedLoopContender extends ContenderBase {
+export interface ClosedLoopContender<Name extends string = ContenderName>
+  extends ContenderBase<Name> {
   readonly load: 'closed-loop';
 }
 
 /** Measured by a burst of a fixed number of requests, then given time to finish the work. */
-export interface BurstContender extends ContenderBase {
+export interface BurstContender<Name extends string = ContenderName> extends ContenderBase<Name> {
   readonly load: 'burst';
   /** Resolves once the work the burst left behind is done (the queue drained). */
   settle(): Promise<void>;
 }
 
-export type Contender = ClosedLoopContender | BurstContender;
+export type Contender<Name extends string = ContenderName> =
+  | ClosedLoopContender<Name>
+  | BurstContender<Name>;
 
 /** What starting a contender needs; each registers its own clean-up in `teardown`. */
 export interface ContenderContext {

@@ -1,9 +1,8 @@
 import type { GatewayStack } from '../gateway-stack.js';
-import { BENCH_MODEL } from '../in-process-pipeline.js';
 import { MultipartClient } from '../multipart-client.js';
 import type { ClosedLoopContender } from './contender.js';
 
-/** The whole gateway, synchronously: `POST /predict/text_orientation` waits for the job. */
+/** The whole gateway, synchronously: `POST /predict/<model>` (text_orientation) waits for the job. */
 export function gatewaySync(stack: GatewayStack): ClosedLoopContender {
   const client = new MultipartClient(stack.baseUrl, stack.headers);
   const succeeded = (status: number, body: unknown) =>
@@ -13,6 +12,6 @@ export function gatewaySync(stack: GatewayStack): ClosedLoopContender {
     load: 'closed-loop',
     pids: { server: stack.api.pid, worker: stack.worker.pid },
     usesRedis: true,
-    send: (image) => client.post(`/predict/${BENCH_MODEL}`, image, succeeded),
+    send: (image) => client.post(`/predict/${stack.model}`, image, succeeded),
   };
 }
