@@ -100,7 +100,11 @@ const STATUS_OF_STATE: Record<FoundJob['state'], JobStatus> = {
   unknown: 'queued',
 };
 
-const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
+/** A time as RFC 3339; null when absent or past what a Date holds (a record from before limits). */
+const iso = (ms: number | undefined) => {
+  const date = ms ? new Date(ms) : undefined;
+  return date && Number.isFinite(date.getTime()) ? date.toISOString() : null;
+};
 
 /**
  * The public job from its BullMQ entry in the queue it is in now and, when given, its record: the

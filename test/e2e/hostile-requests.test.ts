@@ -411,6 +411,18 @@ const cases = (): Case[] => [
     'VALIDATION_FAILED',
   ],
   [
+    'a Cancel-After past what a date holds',
+    () => withHeaders(file(text), { 'cancel-after': '999999999h999999999h999999999h' }),
+    400,
+    'VALIDATION_FAILED',
+  ],
+  [
+    'a deadline in the year 9999',
+    () => file(text, [field('deadline', '9999-12-31T23:59:59Z')]),
+    400,
+    'VALIDATION_FAILED',
+  ],
+  [
     'a deadline in the past',
     () => file(text, [field('deadline', '2001-01-01T00:00:00Z')]),
     400,

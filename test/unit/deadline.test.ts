@@ -18,6 +18,25 @@ describe('deadline field', () => {
   });
 });
 
+describe('how far ahead a deadline may lie', () => {
+  const MONTH_S = 30 * 24 * 3600;
+
+  it('takes up to 30 days, in every form', () => {
+    expect(parseDeadlineField(String(MONTH_S), NOW)).toBe(NOW + MONTH_S * 1000);
+    expect(parseDeadlineField('2026-03-31T12:00:00Z', NOW)).toBe(NOW + MONTH_S * 1000);
+    expect(parseCancelAfter('720h', NOW)).toBe(NOW + MONTH_S * 1000);
+  });
+
+  it('refuses anything further, however large, with a message', () => {
+    for (const value of [String(MONTH_S + 1), '999999999', '9999-12-31T23:59:59Z']) {
+      expect(parseDeadlineField(value, NOW), value).toMatch(/at most 30 days ahead/);
+    }
+    for (const value of ['721h', '999999999h999999999h999999999h', '999999999']) {
+      expect(parseCancelAfter(value, NOW), value).toMatch(/at most 30 days ahead/);
+    }
+  });
+});
+
 describe('Cancel-After header', () => {
   it('reads durations and bare seconds', () => {
     expect(parseCancelAfter('30s', NOW)).toBe(NOW + 30_000);

@@ -111,6 +111,14 @@ describe('describeJob: the job resource from record and queue', () => {
     expect(describeJob({ record: record({ settled: 'succeeded' }) })).toBeUndefined();
   });
 
+  it('reads a record whose deadline is past what a date holds (accepted before deadlines were bounded)', () => {
+    const old = record();
+    old.submission = { ...old.submission, deadline: 1e20 };
+    const job = describeJob({ record: old });
+    expect(job?.status).toBe('queued');
+    expect(job?.deadline).toBeNull();
+  });
+
   it('carries the webhook deliveries', () => {
     const delivery = {
       webhook_id: 'msg_job-1_completed',
