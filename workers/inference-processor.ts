@@ -11,6 +11,7 @@ import {
   type ObjectStore,
   StorageUnavailableError,
 } from '../shared/storage/index.js';
+import type { BatchSeat, DynamicBatcher } from './backends/dynamic-batcher.js';
 import type { InferenceBackend, InferenceRequest } from './backends/inference-backend.js';
 import {
   classify,
@@ -23,8 +24,9 @@ import { describeTransform, preprocess } from './preprocess/preprocess.js';
 export interface InferenceProcessorDeps {
   registry: ModelRegistry;
   store: ObjectStore;
-  /** The backend, or a batcher in front of it: both answer `infer`. */
   backend: InferenceBackend;
+  /** Batches the jobs that are ready together into one backend call. Absent: one call per job. */
+  batcher?: DynamicBatcher;
   maxPixels: number;
   logger: Logger;
   /** The last check before the model runs (a cancel request stops the job here). */
@@ -44,6 +46,23 @@ export type InferenceProcessor = (
  */
 export function createInferenceProcessor(deps: InferenceProcessorDeps): InferenceProcessor {
   return async (job, inlineImage) => {
+    const model = deps.registry.get(job.data.model);
+    if (!model) throw jobFailure('MODEL_NOT_FOUND', job.data.model);
+    // Taken before the image is fetched, so a batch that forms meanwhile may wait for this job.
+    const seat = deps.batcher?.seat(model.name) ?? unbatched(deps.backend);
+    try {
+      return await run(job, model, seat, inlineImage);
+    } finally {
+      seat.release();
+    }
+  };
+
+  async function run(
+    job: Job<InferenceJobData, InferenceResult>,
+    model: ModelDefinition,
+    seat: BatchSeat,
+    inlineImage: Buffer | undefined,
+  ): Promise<InferenceResult> {
     const { data } = job;
     const log = deps.logger.child({
       jobId: job.id,
@@ -52,9 +71,6 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
       attempt: job.attemptsMade + 1,
     });
     log.debug('job started');
-    const model = deps.registry.get(data.model);
-    if (!model) throw jobFailure('MODEL_NOT_FOUND', data.model);
-
     const clock = stopwatch();
     const image = inlineImage ?? (await fetchImage(deps.store, data.imageKey));
     const fetchMs = clock.lap();
@@ -79,19 +95,22 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
     const preprocessMs = clock.lap();
 
     await deps.beforeInference?.(job);
-    const { version, output } = await deps.backend.infer({
+    const { version, output, batchSize, waitedMs } = await seat.infer({
       model,
       ...(data.version ? { version: data.version } : {}),
       input,
     });
-    const inferenceMs = clock.lap();
+    // The batch wait is the part of this lap before the backend call started.
+    const inferenceMs = Math.max(0, clock.lap() - waitedMs);
 
     const result = postprocess(model, output, transform, data.params);
     const timings = {
       fetch_ms: fetchMs,
       preprocess_ms: preprocessMs,
+      batch_wait_ms: waitedMs,
       inference_ms: inferenceMs,
       postprocess_ms: clock.lap(),
+      batch_size: batchSize,
     };
     log.info({ version, timings }, 'job done');
     return {
@@ -104,6 +123,14 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
       // BullMQ counts the attempt once it ends; this is it.
       attempts: job.attemptsMade + 1,
     };
+  }
+}
+
+/** A seat that is no batch: each job's own backend call. */
+function unbatched(backend: InferenceBackend): BatchSeat {
+  return {
+    infer: async (request) => ({ ...(await backend.infer(request)), batchSize: 1, waitedMs: 0 }),
+    release() {},
   };
 }
 

@@ -10,7 +10,7 @@ import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../shared/metrics/index.js';
-import type { BackendKind } from '../shared/models/model-spec.js';
+import type { BackendKind, ModelDefinition } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData, JobName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
@@ -18,6 +18,7 @@ import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js'
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
+import { batchLimitsOf, DynamicBatcher } from './backends/dynamic-batcher.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
 import { instrumentBackend } from './backends/instrumented.backend.js';
 import { closeRedis, drainWorker } from './drain-worker.js';
@@ -113,6 +114,16 @@ export class InferenceWorker {
     // Fallback adds jobs to the other backends' queues and moves their records.
     const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
     const forwarder = new JobForwarder({ registry, records, queues, status: statusStore });
+    const served = registry.servedBy(backend.kind);
+    const limits = (model: ModelDefinition) =>
+      batchLimitsOf(model, config.worker.batching, backend);
+    // One batch fills while the one before it runs, so the worker holds two batches' worth of jobs.
+    const largestBatch = Math.max(1, ...served.map((m) => limits(m).maxSize));
+    const concurrency = Math.max(
+      config.worker.concurrency,
+      largestBatch > 1 ? 2 * largestBatch : 1,
+    );
+    const instrumented = instrumentBackend(backend, metrics);
     // Outermost first: the job's lifecycle (deadline, cancel, settle, webhooks), then fallback to
     // another backend, then the stages of one inference.
     const runner = createJobRunner(
@@ -120,7 +131,8 @@ export class InferenceWorker {
         createInferenceProcessor({
           registry,
           store,
-          backend: instrumentBackend(backend, metrics),
+          backend: instrumented,
+          ...(largestBatch > 1 ? { batcher: new DynamicBatcher(instrumented, limits) } : {}),
           maxPixels: config.uploads.maxPixels,
           logger: log,
           beforeInference: (job) => checkNotCanceled(lifecycle, job),
@@ -160,7 +172,7 @@ export class InferenceWorker {
       {
         connection: redis,
         prefix: config.redis.prefix,
-        concurrency: config.worker.concurrency,
+        concurrency,
         lockDuration: config.worker.lockDurationMs,
         stalledInterval: config.worker.stalledIntervalMs,
         // A job whose worker died twice is more likely the cause than the victim.
@@ -225,7 +237,7 @@ export class InferenceWorker {
       },
       config.worker.heartbeatMs,
       log,
-      config.worker.concurrency,
+      concurrency,
     );
     self = new InferenceWorker(
       id,
@@ -245,7 +257,7 @@ export class InferenceWorker {
     void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
     await worker.waitUntilReady();
     log.info(
-      { queue: INFERENCE_QUEUES[backend.kind], concurrency: config.worker.concurrency },
+      { queue: INFERENCE_QUEUES[backend.kind], concurrency, largestBatch },
       'worker started',
     );
     return self;

@@ -73,11 +73,9 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
         await completed(job);
         throw jobFailure('DEADLINE_EXCEEDED', new Date(data.deadline!).toISOString());
       case 'missing':
-        // The record expired with the job still queued; an inline image went with it.
-        if (data.imageInline) {
-          throw jobFailure('INVALID_IMAGE', 'the uploaded image is no longer available');
-        }
-        break;
+        // A record lives as long as its job: without one (deleted from Redis by hand, evicted), no
+        // cancel, deadline or webhook of the job can be honoured, and its result could not be read.
+        throw jobFailure('JOB_NOT_FOUND', job.id!);
       case 'started':
         await webhooks.notify(job.id!, 'started', data.webhook, data.requestId);
         break;

@@ -6,7 +6,8 @@ const STAGES = [
   ['queue', 'waiting for a worker'],
   ['fetch', 'image fetched by the worker'],
   ['preprocess', 'decode, resize, normalise'],
-  ['inference', 'the model'],
+  ['batch', 'waiting for the rest of its batch'],
+  ['inference', 'the model (one call per batch)'],
   ['postprocess', 'scores to labels or boxes'],
   ['overhead', 'bookkeeping, completion, answer'],
 ] as const;
@@ -26,6 +27,7 @@ export function serverTiming(job: JobResource, apiMs: number, totalMs: number): 
     queue: timings.queue_ms,
     fetch: timings.fetch_ms,
     preprocess: timings.preprocess_ms,
+    batch: timings.batch_wait_ms,
     inference: timings.inference_ms,
     postprocess: timings.postprocess_ms,
   };

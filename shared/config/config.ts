@@ -82,6 +82,8 @@ export interface Config {
   };
   worker: {
     concurrency: number;
+    /** Batching limits for every model; each absent one: the model's registry entry decides. */
+    batching: { maxSize?: number; maxDelayMs?: number };
     lockDurationMs: number;
     stalledIntervalMs: number;
     heartbeatMs: number;
@@ -253,6 +255,10 @@ function toConfig(e: Env): Config {
     resultCache: { ttlSeconds: e.RESULT_CACHE_TTL_SECONDS, scope: e.RESULT_CACHE_SCOPE },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
+      batching: {
+        ...(e.BATCH_MAX_SIZE !== undefined ? { maxSize: e.BATCH_MAX_SIZE } : {}),
+        ...(e.BATCH_MAX_DELAY_MS !== undefined ? { maxDelayMs: e.BATCH_MAX_DELAY_MS } : {}),
+      },
       lockDurationMs: e.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
       heartbeatMs: e.WORKER_HEARTBEAT_MS,

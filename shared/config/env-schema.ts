@@ -217,7 +217,28 @@ export const EnvSchema = Type.Object({
       "Whose results a request may be answered from: its own API key's (owner), or any key's (global: one tenant can tell from the speed of an answer what another uploaded).",
   }),
 
-  WORKER_CONCURRENCY: Integer(4, 1, 1024, 'Jobs one worker process handles at once.'),
+  WORKER_CONCURRENCY: Integer(
+    4,
+    1,
+    1024,
+    'Jobs one worker process handles at once; with batching on, at least twice the largest batch, so one batch fills while the one before runs.',
+  ),
+  BATCH_MAX_SIZE: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 128,
+      description:
+        "Most jobs in one backend call, for every model (overrides the registry's batching.max_size; default 8). 1: batching off.",
+    }),
+  ),
+  BATCH_MAX_DELAY_MS: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      maximum: 1000,
+      description:
+        "Longest a ready job waits for the rest of its batch, for every model (overrides the registry's batching.max_delay_ms; default 5). A job alone in its worker never waits.",
+    }),
+  ),
   WORKER_LOCK_DURATION_MS: Integer(
     30_000,
     1000,

@@ -28,8 +28,13 @@ export interface StageTimings {
   /** Image fetch from storage. */
   fetch_ms: number;
   preprocess_ms: number;
+  /** Waiting for the rest of its batch (dynamic batching); absent in results of older workers. */
+  batch_wait_ms?: number;
+  /** The backend call, shared by every job of the batch. */
   inference_ms: number;
   postprocess_ms: number;
+  /** Inputs in the backend call the job ran in (1: on its own); absent from older workers. */
+  batch_size?: number;
 }
 
 /** What a worker returns for a job (BullMQ `returnvalue`). */

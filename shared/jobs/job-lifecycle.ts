@@ -32,7 +32,7 @@ export type JobStart =
   | { kind: 'late' }
   /** A cancel was requested before the worker got to it: it must not run. */
   | { kind: 'canceled' }
-  /** The record is gone (expired): nothing is known of the job beyond its queue entry. */
+  /** The record is gone (deleted by hand, evicted): nothing is known of the job beyond its queue entry. */
   | { kind: 'missing' };
 
 // The field names are the record's own (job-records.ts). A queued job confirmed canceled has left
@@ -40,6 +40,7 @@ export type JobStart =
 const CONFIRM_CANCELED = new RedisScript(`
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[1], '${INLINE_IMAGE_FIELD}')
 return redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
 `);
@@ -63,12 +64,13 @@ redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
 return {'started', f[4]}
 `);
 
-// The retention runs from the end of a job, not its creation: a record is kept that long after
-// it settles, however long the job waited or ran.
+// The retention runs from the end of a job, not its creation: a record (and its webhook
+// deliveries, KEYS[2]) is kept that long after it settles, however long the job waited or ran.
 const SETTLE = new RedisScript(`
 local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend')
 if not f[3] then return 'settled' end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 if f[1] then
   redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2])
   return 'canceled'
@@ -118,7 +120,7 @@ export class JobLifecycle {
     return (
       (await CONFIRM_CANCELED.run(
         this.redis,
-        [this.records.key(jobId)],
+        [this.records.key(jobId), this.records.deliveriesKey(jobId)],
         [now, this.records.ttlSeconds],
       )) === 1
     );
@@ -171,7 +173,7 @@ export class JobLifecycle {
   ): Promise<'settled' | 'canceled'> {
     return (await SETTLE.run(
       this.redis,
-      [this.records.key(jobId)],
+      [this.records.key(jobId), this.records.deliveriesKey(jobId)],
       [outcome, now, this.records.ttlSeconds],
     )) as 'settled' | 'canceled';
   }

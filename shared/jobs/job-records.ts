@@ -103,7 +103,8 @@ return 1
 `;
 
 /**
- * Job records in Redis, one hash per job (`<prefix>:job:<id>`), expiring with the job's retention.
+ * Job records in Redis, one hash per job (`<prefix>:job:<id>`), kept while the job lives and for
+ * the retention (JOB_RETENTION_SECONDS) after it ends.
  * Every change of a job's place goes through here, so cancellation, deadlines and fallback can
  * join the same record.
  */
@@ -114,7 +115,7 @@ export class JobRecords {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    /** How long a record outlives its last change (JOB_RETENTION_SECONDS). */
+    /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
     readonly ttlSeconds: number,
     /** Most jobs listed per owner (see {@link OwnerJobs}). */
     maxPerOwner?: number,
@@ -130,9 +131,13 @@ export class JobRecords {
     return `${this.prefix}:job:${id}`;
   }
 
+  /** The list of the job's webhook delivery attempts, which lives and expires with the record. */
+  deliveriesKey(id: string): string {
+    return `${this.key(id)}:deliveries`;
+  }
+
   /**
-   * Writes a new job's record with its expiry and its entry in the owner's index, in one
-   * transaction. `image`: the upload itself, for a job whose image travels inline rather than
+   * Writes a new job's record and its entry in the owner's index, in one transaction. `image`: the upload itself, for a job whose image travels inline rather than
    * through object storage.
    */
   async create(record: NewJobRecord, image?: Buffer): Promise<JobRecord> {
@@ -166,10 +171,11 @@ export class JobRecords {
       fields.cached_result = JSON.stringify(record.cachedResult);
       fields.settled = 'succeeded';
     }
-    transaction
-      .hset(this.key(record.id), fields)
-      .expire(this.key(record.id), this.ttlSeconds)
-      .zadd(owner.key, 0, owner.member);
+    transaction.hset(this.key(record.id), fields);
+    // A job's record lives as long as the job, however long it waits in its queue: the retention
+    // starts when the job ends (JobLifecycle's settle and cancel steps). A cached answer has ended.
+    if (record.cachedResult) transaction.expire(this.key(record.id), this.ttlSeconds);
+    transaction.zadd(owner.key, 0, owner.member);
     if (owner.trimBelow) transaction.zremrangebylex(owner.key, '-', `(${owner.trimBelow}`);
     transaction
       .zremrangebyrank(owner.key, 0, -(owner.keep + 1))

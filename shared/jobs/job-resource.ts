@@ -43,16 +43,19 @@ export const JobResourceSchema = Type.Object(
     completed_at: Nullable(Type.String({ format: 'date-time' })),
     /**
      * Where the job's time went, in ms: waiting in its queue, fetching its image, preprocessing,
-     * the model, postprocessing, and from creation to completion. A sync answer's `Server-Timing`
-     * header gives the same figures.
+     * waiting for the rest of its batch, the model, postprocessing, and from creation to
+     * completion; and how many inputs the model call it ran in carried (`batch_size`, 1: on its
+     * own). A sync answer's `Server-Timing` header gives the same figures.
      */
     timings: Type.Object({
       queue_ms: Nullable(Type.Number()),
       fetch_ms: Nullable(Type.Number()),
       preprocess_ms: Nullable(Type.Number()),
+      batch_wait_ms: Nullable(Type.Number()),
       inference_ms: Nullable(Type.Number()),
       postprocess_ms: Nullable(Type.Number()),
       total_ms: Nullable(Type.Number()),
+      batch_size: Nullable(Type.Integer({ minimum: 1 })),
     }),
     /** 1 (first) to 10 (last) for async jobs; null for sync ones, which go before all of them. */
     priority: Nullable(Type.Integer()),
@@ -142,9 +145,11 @@ export function toJobResource({ backend, job, state }: FoundJob, record?: JobRec
       queue_ms: startedAt ? startedAt - job.timestamp : null,
       fetch_ms: output?.timings.fetch_ms ?? null,
       preprocess_ms: output?.timings.preprocess_ms ?? null,
+      batch_wait_ms: output?.timings.batch_wait_ms ?? null,
       inference_ms: output?.timings.inference_ms ?? null,
       postprocess_ms: output?.timings.postprocess_ms ?? null,
       total_ms: finishedAt ? finishedAt - createdAt : null,
+      batch_size: output?.timings.batch_size ?? null,
     },
     priority: job.opts.priority || null,
     deadline: iso(job.data.deadline),
@@ -226,9 +231,11 @@ function fromCache(record: JobRecord, cached: CachedResult): JobResource {
       queue_ms: null,
       fetch_ms: null,
       preprocess_ms: null,
+      batch_wait_ms: null,
       inference_ms: null,
       postprocess_ms: null,
       total_ms: 0,
+      batch_size: null,
     },
     cached: true,
   };
@@ -253,9 +260,11 @@ function fromRecord(record: JobRecord): JobResource {
       queue_ms: null,
       fetch_ms: null,
       preprocess_ms: null,
+      batch_wait_ms: null,
       inference_ms: null,
       postprocess_ms: null,
       total_ms: null,
+      batch_size: null,
     },
     priority: submission.priority ?? null,
     deadline: iso(submission.deadline),

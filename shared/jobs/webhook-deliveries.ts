@@ -18,14 +18,15 @@ export interface WebhookDelivery {
   outcome: 'delivered' | 'retrying' | 'failed';
 }
 
-// The list lives and dies with its job record: it takes the record's remaining TTL, and nothing is
-// recorded once the record has expired.
+// The list lives and dies with its job record: while the job lives neither expires; once it has
+// ended the list takes the record's remaining TTL (the lifecycle's end steps expire both), and
+// nothing is recorded once the record is gone.
 const APPEND = new RedisScript(`
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl <= 0 then return 0 end
+if ttl == -2 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
-redis.call('PEXPIRE', KEYS[2], ttl)
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 `);
 
@@ -43,7 +44,7 @@ export class WebhookDeliveries {
   }
 
   private key(jobId: string): string {
-    return `${this.records.key(jobId)}:deliveries`;
+    return this.records.deliveriesKey(jobId);
   }
 
   async add(jobId: string, delivery: WebhookDelivery): Promise<void> {

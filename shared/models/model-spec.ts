@@ -110,6 +110,21 @@ export const RoutingSpec = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Dynamic batching (Triton's dynamic batcher, Ray Serve's `@serve.batch`): jobs of this model that
+ * are ready together run as one backend call. A job never waits when no other job of the model is
+ * on its way in its worker; otherwise at most `max_delay_ms` for the batch to fill.
+ */
+export const BatchingSpec = Type.Object(
+  {
+    /** Most inputs in one backend call; 1 turns batching off for this model. */
+    max_size: Type.Integer({ minimum: 1, maximum: 128, default: 8 }),
+    /** Longest a ready job waits for others of its batch that are still being prepared. */
+    max_delay_ms: Type.Number({ minimum: 0, maximum: 1000, default: 5 }),
+  },
+  { additionalProperties: false },
+);
+
 export const ModelSpec = Type.Object(
   {
     description: Type.Optional(Type.String()),
@@ -127,6 +142,7 @@ export const ModelSpec = Type.Object(
     labels_file: Type.Optional(Type.String({ minLength: 1 })),
     postprocess: Type.Optional(PostprocessSpec),
     routing: Type.Optional(RoutingSpec),
+    batching: Type.Optional(BatchingSpec),
   },
   { additionalProperties: false },
 );
@@ -143,6 +159,7 @@ export type TensorflowBackendSpec = Static<typeof TensorflowBackendSpec>;
 export type InputSpec = Static<typeof InputSpec>;
 export type PostprocessSpec = Static<typeof PostprocessSpec>;
 export type RoutingSpec = Static<typeof RoutingSpec>;
+export type BatchingSpec = Static<typeof BatchingSpec>;
 export type Task = Static<typeof ModelSpec>['task'];
 
 /** A model as the rest of the code sees it: validated, defaults applied, labels loaded. */
@@ -156,4 +173,6 @@ export interface ModelDefinition {
   postprocess: PostprocessSpec;
   /** Defaults applied: `priority`, backend choice allowed. */
   routing: RoutingSpec;
+  /** Defaults applied: batches of up to 8, waiting at most 5 ms. */
+  batching: BatchingSpec;
 }

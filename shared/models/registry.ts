@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import {
   type BackendKind,
+  BatchingSpec,
   type ModelDefinition,
   PostprocessSpec,
   RegistryFile,
@@ -19,6 +20,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true });
 const validateFile = ajv.compile<Static<typeof RegistryFile>>(RegistryFile);
 const validatePostprocess = ajv.compile(PostprocessSpec);
 const validateRouting = ajv.compile(RoutingSpec);
+const validateBatching = ajv.compile(BatchingSpec);
 
 /** The models this deployment serves, read once from the registry file (`MODELS_CONFIG`). */
 export class ModelRegistry {
@@ -96,6 +98,8 @@ export class ModelRegistry {
             fail(`routing.weights names "${backend}", which is not one of its backends`);
           }
         }
+        const batching = { ...spec.batching } as BatchingSpec;
+        validateBatching(batching); // defaults of an absent block
         if (routing.strategy === 'weighted' && !routing.weights) {
           fail('routing.weights is required for the weighted strategy');
         }
@@ -120,6 +124,7 @@ export class ModelRegistry {
           ...(labels ? { labels } : {}),
           postprocess,
           routing,
+          batching,
         } satisfies ModelDefinition;
       }),
     );

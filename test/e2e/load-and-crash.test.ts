@@ -31,10 +31,15 @@ describe('under load', () => {
     expect(responses.map((r) => r.status)).toEqual(Array(200).fill(200));
     expect(responses.every((r) => r.body.result?.predictions?.[0]?.label === '0')).toBe(true);
     expect(new Set(responses.map((r) => r.body.id)).size).toBe(200);
+    // Under load the worker runs jobs that are ready together as one model call.
+    const sizes = responses.map((r) => r.body.timings?.batch_size ?? 0);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...sizes)).toBeGreaterThan(1);
   });
 
   it('loses no accepted job when a worker is killed with SIGKILL mid-load', async () => {
-    // Two workers with small concurrency so that a backlog exists and the victim is busy when it dies.
+    // Two workers, each holding at most two batches (2 x 8 jobs): a backlog exists and the victim is
+    // busy when it dies.
     stack = await startStack(services, { workers: 2, env: { WORKER_CONCURRENCY: '2' } });
     const victim = stack.workers[0]!;
     const total = 300;
@@ -88,5 +93,7 @@ describe('under load', () => {
     const recovered = survivor.logs().filter((l) => String(l.msg).startsWith('job stalled'));
     expect(recovered.length).toBeGreaterThan(0);
     expect(new Set(finals.map((j) => j.id)).size).toBe(total);
+    // The workers were batching, so the victim died holding batches.
+    expect(Math.max(...finals.map((j) => j.timings?.batch_size ?? 0))).toBeGreaterThan(1);
   });
 });

@@ -177,6 +177,28 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     for (const timing of ['queue_ms', 'preprocess_ms', 'inference_ms', 'total_ms']) {
       expect(job.timings[timing]).toBeTypeOf('number');
     }
+    // Alone in its worker, the job ran on its own without waiting out the batch delay (5 ms).
+    expect(job.timings.batch_size).toBe(1);
+    expect(job.timings.batch_wait_ms).toBeLessThan(5);
+    // Server-Timing says where the time went, with the job's own figures.
+    const stages = Object.fromEntries(
+      [
+        ...String(res.headers['server-timing']).matchAll(/(\w+)(?:;desc="[^"]*")?;dur=([\d.]+)/g),
+      ].map(([, name, dur]) => [name, Number(dur)]),
+    );
+    expect(Object.keys(stages)).toEqual([
+      'api',
+      'queue',
+      'fetch',
+      'preprocess',
+      'batch',
+      'inference',
+      'postprocess',
+      'overhead',
+      'total',
+    ]);
+    expect(stages.inference).toBe(job.timings.inference_ms);
+    expect(stages.batch).toBe(job.timings.batch_wait_ms);
     // The finished job stays readable there; Location is for an answer that is not final (202).
     expect(res.headers['content-location']).toBe(`/jobs/${job.id}`);
     expect(res.headers.location).toBeUndefined();

@@ -96,8 +96,11 @@ describe('webhook deliveries beside the record', () => {
       });
     }
     expect((await deliveries.list(id)).map((d) => d.attempt)).toEqual([2, 3, 4]);
+    // The job is still running: neither the record nor its deliveries expire yet.
+    expect(await redis.ttl(`${records.key(id)}:deliveries`)).toBe(-1);
+    await lifecycle.settle(id, 'succeeded');
     const ttl = await redis.ttl(`${records.key(id)}:deliveries`);
-    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeGreaterThan(50);
     expect(ttl).toBeLessThanOrEqual(60);
 
     await deliveries.add('gone', (await deliveries.list(id))[0]!);
@@ -180,6 +183,22 @@ describe('job lifecycle: inline images', () => {
 });
 
 describe('job lifecycle: retention', () => {
+  it('a record has no expiry while its job lives, however long it waits in its queue', async () => {
+    const id = await newJob();
+    expect(await redis.ttl(records.key(id))).toBe(-1);
+    expect(await lifecycle.begin(id)).toEqual({ kind: 'started' });
+    expect(await redis.ttl(records.key(id))).toBe(-1);
+  });
+
+  it('a queued job confirmed canceled keeps its record for the retention', async () => {
+    const id = await newJob();
+    await lifecycle.requestCancel(id);
+    await lifecycle.confirmCanceled(id);
+    const ttl = await redis.ttl(records.key(id));
+    expect(ttl).toBeGreaterThan(50);
+    expect(ttl).toBeLessThanOrEqual(60);
+  });
+
   it('settling restarts the record’s retention, so a long wait does not shorten it', async () => {
     const id = await newJob();
     await redis.expire(records.key(id), 5);

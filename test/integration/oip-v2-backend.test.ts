@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRegistry } from '../../shared/models/registry.js';
+import { DynamicBatcher } from '../../workers/backends/dynamic-batcher.js';
 import { OipV2Backend } from '../../workers/backends/oip-v2/oip-v2.backend.js';
 import { preprocess } from '../../workers/preprocess/preprocess.js';
 import { OipV2StandIn } from '../fixtures/oip-v2-stand-in.js';
@@ -97,6 +98,35 @@ describe('OipV2Backend against two Open Inference Protocol stand-ins', () => {
 
     const pinned = await backend.infer({ model: registry.get('colour_v1')!, input: tensor });
     expect(pinned.version).toBe('1');
+  });
+
+  it('runs a batch of jobs as one request along the batch dimension, each with its own answer', async () => {
+    const model = registry.get('colour')!;
+    const batcher = new DynamicBatcher(backend, () => ({ maxSize: 8, maxDelayMs: 1_000 }));
+    const inputs = await Promise.all(
+      (
+        [
+          [250, 10, 10],
+          [10, 250, 10],
+          [10, 10, 250],
+        ] as const
+      ).map(async (rgb) => preprocess(await solidPng([...rgb]), model.input, { maxPixels: 1e6 })),
+    );
+    const before = replicas.map((r) => r.server.counts.inference);
+    const seats = inputs.map(() => batcher.seat(model.name));
+
+    const answers = await Promise.all(
+      seats.map((seat, i) => seat.infer({ model, input: inputs[i]! })),
+    );
+
+    const calls = replicas.map((r, i) => r.server.counts.inference - before[i]!);
+    expect(calls.reduce((a, b) => a + b)).toBe(1);
+    answers.forEach((answer, i) => {
+      expect(answer.batchSize).toBe(3);
+      expect(answer.version).toBe('2');
+      expect(answer.output.dims).toEqual([1, 3]);
+      expect(answer.output.data[i]).toBeGreaterThan(0.99);
+    });
   });
 
   it('maps errors: unknown version 404, bad tensor 400', async () => {

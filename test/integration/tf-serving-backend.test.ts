@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRegistry } from '../../shared/models/registry.js';
+import { DynamicBatcher } from '../../workers/backends/dynamic-batcher.js';
 import type { InputTensor } from '../../workers/backends/inference-backend.js';
 import { TfServingBackend } from '../../workers/backends/tf-serving/tf-serving.backend.js';
 import { preprocess } from '../../workers/preprocess/preprocess.js';
@@ -140,6 +141,47 @@ describe('TfServingBackend against the TF Serving stand-in', () => {
     expect(answer.output.data[2]).toBeGreaterThan(0.99);
     expect(answer.version).toBe('3');
   });
+
+  it.each([
+    ['row', 'colour', 'POST /v1/models/colour/labels/stable:predict'],
+    ['columnar', 'colour_columnar', 'POST /v1/models/colour:predict'],
+    ['b64', 'colour_bytes', 'POST /v1/models/colour_bytes:predict'],
+  ])(
+    'runs a batch of jobs as one %s request, each job with its own answer',
+    async (_form, name, path) => {
+      const model = registry.get(name)!;
+      const batcher = new DynamicBatcher(backend, () => ({ maxSize: 8, maxDelayMs: 1_000 }));
+      const images = await Promise.all(
+        (
+          [
+            [250, 10, 10],
+            [10, 250, 10],
+            [10, 10, 250],
+          ] as const
+        ).map((rgb) => solidPng([...rgb])),
+      );
+      const inputs = await Promise.all(
+        images.map(async (image) =>
+          backend.takesEncodedImages(model)
+            ? { encoded: [image] }
+            : preprocess(image, model.input, { maxPixels: 1e6 }),
+        ),
+      );
+      const before = standIn.server.requests.length;
+      const seats = inputs.map(() => batcher.seat(model.name));
+
+      const answers = await Promise.all(
+        seats.map((seat, i) => seat.infer({ model, input: inputs[i]! })),
+      );
+
+      expect(standIn.server.requests.slice(before)).toEqual([path]);
+      expect(answers.map((a) => a.batchSize)).toEqual([3, 3, 3]);
+      answers.forEach((answer, i) => {
+        expect(answer.output.dims).toEqual([1, 3]);
+        expect(answer.output.data[i]).toBeGreaterThan(0.99);
+      });
+    },
+  );
 
   it("maps TF Serving's errors: unknown version, rejected input, model not loaded", async () => {
     const tensor = await redTensor();

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendStatusStore } from '../../shared/backends/backend-status.js';
 import type { Config } from '../../shared/config/config.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
+import { JobRecords } from '../../shared/jobs/job-records.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import type { InferenceJobData, InferenceParams } from '../../shared/queues/index.js';
 import { type InferenceJob, InferenceQueues } from '../../shared/queues/inference-queues.js';
@@ -93,6 +94,7 @@ async function run(
   image: Buffer | { key: string },
   params: InferenceParams = {},
   via: InferenceQueues = queues,
+  viaPrefix = prefix,
 ): Promise<Submitted> {
   let key: string;
   if (Buffer.isBuffer(image)) {
@@ -104,10 +106,27 @@ async function run(
   const requestId = `req-${randomUUID()}`;
   const data: InferenceJobData = { model, imageKey: key, params, requestId, mode: 'sync' };
   const jobId = randomUUID();
-  await via.add('onnx', jobId, data);
+  await queueJob(via, viaPrefix, jobId, data);
   const state = await waitForJobState(via.queue('onnx'), jobId);
   const job = (await via.queue('onnx').getJob(jobId)) as InferenceJob;
   return { job, state, requestId };
+}
+
+/** Queues a job with its record, as the API does: a worker runs no job without one. */
+async function queueJob(
+  via: InferenceQueues,
+  viaPrefix: string,
+  jobId: string,
+  data: InferenceJobData,
+): Promise<void> {
+  await new JobRecords(redis, viaPrefix, 3600).create({
+    id: jobId,
+    model: data.model,
+    backend: 'onnx',
+    createdAt: Date.now(),
+    requestId: data.requestId,
+  });
+  await via.add('onnx', jobId, data);
 }
 
 describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
@@ -297,7 +316,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       const image = await solidPng([255, 0, 0]);
       await store.put(imageKey(image), image, 'image/png');
       const jobId = randomUUID();
-      await otherQueues.add('onnx', jobId, {
+      await queueJob(otherQueues, otherPrefix, jobId, {
         model: 'colour',
         imageKey: imageKey(image),
         params: {},
@@ -335,6 +354,146 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
     }
   });
 
+  it('runs jobs that are ready together as one backend call, each with its own answer', async () => {
+    const otherPrefix = uniquePrefix();
+    otherPrefixes.push(otherPrefix);
+    const otherConfig = testConfig(services, {
+      prefix: otherPrefix,
+      bucket: config.storage.bucket,
+      modelRepository: repository,
+    });
+    const gated = new GatedBackend(new OnnxRuntimeBackend({ repository }));
+    const batchingWorker = await InferenceWorker.start({
+      config: otherConfig,
+      registry,
+      backend: gated,
+      logger: captureLogger().logger,
+    });
+    const otherQueues = new InferenceQueues(redis, otherPrefix, otherConfig.jobs);
+    try {
+      // Twice the default batch (8): one batch fills while the one before it runs.
+      const status = await new BackendStatusStore(redis, otherPrefix).read('onnx');
+      expect(status.workers[0]?.concurrency).toBe(16);
+
+      const colours = { red: [255, 0, 0], green: [0, 255, 0], blue: [0, 0, 255] } as const;
+      const add = async (label: keyof typeof colours) => {
+        const image = await solidPng([...colours[label]]);
+        await store.put(imageKey(image), image, 'image/png');
+        const jobId = randomUUID();
+        await queueJob(otherQueues, otherPrefix, jobId, {
+          model: 'colour',
+          imageKey: imageKey(image),
+          params: {},
+          requestId: `batch-${label}`,
+          mode: 'async',
+        });
+        return { jobId, label };
+      };
+      // The first job holds the model's only call (ONNX Runtime runs one at a time) ...
+      const first = await add('red');
+      await gated.entered;
+      // ... while the others are taken, prepared and wait for the next call together.
+      const rest = [];
+      for (const label of ['green', 'blue', 'red', 'green', 'blue'] as const) {
+        rest.push(await add(label));
+      }
+      await eventually(
+        async () => ((await otherQueues.queue('onnx').getActiveCount()) === 6 ? true : undefined),
+        10_000,
+        'every job active',
+      );
+      gated.release();
+
+      const outputs = [];
+      for (const { jobId, label } of [first, ...rest]) {
+        expect(await waitForJobState(otherQueues.queue('onnx'), jobId)).toBe('completed');
+        const job = await otherQueues.queue('onnx').getJob(jobId);
+        const output = job?.returnvalue as InferenceResult;
+        if (output.result.task !== 'classification') throw new Error('expected a classification');
+        expect(output.result.predictions[0]?.label).toBe(label);
+        outputs.push(output);
+      }
+      expect(outputs[0]?.timings.batch_size).toBe(1);
+      const sizes = outputs.slice(1).map((o) => o.timings.batch_size ?? 0);
+      expect(Math.max(...sizes)).toBeGreaterThan(1);
+      // Every job of a batch of n says n: the calls add up to the jobs.
+      const calls = sizes.reduce((sum, n) => sum + 1 / n, 0);
+      expect(Math.abs(calls - Math.round(calls))).toBeLessThan(1e-9);
+      expect(gated.calls).toBe(1 + Math.round(calls));
+      for (const output of outputs) {
+        expect(output.timings.batch_wait_ms).toBeGreaterThanOrEqual(0);
+      }
+    } finally {
+      gated.release();
+      await batchingWorker.close();
+      await otherQueues.close();
+    }
+  });
+
+  it('BATCH_MAX_SIZE=1 runs every job on its own, at the configured concurrency', async () => {
+    const otherPrefix = uniquePrefix();
+    otherPrefixes.push(otherPrefix);
+    const otherConfig = testConfig(
+      services,
+      { prefix: otherPrefix, bucket: config.storage.bucket, modelRepository: repository },
+      { BATCH_MAX_SIZE: '1' },
+    );
+    const unbatched = await InferenceWorker.start({
+      config: otherConfig,
+      registry,
+      backend: new OnnxRuntimeBackend({ repository }),
+      logger: captureLogger().logger,
+    });
+    const otherQueues = new InferenceQueues(redis, otherPrefix, otherConfig.jobs);
+    try {
+      const status = await new BackendStatusStore(redis, otherPrefix).read('onnx');
+      expect(status.workers[0]?.concurrency).toBe(otherConfig.worker.concurrency);
+      const images = await Promise.all(
+        (
+          [
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [255, 0, 0],
+          ] as const
+        ).map((rgb) => solidPng([...rgb])),
+      );
+      const results = await Promise.all(
+        images.map((image) => run('colour', image, {}, otherQueues, otherPrefix)),
+      );
+      for (const { state, job } of results) {
+        expect(state).toBe('completed');
+        expect((job.returnvalue as InferenceResult).timings).toMatchObject({
+          batch_size: 1,
+          batch_wait_ms: 0,
+        });
+      }
+    } finally {
+      await unbatched.close();
+      await otherQueues.close();
+    }
+  });
+
+  it('does not run a job whose record is gone: it fails JOB_NOT_FOUND', async () => {
+    const image = await solidPng([255, 0, 0]);
+    await store.put(imageKey(image), image, 'image/png');
+    const jobId = randomUUID();
+    // A BullMQ job without its record (deleted by hand, or evicted from Redis).
+    await queues.add('onnx', jobId, {
+      model: 'colour',
+      imageKey: imageKey(image),
+      params: {},
+      requestId: 'no-record',
+      mode: 'async',
+    });
+
+    expect(await waitForJobState(queues.queue('onnx'), jobId)).toBe('failed');
+    const job = await queues.queue('onnx').getJob(jobId);
+    expect(job?.failedReason).toBe(`JOB_NOT_FOUND: Job "${jobId}" does not exist or has expired`);
+    expect(job?.attemptsMade).toBe(1);
+    expect(logLines.some((l) => l.msg === 'job done' && l.jobId === jobId)).toBe(false);
+  });
+
   // Last: it stops the worker the other tests use.
   it('close() is idempotent and removes the worker from the backend status', async () => {
     const statusStore = new BackendStatusStore(redis, prefix);
@@ -356,6 +515,8 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
 /** The real backend behind a gate: `infer` waits until the test releases it. */
 class GatedBackend implements InferenceBackend {
   readonly kind = 'onnx' as const;
+  /** Backend calls made, each one batch. */
+  calls = 0;
   readonly entered: Promise<void>;
   private signalEntered!: () => void;
   private open!: () => void;
@@ -373,7 +534,13 @@ class GatedBackend implements InferenceBackend {
     return this.inner.load(models);
   }
 
+  /** As the real backend: one call at a time. */
+  concurrentCalls(): number {
+    return this.inner.concurrentCalls();
+  }
+
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
+    this.calls += 1;
     this.signalEntered();
     await this.gate;
     return this.inner.infer(request);

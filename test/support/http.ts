@@ -17,6 +17,7 @@ export interface JobBody {
   backend: string;
   result: { task: string; predictions?: { label: string; index: number; score: number }[] } | null;
   error: { code: string; message: string } | null;
+  timings?: Record<string, number | null>;
   [key: string]: unknown;
 }
 

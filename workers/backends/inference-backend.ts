@@ -65,6 +65,17 @@ export interface InferenceBackend {
    * open: retrying here is pointless, the job should move to another backend at once.
    */
   canServe?(): boolean;
+  /**
+   * The largest batch this backend takes for the model (a model exported with a fixed batch
+   * dimension takes only that many inputs per call). Absent or undefined: any size.
+   */
+  maxBatchSize?(model: ModelDefinition): number | undefined;
+  /**
+   * How many calls for the model the backend runs at once (Triton's model instances): one for an
+   * in-process session, every keep-alive connection of every replica for a server. A dynamic
+   * batcher fills the next batch while they are all busy. Absent: no limit.
+   */
+  concurrentCalls?(model: ModelDefinition): number;
   /** Whether this model takes encoded image bytes rather than a preprocessed tensor. */
   takesEncodedImages?(model: ModelDefinition): boolean;
 }

@@ -72,6 +72,11 @@ export class OnnxRuntimeThreadBackend implements InferenceBackend {
     return { models: this.statuses, replicas: [] };
   }
 
+  /** One thread runs the sessions: calls beyond one wait for it. */
+  concurrentCalls(): number {
+    return 1;
+  }
+
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
     const { input } = request;
     const transfer =

@@ -26,6 +26,8 @@ interface LoadedVersion {
   session: ort.InferenceSession;
   inputName: string;
   outputName: string;
+  /** The input's batch dimension when the model fixes it; undefined: dynamic. */
+  fixedBatch: number | undefined;
 }
 
 /** ONNX Runtime in this process: one session per model version, loaded once and reused. */
@@ -60,10 +62,12 @@ export class OnnxRuntimeBackend implements InferenceBackend {
             interOpNumThreads: 1,
             graphOptimizationLevel: 'all',
           });
+          const inputName = spec.input_name ?? session.inputNames[0]!;
           const loaded = {
             session,
-            inputName: spec.input_name ?? session.inputNames[0]!,
+            inputName,
             outputName: spec.output_name ?? session.outputNames[0]!,
+            fixedBatch: fixedBatchOf(session, inputName),
           };
           const mismatch = describeMismatch(loaded, session, model.input);
           if (mismatch) {
@@ -84,6 +88,19 @@ export class OnnxRuntimeBackend implements InferenceBackend {
     }
     this.statuses = { ...this.statuses, ...statuses };
     return statuses;
+  }
+
+  /** One session per version, whose runs take turns on the event loop. */
+  concurrentCalls(): number {
+    return 1;
+  }
+
+  /** The smallest fixed batch dimension among the model's versions; undefined: all dynamic. */
+  maxBatchSize(model: ModelDefinition): number | undefined {
+    const fixed = [...(this.models.get(model.name)?.values() ?? [])].flatMap((v) =>
+      v.fixedBatch === undefined ? [] : [v.fixedBatch],
+    );
+    return fixed.length > 0 ? Math.min(...fixed) : undefined;
   }
 
   /** In-process sessions: a model is ready once its session loaded, for as long as it lives. */
@@ -126,6 +143,12 @@ export class OnnxRuntimeBackend implements InferenceBackend {
     this.statuses = {};
     await Promise.allSettled(sessions.map((s) => s.session.release()));
   }
+}
+
+function fixedBatchOf(session: ort.InferenceSession, inputName: string): number | undefined {
+  const meta = session.inputMetadata.find((m) => m.name === inputName);
+  const batch = meta?.isTensor ? meta.shape[0] : undefined;
+  return typeof batch === 'number' && batch > 0 ? batch : undefined;
 }
 
 /** Checks the session's input against the registry's input spec, where the model fixes a size. */

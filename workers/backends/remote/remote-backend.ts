@@ -111,6 +111,11 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
     return { models: this.statuses, replicas: this.pool.health() };
   }
 
+  /** Every keep-alive connection of every server: more calls would queue for a socket. */
+  concurrentCalls(): number {
+    return this.options.urls.length * this.options.connections;
+  }
+
   canServe(): boolean {
     return this.pool.canServe();
   }
