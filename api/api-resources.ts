@@ -1,6 +1,7 @@
 import { QueueEvents, type Telemetry } from 'bullmq';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
+import { ResultCache } from '../shared/cache/result-cache.js';
 import type { Config } from '../shared/config/config.js';
 import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobReader } from '../shared/jobs/job-reader.js';
@@ -24,6 +25,7 @@ import type { AppDeps } from './app.js';
 import { ApiKeyConfigError, ApiKeyRing } from './auth/api-key-ring.js';
 import { ImageUploads } from './inference/image-uploads.js';
 import { InferenceService } from './inference/inference-service.js';
+import { ResultLookup } from './inference/result-lookup.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
 import { IdempotencyKeys } from './jobs/idempotency-keys.js';
 import { QueueSet } from './queues/queue-set.js';
@@ -162,6 +164,15 @@ export async function createApiResources(
       retentionSeconds: config.jobs.retentionSeconds,
     }),
     logger,
+    results: new ResultLookup({
+      cache: new ResultCache(redis, config.redis.prefix),
+      settings: config.resultCache,
+      logger,
+      onLookup: (route, outcome) => {
+        metrics.recordResultCacheLookup(route.model.name, outcome);
+        stats.recordCacheLookup({ backend: route.backend, model: route.model.name, outcome });
+      },
+    }),
     inlineImageMaxBytes: config.images.inlineMaxBytes,
   });
 

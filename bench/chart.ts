@@ -8,6 +8,7 @@ const SERIES: Record<ContenderName, { colour: string; label: string }> = {
   plain: { colour: '#2563eb', label: 'plain server (Fastify, no queue)' },
   floor: { colour: '#16a34a', label: 'BullMQ floor (no-op worker)' },
   gateway: { colour: '#dc2626', label: 'gateway sync POST /predict' },
+  cached: { colour: '#9333ea', label: 'gateway sync, answered by the result cache' },
   async: { colour: '#d97706', label: 'gateway async POST /jobs (acceptance)' },
 };
 

@@ -37,6 +37,13 @@ export async function loadBenchImage(name: ImageName): Promise<BenchImage> {
  * and a counter, right after the start-of-image marker. Decoders skip comments, so the pixels and
  * the inference are the same; the cost is one copy of the image.
  */
+/** The JPEG {@link UniqueJpegs.next} was given: its mark (the comment after SOI) taken out. */
+export function withoutUniqueMark(jpeg: Buffer): Buffer {
+  if (jpeg[2] !== 0xff || jpeg[3] !== 0xfe) return jpeg;
+  const length = jpeg.readUInt16BE(4);
+  return Buffer.concat([jpeg.subarray(0, 2), jpeg.subarray(4 + length)]);
+}
+
 export class UniqueJpegs {
   private readonly run = randomBytes(6).toString('hex');
   private counter = 0;

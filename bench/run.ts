@@ -9,11 +9,13 @@
  *   floor    BullMQ alone: add a job shaped like the gateway's, wait for a no-op worker to finish it
  *   gateway  the gateway as `npm start` runs it (API + ONNX worker processes, production mode),
  *            sync POST /predict/text_orientation
+ *   cached   the same gateway, sync, the same image every time: answered by the result cache
  *   async    the same gateway, a burst of POST /jobs: accepted jobs/s, then the queue is drained
  *
  * HTTP contenders get Node's fetch + FormData from closed loops (N clients, each sending its next
  * request when its answer arrives) at each concurrency level, after a warm-up. Every request sends
- * distinct bytes (a JPEG comment with a counter), so content-addressed storage writes every one.
+ * distinct bytes (a JPEG comment with a counter), so content-addressed storage writes every one and
+ * the result cache never answers (but for `cached`, which sends the same bytes on purpose).
  * Per phase: req/s, p50/p99, errors, CPU ms per request of each process (server, worker, Redis,
  * this client), RSS, Redis commands per request. Rounds are interleaved (round 1 runs every phase,
  * then round 2, ...; the contender order rotates) and every figure is the median over the rounds;
@@ -38,9 +40,10 @@ import { loadConfig } from '../shared/config/config.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './bench-options.js';
 import { throughputLatencyChart } from './chart.js';
 import { startBullmqFloor } from './contenders/bullmq-floor.contender.js';
-import type { Contender, ContenderContext } from './contenders/contender.js';
+import type { Contender, ContenderContext, ContenderName } from './contenders/contender.js';
 import { startDirectPipeline } from './contenders/direct-pipeline.contender.js';
 import { gatewayAsync } from './contenders/gateway-async.contender.js';
+import { gatewayCached } from './contenders/gateway-cached.contender.js';
 import { gatewaySync } from './contenders/gateway-sync.contender.js';
 import { startPlainServer } from './contenders/plain-server.contender.js';
 import { startGatewayStack } from './gateway-stack.js';
@@ -67,7 +70,9 @@ import { Teardown } from './teardown.js';
 /** Starts the chosen contenders, in the order of `--only`'s list; one gateway for sync and async. */
 async function startContenders(options: BenchOptions, ctx: ContenderContext): Promise<Contender[]> {
   const contenders: Contender[] = [];
-  const wantsGateway = options.only.includes('gateway') || options.only.includes('async');
+  const wantsGateway = ['gateway', 'cached', 'async'].some((name) =>
+    options.only.includes(name as ContenderName),
+  );
   if (wantsGateway) console.log('starting the gateway (API + ONNX worker processes)');
   const stack = wantsGateway ? await startGatewayStack(ctx) : undefined;
   for (const name of options.only) {
@@ -76,6 +81,7 @@ async function startContenders(options: BenchOptions, ctx: ContenderContext): Pr
     if (name === 'plain') contenders.push(await startPlainServer(ctx));
     if (name === 'floor') contenders.push(await startBullmqFloor(ctx));
     if (name === 'gateway') contenders.push(gatewaySync(stack!));
+    if (name === 'cached') contenders.push(gatewayCached(stack!));
     if (name === 'async') contenders.push(gatewayAsync(stack!, ctx));
   }
   return contenders;

@@ -107,6 +107,8 @@ const RATIOS: readonly RatioSpec[] = [
   { name: 'gateway/plain p50', of: 'gateway', to: 'plain', metric: 'p50Ms' },
   { name: 'gateway/plain p99', of: 'gateway', to: 'plain', metric: 'p99Ms' },
   { name: 'gateway/direct req/s', of: 'gateway', to: 'direct', metric: 'throughput' },
+  { name: 'cached/gateway req/s', of: 'cached', to: 'gateway', metric: 'throughput' },
+  { name: 'cached/gateway p50', of: 'cached', to: 'gateway', metric: 'p50Ms' },
   { name: 'plain/direct req/s', of: 'plain', to: 'direct', metric: 'throughput' },
 ];
 

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { type Job, type Telemetry, Worker } from 'bullmq';
 import { Registry } from 'prom-client';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
+import { ResultCache } from '../shared/cache/result-cache.js';
 import type { Config } from '../shared/config/config.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
@@ -29,6 +30,7 @@ import { wasForwarded } from './job-attempts.js';
 import { dispatchJobs } from './job-handlers.js';
 import { observeJobs } from './job-observer.js';
 import { checkNotCanceled, createJobRunner } from './job-runner.js';
+import { createResultCacheWriter } from './result-cache-writer.js';
 import { StatusReporter } from './status-reporter.js';
 
 /** BullMQ's reason for a job whose workers kept dying while running it (maxStalledCount). */
@@ -137,7 +139,17 @@ export class InferenceWorker {
         }),
         { backend, forwarder, logger: log },
       ),
-      { lifecycle, webhooks, logger: log },
+      {
+        lifecycle,
+        webhooks,
+        logger: log,
+        remember: createResultCacheWriter({
+          cache: new ResultCache(commands, config.redis.prefix),
+          registry,
+          backend: backend.kind,
+          logger: log,
+        }),
+      },
     );
 
     const queueName = INFERENCE_QUEUES[backend.kind];

@@ -4,11 +4,14 @@ import type { Logger } from '../shared/logging/logger.js';
 import type { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { InferenceProcessor } from './inference-processor.js';
 import { isLastAttempt, wasForwarded } from './job-attempts.js';
+import type { ResultCacheWriter } from './result-cache-writer.js';
 
 export interface JobRunnerDeps {
   lifecycle: JobLifecycle;
   webhooks: WebhookQueue;
   logger: Logger;
+  /** Remembers succeeded results for the result cache; absent: nothing is remembered. */
+  remember?: ResultCacheWriter;
 }
 
 type Job = Parameters<InferenceProcessor>[0];
@@ -38,7 +41,9 @@ export interface JobRunner {
  *    preparing its input took a while ({@link checkNotCanceled});
  * 4. before the result (or a final failure) goes back to BullMQ, the outcome is settled on the job
  *    record; if a cancel was requested first the job ends JOB_CANCELED instead, without a result;
- * 5. the `completed` webhook is queued for every final outcome.
+ * 5. a settled success is remembered in the result cache (when the job asks for it), before its
+ *    completion can reach anyone: a client that repeats the request after its answer finds it;
+ * 6. the `completed` webhook is queued for every final outcome.
  *
  * A failure that will be retried settles nothing, but a cancel request stops the retries. A job
  * moved to another backend (fallback) settles nothing here either: it is finished there.
@@ -93,6 +98,7 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
       throw err;
     }
     if ((await lifecycle.settle(job.id!, 'succeeded')) === 'canceled') throw await canceled(job);
+    await deps.remember?.(job, result);
     await completed(job);
     return result;
   };

@@ -95,6 +95,12 @@ export const SubmissionHeadersSchema = Type.Object({
         'The job must have started within this time (`30s`, `5m`, `1h30m`, `1500ms`, or seconds), or it is not run.',
     }),
   ),
+  'cache-control': Type.Optional(
+    Type.String({
+      description:
+        '`no-cache` or `no-store`: run the model even when the result cache holds the answer (the new answer replaces it).',
+    }),
+  ),
 });
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
@@ -113,6 +119,8 @@ export interface Submission {
   webhook?: WebhookSubscription;
   owner: string;
   idempotency?: { key: string; fingerprint: string };
+  /** `Cache-Control: no-cache` or `no-store`: not answered from the result cache. */
+  bypassCache: boolean;
   /** Counts the submission against its queue's limit until it is queued: pass it the submit. */
   admission: AdmissionTicket;
 }
@@ -195,6 +203,7 @@ export class SubmissionReader {
       ...(deadline !== undefined ? { deadline } : {}),
       ...(webhook ? { webhook } : {}),
       owner: ownerOf(request),
+      bypassCache: bypassesCache(header(request, 'cache-control')),
       admission: UNCOUNTED,
     };
     if (idempotencyKey !== undefined) {
@@ -288,6 +297,18 @@ export class SubmissionReader {
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
   return Array.isArray(value) ? value.join(', ') : value?.trim();
+}
+
+/** Whether `Cache-Control` forbids answering from a cache (RFC 9111: `no-cache`, `no-store`). */
+function bypassesCache(cacheControl: string | undefined): boolean {
+  if (cacheControl === undefined) return false;
+  return cacheControl
+    .toLowerCase()
+    .split(',')
+    .some((directive) => {
+      const name = directive.split('=')[0]!.trim();
+      return name === 'no-cache' || name === 'no-store';
+    });
 }
 
 function pick(version: string | undefined): { version?: string } {

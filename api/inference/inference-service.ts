@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CachedResult } from '../../shared/cache/result-cache.js';
 import { errors, withCause } from '../../shared/errors/index.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
-import type { JobRecord, JobRecords } from '../../shared/jobs/job-records.js';
+import type { JobRecord, JobRecords, NewJobRecord } from '../../shared/jobs/job-records.js';
 import { describeJob, type JobResource } from '../../shared/jobs/job-resource.js';
 import type { OwnerJobsPage } from '../../shared/jobs/owner-jobs.js';
 import type { Logger } from '../../shared/logging/logger.js';
@@ -22,6 +23,7 @@ import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { type FollowedJob, followJob } from '../jobs/follow-job.js';
 import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';
 import type { ImageUploads } from './image-uploads.js';
+import type { ResultLookup } from './result-lookup.js';
 
 export interface SubmitRequest {
   route: Route;
@@ -42,6 +44,8 @@ export interface SubmitRequest {
   owner?: string;
   /** `Idempotency-Key` and the request's fingerprint (what makes two requests the same). */
   idempotency?: { key: string; fingerprint: string };
+  /** `Cache-Control: no-cache` or `no-store`: run the model even if the answer is cached. */
+  bypassCache?: boolean;
 }
 
 export interface JobPage {
@@ -71,6 +75,8 @@ export interface InferenceServiceDeps {
   webhooks: WebhookQueue;
   idempotency: IdempotencyKeys;
   logger: Logger;
+  /** The result cache; absent: every request runs its model. */
+  results?: ResultLookup;
   /**
    * Images up to this size travel in the job's record, not through object storage
    * (INLINE_IMAGE_MAX_BYTES).
@@ -92,8 +98,10 @@ type Wait = { timeoutMs: number; signal?: AbortSignal };
  * storage (content-addressed) otherwise; the record and a small job in the chosen backend's queue,
  * in one round trip; and, when the caller will wait, a waiter registered before the job is added
  * so its completion cannot be missed. A job that completes within the wait is answered from its
- * completion event, without reading it back. Also the API side of a job's life: reading it and
- * canceling it.
+ * completion event, without reading it back. A request whose answer is in the result cache gets a
+ * job that is succeeded as it is created: its record holds the answer, nothing is stored or
+ * queued, and its `completed` webhook is queued at once. Also the API side of a job's life: reading
+ * it and canceling it.
  */
 export class InferenceService {
   private readonly inlineImageMaxBytes: number;
@@ -144,10 +152,23 @@ export class InferenceService {
     request: SubmitRequest,
     wait: Wait,
   ): Promise<AcceptedJob> {
+    const hash = request.imageKey ?? imageKey(request.image);
+    const lookup = this.deps.results
+      ? await this.deps.results.lookup({
+          route: request.route,
+          owner,
+          imageKey: hash,
+          params: request.params,
+          bypass: request.bypassCache === true,
+          requestId: request.requestId,
+        })
+      : {};
+    if (lookup.hit) return this.answerFromCache(jobId, owner, request, lookup.hit);
+
     const inline = request.image.length <= this.inlineImageMaxBytes;
     const key = inline
-      ? (request.imageKey ?? imageKey(request.image))
-      : await this.deps.images.save(request.image, request.contentType, request.imageKey);
+      ? hash
+      : await this.deps.images.save(request.image, request.contentType, hash);
 
     const { backend } = request.route;
     const abandon = new AbortController();
@@ -175,21 +196,8 @@ export class InferenceService {
       ...(request.webhook ? { webhook: request.webhook } : {}),
       ...(request.route.pinned ? { pinned: true } : {}),
     };
-    const record = {
-      id: jobId,
-      model: data.model,
-      backend,
-      createdAt: Date.now(),
-      requestId: request.requestId,
-      submission: {
-        ...(request.version ? { version: request.version } : {}),
-        mode: request.mode,
-        ...(priority !== undefined ? { priority } : {}),
-        ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
-        ...(request.webhook ? { webhook: request.webhook } : {}),
-        owner,
-      },
-    };
+    if (lookup.terms) data.resultCache = lookup.terms;
+    const record = newRecord(jobId, owner, request);
     // The record and the job in one transaction: both exist, or neither (a failed or timed-out
     // MULTI leaves nothing to clean up), in one round trip.
     let added: { job: InferenceJob; staged: JobRecord };
@@ -227,6 +235,33 @@ export class InferenceService {
       job: queued,
       outcome: followed.then((end) => this.describeEnd(added.staged, entry, end)),
     };
+  }
+
+  /**
+   * A job answered from the result cache: its record, settled succeeded with the answer, and the
+   * `completed` webhook (when asked for), then the answer. Nothing is stored or queued: no worker
+   * ever sees it. The record comes first, so the webhook's reader finds the job finished.
+   */
+  private async answerFromCache(
+    jobId: string,
+    owner: string,
+    request: SubmitRequest,
+    hit: CachedResult,
+  ): Promise<AcceptedJob> {
+    const record: NewJobRecord = { ...newRecord(jobId, owner, request), cachedResult: hit };
+    let created: JobRecord;
+    try {
+      created = await this.deps.records.create(record);
+      await this.deps.webhooks.notify(jobId, 'completed', request.webhook, request.requestId);
+    } catch (err) {
+      throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
+    }
+    this.deps.logger.debug(
+      { jobId, computedBy: hit.jobId, requestId: request.requestId },
+      'job answered from the result cache',
+    );
+    const job = describeJob({ record: created })!;
+    return { jobId, replayed: false, job, outcome: Promise.resolve(job) };
   }
 
   /**
@@ -381,4 +416,25 @@ export class InferenceService {
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
   }
+}
+
+/** A new job's record: where it goes, and the submission's own settings. */
+function newRecord(jobId: string, owner: string, request: SubmitRequest): NewJobRecord {
+  // Sync jobs carry no priority: BullMQ runs those before every prioritised (async) job.
+  const priority = request.mode === 'async' ? request.priority : undefined;
+  return {
+    id: jobId,
+    model: request.route.model.name,
+    backend: request.route.backend,
+    createdAt: Date.now(),
+    requestId: request.requestId,
+    submission: {
+      ...(request.version ? { version: request.version } : {}),
+      mode: request.mode,
+      ...(priority !== undefined ? { priority } : {}),
+      ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
+      ...(request.webhook ? { webhook: request.webhook } : {}),
+      owner,
+    },
+  };
 }

@@ -3,7 +3,7 @@ import type { Outcome } from '../load-generator.js';
 import type { RolePids } from '../process-stats.js';
 import type { Teardown } from '../teardown.js';
 
-export const CONTENDER_NAMES = ['direct', 'plain', 'floor', 'gateway', 'async'] as const;
+export const CONTENDER_NAMES = ['direct', 'plain', 'floor', 'gateway', 'cached', 'async'] as const;
 /** The contenders, as `--only` names them. */
 export type ContenderName = (typeof CONTENDER_NAMES)[number];
 
@@ -13,6 +13,7 @@ export const CONTENDER_LABELS: Record<ContenderName, string> = {
   plain: 'plain server',
   floor: 'BullMQ floor',
   gateway: 'gateway sync',
+  cached: 'gateway sync, cache hits',
   async: 'gateway async accept',
 };
 
@@ -23,7 +24,7 @@ interface ContenderBase<Name extends string> {
   readonly pids: RolePids;
   /** Its requests go through Redis: Redis's CPU and commands are charged to them. */
   readonly usesRedis: boolean;
-  /** One request with these image bytes (unique per request). */
+  /** One request with these image bytes (unique per request; the cached contender undoes that). */
   send(image: Buffer): Promise<Outcome>;
 }
 

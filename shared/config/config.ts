@@ -73,6 +73,13 @@ export interface Config {
     /** Images up to this size travel with their job (in its record) instead of via storage. */
     inlineMaxBytes: number;
   };
+  /** Finished results answered again without running the model (see ResultCache). */
+  resultCache: {
+    /** 0: off. */
+    ttlSeconds: number;
+    /** `owner`: a key is answered only from its own results; `global`: from anyone's. */
+    scope: 'owner' | 'global';
+  };
   worker: {
     concurrency: number;
     /** Batching limits for every model; each absent one: the model's registry entry decides. */
@@ -245,6 +252,7 @@ function toConfig(e: Env): Config {
       retentionCount: e.JOB_RETENTION_COUNT,
     },
     images: { retentionDays: e.IMAGE_RETENTION_DAYS, inlineMaxBytes: e.INLINE_IMAGE_MAX_BYTES },
+    resultCache: { ttlSeconds: e.RESULT_CACHE_TTL_SECONDS, scope: e.RESULT_CACHE_SCOPE },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       batching: {

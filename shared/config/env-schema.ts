@@ -205,6 +205,18 @@ export const EnvSchema = Type.Object({
     'Images up to this size travel with their job in Redis (kept until the job ends) instead of through object storage: no storage write and read on the request path. 0: every image goes to storage.',
   ),
 
+  RESULT_CACHE_TTL_SECONDS: Integer(
+    3600,
+    0,
+    2_592_000,
+    'How long a finished result is answered again for the same image, model version and parameters, without running the model (0: no result cache).',
+  ),
+  RESULT_CACHE_SCOPE: OneOf(['owner', 'global'], {
+    default: 'owner',
+    description:
+      "Whose results a request may be answered from: its own API key's (owner), or any key's (global: one tenant can tell from the speed of an answer what another uploaded).",
+  }),
+
   WORKER_CONCURRENCY: Integer(
     4,
     1,

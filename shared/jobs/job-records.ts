@@ -1,4 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis';
+import type { CachedResult } from '../cache/result-cache.js';
 import type { BackendKind } from '../models/model-spec.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
 import { OwnerJobs } from './owner-jobs.js';
@@ -31,10 +32,18 @@ export interface JobRecord {
   submission?: JobSubmission;
   /** Cancellation and the worker's final word, set only through JobLifecycle. */
   lifecycle?: JobLifecycleState;
+  /**
+   * The answer the job was given from the result cache when it was created: such a job has no
+   * queue entry, never runs, and is succeeded from the start.
+   */
+  cachedResult?: CachedResult;
 }
 
-/** A record as its creator gives it: the route starts at its backend. */
-export type NewJobRecord = Omit<JobRecord, 'route'>;
+/**
+ * A record as its creator gives it: the route starts at its backend; one with a `cachedResult` is
+ * settled succeeded as it is written.
+ */
+export type NewJobRecord = Omit<JobRecord, 'route' | 'lifecycle'>;
 
 /** The submission's own settings, fixed when the job is created. */
 export interface JobSubmission {
@@ -72,6 +81,7 @@ const FIELDS = [
   'cancel_requested_at',
   'canceled_at',
   'settled',
+  'cached_result',
 ] as const;
 
 /**
@@ -157,14 +167,22 @@ export class JobRecords {
       ...submissionFields(record.submission),
     };
     if (image) fields[INLINE_IMAGE_FIELD] = image;
-    // No expiry yet: the record lives as long as its job, however long that waits in its queue;
-    // the retention starts when the job ends (JobLifecycle's settle and cancel steps).
-    transaction.hset(this.key(record.id), fields).zadd(owner.key, 0, owner.member);
+    if (record.cachedResult) {
+      fields.cached_result = JSON.stringify(record.cachedResult);
+      fields.settled = 'succeeded';
+    }
+    transaction.hset(this.key(record.id), fields);
+    // A job's record lives as long as the job, however long it waits in its queue: the retention
+    // starts when the job ends (JobLifecycle's settle and cancel steps). A cached answer has ended.
+    if (record.cachedResult) transaction.expire(this.key(record.id), this.ttlSeconds);
+    transaction.zadd(owner.key, 0, owner.member);
     if (owner.trimBelow) transaction.zremrangebylex(owner.key, '-', `(${owner.trimBelow}`);
     transaction
       .zremrangebyrank(owner.key, 0, -(owner.keep + 1))
       .expire(owner.key, owner.ttlSeconds);
-    return { ...record, route };
+    const created: JobRecord = { ...record, route };
+    if (record.cachedResult) created.lifecycle = { settled: 'succeeded' };
+    return created;
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -175,7 +193,7 @@ export class JobRecords {
       if (value !== null && value !== undefined) fields[name] = value;
     });
     if (!fields.backend) return undefined;
-    return {
+    const record: JobRecord = {
       id,
       model: fields.model ?? '',
       backend: fields.backend as BackendKind,
@@ -185,6 +203,10 @@ export class JobRecords {
       submission: readSubmission(fields),
       lifecycle: readLifecycle(fields),
     };
+    if (fields.cached_result) {
+      record.cachedResult = JSON.parse(fields.cached_result) as CachedResult;
+    }
+    return record;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import type { CachedResult } from '../cache/result-cache.js';
 import { CATALOGUE, parseJobFailure } from '../errors/index.js';
 import type { FoundJob } from '../queues/inference-queues.js';
 import { WEBHOOK_EVENTS } from '../webhooks/webhook-subscription.js';
@@ -69,6 +70,16 @@ export const JobResourceSchema = Type.Object(
     webhook_deliveries: Type.Array(WebhookDeliverySchema),
     request_id: Type.String(),
     urls: Type.Object({ get: Type.String(), cancel: Type.String() }),
+    /**
+     * Present (true) when the job was answered from the result cache: an earlier job computed the
+     * same answer for the same image, model version and parameters, and nothing ran for this one.
+     */
+    cached: Type.Optional(
+      Type.Boolean({
+        description:
+          'true: answered from the result cache, without running the model (absent otherwise).',
+      }),
+    ),
     /**
      * The backends the job was sent to, in order: every step but the last carries the error that
      * made the job move on (fallback); the last is `backend`.
@@ -182,6 +193,7 @@ export function describeJob({ record, found, deliveries = [] }: JobView): JobRes
   const { lifecycle = {}, submission = {} } = record;
   let resource: JobResource;
   if (found) resource = toJobResource(found, record);
+  else if (record.cachedResult) resource = fromCache(record, record.cachedResult);
   else if (lifecycle.canceledAt || lifecycle.cancelRequestedAt || !lifecycle.settled) {
     resource = fromRecord(record);
   } else return undefined;
@@ -203,6 +215,33 @@ export function describeJob({ record, found, deliveries = [] }: JobView): JobRes
       : {}),
     priority: submission.priority ?? resource.priority,
     webhook_deliveries: deliveries,
+  };
+}
+
+/**
+ * A job answered from the result cache when it was created: succeeded at once, nothing queued or
+ * run, so it has no stage timings and its whole life took no time.
+ */
+function fromCache(record: JobRecord, cached: CachedResult): JobResource {
+  const at = new Date(record.createdAt).toISOString();
+  return {
+    ...fromRecord(record),
+    version: cached.version,
+    status: 'succeeded',
+    result: cached.result,
+    started_at: at,
+    completed_at: at,
+    timings: {
+      queue_ms: null,
+      fetch_ms: null,
+      preprocess_ms: null,
+      batch_wait_ms: null,
+      inference_ms: null,
+      postprocess_ms: null,
+      total_ms: 0,
+      batch_size: null,
+    },
+    cached: true,
   };
 }
 

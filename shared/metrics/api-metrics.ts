@@ -1,5 +1,6 @@
 import type { JobState } from 'bullmq';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { ResultCacheOutcome } from '../cache/result-cache.js';
 import type { ErrorCode } from '../errors/index.js';
 import type { BackendKind } from '../models/model-spec.js';
 import {
@@ -126,6 +127,12 @@ export function createApiMetrics(register: Registry, options: ApiMetricsOptions)
     labelNames: ['backend', 'replica'] as const,
     registers,
   });
+  const resultCacheLookups = new Counter({
+    name: 'ai_gateway_result_cache_lookups_total',
+    help: 'Inference requests by what the result cache did for them: hit (answered from it, nothing run), miss (run, then remembered), bypass (Cache-Control: no-cache or no-store: run, then remembered).',
+    labelNames: ['model', 'outcome'] as const,
+    registers,
+  });
   const collectFailures = new Counter({
     name: 'ai_gateway_metrics_collect_failures_total',
     help: 'Scrape-time reads that failed or timed out (their gauges are left out of that scrape).',
@@ -156,6 +163,11 @@ export function createApiMetrics(register: Registry, options: ApiMetricsOptions)
         { backend, model: modelName, mode: sample.mode },
         sample.durationSeconds,
       );
+    },
+
+    /** What the result cache did for one inference request. */
+    recordResultCacheLookup(modelName: string, outcome: ResultCacheOutcome): void {
+      resultCacheLookups.inc({ model: model(modelName), outcome });
     },
 
     /** A request the rate limiter refused. */

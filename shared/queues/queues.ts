@@ -1,4 +1,5 @@
 import type { DefaultJobOptions } from 'bullmq';
+import type { ResultCacheTerms } from '../cache/result-cache.js';
 import type { Config } from '../config/config.js';
 import type { BackendKind } from '../models/model-spec.js';
 import type { WebhookEvent, WebhookSubscription } from '../webhooks/webhook-subscription.js';
@@ -53,6 +54,8 @@ export interface InferenceJobData {
   pinned?: boolean;
   /** Where the job's webhooks go, when the client asked for them. */
   webhook?: WebhookSubscription;
+  /** Remember the result for requests like this one (absent: the result cache is off for it). */
+  resultCache?: ResultCacheTerms;
 }
 
 /** One webhook message to deliver: the body is the job resource, built at the first attempt. */

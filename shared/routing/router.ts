@@ -11,6 +11,11 @@ export interface Route {
   backend: BackendKind;
   /** The client chose the backend: the job stays there (no fallback). */
   pinned: boolean;
+  /**
+   * The version that would serve the request on `backend` now: the one asked for, or the newest
+   * its live workers report. Absent when they report none (the result cache is then not used).
+   */
+  version?: string;
 }
 
 export interface RouteRequest {
@@ -56,11 +61,11 @@ export class ModelRouter {
   route(request: RouteRequest): Route {
     const { model, candidates, refusals } = this.evaluate(request);
     if (candidates.length === 0) throw refusal(model, request, refusals);
-    return {
-      model,
-      backend: this.selector.choose(model, candidates),
-      pinned: request.backend !== undefined,
-    };
+    const backend = this.selector.choose(model, candidates);
+    const version = request.version ?? candidates.find((c) => c.backend === backend)?.versions[0];
+    const route: Route = { model, backend, pinned: request.backend !== undefined };
+    if (version !== undefined) route.version = version;
+    return route;
   }
 
   /**

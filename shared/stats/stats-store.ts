@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RESULT_CACHE_OUTCOMES, type ResultCacheOutcome } from '../cache/result-cache.js';
 import {
   type BackendLabel,
   backendLabel,
@@ -27,6 +28,13 @@ export interface JobEnd {
   backend: string;
   model: string;
   outcome: JobOutcome;
+}
+
+/** What the result cache did for one request to a model. */
+export interface CacheLookup {
+  backend: string | undefined;
+  model: string;
+  outcome: ResultCacheOutcome;
 }
 
 export interface StatsStoreOptions {
@@ -60,6 +68,14 @@ export interface Counts {
   jobs: Record<JobOutcome, number>;
 }
 
+/** Requests by what the result cache did for them; `hit_rate`: hits among all of them. */
+export interface ResultCacheCounts {
+  hits: number;
+  misses: number;
+  bypasses: number;
+  hit_rate: number;
+}
+
 export interface LatencySummary {
   count: number;
   p50: number | null;
@@ -84,10 +100,12 @@ export interface StatsSnapshot {
   since: string | null;
   totals: Counts & {
     backends: Record<string, Counts & { models: Record<string, Counts> }>;
+    result_cache: ResultCacheCounts & { models: Record<string, ResultCacheCounts> };
   };
   window: WindowCounts & {
     seconds: number;
     models: Record<string, WindowCounts>;
+    result_cache: ResultCacheCounts & { models: Record<string, ResultCacheCounts> };
   };
 }
 
@@ -101,7 +119,7 @@ const MINUTE_MS = 60_000;
  * one round trip for the totals and the window's minutes, after writing this process's counts.
  *
  * Fields: `r|<backend>|<model>|<status>` requests, `j|<backend>|<model>|<outcome>` jobs,
- * `l|<backend>|<model>|<bucket>` latencies. Label values are bounded as for the metrics.
+ * `l|<backend>|<model>|<bucket>` latencies, `c|<backend>|<model>|<outcome>` result cache lookups. Label values are bounded as for the metrics.
  */
 export class StatsStore {
   private readonly model: ModelLabeler;
@@ -156,6 +174,14 @@ export class StatsStore {
   /** Counts a job's outcome; never throws (a failed write goes to `onFlushError`). */
   recordJob(end: JobEnd): void {
     const field = `j|${backendLabel(end.backend)}|${this.model(end.model)}|${end.outcome}`;
+    this.add(this.totalKey, field);
+    this.add(this.minuteKey(Math.floor(this.now() / MINUTE_MS)), field);
+    this.recorded();
+  }
+
+  /** Counts what the result cache did for a request; never throws. */
+  recordCacheLookup(lookup: CacheLookup): void {
+    const field = `c|${backendLabel(lookup.backend)}|${this.model(lookup.model)}|${lookup.outcome}`;
     this.add(this.totalKey, field);
     this.add(this.minuteKey(Math.floor(this.now() / MINUTE_MS)), field);
     this.recorded();
@@ -227,8 +253,12 @@ export class StatsStore {
 
     return {
       since: since ? new Date(Number(since)).toISOString() : null,
-      totals: totals.counts(),
-      window: { seconds: Math.round(seconds), ...window.windowCounts(seconds) },
+      totals: { ...totals.counts(), result_cache: totals.cacheCounts() },
+      window: {
+        seconds: Math.round(seconds),
+        ...window.windowCounts(seconds),
+        result_cache: window.cacheCounts(),
+      },
     };
   }
 
@@ -251,6 +281,7 @@ class Tally {
   private readonly requests = new Map<string, Map<string, number>>(); // "b|m" -> status -> n
   private readonly jobs = new Map<string, Map<JobOutcome, number>>(); // "b|m" -> outcome -> n
   private readonly latencies = new Map<string, LatencyCounts>(); // "b|m" -> bucket -> n
+  private readonly cache = new Map<string, Map<ResultCacheOutcome, number>>(); // model -> outcome -> n
 
   add(fields: Record<string, string>): void {
     for (const [field, raw] of Object.entries(fields)) {
@@ -262,10 +293,13 @@ class Tally {
       else if (kind === 'j' && JOB_OUTCOMES.includes(last as JobOutcome)) {
         bump(this.jobs, key, last as JobOutcome, n);
       } else if (kind === 'l') bump(this.latencies, key, Number(last), n);
+      else if (kind === 'c' && RESULT_CACHE_OUTCOMES.includes(last as ResultCacheOutcome)) {
+        bump(this.cache, model, last as ResultCacheOutcome, n);
+      }
     }
   }
 
-  counts(): StatsSnapshot['totals'] {
+  counts(): Omit<StatsSnapshot['totals'], 'result_cache'> {
     const all = emptyCounts();
     const backends: StatsSnapshot['totals']['backends'] = {};
     for (const key of this.keys()) {
@@ -299,6 +333,17 @@ class Tally {
     return { ...summarise(allCounts, allLatency, seconds), models };
   }
 
+  /** Result cache lookups, in all and per model. */
+  cacheCounts(): ResultCacheCounts & { models: Record<string, ResultCacheCounts> } {
+    const all = new Map<ResultCacheOutcome, number>();
+    const models: Record<string, ResultCacheCounts> = {};
+    for (const [model, outcomes] of this.cache) {
+      models[model] = cacheSummary(outcomes);
+      for (const [outcome, n] of outcomes) all.set(outcome, (all.get(outcome) ?? 0) + n);
+    }
+    return { ...cacheSummary(all), models };
+  }
+
   private keys(): string[] {
     return [...new Set([...this.requests.keys(), ...this.jobs.keys(), ...this.latencies.keys()])];
   }
@@ -319,6 +364,14 @@ function bump<K>(map: Map<string, Map<K, number>>, key: string, inner: K, n: num
   const counts = map.get(key) ?? new Map<K, number>();
   counts.set(inner, (counts.get(inner) ?? 0) + n);
   map.set(key, counts);
+}
+
+function cacheSummary(outcomes: ReadonlyMap<ResultCacheOutcome, number>): ResultCacheCounts {
+  const hits = outcomes.get('hit') ?? 0;
+  const misses = outcomes.get('miss') ?? 0;
+  const bypasses = outcomes.get('bypass') ?? 0;
+  const lookups = hits + misses + bypasses;
+  return { hits, misses, bypasses, hit_rate: lookups === 0 ? 0 : round(hits / lookups, 4) };
 }
 
 function emptyCounts(): Counts {

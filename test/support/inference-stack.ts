@@ -133,6 +133,9 @@ export function testConfig(
     // sampler can read a lag past the 1 s default and shed an unrelated test's request with 503
     // OVERLOADED.
     MAX_EVENT_LOOP_DELAY_MS: '0',
+    // The result cache off unless a test is about it (result-cache.test.ts turns it on): tests
+    // send the same fixture image again and again and expect each request to run its job.
+    RESULT_CACHE_TTL_SECONDS: '0',
     ...extra,
   });
 }

@@ -84,6 +84,9 @@ export async function startStack(
     // sheds requests the test expects answered (seen: 503 OVERLOADED in load-and-crash and
     // deadlines under two busy processes).
     MAX_EVENT_LOOP_DELAY_MS: '0',
+    // The result cache off unless a test is about it: tests send the same fixture image again and
+    // again and expect each request to run its job.
+    RESULT_CACHE_TTL_SECONDS: '0',
     ...(options.apiKeys
       ? {
           API_KEYS: Object.entries(options.apiKeys)
