@@ -7,7 +7,7 @@ import {
   waitForHealth,
   writeBackendModels,
 } from '../support/backend-models.js';
-import { predict } from '../support/http.js';
+import { callsFor, predict } from '../support/http.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
@@ -43,8 +43,10 @@ describe('the onnx pool on remote Open Inference Protocol servers (ONNX_RUNTIME_
       expect(body.result?.predictions?.[0]?.label).toBe('blue');
     }
     const served = stack.oipV2.map((s) => s.server.counts.inference);
-    expect(served[0]! + served[1]!).toBe(20);
-    expect(Math.min(...served)).toBeGreaterThanOrEqual(5);
+    // Every job went to the servers once (in fewer calls than jobs where the worker batched
+    // them), and each server took a fair share of the calls.
+    expect(served[0]! + served[1]!).toBe(callsFor(responses));
+    expect(Math.min(...served)).toBeGreaterThanOrEqual(Math.floor((served[0]! + served[1]!) / 4));
   });
 
   it('reports the servers in /health, and a model the servers lack as unavailable', async () => {

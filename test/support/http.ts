@@ -21,6 +21,15 @@ export interface JobBody {
   [key: string]: unknown;
 }
 
+/**
+ * How many backend calls carried these answers' jobs: a job that ran in a batch of n counts 1/n
+ * (the dynamic batcher runs the jobs that are ready together as one call).
+ */
+export function callsFor(answers: readonly { body: JobBody }[]): number {
+  const calls = answers.reduce((sum, { body }) => sum + 1 / Number(body.timings?.batch_size), 0);
+  return Math.round(calls);
+}
+
 export async function predict(
   baseUrl: string,
   model: string,
