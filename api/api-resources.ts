@@ -99,7 +99,12 @@ export async function createApiResources(
   }
 
   const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs, options.telemetry);
-  const records = new JobRecords(redis, config.redis.prefix, config.jobs.retentionSeconds);
+  const records = new JobRecords(
+    redis,
+    config.redis.prefix,
+    config.jobs.retentionSeconds,
+    config.jobs.retentionCount,
+  );
   const queueSet = QueueSet.open(queues, redis, config.redis.prefix);
   const modelNames = registry.list().map((m) => m.name);
   // One registry per API process (per app in tests): nothing is counted in a module-level default.

@@ -108,7 +108,12 @@ export class InferenceWorker {
       onFlushError: (err) => log.warn({ err: String(err) }, 'stats write failed'),
     });
     await stats.init();
-    const records = new JobRecords(commands, config.redis.prefix, config.jobs.retentionSeconds);
+    const records = new JobRecords(
+      commands,
+      config.redis.prefix,
+      config.jobs.retentionSeconds,
+      config.jobs.retentionCount,
+    );
     const lifecycle = new JobLifecycle(commands, records);
     const webhooks = new WebhookQueue(commands, config.redis.prefix, config);
     // Fallback adds jobs to the other backends' queues and moves their records.

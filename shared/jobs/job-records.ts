@@ -117,12 +117,15 @@ export class JobRecords {
     private readonly prefix: string,
     /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
     readonly ttlSeconds: number,
-    /** Most jobs listed per owner (see {@link OwnerJobs}). */
-    maxPerOwner?: number,
+    /**
+     * Most jobs listed per owner (JOB_RETENTION_COUNT, see {@link OwnerJobs}); required, so no
+     * process can build its records without the configured cap.
+     */
+    maxPerOwner: number,
   ) {
     this.owners = new OwnerJobs(redis, prefix, {
       retentionSeconds: ttlSeconds,
-      ...(maxPerOwner !== undefined ? { maxPerOwner } : {}),
+      maxPerOwner,
     });
   }
 

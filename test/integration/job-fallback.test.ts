@@ -90,7 +90,7 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
   const redis = connect('command');
   await waitForRedis(redis, 5_000);
   const queues = new InferenceQueues(redis, prefix, config.jobs);
-  const records = new JobRecords(redis, prefix, 600);
+  const records = new JobRecords(redis, prefix, 600, 1000);
   const status = new BackendStatusStore(redis, prefix);
   const events = new Map<QueueName, QueueEvents>(
     (['onnx', 'tensorflow'] as const).map((b) => [

@@ -1,7 +1,11 @@
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiResources } from '../../api/api-resources.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import { OwnerJobs } from '../../shared/jobs/owner-jobs.js';
+import { ModelRegistry } from '../../shared/models/registry.js';
+import { registryDocument, testConfig } from '../support/inference-stack.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -25,7 +29,7 @@ afterAll(async () => {
 });
 
 /** Owners' indexes are written by the job record's creation: a record per added job. */
-function indexed(retentionSeconds: number, maxPerOwner?: number) {
+function indexed(retentionSeconds: number, maxPerOwner = 100_000) {
   const records = new JobRecords(redis, prefix, retentionSeconds, maxPerOwner);
   const add = (owner: string, id: string, createdAt: number) =>
     records.create({
@@ -67,6 +71,35 @@ describe('OwnerJobs', () => {
     expect(second).toEqual({ ids: ['job-b', 'job-a'] });
     expect(await all(index, 'acme', 3)).toEqual(['job-e', 'job-d', 'job-c', 'job-b', 'job-a']);
     expect(await all(index, 'nobody')).toEqual([]);
+  });
+
+  it("the API's records keep at most JOB_RETENTION_COUNT jobs per owner", async () => {
+    const apiPrefix = uniquePrefix();
+    const config = testConfig(
+      services,
+      { prefix: apiPrefix, bucket: uniquePrefix() },
+      { JOB_RETENTION_COUNT: '100' },
+    );
+    const resources = await createApiResources(config, pino({ level: 'silent' }), {
+      registry: ModelRegistry.fromDocument(registryDocument()),
+      skipStoreInit: true,
+    });
+    try {
+      for (let i = 0; i < 103; i++) {
+        await resources.records.create({
+          id: `job-${i}`,
+          model: 'm',
+          backend: 'onnx',
+          createdAt: Date.now(),
+          requestId: 'r',
+          submission: { owner: 'busy' },
+        });
+      }
+      expect(await redis.zcard(resources.records.owners.key('busy'))).toBe(100);
+    } finally {
+      await resources.close();
+      await cleanRedisPrefix(services.redisUrl, apiPrefix);
+    }
   });
 
   it('drops entries past the retention and past the most per owner, and expires the set', async () => {

@@ -119,7 +119,7 @@ async function queueJob(
   jobId: string,
   data: InferenceJobData,
 ): Promise<void> {
-  await new JobRecords(redis, viaPrefix, 3600).create({
+  await new JobRecords(redis, viaPrefix, 3600, 1000).create({
     id: jobId,
     model: data.model,
     backend: 'onnx',

@@ -49,7 +49,12 @@ export class WebhookWorker {
     const commands = createRedis(config.redis, 'command');
     await waitForRedis(commands, config.redis.commandTimeoutMs);
     const secret = await resolveWebhookSecret(config, commands, log);
-    const records = new JobRecords(commands, config.redis.prefix, config.jobs.retentionSeconds);
+    const records = new JobRecords(
+      commands,
+      config.redis.prefix,
+      config.jobs.retentionSeconds,
+      config.jobs.retentionCount,
+    );
     const deliveries = new WebhookDeliveries(commands, records);
     const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
     const sender = new WebhookSender({
