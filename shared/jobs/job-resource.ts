@@ -224,23 +224,15 @@ export function describeJob({ record, found, deliveries = [] }: JobView): JobRes
  */
 function fromCache(record: JobRecord, cached: CachedResult): JobResource {
   const at = new Date(record.createdAt).toISOString();
+  const resource = fromRecord(record);
   return {
-    ...fromRecord(record),
+    ...resource,
     version: cached.version,
     status: 'succeeded',
     result: cached.result,
     started_at: at,
     completed_at: at,
-    timings: {
-      queue_ms: null,
-      fetch_ms: null,
-      preprocess_ms: null,
-      batch_wait_ms: null,
-      inference_ms: null,
-      postprocess_ms: null,
-      total_ms: 0,
-      batch_size: null,
-    },
+    timings: { ...resource.timings, total_ms: 0 },
     cached: true,
   };
 }

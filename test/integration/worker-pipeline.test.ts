@@ -93,8 +93,7 @@ async function run(
   model: string,
   image: Buffer | { key: string },
   params: InferenceParams = {},
-  via: InferenceQueues = queues,
-  viaPrefix = prefix,
+  lane: Lane = { prefix, config, queues },
 ): Promise<Submitted> {
   let key: string;
   if (Buffer.isBuffer(image)) {
@@ -106,27 +105,45 @@ async function run(
   const requestId = `req-${randomUUID()}`;
   const data: InferenceJobData = { model, imageKey: key, params, requestId, mode: 'sync' };
   const jobId = randomUUID();
-  await queueJob(via, viaPrefix, jobId, data);
-  const state = await waitForJobState(via.queue('onnx'), jobId);
-  const job = (await via.queue('onnx').getJob(jobId)) as InferenceJob;
+  await queueJob(lane, jobId, data);
+  const state = await waitForJobState(lane.queues.queue('onnx'), jobId);
+  const job = (await lane.queues.queue('onnx').getJob(jobId)) as InferenceJob;
   return { job, state, requestId };
 }
 
+/** A Redis prefix with its config and queues: the shared worker's, or a test's own. */
+interface Lane {
+  prefix: string;
+  config: Config;
+  queues: InferenceQueues;
+}
+
+/** A prefix of its own (cleaned at the end) for a test that starts a worker of its own. */
+function ownLane(env: Record<string, string> = {}): Lane {
+  const own = uniquePrefix();
+  otherPrefixes.push(own);
+  const ownConfig = testConfig(
+    services,
+    { prefix: own, bucket: config.storage.bucket, modelRepository: repository },
+    env,
+  );
+  return {
+    prefix: own,
+    config: ownConfig,
+    queues: new InferenceQueues(redis, own, ownConfig.jobs),
+  };
+}
+
 /** Queues a job with its record, as the API does: a worker runs no job without one. */
-async function queueJob(
-  via: InferenceQueues,
-  viaPrefix: string,
-  jobId: string,
-  data: InferenceJobData,
-): Promise<void> {
-  await new JobRecords(redis, viaPrefix, 3600, 1000).create({
+async function queueJob(lane: Lane, jobId: string, data: InferenceJobData): Promise<void> {
+  await new JobRecords(redis, lane.prefix, 3600, 1000).create({
     id: jobId,
     model: data.model,
     backend: 'onnx',
     createdAt: Date.now(),
     requestId: data.requestId,
   });
-  await via.add('onnx', jobId, data);
+  await lane.queues.add('onnx', jobId, data);
 }
 
 describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
@@ -295,28 +312,21 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
   // Regression: close() called the worker's close() and, on timeout, close(true); BullMQ returns
   // the first close's promise to the second call, so a hung job kept the worker from closing.
   it('hands an active job back to the queue when the shutdown timeout passes', async () => {
-    const otherPrefix = uniquePrefix();
-    otherPrefixes.push(otherPrefix);
-    const otherConfig = testConfig(
-      services,
-      { prefix: otherPrefix, bucket: config.storage.bucket, modelRepository: repository },
-      { SHUTDOWN_TIMEOUT_MS: '100' },
-    );
+    const lane = ownLane({ SHUTDOWN_TIMEOUT_MS: '100' });
     const gated = new GatedBackend(new OnnxRuntimeBackend({ repository }));
     const slowLog = captureLogger();
     const slowWorker = await InferenceWorker.start({
-      config: otherConfig,
+      config: lane.config,
       registry,
       backend: gated,
       logger: slowLog.logger,
     });
-    const otherQueues = new InferenceQueues(redis, otherPrefix, otherConfig.jobs);
     let nextWorker: InferenceWorker | undefined;
     try {
       const image = await solidPng([255, 0, 0]);
       await store.put(imageKey(image), image, 'image/png');
       const jobId = randomUUID();
-      await queueJob(otherQueues, otherPrefix, jobId, {
+      await queueJob(lane, jobId, {
         model: 'colour',
         imageKey: imageKey(image),
         params: {},
@@ -328,7 +338,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       const started = Date.now();
       await slowWorker.close();
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(await otherQueues.queue('onnx').getJobState(jobId)).toBe('waiting');
+      expect(await lane.queues.queue('onnx').getJobState(jobId)).toBe('waiting');
       expect(slowLog.lines.find((l) => l.msg.startsWith('shutdown timeout'))).toMatchObject({
         returned: 1,
       });
@@ -336,13 +346,13 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       gated.release();
 
       nextWorker = await InferenceWorker.start({
-        config: otherConfig,
+        config: lane.config,
         registry,
         backend: new OnnxRuntimeBackend({ repository }),
         logger: captureLogger().logger,
       });
-      expect(await waitForJobState(otherQueues.queue('onnx'), jobId)).toBe('completed');
-      const job = await otherQueues.queue('onnx').getJob(jobId);
+      expect(await waitForJobState(lane.queues.queue('onnx'), jobId)).toBe('completed');
+      const job = await lane.queues.queue('onnx').getJob(jobId);
       const output = job?.returnvalue as InferenceResult;
       if (output.result.task !== 'classification') throw new Error('expected a classification');
       expect(output.result.predictions[0]?.label).toBe('red');
@@ -350,29 +360,22 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       gated.release();
       await slowWorker.close();
       await nextWorker?.close();
-      await otherQueues.close();
+      await lane.queues.close();
     }
   });
 
   it('runs jobs that are ready together as one backend call, each with its own answer', async () => {
-    const otherPrefix = uniquePrefix();
-    otherPrefixes.push(otherPrefix);
-    const otherConfig = testConfig(services, {
-      prefix: otherPrefix,
-      bucket: config.storage.bucket,
-      modelRepository: repository,
-    });
+    const lane = ownLane();
     const gated = new GatedBackend(new OnnxRuntimeBackend({ repository }));
     const batchingWorker = await InferenceWorker.start({
-      config: otherConfig,
+      config: lane.config,
       registry,
       backend: gated,
       logger: captureLogger().logger,
     });
-    const otherQueues = new InferenceQueues(redis, otherPrefix, otherConfig.jobs);
     try {
       // Twice the default batch (8): one batch fills while the one before it runs.
-      const status = await new BackendStatusStore(redis, otherPrefix).read('onnx');
+      const status = await new BackendStatusStore(redis, lane.prefix).read('onnx');
       expect(status.workers[0]?.concurrency).toBe(16);
 
       const colours = { red: [255, 0, 0], green: [0, 255, 0], blue: [0, 0, 255] } as const;
@@ -380,7 +383,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
         const image = await solidPng([...colours[label]]);
         await store.put(imageKey(image), image, 'image/png');
         const jobId = randomUUID();
-        await queueJob(otherQueues, otherPrefix, jobId, {
+        await queueJob(lane, jobId, {
           model: 'colour',
           imageKey: imageKey(image),
           params: {},
@@ -398,7 +401,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
         rest.push(await add(label));
       }
       await eventually(
-        async () => ((await otherQueues.queue('onnx').getActiveCount()) === 6 ? true : undefined),
+        async () => ((await lane.queues.queue('onnx').getActiveCount()) === 6 ? true : undefined),
         10_000,
         'every job active',
       );
@@ -406,8 +409,8 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
 
       const outputs = [];
       for (const { jobId, label } of [first, ...rest]) {
-        expect(await waitForJobState(otherQueues.queue('onnx'), jobId)).toBe('completed');
-        const job = await otherQueues.queue('onnx').getJob(jobId);
+        expect(await waitForJobState(lane.queues.queue('onnx'), jobId)).toBe('completed');
+        const job = await lane.queues.queue('onnx').getJob(jobId);
         const output = job?.returnvalue as InferenceResult;
         if (output.result.task !== 'classification') throw new Error('expected a classification');
         expect(output.result.predictions[0]?.label).toBe(label);
@@ -426,28 +429,21 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
     } finally {
       gated.release();
       await batchingWorker.close();
-      await otherQueues.close();
+      await lane.queues.close();
     }
   });
 
   it('BATCH_MAX_SIZE=1 runs every job on its own, at the configured concurrency', async () => {
-    const otherPrefix = uniquePrefix();
-    otherPrefixes.push(otherPrefix);
-    const otherConfig = testConfig(
-      services,
-      { prefix: otherPrefix, bucket: config.storage.bucket, modelRepository: repository },
-      { BATCH_MAX_SIZE: '1' },
-    );
+    const lane = ownLane({ BATCH_MAX_SIZE: '1' });
     const unbatched = await InferenceWorker.start({
-      config: otherConfig,
+      config: lane.config,
       registry,
       backend: new OnnxRuntimeBackend({ repository }),
       logger: captureLogger().logger,
     });
-    const otherQueues = new InferenceQueues(redis, otherPrefix, otherConfig.jobs);
     try {
-      const status = await new BackendStatusStore(redis, otherPrefix).read('onnx');
-      expect(status.workers[0]?.concurrency).toBe(otherConfig.worker.concurrency);
+      const status = await new BackendStatusStore(redis, lane.prefix).read('onnx');
+      expect(status.workers[0]?.concurrency).toBe(lane.config.worker.concurrency);
       const images = await Promise.all(
         (
           [
@@ -458,9 +454,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
           ] as const
         ).map((rgb) => solidPng([...rgb])),
       );
-      const results = await Promise.all(
-        images.map((image) => run('colour', image, {}, otherQueues, otherPrefix)),
-      );
+      const results = await Promise.all(images.map((image) => run('colour', image, {}, lane)));
       for (const { state, job } of results) {
         expect(state).toBe('completed');
         expect((job.returnvalue as InferenceResult).timings).toMatchObject({
@@ -470,7 +464,7 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       }
     } finally {
       await unbatched.close();
-      await otherQueues.close();
+      await lane.queues.close();
     }
   });
 
