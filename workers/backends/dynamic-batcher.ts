@@ -80,8 +80,6 @@ export class DynamicBatcher {
   private readonly full: Batch[] = [];
   /** Backend calls running, per model. */
   private readonly running = new Map<string, number>();
-  /** The definitions of the models seen, by name. */
-  private readonly models = new Map<string, ModelDefinition>();
 
   constructor(
     private readonly backend: InferenceBackend,
@@ -113,7 +111,6 @@ export class DynamicBatcher {
 
   private join(request: InferenceRequest): Promise<BatchedResponse> {
     const { model } = request;
-    this.models.set(model.name, model);
     const key = batchKey(request);
     return new Promise<BatchedResponse>((resolve, reject) => {
       let batch = this.open.get(key);
@@ -152,10 +149,13 @@ export class DynamicBatcher {
    * every call busy stays open, taking the jobs that arrive meanwhile.
    */
   private pump(model: string): void {
-    while ((this.running.get(model) ?? 0) < this.callsFor(model)) {
+    for (;;) {
       const batch = this.nextDue(model);
-      if (!batch) return;
-      this.running.set(model, (this.running.get(model) ?? 0) + 1);
+      const running = this.running.get(model) ?? 0;
+      const calls = batch ? (this.backend.concurrentCalls?.(batch.model) ?? Infinity) : 0;
+      if (!batch || running >= calls) return;
+      this.take(batch);
+      this.running.set(model, running + 1);
       void this.run(batch.items).finally(() => {
         this.running.set(model, (this.running.get(model) ?? 1) - 1);
         this.pump(model);
@@ -163,24 +163,23 @@ export class DynamicBatcher {
     }
   }
 
-  /** The model's next batch to send, taken out of the batcher; undefined: none is due. */
+  /** The model's next batch to send; undefined: none is due. */
   private nextDue(model: string): Batch | undefined {
-    const full = this.full.findIndex((b) => b.model.name === model);
-    if (full >= 0) return this.full.splice(full, 1)[0];
+    const full = this.full.find((b) => b.model.name === model);
+    if (full) return full;
     const waitedFor = this.expected.has(model);
     for (const batch of this.open.values()) {
-      if (batch.model.name === model && (batch.expired || !waitedFor)) {
-        this.open.delete(batch.key);
-        clearTimeout(batch.timer);
-        return batch;
-      }
+      if (batch.model.name === model && (batch.expired || !waitedFor)) return batch;
     }
     return undefined;
   }
 
-  private callsFor(model: string): number {
-    const definition = this.models.get(model);
-    return (definition && this.backend.concurrentCalls?.(definition)) ?? Number.POSITIVE_INFINITY;
+  /** Takes a batch out of the batcher, to send it. */
+  private take(batch: Batch): void {
+    const full = this.full.indexOf(batch);
+    if (full >= 0) this.full.splice(full, 1);
+    else this.open.delete(batch.key);
+    clearTimeout(batch.timer);
   }
 
   private async run(items: Waiting[]): Promise<void> {
