@@ -2,7 +2,7 @@ import type { BatchMode, ScenarioName, ScenarioSpec } from './batching-scenarios
 import type { PhaseResult } from './phase-runner.js';
 import { median, tidy } from './quantiles.js';
 import { type MedianPhase, medianPhases } from './summary.js';
-import { formatValue } from './targets.js';
+import { formatValue, overRounds, type TargetDirection } from './targets.js';
 
 /** One phase of a batching scenario, with the worker's backend calls inside its window. */
 export interface BatchingPhase extends PhaseResult<BatchMode> {
@@ -62,7 +62,7 @@ interface TargetSpec {
   id: string;
   description: string;
   unit: string;
-  direction: 'at-least' | 'at-most';
+  direction: TargetDirection;
   /** The phases it reads, by mode and concurrency. */
   needs: [BatchMode, number][];
   /** Value and limit within one round, from the phases in `needs` order. */
@@ -157,22 +157,20 @@ export function evaluateBatchingTargets(
       errors += used.reduce((sum, p) => sum + p!.errors, 0);
       return [{ round, ...spec.measure(used as BatchingPhase[], phases) }];
     });
-    const ratio = median(perRound.map((r) => r.value / r.limit));
-    const onRightSide =
-      ratio !== undefined && (spec.direction === 'at-least' ? ratio >= 1 : ratio <= 1);
+    const summary = overRounds(perRound, spec.direction);
     return {
       scenario: spec.scenario,
       id: spec.id,
       description: spec.description,
       unit: spec.unit,
-      ...(perRound.length === 0
-        ? {}
-        : {
-            pass: onRightSide && errors === 0,
-            value: median(perRound.map((r) => r.value))!,
-            limit: median(perRound.map((r) => r.limit))!,
-            ratio: ratio!,
-          }),
+      ...(summary
+        ? {
+            pass: summary.met && errors === 0,
+            value: summary.value,
+            limit: summary.limit,
+            ratio: summary.ratio,
+          }
+        : {}),
       errors,
       perRound,
     };

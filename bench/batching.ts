@@ -56,10 +56,11 @@ import {
   scenarioSpecs,
   startScenario,
 } from './batching-scenarios.js';
+import { integer, levels, names, positive } from './bench-options.js';
 import type { ContenderContext } from './contenders/contender.js';
 import { type BenchImage, type ImageName, loadBenchImage, UniqueJpegs } from './images.js';
 import { writeJsonReport } from './outputs.js';
-import { isOwnProcess, runInOwnProcess } from './own-process.js';
+import { runBenchmark } from './own-process.js';
 import { type PhaseSettings, runPhase } from './phase-runner.js';
 import { StatsProbe } from './process-stats.js';
 import { Teardown } from './teardown.js';
@@ -106,32 +107,16 @@ function parseOptions(args: string[]): BatchingOptions | 'help' {
     },
   });
   if (values.help) return 'help';
-  const positive = (option: string, text: string, integer = true) => {
-    const n = Number(text);
-    if (!(n > 0) || (integer && !Number.isInteger(n))) {
-      throw new Error(
-        `--${option} takes positive ${integer ? 'integers' : 'numbers'}, got "${text}"`,
-      );
-    }
-    return n;
-  };
-  const levels = (option: string, text: string) =>
-    [...new Set(text.split(',').map((c) => positive(option, c)))].sort((a, b) => a - b);
   const computeMs = Number(values['compute-ms']);
   if (!(computeMs >= 0)) throw new Error(`--compute-ms takes a number >= 0, got ${computeMs}`);
-  const only = values.only.split(',').map((s) => s.trim());
-  const unknown = only.filter((name) => !(SCENARIO_NAMES as readonly string[]).includes(name));
-  if (unknown.length > 0) {
-    throw new Error(`--only: unknown ${unknown.join(', ')}; known: ${SCENARIO_NAMES.join(', ')}`);
-  }
   return {
-    seconds: positive('seconds', values.seconds, false),
-    rounds: positive('rounds', values.rounds),
-    only: SCENARIO_NAMES.filter((name) => only.includes(name)),
+    seconds: positive('seconds', values.seconds),
+    rounds: integer('rounds', values.rounds),
+    only: names('only', values.only, SCENARIO_NAMES),
     onnxConcurrency: levels('concurrency', values.concurrency),
     remoteConcurrency: levels('remote-concurrency', values['remote-concurrency']),
     computeMs,
-    inputSize: positive('input-size', values['input-size']),
+    inputSize: integer('input-size', values['input-size']),
     out: values.out,
     publish: values.publish,
   };
@@ -282,25 +267,4 @@ async function main(teardown: Teardown): Promise<void> {
   console.log(`\nwrote ${written.join(', ')}`);
 }
 
-if (!isOwnProcess()) process.exit(await runInOwnProcess(fileURLToPath(import.meta.url)));
-
-const teardown = new Teardown();
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  // Not `once`: a Ctrl-C reaches this process twice (from the terminal and relayed).
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error(`\n${signal}: stopping the benchmark's processes and deleting its keys`);
-    void teardown.run().finally(() => process.exit(130));
-  });
-}
-try {
-  await main(teardown);
-  await teardown.run();
-  process.exit(0);
-} catch (err) {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  await teardown.run();
-  process.exit(1);
-}
+await runBenchmark(fileURLToPath(import.meta.url), main);

@@ -53,15 +53,11 @@ export function parseBenchOptions(args: string[]): BenchOptions | 'help' {
     },
   });
   if (values.help) return 'help';
-  const seconds = Number(values.seconds);
-  if (!(seconds > 0)) throw new Error(`--seconds must be a positive number, got ${values.seconds}`);
   return {
-    seconds,
+    seconds: positive('seconds', values.seconds),
     rounds: integer('rounds', values.rounds),
     images: names('images', values.images, IMAGE_NAMES),
-    concurrency: [
-      ...new Set(values.concurrency.split(',').map((c) => integer('concurrency', c))),
-    ].sort((a, b) => a - b),
+    concurrency: levels('concurrency', values.concurrency),
     only: names('only', values.only, CONTENDER_NAMES),
     out: values.out,
     asyncJobs: integer('async-jobs', values['async-jobs']),
@@ -70,7 +66,14 @@ export function parseBenchOptions(args: string[]): BenchOptions | 'help' {
   };
 }
 
-function integer(option: string, text: string): number {
+/** A positive number (`--seconds 0.5`). */
+export function positive(option: string, text: string): number {
+  const n = Number(text);
+  if (!(n > 0)) throw new Error(`--${option} takes a positive number, got "${text}"`);
+  return n;
+}
+
+export function integer(option: string, text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) {
     throw new Error(`--${option} takes positive integers, got "${text}"`);
@@ -78,7 +81,12 @@ function integer(option: string, text: string): number {
   return n;
 }
 
-function names<T extends string>(option: string, text: string, known: readonly T[]): T[] {
+/** Concurrency levels: positive integers, each once, ascending. */
+export function levels(option: string, text: string): number[] {
+  return [...new Set(text.split(',').map((c) => integer(option, c)))].sort((a, b) => a - b);
+}
+
+export function names<T extends string>(option: string, text: string, known: readonly T[]): T[] {
   const given = text.split(',').map((s) => s.trim());
   const unknown = given.filter((name) => !known.includes(name as T));
   if (unknown.length > 0 || given.length === 0) {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants } from 'node:os';
+import { Teardown } from './teardown.js';
 
 /** Set in the environment of the benchmark's own process. */
 const MARK = 'AI_GATEWAY_BENCH_OWN_PROCESS';
@@ -32,4 +33,37 @@ export async function runInOwnProcess(script: string): Promise<number> {
   }
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
   return code ?? 128 + (signal ? constants.signals[signal] : 0);
+}
+
+/**
+ * The whole life of a benchmark script: re-runs itself in its own process (see
+ * {@link runInOwnProcess}), then runs `main` and the teardown it filled, also on Ctrl-C or
+ * SIGTERM, and exits 0, 1 on an error, or 130 when interrupted.
+ */
+export async function runBenchmark(
+  script: string,
+  main: (teardown: Teardown) => Promise<void>,
+): Promise<never> {
+  if (!isOwnProcess()) process.exit(await runInOwnProcess(script));
+  const teardown = new Teardown();
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    // Not `once`: a Ctrl-C reaches this process twice (from the terminal and relayed), and the
+    // second must not end it with the default action half-way through its clean-up.
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      console.error(`\n${signal}: stopping the benchmark's processes and deleting its keys`);
+      void teardown.run().finally(() => process.exit(130));
+    });
+  }
+  try {
+    await main(teardown);
+    await teardown.run();
+    process.exit(0);
+  } catch (err) {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    await teardown.run();
+    process.exit(1);
+  }
 }

@@ -50,7 +50,7 @@ import { startGatewayStack } from './gateway-stack.js';
 import { type BenchImage, loadBenchImage, UniqueJpegs } from './images.js';
 import { BENCH_MODEL } from './in-process-pipeline.js';
 import { writeOutputs } from './outputs.js';
-import { isOwnProcess, runInOwnProcess } from './own-process.js';
+import { runBenchmark } from './own-process.js';
 import { type PhaseResult, runPhase } from './phase-runner.js';
 import { StatsProbe } from './process-stats.js';
 import {
@@ -65,7 +65,7 @@ import {
 } from './report.js';
 import { medianPhases, ratiosByRound } from './summary.js';
 import { evaluateTargets } from './targets.js';
-import { Teardown } from './teardown.js';
+import type { Teardown } from './teardown.js';
 
 /** Starts the chosen contenders, in the order of `--only`'s list; one gateway for sync and async. */
 async function startContenders(options: BenchOptions, ctx: ContenderContext): Promise<Contender[]> {
@@ -225,26 +225,4 @@ async function main(teardown: Teardown): Promise<void> {
   console.log(`\nwrote ${written.join(', ')}`);
 }
 
-if (!isOwnProcess()) process.exit(await runInOwnProcess(fileURLToPath(import.meta.url)));
-
-const teardown = new Teardown();
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  // Not `once`: a Ctrl-C reaches this process twice (from the terminal and relayed), and the
-  // second must not end it with the default action half-way through its clean-up.
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error(`\n${signal}: stopping the benchmark's processes and deleting its keys`);
-    void teardown.run().finally(() => process.exit(130));
-  });
-}
-try {
-  await main(teardown);
-  await teardown.run();
-  process.exit(0);
-} catch (err) {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  await teardown.run();
-  process.exit(1);
-}
+await runBenchmark(fileURLToPath(import.meta.url), main);

@@ -3,10 +3,12 @@ import type { ImageName } from './images.js';
 import type { PhaseResult } from './phase-runner.js';
 import { median, tidy } from './quantiles.js';
 
+/** `at-least`: value >= limit passes; `at-most`: value <= limit. */
+export type TargetDirection = 'at-least' | 'at-most';
+
 interface TargetSpec {
   id: string;
-  /** `at-least`: value >= limit passes; `at-most`: value <= limit. */
-  direction: 'at-least' | 'at-most';
+  direction: TargetDirection;
   unit: string;
   description: string;
   /** The phases it compares: contender and concurrency (the async contender at any). */
@@ -125,13 +127,11 @@ export function evaluateTargets(
         const errors = used.reduce((sum, p) => sum + p!.errors, 0);
         return [{ round, errors, ...spec.measure(used as PhaseResult[]) }];
       });
-      const measured = perRound.filter((r) => r.value !== undefined && r.limit !== undefined);
-      const value = median(measured.map((r) => r.value));
-      const limit = median(measured.map((r) => r.limit));
-      const ratio = median(measured.map((r) => r.value! / r.limit!));
+      const measured = perRound.flatMap(({ value, limit }) =>
+        value === undefined || limit === undefined ? [] : [{ value, limit }],
+      );
+      const summary = overRounds(measured, spec.direction);
       const errors = perRound.reduce((sum, r) => sum + r.errors, 0);
-      const onRightSide =
-        ratio !== undefined && (spec.direction === 'at-least' ? ratio >= 1 : ratio <= 1);
       results.push({
         image,
         id: spec.id,
@@ -139,14 +139,34 @@ export function evaluateTargets(
         unit: spec.unit,
         ...(perRound.length === 0
           ? {}
-          : { pass: onRightSide && measured.length === perRound.length && errors === 0 }),
-        ...(ratio === undefined ? {} : { value, limit, ratio }),
+          : {
+              pass: (summary?.met ?? false) && measured.length === perRound.length && errors === 0,
+            }),
+        ...(summary ? { value: summary.value, limit: summary.limit, ratio: summary.ratio } : {}),
         errors,
         perRound,
       });
     }
   }
   return results;
+}
+
+/**
+ * A target over the rounds: the medians of value, limit and value / limit, and whether that ratio
+ * is on the target's side of 1. Undefined when no round measured it.
+ */
+export function overRounds(
+  rounds: readonly { value: number; limit: number }[],
+  direction: TargetDirection,
+): { value: number; limit: number; ratio: number; met: boolean } | undefined {
+  const ratio = median(rounds.map((r) => r.value / r.limit));
+  if (ratio === undefined) return undefined;
+  return {
+    value: median(rounds.map((r) => r.value))!,
+    limit: median(rounds.map((r) => r.limit))!,
+    ratio,
+    met: direction === 'at-least' ? ratio >= 1 : ratio <= 1,
+  };
 }
 
 /** `0.8x`, `12.3 ms`, `1040 jobs/s`. */
