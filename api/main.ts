@@ -11,7 +11,7 @@ const EXIT_CONFIG = 78;
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
-    config = loadConfig();
+    config = loadConfig(process.env, ['api']);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);

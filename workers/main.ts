@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   let registry: ModelRegistry;
   try {
-    config = loadConfig();
+    config = loadConfig(process.env, [kind ? 'inference-worker' : 'webhooks-worker']);
     registry = ModelRegistry.load(config.models.configPath);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof RegistryError) {

@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv';
 import { type Env, EnvSchema } from './env-schema.js';
 import { type Parsed, parseCorsOrigins, parseTrustProxy, type TrustProxy } from './http-options.js';
+import { missingForRoles, PROCESS_ROLES, type ProcessRole } from './process-roles.js';
 
 export type StorageConfig =
   | {
@@ -99,7 +100,9 @@ export interface Config {
 }
 
 export interface WebhooksConfig {
-  /** Absent outside production: the webhooks worker then uses a development secret. */
+  /**
+   * Required of the webhooks worker in production; absent elsewhere, it uses a development secret.
+   */
   secret?: string;
   timeoutMs: number;
   attempts: number;
@@ -129,9 +132,13 @@ const FALSE = /^(false|0|no|off)$/i;
 /**
  * Reads the service's variables from `env` (by default `process.env`, the only place in the code
  * base that reads it), applies defaults, validates, and returns a frozen {@link Config}. Throws a
- * {@link ConfigError} naming every bad variable.
+ * {@link ConfigError} naming every bad variable. Every value given is checked; what must be given
+ * is what `roles` need (by default every role's, for a process that runs them all).
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  roles: readonly ProcessRole[] = PROCESS_ROLES,
+): Config {
   const raw: Record<string, string> = {};
   for (const name of VARIABLES) {
     let value = env[name]?.trim();
@@ -148,6 +155,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
     throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   }
+  const missing = missingForRoles(raw as unknown as Env, roles);
+  if (missing.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  ${missing.join('\n  ')}`);
+  }
   return deepFreeze(toConfig(raw as unknown as Env));
 }
 
@@ -158,10 +169,6 @@ function toConfig(e: Env): Config {
   check(
     e.SYNC_WAIT_SECONDS <= e.SYNC_WAIT_MAX_SECONDS,
     `SYNC_WAIT_SECONDS=${e.SYNC_WAIT_SECONDS} must not exceed SYNC_WAIT_MAX_SECONDS=${e.SYNC_WAIT_MAX_SECONDS}`,
-  );
-  check(
-    e.NODE_ENV !== 'production' || Boolean(e.WEBHOOK_SECRET),
-    'WEBHOOK_SECRET is required in production (whsec_ + base64 of 24-64 random bytes, e.g. `echo whsec_$(openssl rand -base64 32)`)',
   );
   check(
     Boolean(e.TLS_CERT_FILE) === Boolean(e.TLS_KEY_FILE),

@@ -294,7 +294,7 @@ export const EnvSchema = Type.Object({
     Type.String({
       pattern: '^whsec_[A-Za-z0-9+/]{32,}={0,2}$',
       description:
-        'Standard Webhooks signing secret (whsec_ + base64 of 24-64 random bytes). Required in production; unset elsewhere: a development secret kept in Redis.',
+        'Standard Webhooks signing secret (whsec_ + base64 of 24-64 random bytes). Required by the webhooks worker in production (no other process signs); unset elsewhere: a development secret kept in Redis.',
     }),
   ),
   WEBHOOK_TIMEOUT_MS: Integer(10_000, 100, undefined, 'Timeout of one webhook delivery attempt.'),

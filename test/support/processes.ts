@@ -1,10 +1,31 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** A real API or worker process started from the sources, with its log lines kept for asserts. */
+/**
+ * Compiled output (`tsc -p tsconfig.build.json`, as the image runs it) to start processes from
+ * instead of the TypeScript sources; see compiled-build.ts.
+ */
+export interface CompiledBuild {
+  /** The build's root: `<outDir>/api/main.js`, `<outDir>/workers/main.js`. */
+  outDir: string;
+  /** The Node binary to run it with. @defaultValue this process's */
+  node?: string;
+}
+
+/**
+ * The command for an entry point (`api/main`, `workers/main`): the sources through tsx, or the
+ * compiled JavaScript with plain Node, as the image runs it.
+ */
+function command(entry: string, args: string[], build?: CompiledBuild): [string, string[]] {
+  if (!build) return [process.execPath, ['--import', 'tsx', `${entry}.ts`, ...args]];
+  return [build.node ?? process.execPath, [join(build.outDir, `${entry}.js`), ...args]];
+}
+
+/** A real API or worker process, with its log lines kept for asserts. */
 export class ServiceProcess {
   readonly lines: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -13,10 +34,10 @@ export class ServiceProcess {
 
   constructor(
     readonly name: string,
-    args: string[],
+    [file, args]: [string, string[]],
     env: NodeJS.ProcessEnv,
   ) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    this.child = spawn(file, args, {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,16 +117,21 @@ export class ServiceProcess {
   }
 }
 
-export function startApi(env: NodeJS.ProcessEnv): ServiceProcess {
-  return new ServiceProcess('api', ['api/main.ts'], env);
+export function startApi(env: NodeJS.ProcessEnv, build?: CompiledBuild): ServiceProcess {
+  return new ServiceProcess('api', command('api/main', [], build), env);
 }
 
-export function startWorker(env: NodeJS.ProcessEnv, backend = 'onnx'): ServiceProcess {
-  return new ServiceProcess(`worker-${backend}`, ['workers/main.ts', '--backend', backend], env);
+export function startWorker(
+  env: NodeJS.ProcessEnv,
+  backend = 'onnx',
+  build?: CompiledBuild,
+): ServiceProcess {
+  const args = ['--backend', backend];
+  return new ServiceProcess(`worker-${backend}`, command('workers/main', args, build), env);
 }
 
-export function startWebhookWorker(env: NodeJS.ProcessEnv): ServiceProcess {
-  return new ServiceProcess('worker-webhooks', ['workers/main.ts', '--webhooks'], env);
+export function startWebhookWorker(env: NodeJS.ProcessEnv, build?: CompiledBuild): ServiceProcess {
+  return new ServiceProcess('worker-webhooks', command('workers/main', ['--webhooks'], build), env);
 }
 
 /** A TCP port that was free a moment ago. */

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { OipV2StandIn } from '../fixtures/oip-v2-stand-in.js';
 import { TfServingStandIn, type TfStandInModel } from '../fixtures/tf-serving-stand-in.js';
-import { type ServiceProcess, startApi, startWebhookWorker, startWorker } from './processes.js';
+import {
+  type CompiledBuild,
+  type ServiceProcess,
+  startApi,
+  startWebhookWorker,
+  startWorker,
+} from './processes.js';
 import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
 
 /** Fastify's line once the API listens, with the port it took. */
@@ -50,6 +56,8 @@ export interface StackOptions {
   apiKeys?: Record<string, string>;
   /** The admin key (ADMIN_API_KEY). */
   adminKey?: string;
+  /** Run every process from this compiled output instead of the sources (compiled-build.ts). */
+  compiled?: CompiledBuild;
 }
 
 export async function startStack(
@@ -119,14 +127,14 @@ export async function startStack(
     extra: Record<string, string> = {},
     backend: 'onnx' | 'tensorflow' = 'onnx',
   ) => {
-    const worker = startWorker({ ...env, ...extra }, backend);
+    const worker = startWorker({ ...env, ...extra }, backend, options.compiled);
     workers.push(worker);
     await worker.waitForLog(/"worker started"/);
     return worker;
   };
 
-  const api = startApi(env);
-  const webhooks = options.webhooks ? startWebhookWorker(env) : undefined;
+  const api = startApi(env, options.compiled);
+  const webhooks = options.webhooks ? startWebhookWorker(env, options.compiled) : undefined;
   const processes = [api, ...(webhooks ? [webhooks] : [])];
   try {
     const [listening] = await Promise.all([
