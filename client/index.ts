@@ -142,8 +142,23 @@ export class ConnectionError extends Error {
 }
 
 const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
-/** Answers worth waiting out while polling. */
-const TRANSIENT = new Set(['RATE_LIMITED', 'QUEUE_UNAVAILABLE', 'SHUTTING_DOWN', 'OVERLOADED']);
+/** Answers given before any job exists, that a later try can get past. */
+const TRANSIENT = new Set([
+  'RATE_LIMITED',
+  'QUEUE_FULL',
+  'QUEUE_UNAVAILABLE',
+  'SHUTTING_DOWN',
+  'OVERLOADED',
+]);
+
+/**
+ * Whether the API turned a request away for now (429, or 503 while full, overloaded, draining or
+ * without Redis) before creating anything: the same request, sent again after `retryAfter`
+ * seconds, can succeed and cannot create a second job.
+ */
+export function isTransient(error: unknown): error is ApiError {
+  return error instanceof ApiError && TRANSIENT.has(error.code);
+}
 
 export class AiGatewayClient {
   private readonly baseUrl: string;
@@ -260,7 +275,7 @@ export class AiGatewayClient {
         const job = await this.get(id, options.signal);
         if (FINAL.has(job.status)) return job;
       } catch (err) {
-        if (!(err instanceof ApiError && TRANSIENT.has(err.code))) throw err;
+        if (!isTransient(err)) throw err;
         pause = Math.max(pause, (err.retryAfter ?? 1) * 1000);
       }
       if (Date.now() + pause > until) {

@@ -1,6 +1,12 @@
-import { ApiError, ConnectionError } from '../index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiError, ConnectionError, isTransient } from '../index.js';
 import { EXIT, type ExitCode, exitCodeOf, worse } from './exit-codes.js';
 import type { Terminal } from './terminal.js';
+
+/** Tries per item while the API asks to wait (429, 503 with Retry-After). */
+const MAX_ATTEMPTS = 10;
+/** The longest pause taken for one Retry-After, in seconds. */
+const MAX_PAUSE_SECONDS = 120;
 
 export interface BatchOptions<T, R> {
   /** What the summary counts, e.g. "images", "jobs". */
@@ -21,7 +27,8 @@ export interface BatchOptions<T, R> {
 
 /**
  * Runs `run` over every item, `concurrency` at a time, with a progress bar on a terminal and, for
- * more than one item, a summary on stderr: done, failed, skipped, time and throughput. Returns
+ * more than one item, a summary on stderr: done, failed, skipped, time and throughput. An item the
+ * API turns away for now (rate limit, full queue) is tried again after its Retry-After. Returns
  * the exit code: ok when every item was done, else the worst failure's (unreachable over failed),
  * or interrupted after Ctrl-C.
  */
@@ -38,12 +45,31 @@ export async function runBatch<T, R>(
   let failed = 0;
   let stopped = false;
   let exitCode: ExitCode = EXIT.ok;
+  let quietUntil = 0;
+  const pause = async (error: ApiError) => {
+    const seconds = Math.min(error.retryAfter ?? 1, MAX_PAUSE_SECONDS);
+    // One note per pause, not one per lane.
+    if (Date.now() >= quietUntil) terminal.note(`${error.code}: waiting ${seconds} s`);
+    quietUntil = Date.now() + seconds * 1000;
+    // Jitter, so the lanes do not come back all in the same instant.
+    await sleep(seconds * 1000 * (1 + Math.random() * 0.2), undefined, { signal: options.signal });
+  };
+  const attempt = async (item: T): Promise<R> => {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await options.run(item, options.signal);
+      } catch (error) {
+        if (!isTransient(error) || tries === MAX_ATTEMPTS) throw error;
+        await pause(error);
+      }
+    }
+  };
 
   const lane = async () => {
     while (!stopped && !options.signal.aborted && next < items.length) {
       const item = items[next++]!;
       try {
-        const result = await options.run(item, options.signal);
+        const result = await attempt(item);
         if (options.report(item, result)) {
           done++;
           bar?.tick('done');

@@ -8,10 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../client/index.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
-import { closedPort, solidPng } from '../support/inference-stack.js';
+import { closedPort, solidPng, testConfig } from '../support/inference-stack.js';
 
 const BIN = fileURLToPath(new URL('../../bin/ai-gateway.mjs', import.meta.url));
 const KEY = 'cli-test-key-0123456789abcdef';
+/** A key of the second API, which allows 2 requests per 2 s. */
+const LIMITED_KEY = 'cli-limited-key-0123456789abcdef';
 /** The colour classifier's answer for each file (test/fixtures/onnx-models.ts). */
 const COLOURS = {
   'red.png': [255, 0, 0],
@@ -29,7 +31,9 @@ interface Run {
 
 let stack: InProcessWorker;
 let api: TestApi;
+let limitedApi: TestApi;
 let baseUrl: string;
+let limitedUrl: string;
 let directory: string;
 let images: string[];
 
@@ -38,6 +42,19 @@ beforeAll(async () => {
   api = await buildTestApi(stack.config, { registry: stack.registry });
   await api.app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
+  // Another API on the same queues, storage and worker, with a tight rate limit.
+  const limitedConfig = testConfig(
+    stack.services,
+    {
+      prefix: stack.config.redis.prefix,
+      bucket: stack.config.storage.bucket,
+      modelRepository: stack.repository,
+    },
+    { API_KEYS: `limited:${LIMITED_KEY}`, RATE_LIMIT_REQUESTS: '2', RATE_LIMIT_WINDOW: '2' },
+  );
+  limitedApi = await buildTestApi(limitedConfig, { registry: stack.registry });
+  await limitedApi.app.listen({ host: '127.0.0.1', port: 0 });
+  limitedUrl = `http://127.0.0.1:${(limitedApi.app.server.address() as AddressInfo).port}`;
   directory = await mkdtemp(path.join(os.tmpdir(), 'ai-gateway-cli-'));
   images = [];
   for (const [name, rgb] of Object.entries(COLOURS)) {
@@ -46,6 +63,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
+  await limitedApi?.close();
   await api?.close();
   await stack?.stop();
   if (directory) await rm(directory, { recursive: true, force: true });
@@ -175,6 +193,18 @@ describe('ai-gateway submit and jobs', () => {
     }
   });
 
+  it('a rate-limited batch waits out Retry-After and sends every file', async () => {
+    const files = [...images, images[0]!];
+    const run = await cli(['submit', 'colour', ...files, '-c', '1'], {
+      AI_GATEWAY_URL: limitedUrl,
+      AI_GATEWAY_KEY: LIMITED_KEY,
+    });
+    expect(run.stderr).toMatch(/^RATE_LIMITED: waiting \d+ s$/m);
+    expect(run.stderr).toMatch(/4 images: 4 done, 0 failed/);
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim().split('\n')).toHaveLength(4);
+  });
+
   it('jobs get of an unknown id: exit 1, JOB_NOT_FOUND on stderr', async () => {
     const run = await cli(['jobs', 'get', 'no-such-job']);
     expect(run.code).toBe(1);
@@ -218,8 +248,7 @@ describe('ai-gateway errors', () => {
     expect(run.stderr).toMatch(/3 images: 0 done, 1 failed, 2 skipped/);
   });
 
-  // Side by side: each is a process start and nothing else.
-  it.concurrent.each([
+  it.each([
     [['frobnicate'], /no command "frobnicate"/],
     [['submit', 'colour'], /submit needs a model and at least one image/],
     [
