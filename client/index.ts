@@ -7,12 +7,16 @@
  *   const done = await gateway.wait(queued.id);                              // polls with backoff
  */
 import { Webhook } from 'standardwebhooks';
+import type { HealthReport } from '../api/routes/health.js';
+import type { ModelDescription, ModelList } from '../api/routes/models.js';
 import type { Prediction } from '../shared/jobs/inference-result.js';
 import type { JobResource } from '../shared/jobs/job-resource.js';
+import { isWebhookEvent, type WebhookEvent } from '../shared/webhooks/webhook-subscription.js';
 
 /** A job as the API describes it; `result` by task (classification, detection, ...). */
 export type Job = Omit<JobResource, 'result'> & { result: Prediction | null };
-export type { Prediction };
+export type { HealthReport, ModelDescription, ModelList, Prediction, WebhookEvent };
+export { isWebhookEvent };
 export type JobStatus = Job['status'];
 export type ImageInput = Blob | Uint8Array | ArrayBuffer;
 
@@ -43,7 +47,7 @@ export interface InferenceOptions {
   deadline?: Date | number;
   webhook?: string;
   /** @defaultValue ['completed'] */
-  webhookEvents?: ('started' | 'completed')[];
+  webhookEvents?: WebhookEvent[];
   signal?: AbortSignal;
 }
 
@@ -114,9 +118,47 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The request got no answer: the connection was refused, the host was not found, or the socket
+ * closed before a response (a Fetch network error). Aborts and timeouts are not this: they keep
+ * their own `AbortError` / `TimeoutError`.
+ */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+  /** The system's code (`ECONNREFUSED`, `ENOTFOUND`, `ECONNRESET`, ...), when it gave one. */
+  readonly code: string | undefined;
+
+  constructor(
+    /** The base URL the client was given. */
+    readonly url: string,
+    cause: unknown,
+  ) {
+    const code = systemCode(cause);
+    const why =
+      code ?? (cause instanceof Error && cause.cause instanceof Error && cause.cause.message);
+    super(`cannot reach ${url}${why ? ` (${why})` : ''}`, { cause });
+    this.code = code;
+  }
+}
+
 const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
-/** Answers worth waiting out while polling. */
-const TRANSIENT = new Set(['RATE_LIMITED', 'QUEUE_UNAVAILABLE', 'SHUTTING_DOWN', 'OVERLOADED']);
+/** Answers given before any job exists, that a later try can get past. */
+const TRANSIENT = new Set([
+  'RATE_LIMITED',
+  'QUEUE_FULL',
+  'QUEUE_UNAVAILABLE',
+  'SHUTTING_DOWN',
+  'OVERLOADED',
+]);
+
+/**
+ * Whether the API turned a request away for now (429, or 503 while full, overloaded, draining or
+ * without Redis) before creating anything: the same request, sent again after `retryAfter`
+ * seconds, can succeed and cannot create a second job.
+ */
+export function isTransient(error: unknown): error is ApiError {
+  return error instanceof ApiError && TRANSIENT.has(error.code);
+}
 
 export class AiGatewayClient {
   private readonly baseUrl: string;
@@ -141,7 +183,10 @@ export class AiGatewayClient {
     const job = await this.send<Job>(
       'POST',
       `/predict/${encodeURIComponent(model)}`,
-      { body: form(image, fields(options)), headers: { ...headers, ...idempotency(options) } },
+      {
+        body: form(image, fields(options), options.filename),
+        headers: { ...headers, ...idempotency(options) },
+      },
       options.signal,
       serverWaitMs + this.requestTimeoutMs,
     );
@@ -153,11 +198,15 @@ export class AiGatewayClient {
 
   /** POST /jobs: the queued job (202). */
   submit(model: string, image: ImageInput, options: SubmitOptions = {}): Promise<Job> {
-    const body = form(image, {
-      model,
-      ...fields(options),
-      ...(options.priority !== undefined ? { priority: String(options.priority) } : {}),
-    });
+    const body = form(
+      image,
+      {
+        model,
+        ...fields(options),
+        ...(options.priority !== undefined ? { priority: String(options.priority) } : {}),
+      },
+      options.filename,
+    );
     return this.send<Job>('POST', '/jobs', { body, headers: idempotency(options) }, options.signal);
   }
 
@@ -195,6 +244,21 @@ export class AiGatewayClient {
     return this.send<Job>('DELETE', `/jobs/${encodeURIComponent(id)}`, {}, signal);
   }
 
+  /** GET /models: every registered model and whether it can be served now, by backend. */
+  models(signal?: AbortSignal): Promise<ModelList> {
+    return this.send<ModelList>('GET', '/models', {}, signal);
+  }
+
+  /** GET /models/{name}. */
+  model(name: string, signal?: AbortSignal): Promise<ModelDescription> {
+    return this.send<ModelDescription>('GET', `/models/${encodeURIComponent(name)}`, {}, signal);
+  }
+
+  /** GET /health. An unhealthy service answers 503 with the same report: returned, not thrown. */
+  health(signal?: AbortSignal): Promise<HealthReport> {
+    return this.send<HealthReport>('GET', '/health', { reportStatus: 503 }, signal);
+  }
+
   /**
    * Polls GET /jobs/{id} until the job is succeeded, failed or canceled, pausing a little longer
    * each time (with jitter, so many waiters spread out) and waiting out rate limits and brief
@@ -211,7 +275,7 @@ export class AiGatewayClient {
         const job = await this.get(id, options.signal);
         if (FINAL.has(job.status)) return job;
       } catch (err) {
-        if (!(err instanceof ApiError && TRANSIENT.has(err.code))) throw err;
+        if (!isTransient(err)) throw err;
         pause = Math.max(pause, (err.retryAfter ?? 1) * 1000);
       }
       if (Date.now() + pause > until) {
@@ -225,7 +289,12 @@ export class AiGatewayClient {
   private async send<T>(
     method: string,
     path: string,
-    init: { body?: FormData; headers?: Record<string, string> },
+    init: {
+      body?: FormData;
+      headers?: Record<string, string>;
+      /** An error status whose body, when it is not a problem, is the answer (GET /health's 503). */
+      reportStatus?: number;
+    },
     signal?: AbortSignal,
     timeoutMs = this.requestTimeoutMs,
   ): Promise<T> {
@@ -240,10 +309,16 @@ export class AiGatewayClient {
       },
       ...(init.body ? { body: init.body } : {}),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    }).catch((err: unknown) => {
+      // The Fetch standard rejects with a TypeError on a network error, and with the signal's
+      // reason on an abort or timeout.
+      throw err instanceof TypeError ? new ConnectionError(this.baseUrl, err) : err;
     });
     const text = await response.text();
     const body = text ? (JSON.parse(text) as unknown) : undefined;
-    if (response.ok) return body as T;
+    if (response.ok || (response.status === init.reportStatus && !isProblem(body))) {
+      return body as T;
+    }
     const retryAfter = Number(response.headers.get('retry-after'));
     throw new ApiError(
       isProblem(body)
@@ -304,12 +379,12 @@ function idempotency(options: InferenceOptions): Record<string, string> {
   return options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {};
 }
 
-function form(image: ImageInput, values: Record<string, string>): FormData {
+function form(image: ImageInput, values: Record<string, string>, filename = 'image'): FormData {
   const data = new FormData();
   // Fields first: the server can check them before the image streams in.
   for (const [name, value] of Object.entries(values)) data.set(name, value);
   const blob = image instanceof Blob ? image : new Blob([image as ArrayBuffer]);
-  data.set('file', blob, 'image');
+  data.set('file', blob, filename);
   return data;
 }
 
@@ -328,6 +403,16 @@ function jobProblem(job: Job): ApiError {
     request_id: job.request_id,
     job_id: job.id,
   });
+}
+
+/** undici puts the socket's error in `cause`; a failed happy-eyeballs connect, an AggregateError. */
+function systemCode(error: unknown): string | undefined {
+  const cause = error instanceof Error ? error.cause : undefined;
+  for (const candidate of [cause, cause instanceof AggregateError ? cause.errors[0] : undefined]) {
+    const code = (candidate as { code?: unknown } | undefined)?.code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { backendServing, summarizeReplicas } from '../../shared/backends/backend-health.js';
 import type { BackendSnapshot } from '../../shared/backends/backend-status.js';
@@ -59,6 +59,9 @@ const HealthSchema = Type.Object({
   uptime_seconds: Type.Integer(),
 });
 const tags = ['health'];
+
+/** GET /health, whether healthy (200) or not (503). */
+export type HealthReport = Static<typeof HealthSchema>;
 
 /**
  * GET /health (the seed's shape, for people), /health/live and /health/ready (for orchestrators).

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
@@ -37,6 +37,11 @@ const ModelListSchema = Type.Object({
   tensorflow: Type.Object({ models: Type.Array(ModelSchema) }),
   onnx: Type.Object({ models: Type.Record(Type.String(), ModelSchema) }),
 });
+
+/** One model as GET /models/{name} describes it. */
+export type ModelDescription = Static<typeof ModelSchema>;
+/** GET /models. */
+export type ModelList = Static<typeof ModelListSchema>;
 
 export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOptions) {
   const { registry, router } = opts;
