@@ -237,22 +237,24 @@ export async function createApiResources(
 }
 
 /**
- * The API keys, hashed. None at all: the API runs open, which production refuses and everywhere
- * else is said loudly at start-up.
+ * The API keys, hashed. No keys and no tokens: the API runs open, which production refuses and
+ * everywhere else is said loudly at start-up.
  */
 function loadKeys(config: Config, logger: Logger): ApiKeyRing {
   const keys = ApiKeyRing.load(config.auth.apiKeys, config.auth.keysFile);
-  if (!keys.open) {
-    logger.info({ keys: keys.size }, 'API keys loaded');
+  const { jwt } = config.auth;
+  if (!keys.open || jwt) {
+    const tokens = jwt ? (jwt.keys.kind === 'jwks' ? jwt.keys.url : 'JWT_PUBLIC_KEY') : 'off';
+    logger.info({ keys: keys.size, tokens }, 'API keys loaded');
     return keys;
   }
   if (config.env === 'production') {
     throw new ApiKeyConfigError(
-      'No API keys configured (API_KEYS or API_KEYS_FILE): refusing to run open with NODE_ENV=production',
+      'No API keys configured (API_KEYS or API_KEYS_FILE) and no tokens (JWT_JWKS_URL or JWT_PUBLIC_KEY): refusing to run open with NODE_ENV=production',
     );
   }
   logger.warn(
-    'THE API IS OPEN: no API keys configured (API_KEYS or API_KEYS_FILE), so anyone who reaches it can use it. For local use only.',
+    'THE API IS OPEN: no API keys (API_KEYS or API_KEYS_FILE) and no tokens (JWT_JWKS_URL or JWT_PUBLIC_KEY) configured, so anyone who reaches it can use it. For local use only.',
   );
   return keys;
 }

@@ -16,6 +16,7 @@ import { TargetPolicy } from '../shared/webhooks/target-policy.js';
 import { QueueAdmission } from './admission/queue-admission.js';
 import type { ApiKeyRing } from './auth/api-key-ring.js';
 import { Authenticator } from './auth/authenticator.js';
+import { TokenVerifier } from './auth/token-verifier.js';
 import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { isOperationalPath } from './http/operational-paths.js';
 import { SubmissionReader } from './http/submission.js';
@@ -124,10 +125,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       onExceeded: (request) => deps.metrics.recordRateLimited(request.routeOptions.url),
     });
   }
+  const { jwt } = config.auth;
+  const authenticator = new Authenticator(
+    deps.keys,
+    config.admin.apiKey,
+    jwt ? new TokenVerifier(jwt) : undefined,
+  );
   // After the rate limiter: its hook runs first, so refused credentials count against their address.
-  await app.register(authPlugin, {
-    authenticator: new Authenticator(deps.keys, config.admin.apiKey),
-  });
+  await app.register(authPlugin, { authenticator });
   await app.register(uploadsPlugin, config.uploads);
 
   const submissions = new SubmissionReader({
@@ -162,7 +167,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(queueDashboardPlugin, { queues: deps.queueSet, basePath: DASHBOARD_PATH });
   await app.register(docsPlugin);
   await app.register(adminRoutes, {
-    keys: deps.keys,
+    tenants: authenticator,
     counters: new RateLimitCounters(deps.redis, rateLimitNameSpace(config.redis.prefix)),
   });
   return app;

@@ -22,7 +22,7 @@ export type ImageInput = Blob | Uint8Array | ArrayBuffer;
 
 export interface ClientOptions {
   baseUrl: string;
-  /** The API key, sent as `Authorization: Bearer <key>`; absent for an API that runs open. */
+  /** The API key or a JWT, sent as `Authorization: Bearer <credential>`; absent for an API that runs open. */
   apiKey?: string;
   /** Headers sent with every request. */
   headers?: Record<string, string>;

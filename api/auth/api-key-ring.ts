@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
+import { isReservedTenantId, TENANT_ID } from './tenant-id.js';
 
 /** A client's own request budget, overriding the global rate limit. */
 export interface KeyRateLimit {
@@ -22,7 +22,6 @@ export class ApiKeyConfigError extends Error {
   override name = 'ApiKeyConfigError';
 }
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** The tenant of every request while the API is open: no key may take its name. */
 const ANONYMOUS_ID = ANONYMOUS_OWNER;
 const MIN_KEY_LENGTH = 16;
@@ -40,9 +39,10 @@ export class ApiKeyRing {
   constructor(keys: readonly ApiKey[]) {
     const ids = new Set<string>();
     for (const key of keys) {
-      if (!ID.test(key.id)) throw new ApiKeyConfigError(`API key id "${key.id}" is not valid`);
+      if (!TENANT_ID.test(key.id))
+        throw new ApiKeyConfigError(`API key id "${key.id}" is not valid`);
       // Ids name tenants and, in DELETE /admin/rate-limits/{client}, clients beside IP addresses.
-      if (key.id === ANONYMOUS_ID || isIP(key.id) !== 0) {
+      if (isReservedTenantId(key.id)) {
         throw new ApiKeyConfigError(
           `API key id "${key.id}" is reserved (not "${ANONYMOUS_ID}", not an IP address)`,
         );

@@ -19,8 +19,7 @@ export function presentedKey(
 ): string | undefined {
   const header = request.headers['x-api-key'];
   if (typeof header === 'string' && header) return header;
-  const authorization = request.headers.authorization ?? '';
-  const [scheme = '', value = ''] = authorization.trim().split(/\s+/, 2);
+  const { scheme, value } = authorizationOf(request);
   if (/^bearer$/i.test(scheme) && value) return value;
   if (options.basic && /^basic$/i.test(scheme) && value) {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
@@ -33,4 +32,21 @@ export function presentedKey(
 /** Whether the request carries credentials at all (right or wrong). */
 export function presentsCredentials(request: FastifyRequest): boolean {
   return request.headers['x-api-key'] !== undefined || request.headers.authorization !== undefined;
+}
+
+/** A JWT in compact form: three base64url parts (the last empty for an unsigned `alg: none`). */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+
+/**
+ * The bearer credential when it has a JWT's shape, to be verified as a token (RFC 6750: tokens
+ * come in `Authorization: Bearer`, never in `X-API-Key`).
+ */
+export function presentedToken(request: FastifyRequest): string | undefined {
+  const { scheme, value } = authorizationOf(request);
+  return /^bearer$/i.test(scheme) && JWT_SHAPE.test(value) ? value : undefined;
+}
+
+function authorizationOf(request: FastifyRequest): { scheme: string; value: string } {
+  const [scheme = '', value = ''] = (request.headers.authorization ?? '').trim().split(/\s+/, 2);
+  return { scheme, value };
 }

@@ -35,7 +35,8 @@ Serving). Upload an image to \`POST /predict/{model}\` and wait for the answer, 
 \`POST /jobs\` and poll \`GET /jobs/{id}\` or receive a signed webhook.
 
 Every error is an RFC 9457 problem (\`application/problem+json\`) with a stable \`code\`. Send your API
-key as \`Authorization: Bearer <key>\` or \`X-API-Key: <key>\`; the admin routes take the admin key.`;
+key as \`Authorization: Bearer <key>\` or \`X-API-Key: <key>\`, or, where the server takes tokens, a JWT
+as \`Authorization: Bearer <jwt>\`; the admin routes take the admin key or a token with the admin scope.`;
 
 /**
  * The OpenAPI 3.1 document, generated from the routes' JSON schemas (@fastify/swagger, registered
@@ -52,7 +53,11 @@ export const openApiPlugin = fp(
         info: { title: 'ai-gateway', version: packageJson.version, description: DESCRIPTION },
         components: {
           securitySchemes: {
-            apiKeyBearer: { type: 'http', scheme: 'bearer', description: 'Your API key.' },
+            apiKeyBearer: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'Your API key, or a JWT where the server takes tokens.',
+            },
             apiKeyHeader: {
               type: 'apiKey',
               in: 'header',
@@ -62,7 +67,7 @@ export const openApiPlugin = fp(
             adminBearer: {
               type: 'http',
               scheme: 'bearer',
-              description: 'The admin key (ADMIN_API_KEY).',
+              description: 'The admin key (ADMIN_API_KEY), or a JWT with the admin scope.',
             },
             adminBasic: {
               type: 'http',

@@ -36,6 +36,7 @@ const RETRY_AFTER: Partial<Record<ErrorCode, number>> = {
   IDEMPOTENCY_KEY_IN_USE: 1,
   QUEUE_FULL: 5,
   OVERLOADED: 2,
+  AUTH_UNAVAILABLE: 5,
 };
 
 /** Errors raised by Fastify and its plugins, in our vocabulary. */

@@ -2,11 +2,11 @@ import { isIP } from 'node:net';
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import type { ApiKeyRing } from '../auth/api-key-ring.js';
+import type { Authenticator } from '../auth/authenticator.js';
 
 /**
- * One client as the rate limiter counts it: an API key (every address using it shares its
- * budget), or, without a valid key, the client's address; an IPv6 client by its /64, the block one
+ * One client as the rate limiter counts it: a tenant, by API key or token (every address using
+ * them shares its budget), or, without a valid key, the client's address; an IPv6 client by its /64, the block one
  * subscriber gets, so it cannot take a fresh budget per address.
  */
 export type RateLimitClient = { kind: 'key'; id: string } | { kind: 'ip'; address: string };
@@ -24,12 +24,15 @@ export function rateLimitClientOf(request: FastifyRequest): RateLimitClient {
 }
 
 /**
- * The client an operator names in `DELETE /admin/rate-limits/{client}`: an IP address, or the id
- * of a configured key (key ids are never IP addresses). Unknown ids are `undefined`.
+ * The client an operator names in `DELETE /admin/rate-limits/{client}`: an IP address, or a
+ * tenant (tenant ids are never IP addresses). Unknown tenants are `undefined`.
  */
-export function parseClient(name: string, keys: ApiKeyRing): RateLimitClient | undefined {
+export function parseClient(
+  name: string,
+  tenants: Pick<Authenticator, 'isTenant'>,
+): RateLimitClient | undefined {
   if (isIP(name) !== 0) return { kind: 'ip', address: normalizeIP(name) };
-  return keys.has(name) ? { kind: 'key', id: name } : undefined;
+  return tenants.isTenant(name) ? { kind: 'key', id: name } : undefined;
 }
 
 /** The rate limiter's counters in Redis (the store of @fastify/rate-limit, under `nameSpace`). */

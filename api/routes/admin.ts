@@ -1,13 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { errors, withCause } from '../../shared/errors/index.js';
-import type { ApiKeyRing } from '../auth/api-key-ring.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { authScope } from '../plugins/auth.js';
 import { parseClient, type RateLimitCounters } from '../rate-limit/rate-limit-clients.js';
 
 export interface AdminRoutesOptions {
-  keys: ApiKeyRing;
+  /** Who can be a tenant: the configured key ids and, with tokens on, any valid tenant id. */
+  tenants: Pick<Authenticator, 'isTenant'>;
   counters: RateLimitCounters;
 }
 
@@ -15,7 +16,8 @@ const ClientParamsSchema = Type.Object({
   client: Type.String({
     minLength: 1,
     maxLength: 64,
-    description: 'An API key id, or the IP address of a client without a key.',
+    description:
+      'A tenant (an API key id or a token tenant), or the IP address of a client without either.',
   }),
 });
 
@@ -46,7 +48,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       },
     },
     async (request) => {
-      const client = parseClient(request.params.client, opts.keys);
+      const client = parseClient(request.params.client, opts.tenants);
       if (!client) throw new errors.API_KEY_NOT_FOUND(request.params.client);
       const counted = await opts.counters.reset(client).catch((err: Error) => {
         throw withCause(new errors.QUEUE_UNAVAILABLE(), err);

@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv';
 import { type Env, EnvSchema } from './env-schema.js';
 import { type Parsed, parseCorsOrigins, parseTrustProxy, type TrustProxy } from './http-options.js';
+import { type JwtConfig, parseJwtConfig } from './jwt-options.js';
 import { missingForRoles, PROCESS_ROLES, type ProcessRole } from './process-roles.js';
 
 export type StorageConfig =
@@ -64,8 +65,11 @@ export interface Config {
     maxHeapUsedBytes: number;
     maxRssBytes: number;
   };
-  /** API keys as configured (parsed and hashed by the API at start-up); none: the API is open. */
-  auth: { apiKeys?: string; keysFile?: string };
+  /**
+   * API keys as configured (parsed and hashed by the API at start-up), and JWT bearer tokens when
+   * on; neither: the API is open.
+   */
+  auth: { apiKeys?: string; keysFile?: string; jwt?: JwtConfig };
   sync: { defaultWaitMs: number; maxWaitMs: number };
   jobs: { attempts: number; backoffMs: number; retentionSeconds: number; retentionCount: number };
   images: {
@@ -176,6 +180,10 @@ function toConfig(e: Env): Config {
   );
   const trustProxy = parsed('TRUST_PROXY', parseTrustProxy(e.TRUST_PROXY));
   const corsOrigins = parsed('CORS_ORIGINS', parseCorsOrigins(e.CORS_ORIGINS));
+  // Its messages name the variable at fault themselves: there are several.
+  const tokens = parseJwtConfig(e);
+  if ('error' in tokens) throw new ConfigError(`Invalid configuration:\n  ${tokens.error}`);
+  const jwt = tokens.value;
   const tensorflowServingUrls = urlList('TENSORFLOW_SERVING_URL', e.TENSORFLOW_SERVING_URL);
   const onnxRuntimeUrls = e.ONNX_RUNTIME_URL ? urlList('ONNX_RUNTIME_URL', e.ONNX_RUNTIME_URL) : [];
 
@@ -250,6 +258,7 @@ function toConfig(e: Env): Config {
     auth: {
       ...(e.API_KEYS ? { apiKeys: e.API_KEYS } : {}),
       ...(e.API_KEYS_FILE ? { keysFile: e.API_KEYS_FILE } : {}),
+      ...(jwt ? { jwt } : {}),
     },
     sync: { defaultWaitMs: e.SYNC_WAIT_SECONDS * 1000, maxWaitMs: e.SYNC_WAIT_MAX_SECONDS * 1000 },
     jobs: {

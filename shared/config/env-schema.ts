@@ -286,6 +286,66 @@ export const EnvSchema = Type.Object({
     }),
   ),
 
+  JWT_JWKS_URL: Type.Optional(
+    Url(
+      'JWKS URL whose keys verify JWT bearer tokens (https unless JWT_JWKS_ALLOW_HTTP). Unset, with no JWT_PUBLIC_KEY: no tokens.',
+    ),
+  ),
+  JWT_JWKS_ALLOW_HTTP: Flag(
+    false,
+    'Allow an http:// JWT_JWKS_URL (a JWKS inside a trusted network, tests).',
+  ),
+  JWT_JWKS_TIMEOUT_MS: Integer(
+    3000,
+    100,
+    60_000,
+    'Timeout of one JWKS fetch; a JWKS server down or past it answers 503 AUTH_UNAVAILABLE.',
+  ),
+  JWT_JWKS_COOLDOWN_SECONDS: Integer(
+    30,
+    0,
+    3600,
+    'Least time between two JWKS fetches made for a token whose kid is unknown.',
+  ),
+  JWT_PUBLIC_KEY: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'A static public key for JWT bearer tokens instead of a JWKS: PEM (SPKI) or a JWK as JSON.',
+    }),
+  ),
+  JWT_ISSUER: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'The iss every token must carry. Unset: not checked.',
+    }),
+  ),
+  JWT_AUDIENCE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'The aud every token must carry. Unset: not checked.',
+    }),
+  ),
+  JWT_ALGORITHMS: Type.String({
+    default: 'RS256,ES256,EdDSA',
+    minLength: 1,
+    description: 'Signature algorithms accepted, comma-separated; asymmetric only.',
+  }),
+  JWT_CLOCK_TOLERANCE_SECONDS: Integer(30, 0, 300, 'Clock skew allowed when checking exp and nbf.'),
+  JWT_TENANT_CLAIM: Type.String({
+    default: 'sub',
+    minLength: 1,
+    maxLength: 256,
+    description: 'The claim that names the tenant.',
+  }),
+  JWT_ADMIN_SCOPE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      pattern: '^\\S+$',
+      description: 'Scope or role that opens /admin/* to a token. Unset: no token opens them.',
+    }),
+  ),
+
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
     Url('OTLP/HTTP collector base URL (traces go to /v1/traces). Unset: tracing off.'),
   ),

@@ -70,6 +70,50 @@ export const CATALOGUE = {
     message: 'The API key is not valid',
   },
 
+  // JWT bearer tokens (each answered with WWW-Authenticate: Bearer error="invalid_token")
+  TOKEN_INVALID: {
+    status: 401,
+    title: 'Invalid token',
+    message: 'The token is not valid: %s',
+  },
+  TOKEN_EXPIRED: {
+    status: 401,
+    title: 'Token expired',
+    message: 'The token expired at %s',
+  },
+  TOKEN_NOT_YET_VALID: {
+    status: 401,
+    title: 'Token not yet valid',
+    message: 'The token is not valid before %s',
+  },
+  TOKEN_ISSUER: {
+    status: 401,
+    title: 'Wrong token issuer',
+    message: 'The token was not issued (iss) by the issuer this service accepts',
+  },
+  TOKEN_AUDIENCE: {
+    status: 401,
+    title: 'Wrong token audience',
+    message: 'The token is not meant (aud) for this service',
+  },
+  TOKEN_KEY_UNKNOWN: {
+    status: 401,
+    title: 'Unknown token key',
+    message: "No key of the issuer's key set matches the token's kid and alg",
+  },
+  TOKEN_TENANT_INVALID: {
+    status: 401,
+    title: 'Invalid token tenant',
+    message:
+      'The token\'s "%s" claim is missing or not a tenant id (letters, digits, ".", "_", "-"; at most 64)',
+  },
+  AUTH_UNAVAILABLE: {
+    status: 503,
+    title: 'Authentication unavailable',
+    message: "The issuer's signing keys (JWKS) cannot be fetched now; retry shortly",
+    retryable: true,
+  },
+
   // Admin routes (queue dashboard, rate-limit reset)
   ADMIN_UNAUTHORIZED: {
     status: 401,
@@ -80,7 +124,12 @@ export const CATALOGUE = {
   ADMIN_DISABLED: {
     status: 403,
     title: 'Admin routes disabled',
-    message: 'Admin routes are disabled: the server has no ADMIN_API_KEY',
+    message: 'Admin routes are disabled: the server has no ADMIN_API_KEY and no JWT_ADMIN_SCOPE',
+  },
+  ADMIN_SCOPE_REQUIRED: {
+    status: 403,
+    title: 'Admin scope required',
+    message: 'The token has no "%s" scope or role, which admin routes need',
   },
   API_KEY_NOT_FOUND: {
     status: 404,

@@ -1,6 +1,6 @@
 /**
- * How the API process starts with and without keys: open with a loud warning in development,
- * refused in production (exit 78, a configuration error supervisors do not restart), and a bad
+ * How the API process starts with and without keys (or tokens): open with a loud warning in
+ * development, refused in production (exit 78, a configuration error supervisors do not restart), and a bad
  * keys file stops it naming the entry, never the key.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -72,6 +72,19 @@ describe('API start-up and keys', () => {
       expect(JSON.parse(await api.waitForLog(/API keys loaded/))).toMatchObject({ keys: 1 });
       await api.waitForLog(/Server listening/);
       expect(api.lines.join('\n')).not.toContain(key);
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it('starts in production with tokens and no keys: not open', async () => {
+    const jwks = 'https://id.example.com/.well-known/jwks.json';
+    const api = startApi(await env({ NODE_ENV: 'production', WEBHOOK_SECRET, JWT_JWKS_URL: jwks }));
+    try {
+      const line = JSON.parse(await api.waitForLog(/API keys loaded/));
+      expect(line).toMatchObject({ keys: 0, tokens: jwks });
+      await api.waitForLog(/Server listening/);
+      expect(api.lines.join('\n')).not.toContain('THE API IS OPEN');
     } finally {
       await api.stop();
     }

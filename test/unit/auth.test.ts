@@ -158,7 +158,7 @@ describe('admin key on admin routes', () => {
       expect(res.statusCode).toBe(403);
       expect(res.json()).toMatchObject({
         code: 'ADMIN_DISABLED',
-        detail: 'Admin routes are disabled: the server has no ADMIN_API_KEY',
+        detail: 'Admin routes are disabled: the server has no ADMIN_API_KEY and no JWT_ADMIN_SCOPE',
       });
       await app?.close();
     }
