@@ -15,8 +15,9 @@ import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js
 /** Fastify's line once the API listens, with the port it took. */
 const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/;
 /**
- * How long a process may take to start. Each compiles its sources first: on a shared 2-core host
- * under load, an API, a worker and a webhooks worker starting together took 40 s (measured).
+ * How long a process may take to start. Run from the sources, each compiles them first: on a
+ * shared 2-core host under load, an API, a worker and a webhooks worker starting together took 40 s
+ * (measured).
  */
 const START_TIMEOUT_MS = 90_000;
 
