@@ -119,7 +119,8 @@ export async function createApiResources(
     models: modelNames,
     windowSeconds: config.stats.windowSeconds,
     flushIntervalMs: STATS_FLUSH_MS,
-    onFlushError: (err) => logger.warn({ err: String(err) }, 'stats write failed'),
+    onFlushError: (err, failedWrites) =>
+      logger.warn({ err: String(err), failedWrites }, 'stats write failed'),
   });
   await stats.init();
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);

@@ -105,7 +105,8 @@ export class InferenceWorker {
       windowSeconds: config.stats.windowSeconds,
       // Job counts go to the shared stats once a second, not one write per job.
       flushIntervalMs: 1000,
-      onFlushError: (err) => log.warn({ err: String(err) }, 'stats write failed'),
+      onFlushError: (err, failedWrites) =>
+        log.warn({ err: String(err), failedWrites }, 'stats write failed'),
     });
     await stats.init();
     const records = new JobRecords(

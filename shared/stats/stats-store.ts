@@ -42,7 +42,10 @@ export interface StatsStoreOptions {
   models: Iterable<string>;
   /** How far back the windowed numbers (rates, percentiles) look, in seconds; whole minutes. */
   windowSeconds: number;
-  /** @defaultValue Date.now */
+  /**
+   * The clock of minute buckets and of error reports.
+   * @defaultValue Date.now
+   */
   now?: () => number;
   /**
    * Counts are added up in memory and written in one pipeline this often; 0 writes each record
@@ -53,9 +56,10 @@ export interface StatsStoreOptions {
   flushIntervalMs?: number;
   /**
    * A write failed (its counts are lost; the next one goes on). Called at most once per
-   * `errorEveryMs`, so an outage does not flood the log.
+   * `errorEveryMs`, so an outage does not flood the log, with how many writes failed since the
+   * last call (this one included): what the silent ones cost.
    */
-  onFlushError?: (err: unknown) => void;
+  onFlushError?: (err: unknown, failedWrites: number) => void;
   /** @defaultValue 10000 */
   errorEveryMs?: number;
 }
@@ -130,6 +134,8 @@ export class StatsStore {
   private pending = new Map<string, Map<string, number>>();
   private timer: NodeJS.Timeout | undefined;
   private lastError = Number.NEGATIVE_INFINITY;
+  /** Writes that failed since `onFlushError` was last called. */
+  private failedWrites = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -229,10 +235,12 @@ export class StatsStore {
   }
 
   private failed(err: unknown): void {
-    const now = Date.now();
+    this.failedWrites++;
+    const now = this.now();
     if (now - this.lastError < (this.options.errorEveryMs ?? 10_000)) return;
     this.lastError = now;
-    this.options.onFlushError?.(err);
+    this.options.onFlushError?.(err, this.failedWrites);
+    this.failedWrites = 0;
   }
 
   /** Totals since counting began, and the last `windowSeconds` (the current minute included). */

@@ -1,25 +1,29 @@
 import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiGatewayClient, type Job } from '../../client/index.js';
+import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { imageForm } from '../support/http.js';
-import { eventually } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
-import { type Stack, startStack } from '../support/stack.js';
+import { openQueue, type Stack, startStack } from '../support/stack.js';
 
 describe('Idempotency-Key: the same request is the same job', () => {
   let services: TestServices;
   let stack: Stack;
   let client: AiGatewayClient;
   let image: Buffer;
+  let inference: Queue;
 
   beforeAll(async () => {
     services = await startServices();
     stack = await startStack(services);
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('Exactly once');
+    inference = openQueue(stack, QueueName.InferenceOnnx);
   });
   afterAll(async () => {
+    await inference?.close();
     await stack?.stop();
     await services?.stop();
   });
@@ -31,11 +35,29 @@ describe('Idempotency-Key: the same request is the same job', () => {
       body: imageForm(picture, { model: 'text_orientation', ...fields }),
     });
 
-  /** How many times the worker ran the job. */
-  const runs = (jobId: string) =>
-    stack.workers[0]!.logs().filter((l) => l.msg === 'job done' && l.jobId === jobId).length;
+  /** Jobs the inference queue holds, in any state: every request that made a job added one. */
+  const jobsMade = () =>
+    inference.getJobCountByTypes(
+      'wait',
+      'prioritized',
+      'delayed',
+      'active',
+      'waiting-children',
+      'completed',
+      'failed',
+    );
+
+  /**
+   * The requests since `before` made one job, `jobId`, and the worker took it once: the model ran
+   * once. Both are BullMQ's own counts, final once the job has finished.
+   */
+  const expectOneRun = async (jobId: string, before: number) => {
+    expect((await jobsMade()) - before).toBe(1);
+    expect((await inference.getJob(jobId))?.attemptsStarted).toBe(1);
+  };
 
   it('a resubmission returns the same job, marked replayed, and the model runs once', async () => {
+    const before = await jobsMade();
     const key = randomUUID();
     const first = await submit(key);
     expect(first.status).toBe(202);
@@ -57,14 +79,11 @@ describe('Idempotency-Key: the same request is the same job', () => {
     });
     expect(sync.status).toBe(200);
     expect(((await sync.json()) as Job).id).toBe(job.id);
-    // The worker's 'job done' line reaches us through its stdout pipe, which may lag behind the
-    // API's answers: wait for the one run, then give a second run time to show up.
-    await eventually(() => (runs(job.id) >= 1 ? true : undefined), 10_000, "the job's run");
-    await new Promise((r) => setTimeout(r, 300));
-    expect(runs(job.id)).toBe(1);
+    await expectOneRun(job.id, before);
   });
 
   it('concurrent identical requests with one key make one job', async () => {
+    const before = await jobsMade();
     const key = randomUUID();
     const answers = await Promise.all(Array.from({ length: 12 }, () => submit(key)));
     expect(answers.map((a) => a.status)).toEqual(Array(12).fill(202));
@@ -72,9 +91,7 @@ describe('Idempotency-Key: the same request is the same job', () => {
     expect(ids.size).toBe(1);
     const [id] = [...ids];
     await client.wait(id!);
-    await eventually(() => (runs(id!) >= 1 ? true : undefined), 10_000, "the job's run");
-    await new Promise((r) => setTimeout(r, 300));
-    expect(runs(id!)).toBe(1);
+    await expectOneRun(id!, before);
   });
 
   it('the same key with a different request answers 422 IDEMPOTENCY_KEY_REUSED', async () => {

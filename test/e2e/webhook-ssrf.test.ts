@@ -1,9 +1,11 @@
+import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiGatewayClient } from '../../client/index.js';
+import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
-import { eventually } from '../support/inference-stack.js';
+import { waitForJobState } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
-import { type Stack, startStack } from '../support/stack.js';
+import { openQueue, type Stack, startStack } from '../support/stack.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /** The production setting: WEBHOOK_ALLOW_PRIVATE off, no allow-list. */
@@ -13,6 +15,7 @@ describe('webhook targets are checked against SSRF, at submission and at connect
   let receiver: WebhookReceiver;
   let client: AiGatewayClient;
   let image: Buffer;
+  let webhooks: Queue;
 
   beforeAll(async () => {
     services = await startServices();
@@ -23,8 +26,10 @@ describe('webhook targets are checked against SSRF, at submission and at connect
     });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('SSRF');
+    webhooks = openQueue(stack, QueueName.Webhooks);
   });
   afterAll(async () => {
+    await webhooks?.close();
     await stack?.stop();
     await receiver?.close();
     await services?.stop();
@@ -58,12 +63,10 @@ describe('webhook targets are checked against SSRF, at submission and at connect
       webhook: receiver.url('/by-name', 'localhost'),
     });
     expect((await client.wait(job.id)).status).toBe('succeeded');
-    const deliveries = await eventually(async () => {
-      const current = await client.get(job.id);
-      return current.webhook_deliveries.length > 0 ? current.webhook_deliveries : undefined;
-    }, 10_000);
-    await new Promise((r) => setTimeout(r, 500));
-    expect((await client.get(job.id)).webhook_deliveries).toHaveLength(1);
+    // The message's delivery job ended failed, not scheduled again: its one attempt is all there is.
+    expect(await waitForJobState(webhooks, `msg_${job.id}_completed`)).toBe('failed');
+    const deliveries = (await client.get(job.id)).webhook_deliveries;
+    expect(deliveries).toHaveLength(1);
     expect(deliveries[0]).toMatchObject({ attempt: 1, status_code: null, outcome: 'failed' });
     expect(deliveries[0]!.error).toMatch(/refused: localhost resolves to no public address/);
     expect(deliveries[0]!.error).toMatch(/loopback/);

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiGatewayClient, type Job, verifyWebhook } from '../../client/index.js';
+import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
-import { eventually } from '../support/inference-stack.js';
+import { eventually, waitForIdleQueue, waitForJobState } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
-import { type Stack, startStack } from '../support/stack.js';
+import { openQueue, type Stack, startStack } from '../support/stack.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
@@ -15,6 +17,8 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
   let receiver: WebhookReceiver;
   let client: AiGatewayClient;
   let image: Buffer;
+  /** One BullMQ job per message, its id the message's webhook-id. */
+  let webhooks: Queue;
 
   beforeAll(async () => {
     services = await startServices();
@@ -31,8 +35,10 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('Webhook delivery');
+    webhooks = openQueue(stack, QueueName.Webhooks);
   });
   afterAll(async () => {
+    await webhooks?.close();
     await stack?.stop();
     await receiver?.close();
     await services?.stop();
@@ -48,16 +54,12 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     const done = await Promise.all(jobs.map((job) => client.wait(job.id)));
     expect(done.every((job) => job.status === 'succeeded')).toBe(true);
 
-    await eventually(
-      () =>
-        receiver.received.filter((r) => r.path.startsWith('/each/')).length >= count
-          ? true
-          : undefined,
-      15_000,
-      `${count} webhooks`,
-    );
-    // A late duplicate would show up within the retry backoff.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Each message's delivery has ended and no other message is left to send: no attempt can come
+    // after this, so a duplicate would be among what the receiver has now.
+    for (const job of jobs) {
+      expect(await waitForJobState(webhooks, `msg_${job.id}_completed`, 15_000)).toBe('completed');
+    }
+    await waitForIdleQueue(webhooks);
     const messages = receiver.received.filter((r) => r.path.startsWith('/each/'));
     expect(messages).toHaveLength(count);
 
@@ -114,12 +116,8 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     };
     const job = await client.submit('text_orientation', image, { webhook: receiver.url(path) });
     await client.wait(job.id);
-    await eventually(
-      () => (receiver.on(path).length >= 3 ? true : undefined),
-      15_000,
-      '3 attempts',
-    );
-    await new Promise((r) => setTimeout(r, 800));
+    expect(await waitForJobState(webhooks, `msg_${job.id}_completed`, 15_000)).toBe('completed');
+    await waitForIdleQueue(webhooks);
 
     const attempts = receiver.on(path);
     expect(attempts).toHaveLength(3);
@@ -154,7 +152,10 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
       webhookEvents: ['started', 'completed'],
     });
     await client.wait(job.id);
-    await eventually(() => (receiver.on(path).length >= 2 ? true : undefined), 10_000, '2 events');
+    for (const event of ['started', 'completed']) {
+      expect(await waitForJobState(webhooks, `msg_${job.id}_${event}`)).toBe('completed');
+    }
+    await waitForIdleQueue(webhooks);
     const ids = receiver
       .on(path)
       .map((m) => m.headers['webhook-id'])
@@ -169,14 +170,13 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
       webhook: receiver.url('/missing'),
     });
     for (const job of [gone, missing]) {
-      const deliveries = await eventually(async () => {
-        const current = await client.get(job.id);
-        return current.webhook_deliveries.length > 0 ? current.webhook_deliveries : undefined;
-      }, 10_000);
+      // Failed, not retried: the message's delivery job has ended.
+      expect(await waitForJobState(webhooks, `msg_${job.id}_completed`)).toBe('failed');
+      const deliveries = (await client.get(job.id)).webhook_deliveries;
       expect(deliveries).toHaveLength(1);
       expect(deliveries[0]).toMatchObject({ attempt: 1, outcome: 'failed' });
     }
-    await new Promise((r) => setTimeout(r, 800));
+    await waitForIdleQueue(webhooks);
     expect(receiver.on('/gone')).toHaveLength(1);
     expect(receiver.on('/missing')).toHaveLength(1);
   });

@@ -309,18 +309,28 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
   // canceled or expired job hung until its timeout.
   it('reconciliation counts a removed job as finished', async () => {
     const h = await harness();
+    // The real check, its answers kept, so the test can tell when a pass has looked at the job.
+    const checks: boolean[][] = [];
     const waiter = h.makeWaiter({
       events: new Map<QueueName, CompletionEvents>([[QUEUE, new EventEmitter()]]),
+      isFinished: async (queue, jobIds) => {
+        const answer = await h.queues.areFinished(queue, jobIds);
+        checks.push(answer);
+        return answer;
+      },
       reconcileIntervalMs: 100,
     });
     const [jobId] = ids(1) as [string];
+    // No worker: the job would wait forever, until it is removed. It exists before the wait
+    // starts, so every pass finds it.
+    const job = await h.queues.add('onnx', jobId, jobData());
     const wait = waiter.wait(QUEUE, jobId, 10_000).then((finished) => ({
       finished,
       at: performance.now(),
     }));
-    // No worker: the job would wait forever, until it is removed.
-    const job = await h.queues.add('onnx', jobId, jobData());
-    await sleep(150);
+    // A pass that found it waiting left its waiter waiting.
+    await eventually(() => (checks.length > 0 ? true : undefined));
+    expect(checks[0]).toEqual([false]);
     expect(waiter.size).toBe(1);
     const removedAt = performance.now();
     await job.remove();

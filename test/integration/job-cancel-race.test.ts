@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobResource } from '../../shared/jobs/job-resource.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
-import { eventually, sleep, solidPng } from '../support/inference-stack.js';
+import { eventually, sleep, solidPng, waitForIdleQueue } from '../support/inference-stack.js';
 
 let stack: InProcessWorker;
 let api: TestApi;
@@ -59,7 +59,8 @@ describe('cancel racing the worker: every job ends in exactly one terminal state
         }, 20_000),
       ),
     );
-    await sleep(300);
+    // BullMQ holds no job that can still run: no worker can touch a job's state after this.
+    await waitForIdleQueue(api.queues.queue('onnx'));
 
     let canceled = 0;
     let finished = 0;

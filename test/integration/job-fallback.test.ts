@@ -374,8 +374,9 @@ describe('followJob (the sync wait across a move)', () => {
       mode: 'sync',
     });
     expect(await seen).toEqual({ via: 'completed', returnvalue: result });
+    // The waiter hands an event to its waiters in one call: had the onnx event ended the other
+    // wait too, that wait's `finally` would have run by the end of this Redis round trip.
     expect((await world.queues.get('onnx', id))?.state).toBe('completed');
-    await sleep(50);
     expect(settled).toBe(false);
     stop.abort();
     expect(await waiting).toBeUndefined();

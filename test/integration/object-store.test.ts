@@ -61,8 +61,15 @@ describe('S3ObjectStore against a real S3 protocol server', () => {
     const bucket = uniquePrefix();
     const racers = Array.from({ length: 4 }, () => new S3ObjectStore({ ...config, bucket }));
     try {
-      await Promise.all(racers.map((racer) => racer.init()));
-      await racers[0]?.ping();
+      await expect(racers[0]!.ping()).rejects.toBeInstanceOf(StorageUnavailableError);
+      // Every racer's init resolves, those that lost the CreateBucket race included, and each can
+      // then use the one bucket.
+      await expect(Promise.all(racers.map((racer) => racer.init()))).resolves.toHaveLength(4);
+      for (const [i, racer] of racers.entries()) {
+        const body = Buffer.from(`racer ${i}`);
+        await racer.put(imageKey(body), body, 'text/plain');
+        expect((await racers[0]!.get(imageKey(body))).equals(body)).toBe(true);
+      }
     } finally {
       await Promise.all(racers.map((racer) => racer.close()));
     }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicaPool } from '../../workers/backends/remote/replica-pool.js';
 import { StandInServer } from '../fixtures/stand-in-server.js';
-import { sleep } from '../support/inference-stack.js';
+import { eventually } from '../support/inference-stack.js';
 
 /** A server that answers every POST /work as inference (so it can be slowed, failed, downed). */
 async function server(): Promise<StandInServer> {
@@ -54,17 +54,19 @@ describe('ReplicaPool', () => {
     expect(a!.counts.inference).toBe(5);
     expect(b!.counts.inference).toBe(5);
 
-    // With one replica slow, its requests pile up: least-outstanding sends the later arrivals to
-    // the other one.
-    a!.slow(300);
-    const arrivals = Array.from({ length: 20 }, async (_, i) => {
-      await sleep(i * 15);
-      return pool.send(work);
-    });
-    await Promise.all(arrivals);
-    const slowShare = a!.counts.inference - 5;
-    expect(slowShare).toBeGreaterThan(0);
-    expect(slowShare).toBeLessThanOrEqual(6); // an even split would be 10
+    // With one replica stuck on a request, least-outstanding sends every later arrival to the
+    // other one, which answers in between (turns would give each 10).
+    a!.hold();
+    const first = [pool.send(work), pool.send(work)];
+    // Both idle: one each. The other one answers; the stuck one keeps its request.
+    expect(pool.health().map((r) => r.inFlight)).toEqual([1, 1]);
+    await Promise.race(first);
+    expect(pool.health().map((r) => r.inFlight)).toEqual([1, 0]);
+    for (let i = 0; i < 18; i++) await pool.send(work);
+    a!.release();
+    expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200]);
+    expect(a!.counts.inference - 5).toBe(1);
+    expect(b!.counts.inference - 5).toBe(19);
   });
 
   it('a replica that is down fails no request: the call moves to the next one', async () => {
@@ -140,7 +142,8 @@ describe('ReplicaPool', () => {
     expect((err as Error).message).toContain('circuit is open');
     expect(a!.counts.inference).toBe(before);
 
-    await sleep(700);
+    // The cool-down (500 ms) ends on the breaker's timer: wait for the change it reports.
+    await eventually(() => (changes.includes('half_open') ? true : undefined));
     expect(pool.health()[0]!.circuit).toBe('half_open');
     a!.heal();
     expect((await pool.send(work)).status).toBe(200);

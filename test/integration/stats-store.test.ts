@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { StatsStore } from '../../shared/stats/stats-store.js';
+import { closedPort, eventually } from '../support/inference-stack.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -140,24 +141,41 @@ describe('stats batched in memory', () => {
   it('writes nothing until the batch is due, then one pipeline with the summed counts', async () => {
     const prefix = uniquePrefix();
     prefixes.push(prefix);
-    const writer = new StatsStore(redis, prefix, {
+    // The writer has a connection of its own, whose pipelines are counted.
+    const connection = new Redis(services.redisUrl);
+    await connection.ping();
+    const pipelines = vi.spyOn(connection, 'pipeline');
+    const writer = new StatsStore(connection, prefix, {
       models: ['colour'],
       windowSeconds: 120,
       flushIntervalMs: 200,
     });
     const reader = new StatsStore(redis, prefix, { models: ['colour'], windowSeconds: 120 });
-    for (let i = 0; i < 50; i++) {
-      writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
-    }
-    writer.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
-    // Another instance sees none of it yet: the counts are still in the writer's memory.
-    expect((await reader.read()).totals.requests).toBe(0);
+    // The batch falls due on the writer's timer, which the test moves.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      for (let i = 0; i < 50; i++) {
+        writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
+      }
+      writer.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+      await vi.advanceTimersByTimeAsync(199);
+      // Another instance sees none of it yet: the counts are still in the writer's memory.
+      expect(pipelines).not.toHaveBeenCalled();
+      expect((await reader.read()).totals.requests).toBe(0);
 
-    await new Promise((r) => setTimeout(r, 400));
+      await vi.advanceTimersByTimeAsync(1);
+      expect(pipelines).toHaveBeenCalledTimes(1);
+    } finally {
+      vi.useRealTimers();
+    }
+    // Redis answers a connection's commands in order: once this is answered, so is the batch.
+    await connection.ping();
     const snapshot = await reader.read();
     expect(snapshot.totals.requests).toBe(50);
     expect(snapshot.totals.jobs.completed).toBe(1);
     expect(snapshot.window.latency_ms.count).toBe(50);
+    expect(pipelines).toHaveBeenCalledTimes(1);
+    connection.disconnect();
   });
 
   it('reads its own pending counts, and close() writes what is left', async () => {
@@ -176,19 +194,39 @@ describe('stats batched in memory', () => {
 });
 
 describe('stats writes that fail', () => {
-  it('never throw at the caller, and are reported at most once per errorEveryMs', async () => {
-    const broken = new Redis(services.redisUrl, { lazyConnect: true, enableOfflineQueue: false });
-    const errors: unknown[] = [];
+  it('never throw at the caller, and are reported at most once per errorEveryMs, with the writes lost since', async () => {
+    // Nothing listens there, and a command is refused at once instead of queued for a reconnect.
+    const broken = new Redis({
+      host: '127.0.0.1',
+      port: await closedPort(),
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    // The refused connection is the point: it is not an error of the test.
+    broken.on('error', () => undefined);
+    const clock = { now: Date.now() };
+    const reports: number[] = [];
     const stats = new StatsStore(broken, uniquePrefix(), {
       models: ['colour'],
       windowSeconds: 120,
-      onFlushError: (err) => errors.push(err),
+      now: () => clock.now,
+      onFlushError: (_err, failedWrites) => reports.push(failedWrites),
       errorEveryMs: 60_000,
     });
-    for (let i = 0; i < 5; i++)
-      stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(errors).toHaveLength(1);
+    const record = () =>
+      expect(() =>
+        stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 }),
+      ).not.toThrow();
+
+    // Each record is a write of its own (no batching): five writes fail, the first is reported.
+    for (let i = 0; i < 5; i++) record();
+    await eventually(() => (reports.length > 0 ? true : undefined));
+    // A minute on, the next failure is reported with the four kept quiet before it.
+    clock.now += 60_000;
+    record();
+    await eventually(() => (reports.length > 1 ? true : undefined));
+    expect(reports).toEqual([1, 5]);
     broken.disconnect();
   });
 });

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import type { JobState, Queue } from 'bullmq';
+import type { JobState, JobType, Queue } from 'bullmq';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { type Config, loadConfig } from '../../shared/config/config.js';
@@ -204,6 +204,30 @@ export async function waitForJobState(
     }
     await sleep(20);
   }
+}
+
+/** States in which a job can still run. */
+const UNFINISHED_STATES: JobType[] = [
+  'wait',
+  'prioritized',
+  'delayed',
+  'active',
+  'waiting-children',
+];
+
+/**
+ * Polls until `queue` holds no job that can still run (none waiting, delayed or active): from then
+ * on its workers change nothing, so a test can count what they did.
+ */
+export async function waitForIdleQueue(queue: Queue, timeoutMs = 10_000): Promise<void> {
+  await eventually(
+    async () => {
+      const counts = await queue.getJobCounts(...UNFINISHED_STATES);
+      return Object.values(counts).every((n) => n === 0) ? true : undefined;
+    },
+    timeoutMs,
+    `queue ${queue.name} idle`,
+  );
 }
 
 /** Polls `check` until it returns a value other than undefined. */

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import type { QueueName } from '../../shared/queues/index.js';
 import { OipV2StandIn } from '../fixtures/oip-v2-stand-in.js';
 import { TfServingStandIn, type TfStandInModel } from '../fixtures/tf-serving-stand-in.js';
 import {
@@ -12,6 +14,12 @@ import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js
 
 /** Fastify's line once the API listens, with the port it took. */
 const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/;
+/**
+ * How long a process may take to start. Run from the sources, each compiles them first: on a
+ * shared 2-core host under load, an API, a worker and a webhooks worker starting together took 40 s
+ * (measured).
+ */
+const START_TIMEOUT_MS = 90_000;
 
 /** The API and ONNX workers as real processes, on their own Redis prefix and bucket. */
 export interface Stack {
@@ -129,7 +137,7 @@ export async function startStack(
   ) => {
     const worker = startWorker({ ...env, ...extra }, backend, options.compiled);
     workers.push(worker);
-    await worker.waitForLog(/"worker started"/);
+    await worker.waitForLog(/"worker started"/, START_TIMEOUT_MS);
     return worker;
   };
 
@@ -138,8 +146,8 @@ export async function startStack(
   const processes = [api, ...(webhooks ? [webhooks] : [])];
   try {
     const [listening] = await Promise.all([
-      api.waitForLog(LISTENING),
-      ...(webhooks ? [webhooks.waitForLog(/"webhooks worker started"/)] : []),
+      api.waitForLog(LISTENING, START_TIMEOUT_MS),
+      ...(webhooks ? [webhooks.waitForLog(/"webhooks worker started"/, START_TIMEOUT_MS)] : []),
       ...Array.from({ length: options.workers ?? 1 }, () => addWorker()),
       ...Array.from({ length: options.tensorflowWorkers ?? 0 }, () => addWorker({}, 'tensorflow')),
     ]);
@@ -171,6 +179,17 @@ export async function startStack(
       await cleanRedisPrefix(services.redisUrl, prefix);
     },
   };
+}
+
+/**
+ * A BullMQ handle on one of the stack's queues, for tests that check what it holds (a job's state,
+ * whether anything is left to run); the caller closes it.
+ */
+export function openQueue(stack: Stack, name: QueueName): Queue {
+  return new Queue(name, {
+    connection: { url: stack.env.REDIS_URL! },
+    prefix: stack.env.REDIS_PREFIX!,
+  });
 }
 
 /** The API routes by the workers' reports, which it refreshes every second. */
