@@ -9,7 +9,7 @@ declare module 'fastify' {
 }
 
 /** One answered request, as the access log writes it (beside pino's time, level and requestId). */
-export interface AccessLogLine {
+interface AccessLogLine {
   method: string;
   /** The route's template (`/predict/:model`), never the URL: no ids or query strings. */
   route: string;
@@ -72,7 +72,7 @@ export class AccessLogController extends LogController {
  * The access-log fields of one answered request, as one object: those not known are undefined,
  * which pino leaves out of the line.
  */
-export function accessLogLine(request: FastifyRequest, reply: FastifyReply): AccessLogLine {
+function accessLogLine(request: FastifyRequest, reply: FastifyReply): AccessLogLine {
   const principal = request.principal;
   const labels = request.inference;
   return {
