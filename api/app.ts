@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
 import type { TrustProxy } from '../shared/config/http-options.js';
@@ -17,8 +17,8 @@ import { QueueAdmission } from './admission/queue-admission.js';
 import type { ApiKeyRing } from './auth/api-key-ring.js';
 import { Authenticator } from './auth/authenticator.js';
 import { TokenVerifier } from './auth/token-verifier.js';
+import { AccessLogController } from './http/access-log.js';
 import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
-import { isOperationalPath } from './http/operational-paths.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
 import { authPlugin } from './plugins/auth.js';
@@ -78,11 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    logController: new LogController({
-      requestIdLogLabel: 'requestId',
-      // Probes and scrapes every few seconds would drown the request log.
-      disableRequestLogging: (req: { url?: string }) => isOperationalPath(req.url ?? ''),
-    }),
+    logController: new AccessLogController({ requestIdLogLabel: 'requestId' }),
     return503OnClosing: false,
     serverFactory: apiServerFactory(config.http),
     clientErrorHandler: clientErrorHandler(deps.logger),
@@ -95,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // silently dropped: a misspelt `top_k` should not quietly use the default.
     ajv: { customOptions: { removeAdditional: false } },
   });
+  app.decorateRequest('jobId', null);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (deps.isClosing() && !request.url.startsWith('/health')) throw new errors.SHUTTING_DOWN();

@@ -79,6 +79,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
       const { job, replayed } = await submission.admission.track(
         service.submit({ ...submission, requestId: request.id, mode: 'async' }),
       );
+      request.jobId = job.id;
       if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(202).header('location', job.urls.get).send(job);
     },
@@ -96,6 +97,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
       },
     },
     async (request) => {
+      request.jobId = request.params.id;
       const job = await service.get(request.params.id, ownerOf(request));
       if (!job) throw new errors.JOB_NOT_FOUND(request.params.id);
       return job;
@@ -138,6 +140,9 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
         },
       },
     },
-    async (request) => service.cancel(request.params.id, ownerOf(request)),
+    async (request) => {
+      request.jobId = request.params.id;
+      return service.cancel(request.params.id, ownerOf(request));
+    },
   );
 }

@@ -80,6 +80,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         ),
       );
       const queuedAfterMs = reply.elapsedTime;
+      request.jobId = accepted.jobId;
       if (accepted.replayed) reply.header('idempotent-replayed', 'true');
       // Finished within the wait; not asked to wait (as accepted); or as it is now (202).
       const job =

@@ -5,6 +5,9 @@ import { eventually } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
+/** The 'incoming request' lines allArrived counts are written at debug. */
+const ARRIVALS_LOGGED = { LOG_LEVEL: 'debug' };
+
 /**
  * Waits until the API has logged `count` incoming POST /predict requests: only a request that has
  * arrived is "already waiting" when SIGTERM comes; one still connecting is refused, as it should be.
@@ -29,6 +32,7 @@ describe('SIGTERM', () => {
     services = await startServices();
     stack = await startStack(services, {
       env: {
+        ...ARRIVALS_LOGGED,
         // Tests here freeze a worker with SIGSTOP; the API counts it gone 3 heartbeats after its last
         // report. A 3 s heartbeat leaves at least 6 s for a frozen worker's requests on a busy host.
         WORKER_HEARTBEAT_MS: '3000',
@@ -76,7 +80,12 @@ describe('SIGTERM while the jobs take longer than the grace period', () => {
   beforeAll(async () => {
     services = await startServices();
     stack = await startStack(services, {
-      env: { SHUTDOWN_TIMEOUT_MS: '4000', SYNC_WAIT_SECONDS: '60', SYNC_WAIT_MAX_SECONDS: '60' },
+      env: {
+        ...ARRIVALS_LOGGED,
+        SHUTDOWN_TIMEOUT_MS: '4000',
+        SYNC_WAIT_SECONDS: '60',
+        SYNC_WAIT_MAX_SECONDS: '60',
+      },
     });
   });
   afterAll(async () => {

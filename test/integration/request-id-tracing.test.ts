@@ -41,8 +41,10 @@ describe('one request followed end to end by its id', () => {
     const job = res.json<{ id: string; request_id: string }>();
     expect(job.request_id).toBe(id);
 
-    const apiMessages = withId(apiLog.lines, id).map((l) => l.msg);
-    expect(apiMessages).toEqual(expect.arrayContaining(['incoming request', 'request completed']));
+    const completed = await eventually(() =>
+      withId(apiLog.lines, id).find((l) => l.msg === 'request completed'),
+    );
+    expect(completed).toMatchObject({ jobId: job.id, model: 'colour', backend: 'onnx' });
     const done = await eventually(() =>
       withId(workerLog.lines, id).find((l) => l.msg === 'job done'),
     );

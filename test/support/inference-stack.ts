@@ -14,7 +14,7 @@ import type { JobState, JobType, Queue } from 'bullmq';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { type Config, loadConfig } from '../../shared/config/config.js';
-import type { Logger } from '../../shared/logging/logger.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import {
   buildColourClassifier,
   buildConstantDetector,
@@ -146,8 +146,14 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
-/** A pino logger writing JSON lines into memory, for tests that assert on log output. */
-export function captureLogger(level = 'info'): { logger: Logger; lines: LogLine[] } {
+/**
+ * A pino logger writing JSON lines into memory, for tests that assert on log output. Given a
+ * service, the logger is the one the services build (serializers, redaction).
+ */
+export function captureLogger(
+  level = 'info',
+  service?: 'api' | 'worker',
+): { logger: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];
   let pending = '';
   const sink = new Writable({
@@ -163,7 +169,8 @@ export function captureLogger(level = 'info'): { logger: Logger; lines: LogLine[
       done();
     },
   });
-  return { logger: pino({ level }, sink), lines };
+  const logger = service ? createLogger(service, level, sink) : pino({ level }, sink);
+  return { logger, lines };
 }
 
 /** A PNG of one colour. */
