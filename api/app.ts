@@ -148,6 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     rateLimiter: config.rateLimit.enabled,
     checkTimeoutMs: 1000,
     isClosing: deps.isClosing,
+    isAdmin: async (request) => (await authenticator.identify(request, 'admin')).kind === 'admin',
   });
   await app.register(metricsRoutes, {
     metrics: deps.metrics,

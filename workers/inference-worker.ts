@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { ResultCache } from '../shared/cache/result-cache.js';
 import type { Config } from '../shared/config/config.js';
+import { causeOf } from '../shared/errors/index.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
@@ -88,7 +89,7 @@ export class InferenceWorker {
     const statuses = await backend.load(registry.servedBy(backend.kind));
     for (const [model, status] of Object.entries(statuses)) {
       if (status.state === 'ready') log.info({ model, versions: status.versions }, 'model ready');
-      else log.warn({ model, reason: status.reason }, 'model unavailable');
+      else log.warn({ model, reason: status.reason, detail: status.detail }, 'model unavailable');
     }
 
     // The blocking connection is BullMQ's (it waits for jobs by design); everything else the worker
@@ -196,15 +197,24 @@ export class InferenceWorker {
         );
     };
     worker.on('failed', (job, err) => {
+      // The job's error is the client's (no server address, path or answer); what caused it is the
+      // operator's: in this log line and, for the admin, in the job's logs on the queue dashboard.
+      const cause = causeOf(err);
       log.warn(
         {
           jobId: job?.id,
           requestId: job?.data.requestId,
           attempt: job?.attemptsMade,
           err: err.message,
+          ...(cause ? { cause } : {}),
         },
         'job attempt failed',
       );
+      if (job && cause) {
+        job
+          .log(`attempt ${job.attemptsMade}: ${err.message} (cause: ${cause})`)
+          .catch((e: Error) => log.warn({ jobId: job.id, err: e.message }, 'job log not written'));
+      }
       // BullMQ fails a job that stalled too often without running the processor, so its runner
       // never saw the end.
       if (job && err.message === STALLED_TOO_OFTEN) {

@@ -1,8 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
+import { KeysSyntaxError, parseKeysDocument } from './keys-document.js';
 import { isReservedTenantId, TENANT_ID } from './tenant-id.js';
 
 /** A client's own request budget, overriding the global rate limit. */
@@ -114,16 +113,18 @@ interface KeysFileEntry {
 }
 
 export function readKeysFile(path: string): ApiKey[] {
-  let document: { keys?: KeysFileEntry[] };
+  let text: string;
   try {
-    const text = readFileSync(path, 'utf8');
-    // YAML's failsafe schema reads every scalar as text: a digest or key made of digits stays a
-    // string instead of turning into a number.
-    document =
-      (extname(path) === '.json' ? JSON.parse(text) : parseYaml(text, { schema: 'failsafe' })) ??
-      {};
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ApiKeyConfigError(`API_KEYS_FILE ${path} cannot be read: ${(err as Error).message}`);
+  }
+  let document: { keys?: KeysFileEntry[] };
+  try {
+    document = (parseKeysDocument(path, text) as typeof document | null) ?? {};
+  } catch (err) {
+    if (!(err instanceof KeysSyntaxError)) throw err;
+    throw new ApiKeyConfigError(`API_KEYS_FILE ${path} is ${err.message}`);
   }
   if (!Array.isArray(document.keys)) {
     throw new ApiKeyConfigError(`API_KEYS_FILE ${path}: expected a list under "keys"`);

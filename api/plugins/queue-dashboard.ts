@@ -15,6 +15,12 @@ export interface QueueDashboardOptions {
 /**
  * bull-board over every queue of the system (the QueueSet follows the QueueName enum), behind the
  * admin key. Operators can look at jobs, read failure reasons, retry and clean.
+ *
+ * bull-board gives its routes an error handler of its own, which answers its JSON and, in
+ * development mode, the error's stack. Errors raised before the admin check (rate limit, load
+ * shedding, shutdown) reach it too, so it is replaced by one that hands every error on to the
+ * app's handler (Fastify passes an error thrown in a scope's handler to its parent's): every answer
+ * under /admin is a problem body.
  */
 export async function queueDashboardPlugin(app: FastifyInstance, opts: QueueDashboardOptions) {
   const basePath = opts.basePath ?? '/admin/queues';
@@ -24,7 +30,12 @@ export async function queueDashboardPlugin(app: FastifyInstance, opts: QueueDash
     serverAdapter,
     options: { uiConfig: { boardTitle: 'ai-gateway', hideDocsLink: true } },
   });
+  serverAdapter.setErrorHandler(handOnToTheApp);
   await app.register(authScope, { mode: 'admin' });
   await app.register(uiPages);
   await app.register(serverAdapter.registerPlugin(), { prefix: basePath });
+}
+
+function handOnToTheApp(error: Error): never {
+  throw error;
 }

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backendServing, summarizeReplicas } from '../../shared/backends/backend-health.js';
 import type { BackendSnapshot } from '../../shared/backends/backend-status.js';
 import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
@@ -16,6 +16,8 @@ export interface HealthRoutesOptions {
   checkTimeoutMs: number;
   /** True once shutdown has begun: readiness fails so load balancers stop sending traffic. */
   isClosing(): boolean;
+  /** Whether the request presents the admin key: it gets GET /health's operator details. */
+  isAdmin(request: FastifyRequest): Promise<boolean>;
 }
 
 type Probe = 'up' | 'down';
@@ -33,9 +35,17 @@ const BackendPictureSchema = Type.Object(
     up: Type.Boolean(),
     reason: Type.Optional(Type.String()),
     workers: Type.Integer(),
-    replicas: Type.Optional(Type.Array(Details)),
+    replicas: Type.Optional(
+      Type.Array(Details, {
+        description:
+          'Each server, in configured order: healthy and circuit state; with the admin key also its URL, requests in flight and last error.',
+      }),
+    ),
     queue_depth: Type.Optional(Type.Integer()),
-    models: Type.Record(Type.String(), Details),
+    models: Type.Record(Type.String(), Details, {
+      description:
+        'Per model: state and versions; with the admin key also why not (`reason`, `detail`: file paths, server answers) and per server.',
+    }),
   },
   { additionalProperties: true },
 );
@@ -65,6 +75,8 @@ export type HealthReport = Static<typeof HealthSchema>;
 
 /**
  * GET /health (the seed's shape, for people), /health/live and /health/ready (for orchestrators).
+ * Anyone may read GET /health, so it says what is up and nothing of where things are: server URLs,
+ * their errors and model file paths are for the admin key only (the same body, with details).
  * A backend is up when a live worker reaches at least one of its servers (in-process: always).
  * Unhealthy (503) when Redis or storage is down, or no backend that serves registered models is
  * up, since nothing can be served; degraded when one of them is down, or one of their servers is
@@ -121,7 +133,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
         response: { 200: HealthSchema, 503: HealthSchema },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const [redis, storage] = await Promise.all([
         probe(opts.checks.redis),
         probe(opts.checks.storage),
@@ -154,7 +166,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
           redis,
           storage,
         },
-        backends: pictures,
+        backends: (await opts.isAdmin(request)) ? pictures : publicPictures(pictures),
         status_age_ms: opts.backendStatus.ageMs,
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
       });
@@ -176,6 +188,28 @@ function picture(snapshot: BackendSnapshot) {
     ...(snapshot.queueDepth === undefined ? {} : { queue_depth: snapshot.queueDepth }),
     models: snapshot.models,
   };
+}
+
+/**
+ * The backends as anyone may see them: whether each server is healthy and its circuit, by its place
+ * in the list; each model's state and versions. No URL, no server error, no reason (reasons are in
+ * GET /models for clients), no detail.
+ */
+function publicPictures(pictures: Record<BackendKind, BackendPicture>) {
+  return Object.fromEntries(
+    Object.entries(pictures).map(([backend, { replicas, models, ...picture }]) => [
+      backend,
+      {
+        ...picture,
+        ...(replicas
+          ? { replicas: replicas.map(({ healthy, circuit }) => ({ healthy, circuit })) }
+          : {}),
+        models: Object.fromEntries(
+          Object.entries(models).map(([name, { state, versions }]) => [name, { state, versions }]),
+        ),
+      },
+    ]),
+  );
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -8,10 +8,18 @@ export interface ModelStatus {
   state: ModelState;
   /** Versions this worker can serve, newest first. */
   versions: string[];
-  /** Why the model cannot be served, with what to do about it. */
+  /**
+   * Why the model cannot be served, in words any client may read (GET /models, MODEL_UNAVAILABLE):
+   * no file paths, server addresses or server answers.
+   */
   reason?: string;
+  /** The operator's words for it, with those: only the admin's GET /health shows them. */
+  detail?: string;
   /** Remote backends: per replica URL, whether it has the model ready (and if not, why). */
-  replicas?: Record<string, { state: ModelState; versions: string[]; reason?: string }>;
+  replicas?: Record<
+    string,
+    { state: ModelState; versions: string[]; reason?: string; detail?: string }
+  >;
 }
 
 /** What one worker process says about itself, refreshed every heartbeat. */

@@ -213,6 +213,30 @@ export const CATALOGUE = {
     message: 'Webhook URL refused: %s',
   },
 
+  // Webhook deliveries: a delivery attempt's `error` in the job resource, never an HTTP answer.
+  // Their words are the tenant's to read: the addresses a name resolved to and the network's own
+  // messages go to the webhooks worker's log.
+  WEBHOOK_TARGET_FORBIDDEN: {
+    status: 403,
+    title: 'Webhook target forbidden',
+    message: 'The webhook URL leads to an address that is not public; it was not called',
+  },
+  WEBHOOK_TIMEOUT: {
+    status: 504,
+    title: 'Webhook timeout',
+    message: 'The receiver did not answer within %d ms',
+  },
+  WEBHOOK_UNREACHABLE: {
+    status: 502,
+    title: 'Webhook receiver unreachable',
+    message: 'The receiver could not be reached (%s)',
+  },
+  WEBHOOK_REJECTED: {
+    status: 502,
+    title: 'Webhook rejected',
+    message: 'The receiver answered HTTP %d',
+  },
+
   // Backends and inference
   BACKEND_UNAVAILABLE: {
     status: 503,

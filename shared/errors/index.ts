@@ -1,3 +1,3 @@
 export { CATALOGUE, type ErrorCode, type ErrorSpec, isErrorCode } from './catalogue.js';
-export { errors, withCause } from './errors.js';
-export { type JobError, jobFailure, parseJobFailure } from './job-failure.js';
+export { causeOf, errors, withCause } from './errors.js';
+export { type JobError, jobError, jobFailure, parseJobFailure } from './job-failure.js';

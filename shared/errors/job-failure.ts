@@ -3,9 +3,18 @@ import { UnrecoverableError } from 'bullmq';
 import { CATALOGUE, type ErrorCode, isErrorCode } from './catalogue.js';
 import type { TemplateArgs } from './errors.js';
 
+/** A catalogue error as data, as a client reads it in a job (its error, route, deliveries). */
 export interface JobError {
   code: ErrorCode;
   message: string;
+}
+
+/** The catalogue's code and words for an error recorded on a job rather than thrown. */
+export function jobError<K extends ErrorCode>(
+  code: K,
+  ...args: TemplateArgs<(typeof CATALOGUE)[K]['message']>
+): JobError {
+  return { code, message: format(CATALOGUE[code].message, ...args) };
 }
 
 /**
@@ -18,7 +27,7 @@ export function jobFailure<K extends ErrorCode>(
   ...args: TemplateArgs<(typeof CATALOGUE)[K]['message']>
 ): Error {
   const spec = CATALOGUE[code];
-  const message = `${code}: ${format(spec.message, ...args)}`;
+  const message = `${code}: ${jobError(code, ...args).message}`;
   return 'retryable' in spec && spec.retryable
     ? new Error(message)
     : new UnrecoverableError(message);

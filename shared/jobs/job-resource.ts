@@ -12,6 +12,9 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
 
+/** A catalogue error as data: a job's error, a fallback step's, a webhook delivery's. */
+const JobErrorSchema = Type.Object({ code: Type.String(), message: Type.String() });
+
 const WebhookDeliverySchema = Type.Object({
   webhook_id: Type.String(),
   event: Type.Union(WEBHOOK_EVENTS.map((e) => Type.Literal(e))),
@@ -19,7 +22,7 @@ const WebhookDeliverySchema = Type.Object({
   at: Type.String({ format: 'date-time' }),
   duration_ms: Type.Number(),
   status_code: Nullable(Type.Integer()),
-  error: Nullable(Type.String()),
+  error: Nullable(JobErrorSchema),
   outcome: Type.Union([
     Type.Literal('delivered'),
     Type.Literal('retrying'),
@@ -36,7 +39,7 @@ export const JobResourceSchema = Type.Object(
     backend: Type.String(),
     status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))),
     result: Nullable(Type.Object({ task: Type.String() }, { additionalProperties: true })),
-    error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    error: Nullable(JobErrorSchema),
     attempts: Type.Integer(),
     created_at: Type.String({ format: 'date-time' }),
     started_at: Nullable(Type.String({ format: 'date-time' })),
@@ -89,7 +92,7 @@ export const JobResourceSchema = Type.Object(
         Type.Object({
           backend: Type.String(),
           at: Type.String({ format: 'date-time' }),
-          error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+          error: Nullable(JobErrorSchema),
         }),
       ),
     ),

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { JobError } from '../errors/index.js';
 import { RedisScript } from '../redis/redis-script.js';
 import type { WebhookEvent } from '../webhooks/webhook-subscription.js';
 import type { JobRecords } from './job-records.js';
@@ -13,7 +14,8 @@ export interface WebhookDelivery {
   duration_ms: number;
   /** The receiver's HTTP status, or null when no answer came (the error says why). */
   status_code: number | null;
-  error: string | null;
+  /** Why the attempt failed, as a catalogue code and its words (never an address). */
+  error: JobError | null;
   /** `retrying`: another attempt is scheduled; `failed`: no more will be made. */
   outcome: 'delivered' | 'retrying' | 'failed';
 }

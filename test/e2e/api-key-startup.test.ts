@@ -98,4 +98,18 @@ describe('API start-up and keys', () => {
     expect(failure?.err).toMatch(/API_KEYS entry 1 \(id "acme"\): the key must have at least 16/);
     expect(api.lines.join('\n')).not.toContain('short-secret');
   });
+
+  // Regression: the parser's message quoted the line around the error into the fatal log line.
+  it('stops on a keys file that does not parse, naming the file and line and not the key', async () => {
+    const file = path.join(dir, 'broken-keys.json');
+    const key = 'unquoted-key-0123456789abcdef';
+    await writeFile(file, `{"keys": [\n  {"id": "acme", "key": ${key}}\n]}\n`);
+    const api = startApi(await env({ API_KEYS_FILE: file }));
+    const { code } = await api.exited;
+    expect(code).toBe(EXIT_CONFIG);
+    expect(api.lines.join('\n')).not.toContain(key.slice(0, 8));
+    const failure = api.logs().find((l) => l.msg === 'API failed to start');
+    expect(failure?.err).toMatch(`API_KEYS_FILE ${file} is not valid JSON`);
+    expect(failure?.err).toMatch(/at line 2, column \d+/);
+  });
 });

@@ -11,6 +11,8 @@ import { callsFor, predict } from '../support/http.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
+const ADMIN_KEY = 'admin-key-0123456789abcdef';
+
 describe('the onnx pool on remote Open Inference Protocol servers (ONNX_RUNTIME_URL)', () => {
   let services: TestServices;
   let models: BackendModels;
@@ -23,6 +25,7 @@ describe('the onnx pool on remote Open Inference Protocol servers (ONNX_RUNTIME_
       workers: 1,
       oipV2: { replicas: 2, models: OIP_MODELS },
       readyModels: ['colour_onnx'],
+      adminKey: ADMIN_KEY,
       env: { ...models.env, HEALTH_CHECK_INTERVAL_MS: '300' },
     });
   });
@@ -50,7 +53,10 @@ describe('the onnx pool on remote Open Inference Protocol servers (ONNX_RUNTIME_
   });
 
   it('reports the servers in /health, and a model the servers lack as unavailable', async () => {
-    const health = await waitForHealth(stack.baseUrl, (h) => h.backends.onnx?.up === true);
+    // The servers' URLs are the admin's to read.
+    const health = await waitForHealth(stack.baseUrl, (h) => h.backends.onnx?.up === true, {
+      adminKey: ADMIN_KEY,
+    });
     expect(health.backends.onnx?.replicas?.map((r) => r.url)).toEqual(
       stack.oipV2.map((s) => s.url),
     );

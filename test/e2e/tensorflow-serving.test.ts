@@ -13,6 +13,8 @@ import { eventually } from '../support/inference-stack.js';
 import { startServices, type TestServices } from '../support/services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
+const ADMIN_KEY = 'admin-key-0123456789abcdef';
+
 describe('a TF Serving model through the inference-tensorflow pool, on two replicas', () => {
   let services: TestServices;
   let models: BackendModels;
@@ -27,6 +29,7 @@ describe('a TF Serving model through the inference-tensorflow pool, on two repli
       tensorflowWorkers: 1,
       tfServing: { replicas: 2, models: TF_MODELS },
       readyModels: ['colour_tf'],
+      adminKey: ADMIN_KEY,
       env: { ...models.env, HEALTH_CHECK_INTERVAL_MS: '300', WORKER_CONCURRENCY: '8' },
     });
     red = await solidPng({ r: RED[0], g: RED[1], b: RED[2] });
@@ -98,8 +101,11 @@ describe('a TF Serving model through the inference-tensorflow pool, on two repli
     expect(lost.server.counts.inference).toBe(lostBefore);
     expect(kept.server.counts.inference - keptBefore).toBe(callsFor(responses));
 
-    const health = await waitForHealth(stack.baseUrl, (h) =>
-      (h.backends.tensorflow?.replicas ?? []).some((r) => !r.healthy),
+    // The servers' URLs are the admin's to read.
+    const health = await waitForHealth(
+      stack.baseUrl,
+      (h) => (h.backends.tensorflow?.replicas ?? []).some((r) => !r.healthy),
+      { adminKey: ADMIN_KEY },
     );
     expect(health.status).toBe('degraded');
     expect(health.services.backends.tensorflow).toBe(true);

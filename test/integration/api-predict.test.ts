@@ -332,14 +332,15 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     expect(body.detail).toContain('no tensorflow worker is running');
     expect(noWorker.headers['retry-after']).toBe('5');
 
+    // Regression: the detail named the model repository's path on the worker's disk.
     const noFile = await predict(api, 'missing', image);
-    expect(expectProblem(noFile, 503, 'MODEL_UNAVAILABLE').detail).toContain(
-      'put the ONNX file at',
-    );
+    const noFileDetail = expectProblem(noFile, 503, 'MODEL_UNAVAILABLE').detail;
+    expect(noFileDetail).toContain('no model file for any version in the model repository');
+    expect(noFileDetail).not.toContain(repository);
     const corrupt = await predict(api, 'broken', image);
-    expect(expectProblem(corrupt, 503, 'MODEL_UNAVAILABLE').detail).toContain(
-      'ONNX Runtime cannot load',
-    );
+    const corruptDetail = expectProblem(corrupt, 503, 'MODEL_UNAVAILABLE').detail;
+    expect(corruptDetail).toContain('ONNX Runtime cannot load its file');
+    expect(corruptDetail).not.toContain(repository);
   });
 
   it('answers 404 MODEL_NOT_FOUND for an unknown model', async () => {
@@ -458,7 +459,8 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
     expect(body.onnx.models.detector?.status).toBe('ready');
     expect(body.onnx.models.missing).toMatchObject({
       status: 'unavailable',
-      reason: expect.stringContaining('put the ONNX file at'),
+      reason:
+        'Model "missing" is unavailable: no model file for any version in the model repository',
     });
     expect(body.onnx.models.broken?.status).toBe('unavailable');
   });

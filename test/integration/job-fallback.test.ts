@@ -185,7 +185,7 @@ const failingTf =
     attempts.push(job.attemptsMade + 1);
     throw jobFailure(
       'BACKEND_UNAVAILABLE',
-      'TF Serving: http://tf:8501 is unreachable: ECONNREFUSED',
+      'TF Serving: server 1 of 1 is unreachable (ECONNREFUSED)',
     );
   };
 

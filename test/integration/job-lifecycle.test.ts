@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobError } from '../../shared/errors/index.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
@@ -91,7 +92,7 @@ describe('webhook deliveries beside the record', () => {
         at: new Date().toISOString(),
         duration_ms: 1,
         status_code: 500,
-        error: 'HTTP 500',
+        error: jobError('WEBHOOK_REJECTED', 500),
         outcome: 'retrying',
       });
     }

@@ -213,8 +213,13 @@ describe('TfServingBackend against the TF Serving stand-in', () => {
     expect(backend.health().replicas[0]).toMatchObject({ healthy: false });
     expect(backend.health().models.colour).toMatchObject({
       state: 'unavailable',
-      reason: expect.stringContaining('no TF Serving server answered'),
+      reason: expect.stringContaining(
+        'no TF Serving server answered: server 1 of 1 is unreachable',
+      ),
+      // The address is the operator's (the admin's GET /health), not in the reason clients read.
+      detail: expect.stringContaining(standIn.url),
     });
+    expect(backend.health().models.colour?.reason).not.toContain(new URL(standIn.url).host);
 
     await standIn.server.up();
     await backend.probe();

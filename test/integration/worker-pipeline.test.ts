@@ -156,12 +156,16 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
     expect(snapshot.models.colour).toEqual({ state: 'ready', versions: ['1'] });
     expect(snapshot.models.detector).toEqual({ state: 'ready', versions: ['1'] });
     expect(snapshot.models.missing?.state).toBe('unavailable');
-    expect(snapshot.models.missing?.reason).toContain(
+    // The path is the operator's (the admin's GET /health), not in the reason clients read.
+    expect(snapshot.models.missing?.detail).toContain(
       `put the ONNX file at ${path.join(repository, 'missing', '1', 'model.onnx')}`,
     );
+    expect(snapshot.models.missing?.reason).not.toContain(repository);
     // A file ONNX Runtime cannot parse makes that model unavailable; the worker still started.
     expect(snapshot.models.broken?.state).toBe('unavailable');
     expect(snapshot.models.broken?.reason).toContain('ONNX Runtime cannot load');
+    expect(snapshot.models.broken?.reason).not.toContain(repository);
+    expect(snapshot.models.broken?.detail).toContain(path.join(repository, 'broken'));
     // A TensorFlow-only model is not this backend's business.
     expect(snapshot.models.tf_only).toBeUndefined();
     expect((await statusStore.read('tensorflow')).workers).toEqual([]);

@@ -21,6 +21,8 @@ export interface TestApiOptions extends ApiResourcesOptions {
   logger?: Logger;
   /** A tracer for server spans (tracing tests). */
   tracer?: Tracer;
+  /** Whether shutdown has begun. @defaultValue true once `close()` is called */
+  isClosing?: () => boolean;
 }
 
 export type TestApi = Omit<ApiResources, 'close' | 'deps'> & {
@@ -41,7 +43,7 @@ export async function buildTestApi(config: Config, options: TestApiOptions): Pro
     app = await buildApp({
       ...resources.deps,
       ...(options.tracer ? { tracer: options.tracer } : {}),
-      isClosing: () => closing !== undefined,
+      isClosing: options.isClosing ?? (() => closing !== undefined),
     });
     await app.ready();
   } catch (err) {

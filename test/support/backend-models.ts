@@ -73,20 +73,28 @@ interface HealthBody {
   services: { backends: Record<string, boolean> };
   backends: Record<
     string,
-    { up: boolean; replicas?: { url: string; healthy: boolean; circuit: string }[] }
+    {
+      up: boolean;
+      /** `url` only in the admin's view. */
+      replicas?: { url?: string; healthy: boolean; circuit: string }[];
+    }
   >;
 }
 
-/** Polls GET /health until `check` accepts the body; returns it. */
+/**
+ * Polls GET /health until `check` accepts the body; returns it. With `adminKey`, the admin's view:
+ * the servers' URLs and errors, the models' details.
+ */
 export async function waitForHealth(
   baseUrl: string,
   check: (body: HealthBody) => boolean,
-  timeoutMs = 20_000,
+  { timeoutMs = 20_000, adminKey }: { timeoutMs?: number; adminKey?: string } = {},
 ): Promise<HealthBody> {
   const until = Date.now() + timeoutMs;
+  const headers: Record<string, string> = adminKey ? { authorization: `Bearer ${adminKey}` } : {};
   let last: HealthBody | undefined;
   while (Date.now() < until) {
-    last = (await (await fetch(`${baseUrl}/health`)).json()) as HealthBody;
+    last = (await (await fetch(`${baseUrl}/health`, { headers })).json()) as HealthBody;
     if (check(last)) return last;
     await new Promise((r) => setTimeout(r, 100));
   }

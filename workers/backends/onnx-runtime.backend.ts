@@ -50,11 +50,17 @@ export class OnnxRuntimeBackend implements InferenceBackend {
       if (!spec) continue;
       const found = findModelFiles(model.name, spec, this.options.repository);
       if (!found.ok) {
-        statuses[model.name] = { state: 'unavailable', versions: [], reason: found.reason };
+        statuses[model.name] = {
+          state: 'unavailable',
+          versions: [],
+          reason: found.reason,
+          detail: found.detail,
+        };
         continue;
       }
       const versions = new Map<string, LoadedVersion>();
-      const problems: string[] = [];
+      // Each problem in a client's words and in the operator's (with the file's path).
+      const problems: { reason: string; detail: string }[] = [];
       for (const { version, path } of found.files) {
         try {
           const session = await ort.InferenceSession.create(path, {
@@ -72,19 +78,28 @@ export class OnnxRuntimeBackend implements InferenceBackend {
           const mismatch = describeMismatch(loaded, session, model.input);
           if (mismatch) {
             await session.release();
-            problems.push(`version ${version}: ${mismatch}`);
+            const problem = `version ${version}: ${mismatch}`;
+            problems.push({ reason: problem, detail: problem });
           } else {
             versions.set(version, loaded);
           }
         } catch (err) {
-          problems.push(`ONNX Runtime cannot load ${path}: ${(err as Error).message}`);
+          problems.push({
+            reason: `version ${version}: ONNX Runtime cannot load its file`,
+            detail: `ONNX Runtime cannot load ${path}: ${(err as Error).message}`,
+          });
         }
       }
       if (versions.size > 0) this.models.set(model.name, versions);
       statuses[model.name] =
         versions.size > 0
           ? { state: 'ready', versions: [...versions.keys()] }
-          : { state: 'unavailable', versions: [], reason: problems.join('; ') };
+          : {
+              state: 'unavailable',
+              versions: [],
+              reason: problems.map((p) => p.reason).join('; '),
+              detail: problems.map((p) => p.detail).join('; '),
+            };
     }
     this.statuses = { ...this.statuses, ...statuses };
     return statuses;

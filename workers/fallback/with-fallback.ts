@@ -1,4 +1,4 @@
-import { parseJobFailure } from '../../shared/errors/index.js';
+import { parseJobFailure, withCause } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { InferenceBackend } from '../backends/inference-backend.js';
 import type { InferenceProcessor } from '../inference-processor.js';
@@ -47,7 +47,8 @@ export function withFallback(
       }
       if (!to) throw err;
       log.warn({ from: backend.kind, to, code: failure.code }, 'job moved to another backend');
-      throw new JobForwardedError((err as Error).message, to);
+      // The cause goes along for the worker's log of the attempt.
+      throw withCause(new JobForwardedError((err as Error).message, to), (err as Error).cause);
     }
   };
 }

@@ -117,7 +117,8 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProce
     const fields = {
       attempt,
       status: result.statusCode,
-      error: result.error,
+      code: result.error?.code,
+      ...(result.detail ? { detail: result.detail } : {}),
       ms: result.durationMs,
     };
     if (outcome === 'delivered') {
@@ -125,7 +126,8 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProce
       return;
     }
     log.warn({ ...fields, outcome }, 'webhook attempt failed');
-    const reason = result.error ?? 'delivery failed';
+    // The queue dashboard (admin only) shows the operator's words.
+    const reason = result.detail ?? result.error?.message ?? 'delivery failed';
     if (result.verdict === 'stop') throw new UnrecoverableError(reason);
     throw new RetryableDeliveryError(reason, result.retryAfterMs);
   };

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
+import { type JobError, jobError } from '../../shared/errors/index.js';
 import type { TargetPolicy } from '../../shared/webhooks/target-policy.js';
 import { ADDRESS_REFUSED, guardedLookup } from './guarded-lookup.js';
 
@@ -8,7 +9,13 @@ export interface AttemptResult {
   /** `retry`: timeout, network error, 408, 429 or 5xx; `stop`: 410, other 3xx/4xx, a refused target. */
   verdict: 'delivered' | 'retry' | 'stop';
   statusCode: number | null;
-  error: string | null;
+  /** What the tenant reads in the job's `webhook_deliveries`: a catalogue code and its words. */
+  error: JobError | null;
+  /**
+   * What went wrong in the operator's words, for the log only: the addresses a name resolved to,
+   * the network error's message.
+   */
+  detail?: string;
   /** Why there was no answer: the receiver timed out, the network failed, or we refused the target. */
   failure?: 'timeout' | 'network' | 'refused';
   durationMs: number;
@@ -55,7 +62,8 @@ export class WebhookSender {
       return {
         verdict: 'stop',
         statusCode: null,
-        error: `refused: ${verdict.reason}`,
+        error: jobError('WEBHOOK_TARGET_FORBIDDEN'),
+        detail: verdict.reason,
         failure: 'refused',
         durationMs: 0,
       };
@@ -77,7 +85,7 @@ export class WebhookSender {
       return {
         ...result,
         verdict: retryable ? 'retry' : 'stop',
-        error: `HTTP ${status}`,
+        error: jobError('WEBHOOK_REJECTED', status),
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       };
     } catch (err) {
@@ -94,16 +102,23 @@ export class WebhookSender {
   }
 }
 
+/**
+ * Why an attempt got no answer. The network's messages name the addresses connected to (and a
+ * refused name's resolved addresses), so they are the detail; the error says only what kind of
+ * failure it was, with the system's error code (ECONNREFUSED, ENOTFOUND).
+ */
 function describeFailure(
   err: unknown,
   timeoutMs: number,
-): Pick<AttemptResult, 'verdict' | 'error' | 'failure'> {
+): Pick<AttemptResult, 'verdict' | 'error' | 'detail' | 'failure'> {
   const error = err as { name?: string; code?: string; message?: string; cause?: unknown };
   const cause = error.cause as { code?: string; message?: string } | undefined;
+  const detail = cause?.message ?? error.message ?? String(err);
   if (error.code === ADDRESS_REFUSED || cause?.code === ADDRESS_REFUSED) {
     return {
       verdict: 'stop',
-      error: `refused: ${(cause?.code === ADDRESS_REFUSED ? cause : error).message}`,
+      error: jobError('WEBHOOK_TARGET_FORBIDDEN'),
+      detail,
       failure: 'refused',
     };
   }
@@ -113,14 +128,25 @@ function describeFailure(
     /TIMEOUT/.test(error.code ?? '') ||
     /TIMEOUT/.test(cause?.code ?? '')
   ) {
-    return { verdict: 'retry', error: `timed out after ${timeoutMs} ms`, failure: 'timeout' };
+    return {
+      verdict: 'retry',
+      error: jobError('WEBHOOK_TIMEOUT', timeoutMs),
+      detail,
+      failure: 'timeout',
+    };
   }
   const code = cause?.code ?? error.code;
   return {
     verdict: 'retry',
-    error: `${code ? `${code}: ` : ''}${cause?.message ?? error.message}`,
+    error: jobError('WEBHOOK_UNREACHABLE', systemCode(code)),
+    detail,
     failure: 'network',
   };
+}
+
+/** An errno-style code (ECONNREFUSED, UND_ERR_SOCKET) as is; anything else is not echoed. */
+function systemCode(code: string | undefined): string {
+  return code && /^[A-Z][A-Z0-9_]{1,40}$/.test(code) ? code : 'network error';
 }
 
 /** `Retry-After` as delay-seconds or an HTTP date, in ms from now; undefined when absent or bad. */

@@ -1,5 +1,5 @@
 import { byVersionDesc } from '../../../shared/backends/backend-status.js';
-import { jobFailure } from '../../../shared/errors/index.js';
+import { jobFailure, withCause } from '../../../shared/errors/index.js';
 import type { ModelDefinition, OnnxBackendSpec } from '../../../shared/models/model-spec.js';
 import type { OutputTensor } from '../../postprocess/output-tensor.js';
 import { type InferenceRequest, type InferenceResponse, isEncoded } from '../inference-backend.js';
@@ -55,12 +55,23 @@ export class OipV2Backend extends RemoteBackend<OipSignature> {
       answer = await this.client.infer(spec.name ?? model.name, requested, body);
     } catch (err) {
       if (!(err instanceof OipRequestError)) throw err;
+      // The server's answer is the cause, for the worker's log; the client gets its status.
       if (err.status === 404) {
-        throw requested
-          ? jobFailure('MODEL_VERSION_NOT_FOUND', model.name, requested)
-          : jobFailure('MODEL_UNAVAILABLE', model.name, `the server: ${err.detail}`);
+        throw withCause(
+          requested
+            ? jobFailure('MODEL_VERSION_NOT_FOUND', model.name, requested)
+            : jobFailure(
+                'MODEL_UNAVAILABLE',
+                model.name,
+                'the server does not serve it (HTTP 404)',
+              ),
+          err,
+        );
       }
-      throw jobFailure('INFERENCE_FAILED', `the ONNX Runtime server rejected it: ${err.detail}`);
+      throw withCause(
+        jobFailure('INFERENCE_FAILED', `the ONNX Runtime server rejected it (HTTP ${err.status})`),
+        err,
+      );
     }
     return {
       version: answer.modelVersion ?? requested ?? this.newestVersion(model) ?? '',
@@ -96,7 +107,12 @@ export class OipV2Backend extends RemoteBackend<OipSignature> {
       return { state: 'ready', versions };
     } catch (err) {
       if (!(err instanceof OipRequestError)) throw err;
-      return { state: 'unavailable', versions: [], reason: `no metadata: ${err.detail}` };
+      return {
+        state: 'unavailable',
+        versions: [],
+        reason: `no metadata (HTTP ${err.status})`,
+        detail: err.detail,
+      };
     }
   }
 
@@ -111,7 +127,11 @@ export class OipV2Backend extends RemoteBackend<OipSignature> {
       metadata = await new OipV2Client(send).metadata(spec.name ?? model.name, version);
     } catch (err) {
       if (!(err instanceof OipRequestError)) throw err;
-      return { ok: false, reason: `the server has no metadata for it: ${err.detail}` };
+      return {
+        ok: false,
+        reason: `the server has no metadata for it (HTTP ${err.status})`,
+        detail: err.detail,
+      };
     }
     const input = pickName(
       'input',

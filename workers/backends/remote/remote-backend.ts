@@ -1,6 +1,6 @@
 import type { ModelStatus } from '../../../shared/backends/backend-status.js';
 import { byVersionDesc } from '../../../shared/backends/backend-status.js';
-import { jobFailure } from '../../../shared/errors/index.js';
+import { jobFailure, withCause } from '../../../shared/errors/index.js';
 import type { BackendKind, ModelDefinition } from '../../../shared/models/model-spec.js';
 import type {
   BackendHealth,
@@ -31,11 +31,19 @@ export interface ModelOnReplica {
   state: 'ready' | 'unavailable';
   /** Versions ready there, newest first. */
   versions: string[];
+  /** Why not, in a client's words (see ModelStatus). */
   reason?: string;
+  /** Why not, in the operator's: the server's own answer. */
+  detail?: string;
 }
 
-/** A model's signature checked against its registry entry: what to call it with, or why not. */
-export type Inspection<T> = { ok: true; signature: T } | { ok: false; reason: string };
+/**
+ * A model's signature checked against its registry entry: what to call it with, or why not (in a
+ * client's words, and the server's answer as the operator's `detail`).
+ */
+export type Inspection<T> =
+  | { ok: true; signature: T }
+  | { ok: false; reason: string; detail?: string };
 
 interface Tracked<T> {
   model: ModelDefinition;
@@ -133,8 +141,13 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
   protected signature(model: ModelDefinition): Signature {
     const result = this.tracked.get(model.name)?.inspected?.result;
     if (result?.ok) return result.signature;
-    const reason = this.statuses[model.name]?.reason ?? 'not served by this worker';
-    throw jobFailure('MODEL_UNAVAILABLE', model.name, reason);
+    const status = this.statuses[model.name];
+    const failure = jobFailure(
+      'MODEL_UNAVAILABLE',
+      model.name,
+      status?.reason ?? 'not served by this worker',
+    );
+    throw status?.detail ? withCause(failure, new Error(status.detail)) : failure;
   }
 
   /** The newest version some replica has ready (the one a request without a version gets). */
@@ -153,7 +166,13 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
       const perReplica = results.map((r) =>
         r.ok
           ? { url: r.url, ...r.value[i]! }
-          : { url: r.url, state: 'unavailable' as const, versions: [], reason: r.error.message },
+          : {
+              url: r.url,
+              state: 'unavailable' as const,
+              versions: [],
+              reason: this.pool.describeFailure(r.url, r.error),
+              detail: r.error.message,
+            },
       );
       statuses[tracked.model.name] = this.merge(
         tracked,
@@ -188,28 +207,35 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
     anyAnswered: boolean,
   ): ModelStatus {
     const replicas = Object.fromEntries(
-      perReplica.map(({ url, state, versions, reason }) => [
+      perReplica.map(({ url, state, versions, reason, detail }) => [
         url,
-        { state, versions, ...(reason ? { reason } : {}) },
+        { state, versions, ...(reason ? { reason } : {}), ...(detail ? { detail } : {}) },
       ]),
     );
-    const unavailable = (reason: string): ModelStatus => ({
+    const unavailable = (reason: string, detail?: string): ModelStatus => ({
       state: 'unavailable',
       versions: [],
       reason,
+      ...(detail ? { detail } : {}),
       replicas,
     });
+    const details = () =>
+      perReplica
+        .filter((r) => r.detail)
+        .map((r) => `${r.url}: ${r.detail}`)
+        .join('; ');
     if (!anyAnswered) {
       const errors = perReplica.map((r) => r.reason).join('; ');
-      return unavailable(`no ${this.pool.name} server answered: ${errors}`);
+      return unavailable(`no ${this.pool.name} server answered: ${errors}`, details());
     }
     const ready = perReplica.filter((r) => r.state === 'ready');
     if (ready.length === 0) {
-      return unavailable([...new Set(perReplica.map((r) => r.reason ?? 'not ready'))].join('; '));
+      const reasons = [...new Set(perReplica.map((r) => r.reason ?? 'not ready'))];
+      return unavailable(reasons.join('; '), details());
     }
     const result = tracked.inspected?.result;
     if (!result) return unavailable('its signature has not been read yet');
-    if (!result.ok) return unavailable(result.reason);
+    if (!result.ok) return unavailable(result.reason, result.detail);
     const versions = [...new Set(ready.flatMap((r) => r.versions))].sort(byVersionDesc);
     return { state: 'ready', versions, replicas };
   }

@@ -1,6 +1,11 @@
 import type { ReplicaHealth } from '../../../shared/backends/backend-health.js';
-import { jobFailure } from '../../../shared/errors/index.js';
-import { ReplicaFault, ReplicaStatusError, ReplicaTimeoutError } from './remote-errors.js';
+import { jobFailure, withCause } from '../../../shared/errors/index.js';
+import {
+  ReplicaFault,
+  ReplicaStatusError,
+  ReplicaTimeoutError,
+  ReplicaUnreachableError,
+} from './remote-errors.js';
 import { type BreakerOptions, type HttpRequest, type HttpResponse, Replica } from './replica.js';
 
 export interface ReplicaPoolOptions {
@@ -67,6 +72,7 @@ export class ReplicaPool {
     const deadline = Date.now() + timeoutMs;
     const tried = new Set<Replica>();
     const failures: string[] = [];
+    let lastFault: ReplicaFault | undefined;
     for (;;) {
       const replica = this.pick(tried);
       if (!replica) break;
@@ -76,18 +82,28 @@ export class ReplicaPool {
       try {
         return await replica.send(request, left);
       } catch (err) {
-        if (err instanceof ReplicaTimeoutError) throw jobFailure('BACKEND_TIMEOUT', timeoutMs);
+        if (err instanceof ReplicaTimeoutError) {
+          throw withCause(jobFailure('BACKEND_TIMEOUT', timeoutMs), err);
+        }
         if (err instanceof ReplicaFault) {
-          failures.push(this.describeFault(replica, err));
+          failures.push(this.describeFailure(replica.url, err));
+          lastFault = err;
           if (err.failover) continue;
-          throw jobFailure('BACKEND_UNAVAILABLE', `${this.name}: ${failures.at(-1)}`);
+          throw withCause(
+            jobFailure('BACKEND_UNAVAILABLE', `${this.name}: ${failures.at(-1)}`),
+            err,
+          );
         }
         // The circuit closed its half-open trial slot to us between pick and fire: try another.
         if (isOpenCircuit(err)) continue;
         throw err;
       }
     }
-    throw jobFailure('BACKEND_UNAVAILABLE', `${this.name}: ${this.describeRefusal(failures)}`);
+    const failure = jobFailure(
+      'BACKEND_UNAVAILABLE',
+      `${this.name}: ${this.describeRefusal(failures)}`,
+    );
+    throw lastFault ? withCause(failure, lastFault) : failure;
   }
 
   /** Whether some replica would take a request now (up at the last probe, circuit not open). */
@@ -146,14 +162,21 @@ export class ReplicaPool {
   }
 
   /**
-   * What a job's error says of a failed call. The job is the client's: servers are named by their
-   * place in the list, not their address (GET /health and the worker's log lines have those).
+   * What a client may read of a failed call or probe (a job's error, a model's reason): servers are
+   * named by their place in the list, not their address, and their answers are not quoted (the
+   * admin's GET /health and the worker's log lines have those).
    */
-  private describeFault(replica: Replica, err: ReplicaFault): string {
-    const server = `server ${this.replicas.indexOf(replica) + 1} of ${this.replicas.length}`;
+  describeFailure(url: string, err: unknown): string {
+    const server = `server ${this.urls.indexOf(url) + 1} of ${this.replicas.length}`;
     if (err instanceof ReplicaStatusError) return `${server} answered HTTP ${err.status}`;
-    const code = (err.cause as { code?: string } | undefined)?.code;
-    return `${server} is unreachable${code ? ` (${code})` : ''}`;
+    if (err instanceof ReplicaTimeoutError) {
+      return `${server} did not answer within ${err.timeoutMs} ms`;
+    }
+    if (err instanceof ReplicaUnreachableError) {
+      const code = (err.cause as { code?: string } | undefined)?.code;
+      return `${server} is unreachable${code ? ` (${code})` : ''}`;
+    }
+    return `${server} failed its health probe`;
   }
 
   private describeRefusal(failures: string[]): string {

@@ -1,4 +1,4 @@
-import { jobFailure } from '../../../shared/errors/index.js';
+import { jobFailure, withCause } from '../../../shared/errors/index.js';
 import type { ModelDefinition, TensorflowBackendSpec } from '../../../shared/models/model-spec.js';
 import type { InferenceRequest, InferenceResponse } from '../inference-backend.js';
 import {
@@ -72,20 +72,22 @@ export class TfServingBackend extends RemoteBackend<TfSignature> {
       if (available.length > 0) {
         return { state: 'ready', versions: available.sort((a, b) => Number(b) - Number(a)) };
       }
-      const states = versions.map(
-        (v) => `${v.version} ${v.state}${v.error ? ` (${v.error})` : ''}`,
-      );
+      // A version's error is TF Serving's own message, often with the model's path on its disk.
+      const states = versions.map((v) => `${v.version} ${v.state}`);
+      const errors = versions.filter((v) => v.error).map((v) => `${v.version}: ${v.error}`);
       return {
         state: 'unavailable',
         versions: [],
         reason: `TF Serving has no version of "${servable.name}" available (${states.join(', ') || 'none'})`,
+        ...(errors.length > 0 ? { detail: errors.join('; ') } : {}),
       };
     } catch (err) {
       if (!(err instanceof TfServingRequestError)) throw err;
       return {
         state: 'unavailable',
         versions: [],
-        reason: `TF Serving does not serve "${servable.name}": ${err.detail}`,
+        reason: `TF Serving does not serve "${servable.name}" (HTTP ${err.status})`,
+        detail: err.detail,
       };
     }
   }
@@ -105,7 +107,11 @@ export class TfServingBackend extends RemoteBackend<TfSignature> {
       return checkSignature(model, spec, found);
     } catch (err) {
       if (!(err instanceof TfServingRequestError)) throw err;
-      return { ok: false, reason: `TF Serving has no metadata for it: ${err.detail}` };
+      return {
+        ok: false,
+        reason: `TF Serving has no metadata for it (HTTP ${err.status})`,
+        detail: err.detail,
+      };
     }
   }
 }
@@ -129,16 +135,26 @@ function servableOf(
   };
 }
 
-/** TF Serving rejected the request (4xx): none of these get better with a retry here. */
+/**
+ * TF Serving rejected the request (4xx): none of these get better with a retry here. Its answer
+ * (which may name its paths and internals) is the failure's cause, for the worker's log, not the
+ * client's words.
+ */
 function requestFailure(
   model: ModelDefinition,
   servable: Servable,
   err: TfServingRequestError,
 ): Error {
   if (err.status === 404) {
-    return servable.version
-      ? jobFailure('MODEL_VERSION_NOT_FOUND', model.name, servable.version)
-      : jobFailure('MODEL_UNAVAILABLE', model.name, `TF Serving: ${err.detail}`);
+    return withCause(
+      servable.version
+        ? jobFailure('MODEL_VERSION_NOT_FOUND', model.name, servable.version)
+        : jobFailure('MODEL_UNAVAILABLE', model.name, 'TF Serving does not serve it (HTTP 404)'),
+      err,
+    );
   }
-  return jobFailure('INFERENCE_FAILED', `TF Serving rejected the input: ${err.detail}`);
+  return withCause(
+    jobFailure('INFERENCE_FAILED', `TF Serving rejected the input (HTTP ${err.status})`),
+    err,
+  );
 }
