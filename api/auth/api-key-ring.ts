@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { ApiKeyConfigError, readKeysDocument } from '../../shared/auth/keys-file.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import { isReservedTenantId, TENANT_ID } from './tenant-id.js';
+
+export { ApiKeyConfigError };
 
 /** A client's own request budget, overriding the global rate limit. */
 export interface KeyRateLimit {
@@ -16,10 +16,6 @@ export interface ApiKey {
   id: string;
   sha256: Buffer;
   rateLimit?: KeyRateLimit;
-}
-
-export class ApiKeyConfigError extends Error {
-  override name = 'ApiKeyConfigError';
 }
 
 /** The tenant of every request while the API is open: no key may take its name. */
@@ -79,7 +75,8 @@ export class ApiKeyRing {
 
   /**
    * `API_KEYS=id1:key1,id2:key2` (keys in the environment, hashed here) and/or a keys file
-   * (`API_KEYS_FILE`, YAML or JSON: `keys: [{id, sha256 | key, rate_limit: {requests, window}}]`).
+   * (`API_KEYS_FILE`, YAML or JSON: `keys: [{id, sha256 | key, rate_limit: {requests, window}}]`;
+   * an entry's `webhook_secrets` are read by `shared/webhooks/signing-secrets.ts`).
    */
   static load(list: string | undefined, file: string | undefined): ApiKeyRing {
     return new ApiKeyRing([...parseKeyList(list ?? ''), ...(file ? readKeysFile(file) : [])]);
@@ -106,29 +103,8 @@ export function parseKeyList(list: string): ApiKey[] {
     });
 }
 
-interface KeysFileEntry {
-  id?: unknown;
-  key?: unknown;
-  sha256?: unknown;
-  rate_limit?: { requests?: unknown; window?: unknown };
-}
-
 export function readKeysFile(path: string): ApiKey[] {
-  let document: { keys?: KeysFileEntry[] };
-  try {
-    const text = readFileSync(path, 'utf8');
-    // YAML's failsafe schema reads every scalar as text: a digest or key made of digits stays a
-    // string instead of turning into a number.
-    document =
-      (extname(path) === '.json' ? JSON.parse(text) : parseYaml(text, { schema: 'failsafe' })) ??
-      {};
-  } catch (err) {
-    throw new ApiKeyConfigError(`API_KEYS_FILE ${path} cannot be read: ${(err as Error).message}`);
-  }
-  if (!Array.isArray(document.keys)) {
-    throw new ApiKeyConfigError(`API_KEYS_FILE ${path}: expected a list under "keys"`);
-  }
-  return document.keys.map((entry, i) => {
+  return readKeysDocument(path).map((entry, i) => {
     const where = `API_KEYS_FILE ${path}: keys[${i}]`;
     if (typeof entry.id !== 'string') throw new ApiKeyConfigError(`${where}: "id" is required`);
     let digest: Buffer;
