@@ -20,6 +20,7 @@ import { createRedis, describeRedisUrl, type Redis, waitForRedis } from '../shar
 import { ModelRouter } from '../shared/routing/router.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, IMAGE_PREFIX, type ObjectStore } from '../shared/storage/index.js';
+import { loadSigningSecrets } from '../shared/webhooks/load-signing-secrets.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
 import { ApiKeyConfigError, ApiKeyRing } from './auth/api-key-ring.js';
@@ -85,6 +86,10 @@ export async function createApiResources(
     throw new Error(
       `Redis at ${describeRedisUrl(config.redis.url)} is unreachable: ${err.message}`,
     );
+  });
+  const webhookSecrets = await loadSigningSecrets(config, redis, logger).catch((err: Error) => {
+    redis.disconnect();
+    throw err;
   });
   const store = createObjectStore(config.storage);
   if (!options.skipStoreInit) {
@@ -223,6 +228,7 @@ export async function createApiResources(
       metrics,
       stats,
       keys,
+      webhookSecrets,
     },
     redis,
     store,

@@ -12,6 +12,7 @@ import type { Redis } from '../shared/redis/redis.js';
 import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
+import type { WebhookSigningSecrets } from '../shared/webhooks/signing-secrets.js';
 import { TargetPolicy } from '../shared/webhooks/target-policy.js';
 import { QueueAdmission } from './admission/queue-admission.js';
 import type { ApiKeyRing } from './auth/api-key-ring.js';
@@ -41,6 +42,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { modelRoutes } from './routes/models.js';
 import { predictRoutes } from './routes/predict.js';
 import { statsRoutes } from './routes/stats.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 /** Everything the HTTP layer uses, built by the caller (server.ts in production, tests otherwise). */
 export interface AppDeps {
@@ -57,6 +59,8 @@ export interface AppDeps {
   stats: StatsStore;
   /** The API keys; none: tenant routes are open. */
   keys: ApiKeyRing;
+  /** Each tenant's webhook signing secrets, shown to that tenant only. */
+  webhookSecrets: WebhookSigningSecrets;
   /** Set when tracing is on: a server span per request. */
   tracer?: Tracer;
   /** True once shutdown has begun. */
@@ -140,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(predictRoutes, { config, submissions, service: deps.service });
   await app.register(jobRoutes, { service: deps.service, submissions });
+  await app.register(webhookRoutes, { secrets: deps.webhookSecrets });
   await app.register(modelRoutes, { registry: deps.registry, router: deps.router });
   await app.register(healthRoutes, {
     registry: deps.registry,

@@ -88,6 +88,17 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/** Your webhook signing secret (GET /webhooks/secret): verify your webhooks with `secret`. */
+export interface WebhookSecret {
+  /** Your API key id (`anonymous` while the API runs open). */
+  tenant: string;
+  secret: string;
+  /** While a rotation is under way, the secret before it (messages carry both signatures). */
+  previous: string | null;
+  /** `keys_file`: set for your key by the operator; `derived`: from the master secret and your id. */
+  source: 'keys_file' | 'derived';
+}
+
 /** An RFC 9457 problem the API answered with. */
 export interface Problem {
   type: string;
@@ -259,6 +270,11 @@ export class AiGatewayClient {
     return this.send<HealthReport>('GET', '/health', { reportStatus: 503 }, signal);
   }
 
+  /** GET /webhooks/secret: the secret your key's webhooks are signed with; for {@link verifyWebhook}. */
+  webhookSecret(signal?: AbortSignal): Promise<WebhookSecret> {
+    return this.send<WebhookSecret>('GET', '/webhooks/secret', {}, signal);
+  }
+
   /**
    * Polls GET /jobs/{id} until the job is succeeded, failed or canceled, pausing a little longer
    * each time (with jitter, so many waiters spread out) and waiting out rate limits and brief
@@ -338,12 +354,14 @@ export class AiGatewayClient {
 
 /**
  * Verifies a webhook from ai-gateway (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
- * `webhook-signature`) against the shared `whsec_…` secret and returns the job it carries. Give it
- * the raw body, exactly as received. Throws when the signature is wrong or the timestamp is more
- * than five minutes away from now (a replay). De-duplicate on `webhook-id`: retries reuse it.
+ * `webhook-signature`) against your own `whsec_…` secret ({@link AiGatewayClient.webhookSecret})
+ * and returns the job it carries. Give it the raw body, exactly as received. Throws when no
+ * signature matches or the timestamp is more than five minutes away from now (a replay). Several
+ * secrets (while you switch to a new one) verify a message that any of them signed. De-duplicate
+ * on `webhook-id`: retries reuse it.
  */
 export function verifyWebhook(
-  secret: string,
+  secrets: string | readonly string[],
   body: string | Uint8Array,
   headers: Headers | Record<string, string | string[] | undefined>,
 ): Job {
@@ -355,7 +373,15 @@ export function verifyWebhook(
       flat[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
   }
   const payload = typeof body === 'string' ? body : new TextDecoder().decode(body);
-  return new Webhook(secret).verify(payload, flat) as Job;
+  let failure: unknown = new Error('no secret given to verify the webhook with');
+  for (const secret of typeof secrets === 'string' ? [secrets] : secrets) {
+    try {
+      return new Webhook(secret).verify(payload, flat) as Job;
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw failure;
 }
 
 function fields(options: InferenceOptions): Record<string, string> {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ApiKeyConfigError } from '../shared/auth/keys-file.js';
 import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { createLogger } from '../shared/logging/logger.js';
 import {
@@ -70,7 +71,14 @@ async function main(): Promise<void> {
     : undefined;
   const worker = kind
     ? await startInferenceWorker(kind)
-    : await WebhookWorker.start({ config, logger, metrics: createWebhookMetrics(register) });
+    : await WebhookWorker.start({ config, logger, metrics: createWebhookMetrics(register) }).catch(
+        (err: Error) => {
+          // A bad webhook secret in the keys file: its message names the entry, never the secret.
+          if (!(err instanceof ApiKeyConfigError)) throw err;
+          logger.fatal({ err: err.message }, 'webhooks worker failed to start');
+          process.exit(EXIT_CONFIG);
+        },
+      );
 
   function startInferenceWorker(backend: BackendKind) {
     const metrics = createWorkerMetrics(register, {

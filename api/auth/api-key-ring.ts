@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { ApiKeyConfigError, readKeysDocument } from '../../shared/auth/keys-file.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
-import { KeysSyntaxError, parseKeysDocument } from './keys-document.js';
 import { isReservedTenantId, TENANT_ID } from './tenant-id.js';
+
+export { ApiKeyConfigError };
 
 /** A client's own request budget, overriding the global rate limit. */
 export interface KeyRateLimit {
@@ -15,10 +16,6 @@ export interface ApiKey {
   id: string;
   sha256: Buffer;
   rateLimit?: KeyRateLimit;
-}
-
-export class ApiKeyConfigError extends Error {
-  override name = 'ApiKeyConfigError';
 }
 
 /** The tenant of every request while the API is open: no key may take its name. */
@@ -78,7 +75,8 @@ export class ApiKeyRing {
 
   /**
    * `API_KEYS=id1:key1,id2:key2` (keys in the environment, hashed here) and/or a keys file
-   * (`API_KEYS_FILE`, YAML or JSON: `keys: [{id, sha256 | key, rate_limit: {requests, window}}]`).
+   * (`API_KEYS_FILE`, YAML or JSON: `keys: [{id, sha256 | key, rate_limit: {requests, window}}]`;
+   * an entry's `webhook_secrets` are read by `shared/webhooks/signing-secrets.ts`).
    */
   static load(list: string | undefined, file: string | undefined): ApiKeyRing {
     return new ApiKeyRing([...parseKeyList(list ?? ''), ...(file ? readKeysFile(file) : [])]);
@@ -105,31 +103,8 @@ export function parseKeyList(list: string): ApiKey[] {
     });
 }
 
-interface KeysFileEntry {
-  id?: unknown;
-  key?: unknown;
-  sha256?: unknown;
-  rate_limit?: { requests?: unknown; window?: unknown };
-}
-
 export function readKeysFile(path: string): ApiKey[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ApiKeyConfigError(`API_KEYS_FILE ${path} cannot be read: ${(err as Error).message}`);
-  }
-  let document: { keys?: KeysFileEntry[] };
-  try {
-    document = (parseKeysDocument(path, text) as typeof document | null) ?? {};
-  } catch (err) {
-    if (!(err instanceof KeysSyntaxError)) throw err;
-    throw new ApiKeyConfigError(`API_KEYS_FILE ${path} is ${err.message}`);
-  }
-  if (!Array.isArray(document.keys)) {
-    throw new ApiKeyConfigError(`API_KEYS_FILE ${path}: expected a list under "keys"`);
-  }
-  return document.keys.map((entry, i) => {
+  return readKeysDocument(path).map((entry, i) => {
     const where = `API_KEYS_FILE ${path}: keys[${i}]`;
     if (typeof entry.id !== 'string') throw new ApiKeyConfigError(`${where}: "id" is required`);
     let digest: Buffer;

@@ -191,6 +191,7 @@ export class InferenceService {
       ...(inline ? { imageInline: true } : {}),
       params: request.params,
       requestId: request.requestId,
+      owner,
       mode: request.mode,
       ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
       ...(request.webhook ? { webhook: request.webhook } : {}),
@@ -252,7 +253,10 @@ export class InferenceService {
     let created: JobRecord;
     try {
       created = await this.deps.records.create(record);
-      await this.deps.webhooks.notify(jobId, 'completed', request.webhook, request.requestId);
+      await this.deps.webhooks.notify(
+        { id: jobId, webhook: request.webhook, requestId: request.requestId, owner },
+        'completed',
+      );
     } catch (err) {
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
@@ -404,10 +408,13 @@ export class InferenceService {
       if ((await queue.remove(jobId)) !== 1) return;
       if (await this.deps.lifecycle.confirmCanceled(jobId)) {
         await this.deps.webhooks.notify(
-          jobId,
+          {
+            id: jobId,
+            webhook: record.submission?.webhook,
+            requestId: record.requestId,
+            owner: record.submission?.owner,
+          },
           'completed',
-          record.submission?.webhook,
-          record.requestId,
         );
       }
       this.deps.logger.info({ jobId, requestId: record.requestId }, 'queued job canceled');

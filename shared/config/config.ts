@@ -105,9 +105,12 @@ export interface Config {
 
 export interface WebhooksConfig {
   /**
-   * Required of the webhooks worker in production; absent elsewhere, it uses a development secret.
+   * The master secret tenants' derived signing secrets come from. Absent outside production: a
+   * development secret kept in Redis.
    */
   secret?: string;
+  /** The master secret before `secret`, while it rotates: derived secrets from both sign. */
+  previousSecret?: string;
   timeoutMs: number;
   attempts: number;
   backoffMs: number;
@@ -129,7 +132,13 @@ const FLAGS = new Set(
   VARIABLES.filter((name) => (EnvSchema.properties[name] as { type?: string }).type === 'boolean'),
 );
 /** Variables whose values never appear in an error message. */
-const SECRETS = new Set<string>(['API_KEYS', 'ADMIN_API_KEY', 'S3_SECRET_KEY', 'WEBHOOK_SECRET']);
+const SECRETS = new Set<string>([
+  'API_KEYS',
+  'ADMIN_API_KEY',
+  'S3_SECRET_KEY',
+  'WEBHOOK_SECRET',
+  'WEBHOOK_SECRET_PREVIOUS',
+]);
 const TRUE = /^(true|1|yes|on)$/i;
 const FALSE = /^(false|0|no|off)$/i;
 
@@ -173,6 +182,14 @@ function toConfig(e: Env): Config {
   check(
     e.SYNC_WAIT_SECONDS <= e.SYNC_WAIT_MAX_SECONDS,
     `SYNC_WAIT_SECONDS=${e.SYNC_WAIT_SECONDS} must not exceed SYNC_WAIT_MAX_SECONDS=${e.SYNC_WAIT_MAX_SECONDS}`,
+  );
+  check(
+    !e.WEBHOOK_SECRET_PREVIOUS || Boolean(e.WEBHOOK_SECRET),
+    'WEBHOOK_SECRET_PREVIOUS needs WEBHOOK_SECRET (the new master secret it rotates to)',
+  );
+  check(
+    !e.WEBHOOK_SECRET_PREVIOUS || e.WEBHOOK_SECRET_PREVIOUS !== e.WEBHOOK_SECRET,
+    'WEBHOOK_SECRET_PREVIOUS is the same as WEBHOOK_SECRET: give the new secret in WEBHOOK_SECRET',
   );
   check(
     Boolean(e.TLS_CERT_FILE) === Boolean(e.TLS_KEY_FILE),
@@ -285,6 +302,7 @@ function toConfig(e: Env): Config {
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT } : {},
     webhooks: {
       ...(e.WEBHOOK_SECRET ? { secret: e.WEBHOOK_SECRET } : {}),
+      ...(e.WEBHOOK_SECRET_PREVIOUS ? { previousSecret: e.WEBHOOK_SECRET_PREVIOUS } : {}),
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
       attempts: e.WEBHOOK_ATTEMPTS,
       backoffMs: e.WEBHOOK_BACKOFF_MS,

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { OneOf } from '../schema/one-of.js';
+import { SIGNING_SECRET_PATTERN } from '../webhooks/signing-secrets.js';
 
 const Integer = (defaultValue: number, minimum = 0, maximum?: number, description?: string) =>
   Type.Integer({ default: defaultValue, minimum, ...(maximum ? { maximum } : {}), description });
@@ -352,9 +353,16 @@ export const EnvSchema = Type.Object({
 
   WEBHOOK_SECRET: Type.Optional(
     Type.String({
-      pattern: '^whsec_[A-Za-z0-9+/]{32,}={0,2}$',
+      pattern: SIGNING_SECRET_PATTERN,
       description:
-        'Standard Webhooks signing secret (whsec_ + base64 of 24-64 random bytes). Required by the webhooks worker in production (no other process signs); unset elsewhere: a development secret kept in Redis.',
+        'Master webhook signing secret (whsec_ + base64 of 24-64 random bytes): each tenant without webhook_secrets in the keys file signs with a secret derived from it and its id. Required by the API and the webhooks worker in production; unset elsewhere: a development secret kept in Redis.',
+    }),
+  ),
+  WEBHOOK_SECRET_PREVIOUS: Type.Optional(
+    Type.String({
+      pattern: SIGNING_SECRET_PATTERN,
+      description:
+        'The master secret before WEBHOOK_SECRET, while it rotates: derived secrets from both sign every message (two signatures), so receivers can switch at their pace.',
     }),
   ),
   WEBHOOK_TIMEOUT_MS: Integer(10_000, 100, undefined, 'Timeout of one webhook delivery attempt.'),

@@ -18,8 +18,9 @@ interface Requirement {
 
 const REQUIREMENTS: readonly Requirement[] = [
   {
-    // Only the webhooks worker signs; elsewhere outside production a development secret will do.
-    roles: ['webhooks-worker'],
+    // Tenants' signing secrets are derived from it: the webhooks worker signs with them, the API
+    // shows each tenant its own. Outside production a development secret will do.
+    roles: ['api', 'webhooks-worker'],
     met: (e) => e.NODE_ENV !== 'production' || Boolean(e.WEBHOOK_SECRET),
     problem:
       'WEBHOOK_SECRET is required in production (whsec_ + base64 of 24-64 random bytes, e.g. `echo whsec_$(openssl rand -base64 32)`)',

@@ -47,6 +47,8 @@ export interface InferenceJobData {
   params: InferenceParams;
   /** The API request that created the job, carried into the worker's log lines. */
   requestId: string;
+  /** Who submitted it (an API key id); its webhooks are signed for them. Absent: `anonymous`. */
+  owner?: string;
   mode: 'sync' | 'async';
   /** Epoch ms after which the job is not worth starting. */
   deadline?: number;
@@ -66,6 +68,11 @@ export interface WebhookJobData {
   /** The Standard Webhooks `webhook-id`, the same on every attempt. */
   webhookId: string;
   requestId: string;
+  /**
+   * The job's owner (an API key id, or `anonymous`): the message is signed with their secrets,
+   * which the webhooks worker knows or derives; the secrets themselves never travel.
+   */
+  owner: string;
   /** The signed body, fixed at the first attempt so every retry sends the same message. */
   body?: string;
   /** How many times delivery was put off because the job had not finished yet. */

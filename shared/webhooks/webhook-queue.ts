@@ -1,12 +1,23 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
+import { ANONYMOUS_OWNER } from '../jobs/job-records.js';
 import { JobName, QueueName, type WebhookJobData } from '../queues/queues.js';
 import {
   type WebhookEvent,
   type WebhookSubscription,
   webhookMessageId,
 } from './webhook-subscription.js';
+
+/** What a job's webhook message is made from. */
+export interface NotifiedJob {
+  id: string;
+  /** Absent, or not asking for the event: no message. */
+  webhook?: WebhookSubscription;
+  requestId: string;
+  /** The job's owner, whose secrets sign the message; absent: `anonymous`. */
+  owner?: string;
+}
 
 /** The backoff type the webhooks worker computes itself (exponential, Retry-After honoured). */
 export const WEBHOOK_BACKOFF = 'webhook';
@@ -34,18 +45,21 @@ export class WebhookQueue {
     });
   }
 
-  /** Queues the event's message if the subscription asks for that event; true when it did. */
-  async notify(
-    jobId: string,
-    event: WebhookEvent,
-    subscription: WebhookSubscription | undefined,
-    requestId: string,
-  ): Promise<boolean> {
+  /** Queues the event's message if the job's subscription asks for that event; true when it did. */
+  async notify(job: NotifiedJob, event: WebhookEvent): Promise<boolean> {
+    const { id: jobId, webhook: subscription, requestId, owner } = job;
     if (!subscription?.events.includes(event)) return false;
     const webhookId = webhookMessageId(jobId, event);
     await this.queue.add(
       JobName.DeliverWebhook,
-      { jobId, event, url: subscription.url, webhookId, requestId },
+      {
+        jobId,
+        event,
+        url: subscription.url,
+        webhookId,
+        requestId,
+        owner: owner ?? ANONYMOUS_OWNER,
+      },
       { jobId: webhookId },
     );
     return true;

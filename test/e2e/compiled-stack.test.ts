@@ -7,7 +7,9 @@ import { predict } from '../support/http.js';
 import { eventually } from '../support/inference-stack.js';
 import {
   type CompiledBuild,
+  freePort,
   type ServiceProcess,
+  startApi,
   startWebhookWorker,
 } from '../support/processes.js';
 import { startServices, type TestServices } from '../support/services.js';
@@ -21,8 +23,8 @@ const EXIT_CONFIG = 78;
 
 /**
  * What ships is what is tested: the service compiled as the Dockerfile compiles it, run with plain
- * Node (no tsx), in production mode, each process given only what its role needs: the API and the
- * ONNX worker have no webhook secret, the webhooks worker has one.
+ * Node (no tsx), in production mode, each process given only what its role needs: the ONNX worker
+ * has no webhook secret; the API (which shows each tenant its own) and the webhooks worker have it.
  */
 describe('the compiled service (dist/, as the image runs it), in production mode', () => {
   let build: CompiledBuild & { remove(): Promise<void> };
@@ -41,6 +43,7 @@ describe('the compiled service (dist/, as the image runs it), in production mode
       apiKeys: { acme: KEY },
       // The receiver is on loopback.
       env: { NODE_ENV: 'production', WEBHOOK_ALLOW_PRIVATE: 'true' },
+      apiEnv: { WEBHOOK_SECRET: SECRET },
     });
     webhooks = startWebhookWorker({ ...stack.env, WEBHOOK_SECRET: SECRET }, build);
     await webhooks.waitForLog(/"webhooks worker started"/);
@@ -80,18 +83,23 @@ describe('the compiled service (dist/, as the image runs it), in production mode
       20_000,
       'the webhook',
     );
-    const delivered: Job = verifyWebhook(
-      SECRET,
-      message!.body,
-      message!.headers as Record<string, string>,
-    );
+    // Signed with acme's own secret (derived from the master), which the API shows acme.
+    const { secret } = await client.webhookSecret();
+    const headers = message!.headers as Record<string, string>;
+    const delivered: Job = verifyWebhook(secret, message!.body, headers);
     expect(delivered).toMatchObject({ id: job.id, status: 'succeeded' });
+    expect(() => verifyWebhook(SECRET, message!.body, headers)).toThrow();
   });
 
-  it('the webhooks worker alone refuses production without WEBHOOK_SECRET', async () => {
-    const unsigned = startWebhookWorker({ ...stack.env }, build);
-    const { code } = await unsigned.exited;
-    expect(code).toBe(EXIT_CONFIG);
-    expect(unsigned.lines.join('\n')).toContain('WEBHOOK_SECRET is required in production');
+  it('the API and the webhooks worker refuse production without WEBHOOK_SECRET', async () => {
+    const refused = [
+      startWebhookWorker({ ...stack.env }, build),
+      startApi({ ...stack.env, PORT: String(await freePort()) }, build),
+    ];
+    for (const service of refused) {
+      const { code } = await service.exited;
+      expect(code, service.name).toBe(EXIT_CONFIG);
+      expect(service.lines.join('\n')).toContain('WEBHOOK_SECRET is required in production');
+    }
   });
 });

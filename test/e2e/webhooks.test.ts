@@ -9,7 +9,8 @@ import { startServices, type TestServices } from '../support/services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
-const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+/** The master: it signs nothing itself, tenants' secrets are derived from it. */
+const MASTER = `whsec_${randomBytes(32).toString('base64')}`;
 
 describe('signed webhooks, delivered by the webhooks worker', () => {
   let services: TestServices;
@@ -17,6 +18,8 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
   let receiver: WebhookReceiver;
   let client: AiGatewayClient;
   let image: Buffer;
+  /** The open API's one tenant's secret, as GET /webhooks/secret shows it. */
+  let secret: string;
   /** One BullMQ job per message, its id the message's webhook-id. */
   let webhooks: Queue;
 
@@ -26,7 +29,7 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     stack = await startStack(services, {
       webhooks: true,
       env: {
-        WEBHOOK_SECRET: SECRET,
+        WEBHOOK_SECRET: MASTER,
         // The receiver is on loopback.
         WEBHOOK_ALLOW_PRIVATE: 'true',
         WEBHOOK_BACKOFF_MS: '200',
@@ -34,6 +37,7 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
       },
     });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
+    ({ secret } = await client.webhookSecret());
     image = await renderTextLine('Webhook delivery');
     webhooks = openQueue(stack, QueueName.Webhooks);
   });
@@ -66,7 +70,7 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     const ids = new Set<string>();
     for (const message of messages) {
       const job: Job = verifyWebhook(
-        SECRET,
+        secret,
         message.body,
         message.headers as Record<string, string>,
       );
@@ -99,12 +103,13 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     ]);
   });
 
-  it('a body tampered with, or signed with another secret, does not verify', async () => {
+  it('a body tampered with, or checked with another secret (the master too), does not verify', async () => {
     const message = receiver.received[0]!;
     const headers = message.headers as Record<string, string>;
-    expect(() => verifyWebhook(SECRET, `${message.body} `, headers)).toThrow();
+    expect(() => verifyWebhook(secret, `${message.body} `, headers)).toThrow();
     const other = `whsec_${randomBytes(32).toString('base64')}`;
     expect(() => verifyWebhook(other, message.body, headers)).toThrow();
+    expect(() => verifyWebhook(MASTER, message.body, headers)).toThrow();
   });
 
   it('retries a failing receiver with the same webhook-id, honouring Retry-After, and records each attempt', async () => {
@@ -128,7 +133,7 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     expect(new Set(attempts.map((a) => a.body)).size).toBe(1);
     for (const attempt of attempts) {
       expect(
-        verifyWebhook(SECRET, attempt.body, attempt.headers as Record<string, string>).id,
+        verifyWebhook(secret, attempt.body, attempt.headers as Record<string, string>).id,
       ).toBe(job.id);
     }
     // Retry-After: 1 after the 429: the third attempt waited at least about a second.

@@ -168,6 +168,8 @@ describe('the OpenAPI document', () => {
     expect(security('get', '/health')).toEqual([]);
     expect(security('get', '/metrics')).toEqual([]);
     expect(security('post', '/jobs')).toEqual([{ apiKeyBearer: [] }, { apiKeyHeader: [] }]);
+    // A tenant's own webhook secret, behind its key like its jobs.
+    expect(security('get', '/webhooks/secret')).toEqual(security('post', '/jobs'));
     expect(security('delete', '/admin/rate-limits/{client}')).toEqual([
       { adminBearer: [] },
       { adminBasic: [] },

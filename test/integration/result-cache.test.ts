@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultLookup } from '../../api/inference/result-lookup.js';
+import { verifyWebhook } from '../../client/index.js';
 import { type CachedResult, ResultCache } from '../../shared/cache/result-cache.js';
 import type { Config } from '../../shared/config/config.js';
 import type { JobResource } from '../../shared/jobs/job-resource.js';
@@ -213,6 +214,15 @@ describe('result cache', () => {
       cached: true,
       result: job.result,
     });
+    // Queued by the API for the job's owner: signed with acme's secret, not globex's.
+    const secretOf = async (tenant: Tenant) =>
+      (await api.app.inject({ url: '/webhooks/secret', headers: as(tenant) })).json<{
+        secret: string;
+      }>().secret;
+    const headers = message!.headers as Record<string, string>;
+    expect(verifyWebhook(await secretOf('acme'), message!.body, headers).id).toBe(job.id);
+    const globexSecret = await secretOf('globex');
+    expect(() => verifyWebhook(globexSecret, message!.body, headers)).toThrow();
   });
 
   it('is scoped per API key by default; RESULT_CACHE_SCOPE=global shares it', async () => {

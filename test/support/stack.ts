@@ -49,6 +49,8 @@ export interface StackOptions {
   tensorflowWorkers?: number;
   /** Extra or overriding environment for every process. */
   env?: Record<string, string>;
+  /** Extra environment for the API alone (a setting of its role only). */
+  apiEnv?: Record<string, string>;
   /** Start TF Serving stand-ins serving these models, one per replica. */
   tfServing?: { replicas: number; models: Record<string, TfStandInModel> };
   /** Start Open Inference Protocol stand-ins (ONNX bytes per model and version), one per replica. */
@@ -141,7 +143,7 @@ export async function startStack(
     return worker;
   };
 
-  const api = startApi(env, options.compiled);
+  const api = startApi({ ...env, ...options.apiEnv }, options.compiled);
   const webhooks = options.webhooks ? startWebhookWorker(env, options.compiled) : undefined;
   const processes = [api, ...(webhooks ? [webhooks] : [])];
   try {

@@ -16,23 +16,23 @@ function rejection(env: NodeJS.ProcessEnv, roles?: readonly ProcessRole[]): stri
 }
 
 describe('configuration per process role', () => {
-  it.each(['api', 'inference-worker'] as const)(
-    'the %s starts in production without WEBHOOK_SECRET: it signs nothing',
+  it('an inference worker starts in production without WEBHOOK_SECRET: it neither signs nor shows secrets', () => {
+    const config = loadConfig(PRODUCTION, ['inference-worker']);
+    expect(config.env).toBe('production');
+    expect(config.webhooks.secret).toBeUndefined();
+  });
+
+  it.each(['api', 'webhooks-worker'] as const)(
+    'the %s refuses production without WEBHOOK_SECRET, naming it (tenant secrets derive from it)',
     (role) => {
-      const config = loadConfig(PRODUCTION, [role]);
-      expect(config.env).toBe('production');
-      expect(config.webhooks.secret).toBeUndefined();
+      expect(rejection(PRODUCTION, [role])).toContain('WEBHOOK_SECRET is required');
+      expect(loadConfig({ ...PRODUCTION, WEBHOOK_SECRET: SECRET }, [role]).webhooks.secret).toBe(
+        SECRET,
+      );
+      // Outside production the master is a development secret instead.
+      expect(loadConfig({}, [role]).webhooks.secret).toBeUndefined();
     },
   );
-
-  it('the webhooks worker refuses production without WEBHOOK_SECRET, naming it', () => {
-    expect(rejection(PRODUCTION, ['webhooks-worker'])).toContain('WEBHOOK_SECRET is required');
-    expect(
-      loadConfig({ ...PRODUCTION, WEBHOOK_SECRET: SECRET }, ['webhooks-worker']).webhooks.secret,
-    ).toBe(SECRET);
-    // Outside production it signs with a development secret instead.
-    expect(loadConfig({}, ['webhooks-worker']).webhooks.secret).toBeUndefined();
-  });
 
   it('a process running every role (npm start) needs what each of them needs', () => {
     expect(rejection(PRODUCTION)).toContain('WEBHOOK_SECRET');

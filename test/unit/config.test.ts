@@ -257,6 +257,30 @@ describe('webhook settings', () => {
     expect(loadConfig({}).webhooks.secret).toBeUndefined();
   });
 
+  it('takes the master secret before WEBHOOK_SECRET while it rotates, and never prints either', () => {
+    const previous = `whsec_${Buffer.alloc(32, 8).toString('base64')}`;
+    expect(
+      loadConfig({ WEBHOOK_SECRET: SECRET, WEBHOOK_SECRET_PREVIOUS: previous }).webhooks,
+    ).toMatchObject({ secret: SECRET, previousSecret: previous });
+    expect(loadConfig({ WEBHOOK_SECRET: SECRET }).webhooks.previousSecret).toBeUndefined();
+
+    const malformed = configError({
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_SECRET_PREVIOUS: 'whsec_hunter2',
+    });
+    expect(malformed.message).toContain('WEBHOOK_SECRET_PREVIOUS=[redacted]');
+    expect(malformed.message).not.toContain('hunter2');
+    // Rotating to nothing, or to the same secret, is a mistake worth stopping for.
+    const alone = configError({ WEBHOOK_SECRET_PREVIOUS: previous }).message;
+    expect(alone).toContain('WEBHOOK_SECRET_PREVIOUS needs WEBHOOK_SECRET');
+    const same = configError({ WEBHOOK_SECRET: SECRET, WEBHOOK_SECRET_PREVIOUS: SECRET }).message;
+    expect(same).toContain('WEBHOOK_SECRET_PREVIOUS is the same as WEBHOOK_SECRET');
+    for (const message of [alone, same]) {
+      expect(message).not.toContain(SECRET.slice(6));
+      expect(message).not.toContain(previous.slice(6));
+    }
+  });
+
   it('reads the allow-list and the private-address flag', () => {
     const config = loadConfig({
       WEBHOOK_ALLOWED_HOSTS: ' Hooks.Internal , 10.0.0.5 ,,',

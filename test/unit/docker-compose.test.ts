@@ -82,9 +82,10 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('gives the webhook signing secret to the webhooks worker only (configuration per role)', () => {
+  it('gives the webhook master secret to the API and the webhooks worker only (configuration per role)', () => {
+    // The worker signs with the secrets derived from it; the API shows each tenant its own.
     const holders = services.filter(([, s]) => s.environment && 'WEBHOOK_SECRET' in s.environment);
-    expect(holders.map(([name]) => name)).toEqual(['worker-webhooks']);
+    expect(holders.map(([name]) => name)).toEqual(['api', 'worker-webhooks']);
   });
 
   it('mounts only files and folders that exist, and declares every named volume', () => {
@@ -104,6 +105,11 @@ describe('docker-compose.yml', () => {
     for (const [name, service] of services) {
       for (const [variable, value] of Object.entries(service.environment ?? {})) {
         if (!/PASSWORD|SECRET/.test(variable)) continue;
+        // The previous webhook master is set only while rotating: it defaults to nothing.
+        if (variable === 'WEBHOOK_SECRET_PREVIOUS') {
+          expect(String(value), name).toMatch(/^\$\{WEBHOOK_SECRET_PREVIOUS:-\}$/);
+          continue;
+        }
         // `${NAME:?message}`: compose refuses to start without it; no default to fall back on.
         expect(String(value), `${name}: ${variable}`).toMatch(/^\$\{[A-Z0-9_]+:\?[^}]+\}$/);
       }

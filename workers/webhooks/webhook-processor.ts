@@ -1,11 +1,11 @@
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
-import type { Webhook } from 'standardwebhooks';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
 import { isFinalStatus } from '../../shared/jobs/job-resource.js';
 import type { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { WebhookMetrics } from '../../shared/metrics/index.js';
 import type { WebhookJobData } from '../../shared/queues/index.js';
+import type { WebhookSigningSecrets } from '../../shared/webhooks/signing-secrets.js';
 import type { WebhookSender } from './webhook-sender.js';
 
 /** A failed attempt that may succeed later; carries the receiver's Retry-After for the backoff. */
@@ -24,7 +24,8 @@ export interface WebhookProcessorDeps {
   reader: JobReader;
   deliveries: WebhookDeliveries;
   sender: WebhookSender;
-  signer: Pick<Webhook, 'sign'>;
+  /** Signs each message with its job owner's secrets. */
+  signer: Pick<WebhookSigningSecrets, 'sign'>;
   logger: Logger;
   metrics?: WebhookMetrics;
   /**
@@ -41,9 +42,9 @@ export type WebhookProcessor = (job: Job<WebhookJobData>, token?: string) => Pro
 
 /**
  * One delivery attempt of one message, in order: fix the body (the job resource) at the first
- * attempt, sign it (Standard Webhooks: id, timestamp, HMAC-SHA256 over `id.timestamp.body`), POST
- * it, record the attempt on the job, and tell BullMQ whether to retry (throw), stop (unrecoverable)
- * or finish.
+ * attempt, sign it for the job's owner (Standard Webhooks: id, timestamp, HMAC-SHA256 over
+ * `id.timestamp.body`, one signature per secret of the owner), POST it, record the attempt on the
+ * job, and tell BullMQ whether to retry (throw), stop (unrecoverable) or finish.
  */
 export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProcessor {
   const maxPostponeMs = deps.maxPostponeMs ?? 5_000;
@@ -87,7 +88,7 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProce
         'user-agent': 'ai-gateway-webhooks',
         'webhook-id': data.webhookId,
         'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-        'webhook-signature': deps.signer.sign(data.webhookId, sentAt, body),
+        'webhook-signature': deps.signer.sign(data.owner, data.webhookId, sentAt, body),
       },
       body,
     );

@@ -1,5 +1,4 @@
 import { Worker } from 'bullmq';
-import { Webhook } from 'standardwebhooks';
 import type { Config } from '../../shared/config/config.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
@@ -9,12 +8,12 @@ import type { WebhookMetrics } from '../../shared/metrics/index.js';
 import { JobName, QueueName, type WebhookJobData } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { createRedis, type Redis, waitForRedis } from '../../shared/redis/redis.js';
+import { loadSigningSecrets } from '../../shared/webhooks/load-signing-secrets.js';
 import { TargetPolicy } from '../../shared/webhooks/target-policy.js';
 import { WEBHOOK_BACKOFF } from '../../shared/webhooks/webhook-queue.js';
 import { closeRedis, drainWorker } from '../drain-worker.js';
 import { dispatchJobs } from '../job-handlers.js';
 import { createWebhookProcessor, webhookBackoff } from './webhook-processor.js';
-import { resolveWebhookSecret } from './webhook-secret.js';
 import { WebhookSender } from './webhook-sender.js';
 
 export interface WebhookWorkerOptions {
@@ -48,7 +47,10 @@ export class WebhookWorker {
     const redis = createRedis(config.redis, 'blocking');
     const commands = createRedis(config.redis, 'command');
     await waitForRedis(commands, config.redis.commandTimeoutMs);
-    const secret = await resolveWebhookSecret(config, commands, log);
+    const signer = await loadSigningSecrets(config, commands, log).catch(async (err: Error) => {
+      await Promise.all([closeRedis(commands), closeRedis(redis)]);
+      throw err;
+    });
     const records = new JobRecords(
       commands,
       config.redis.prefix,
@@ -65,7 +67,7 @@ export class WebhookWorker {
       reader: new JobReader(records, queues, deliveries),
       deliveries,
       sender,
-      signer: new Webhook(secret),
+      signer,
       logger: log,
       ...(options.metrics ? { metrics: options.metrics } : {}),
     });
