@@ -161,6 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stats: deps.stats,
     queues: deps.queueSet,
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
+    keys: deps.keys,
   });
   await app.register(queueDashboardPlugin, { queues: deps.queueSet, basePath: DASHBOARD_PATH });
   await app.register(docsPlugin);

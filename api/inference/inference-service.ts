@@ -191,6 +191,7 @@ export class InferenceService {
       ...(inline ? { imageInline: true } : {}),
       params: request.params,
       requestId: request.requestId,
+      owner,
       mode: request.mode,
       ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
       ...(request.webhook ? { webhook: request.webhook } : {}),

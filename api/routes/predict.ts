@@ -15,6 +15,7 @@ import {
 } from '../http/submission.js';
 import type { InferenceService } from '../inference/inference-service.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
+import { labelInference } from '../plugins/request-metrics.js';
 
 export interface PredictRoutesOptions {
   config: Config;
@@ -64,14 +65,10 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) disconnected.abort();
       });
-      const submission = await submissions.read(request, request.params.model);
       const plan = planWait(parsePrefer(request.headers.prefer), config.sync);
+      labelInference(request, { mode: plan.mode });
+      const submission = await submissions.read(request, request.params.model);
       if (plan.applied) reply.header('preference-applied', plan.applied);
-      request.inference = {
-        model: submission.route.model.name,
-        backend: submission.route.backend,
-        mode: plan.mode,
-      };
 
       const accepted = await submission.admission.track(
         service.submit(

@@ -47,6 +47,11 @@ export interface InferenceJobData {
   params: InferenceParams;
   /** The API request that created the job, carried into the worker's log lines. */
   requestId: string;
+  /**
+   * Whose job it is (an API key's id, or the anonymous tenant), for the tenant's figures in
+   * GET /stats; absent on jobs queued before it was carried.
+   */
+  owner?: string;
   mode: 'sync' | 'async';
   /** Epoch ms after which the job is not worth starting. */
   deadline?: number;
