@@ -167,7 +167,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stats: deps.stats,
     queues: deps.queueSet,
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
-    keys: deps.keys,
+    tenants: authenticator,
   });
   await app.register(queueDashboardPlugin, { queues: deps.queueSet, basePath: DASHBOARD_PATH });
   await app.register(docsPlugin);

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errors, withCause } from '../../shared/errors/index.js';
 import type { StatsScope, StatsStore } from '../../shared/stats/stats-store.js';
-import type { ApiKeyRing } from '../auth/api-key-ring.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import { ANONYMOUS, ownerOf } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { type QueueCounts, readQueueCounts } from '../queues/queue-counts.js';
@@ -12,8 +12,8 @@ export interface StatsRoutesOptions {
   stats: StatsStore;
   queues: QueueSet;
   queueTimeoutMs: number;
-  /** The configured tenants, which the admin may ask about one by one. */
-  keys: ApiKeyRing;
+  /** Who can be a tenant, for the admin's `?tenant=`. */
+  tenants: Pick<Authenticator, 'isTenant'>;
 }
 
 const Details = Type.Object({}, { additionalProperties: true });
@@ -69,7 +69,7 @@ export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions
     },
     async (request) => {
       const admin = request.principal?.kind === 'admin';
-      const scope = scopeOf(request, opts.keys);
+      const scope = scopeOf(request, opts.tenants);
       const [snapshot, queues] = await Promise.all([
         opts.stats.read(scope),
         admin ? readQueueCounts(opts.queues, opts.queueTimeoutMs) : undefined,
@@ -89,11 +89,11 @@ export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions
 /** Whose figures a request may read: the admin's choice, or the asking tenant's own. */
 function scopeOf(
   request: FastifyRequest<{ Querystring: { tenant?: string } }>,
-  keys: ApiKeyRing,
+  tenants: Pick<Authenticator, 'isTenant'>,
 ): StatsScope {
   const asked = request.query.tenant;
   if (request.principal?.kind === 'admin') {
-    if (asked !== undefined && asked !== ANONYMOUS && !keys.has(asked)) {
+    if (asked !== undefined && asked !== ANONYMOUS && !tenants.isTenant(asked)) {
       throw new errors.TENANT_NOT_FOUND(asked);
     }
     return asked === undefined ? {} : { tenant: asked };
