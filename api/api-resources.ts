@@ -179,9 +179,14 @@ export async function createApiResources(
       cache: new ResultCache(redis, config.redis.prefix),
       settings: config.resultCache,
       logger,
-      onLookup: (route, outcome) => {
+      onLookup: ({ route, owner }, outcome) => {
         metrics.recordResultCacheLookup(route.model.name, outcome);
-        stats.recordCacheLookup({ backend: route.backend, model: route.model.name, outcome });
+        stats.recordCacheLookup({
+          tenant: owner,
+          backend: route.backend,
+          model: route.model.name,
+          outcome,
+        });
       },
     }),
     inlineImageMaxBytes: config.images.inlineMaxBytes,

@@ -18,6 +18,7 @@ import { QueueAdmission } from './admission/queue-admission.js';
 import type { ApiKeyRing } from './auth/api-key-ring.js';
 import { Authenticator } from './auth/authenticator.js';
 import { TokenVerifier } from './auth/token-verifier.js';
+import { sharedCheck } from './health/shared-check.js';
 import { AccessLogController } from './http/access-log.js';
 import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
@@ -72,6 +73,8 @@ const rateLimitNameSpace = (prefix: string) => `${prefix}:rate-limit:`;
 const DASHBOARD_PATH = '/admin/queues';
 /** Bound on reading every queue's counts for a scrape or GET /stats. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000;
+/** How long a health probe's Redis and storage answers are reused by the probes that follow. */
+const HEALTH_CHECK_REUSE_MS = 1000;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
@@ -149,7 +152,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, {
     registry: deps.registry,
     backendStatus: deps.backendStatus,
-    checks: { redis: () => deps.redis.ping(), storage: () => deps.store.ping() },
+    checks: {
+      redis: sharedCheck(() => deps.redis.ping(), { reuseMs: HEALTH_CHECK_REUSE_MS }),
+      storage: sharedCheck(() => deps.store.ping(), { reuseMs: HEALTH_CHECK_REUSE_MS }),
+    },
     rateLimiter: config.rateLimit.enabled,
     checkTimeoutMs: 1000,
     isClosing: deps.isClosing,
@@ -166,6 +172,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stats: deps.stats,
     queues: deps.queueSet,
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
+    tenants: authenticator,
   });
   await app.register(queueDashboardPlugin, { queues: deps.queueSet, basePath: DASHBOARD_PATH });
   await app.register(docsPlugin);

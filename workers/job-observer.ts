@@ -31,14 +31,24 @@ export function observeJobs(
     metrics.jobCompleted(job.data.model);
     if (result?.timings)
       metrics.observePreprocess(job.data.model, result.timings.preprocess_ms / 1000);
-    stats.recordJob({ backend, model: job.data.model, outcome: 'completed' });
+    stats.recordJob({
+      tenant: job.data.owner,
+      backend,
+      model: job.data.model,
+      outcome: 'completed',
+    });
   });
   worker.on('failed', (job, err) => {
     // A job moved to another backend is neither failed nor retried: it is counted where it ends.
     if (!job || wasForwarded(err)) return;
     const final = isFinal(job);
     metrics.jobFailed(job.data.model, failureCode(job.failedReason ?? err.message), final);
-    stats.recordJob({ backend, model: job.data.model, outcome: final ? 'failed' : 'retried' });
+    stats.recordJob({
+      tenant: job.data.owner,
+      backend,
+      model: job.data.model,
+      outcome: final ? 'failed' : 'retried',
+    });
   });
 }
 

@@ -8,9 +8,11 @@ import type { CredentialRefusal, TokenVerifier } from './token-verifier.js';
 
 /**
  * Who a route lets in: `public` anyone; `tenant` a client with an API key or a token (anyone
- * while neither is configured); `admin` the admin key, or a token with the admin scope.
+ * while neither is configured); `admin` the admin key, or a token with the admin scope;
+ * `tenant-or-admin` either, for a route that answers a tenant about itself and the admin about
+ * everyone.
  */
-export type AuthMode = 'public' | 'tenant' | 'admin';
+export type AuthMode = 'public' | 'tenant' | 'admin' | 'tenant-or-admin';
 
 /** Who a request is, as far as its credentials show. */
 export type Principal =
@@ -19,7 +21,7 @@ export type Principal =
    * tenant claim is `id` (the same tenant, whichever credential it shows).
    */
   | { kind: 'key'; id: string; rateLimit?: KeyRateLimit }
-  /** The admin key, or a token with the admin scope, on an admin route. */
+  /** The admin key, or a token with the admin scope, on an admin (or tenant-or-admin) route. */
   | { kind: 'admin' }
   /** No credentials. */
   | { kind: 'anonymous' }
@@ -78,6 +80,9 @@ export class Authenticator {
   async identify(request: FastifyRequest, mode: AuthMode): Promise<Principal> {
     if (mode === 'admin') return this.identifyAdmin(request);
     const given = presentedKey(request, { basic: false });
+    if (mode === 'tenant-or-admin' && given !== undefined && this.isAdminKey(given)) {
+      return { kind: 'admin' };
+    }
     if (given === undefined) {
       // An Authorization header in a scheme we do not take is a wrong credential, not none.
       return presentsCredentials(request) && !this.open
@@ -90,9 +95,11 @@ export class Authenticator {
     const token = this.tokens && presentedToken(request);
     if (this.tokens && token) {
       const outcome = await this.tokens.verify(token);
-      return outcome.ok
-        ? { kind: 'key', id: outcome.tenant }
-        : { kind: 'refused', refusal: outcome.refusal };
+      if (!outcome.ok) return { kind: 'refused', refusal: outcome.refusal };
+      // On a tenant-or-admin route a token with the admin scope acts as the admin key does.
+      return mode === 'tenant-or-admin' && outcome.admin
+        ? { kind: 'admin' }
+        : { kind: 'key', id: outcome.tenant };
     }
     // While the API is open a stray key changes nothing: everyone is the anonymous tenant.
     return this.open ? { kind: 'anonymous' } : { kind: 'invalid' };
@@ -101,9 +108,7 @@ export class Authenticator {
   private async identifyAdmin(request: FastifyRequest): Promise<Principal> {
     const given = presentedKey(request, { basic: true });
     if (given === undefined) return { kind: 'anonymous' };
-    if (this.adminDigest !== undefined && timingSafeEqual(digest(given), this.adminDigest)) {
-      return { kind: 'admin' };
-    }
+    if (this.isAdminKey(given)) return { kind: 'admin' };
     const token = this.tokens && presentedToken(request);
     // Without an admin scope no token opens the admin routes: only the admin key does.
     const adminScope = this.tokens?.adminScope;
@@ -113,5 +118,9 @@ export class Authenticator {
     return outcome.admin
       ? { kind: 'admin' }
       : { kind: 'refused', refusal: new errors.ADMIN_SCOPE_REQUIRED(adminScope) };
+  }
+
+  private isAdminKey(given: string): boolean {
+    return this.adminDigest !== undefined && timingSafeEqual(digest(given), this.adminDigest);
   }
 }

@@ -22,6 +22,7 @@ import {
   UNCOUNTED,
 } from '../admission/queue-admission.js';
 import { inspectImage } from '../images/image-inspector.js';
+import { labelInference } from '../plugins/request-metrics.js';
 import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
 import { ownerOf } from './owner.js';
@@ -152,7 +153,7 @@ export class SubmissionReader {
 
   /** `pathModel`: the model named in the path (POST /predict); otherwise a `model` field. */
   async read(request: FastifyRequest, pathModel?: string): Promise<Submission> {
-    const { router, config } = this.deps;
+    const { config } = this.deps;
     const query = request.query as SubmissionFields;
     const idempotencyKey = header(request, 'idempotency-key');
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
@@ -163,7 +164,7 @@ export class SubmissionReader {
     const cancelAfter = header(request, 'cancel-after');
 
     const queryModel = pathModel ?? query.model;
-    let route = queryModel ? router.route({ model: queryModel, ...target(query) }) : undefined;
+    let route = queryModel ? this.route(request, queryModel, target(query)) : undefined;
     // A full queue is refused before the upload is read, where the model is known by then.
     if (route) this.deps.admission?.check(route.backend);
     const upload = await readUpload(request, config.uploads);
@@ -181,7 +182,7 @@ export class SubmissionReader {
       merged.version !== query.version ||
       merged.backend !== query.backend
     ) {
-      route = router.route({ model, ...target(merged) });
+      route = this.route(request, model, target(merged));
     }
 
     const deadline = this.deadline(merged.deadline, cancelAfter);
@@ -230,6 +231,21 @@ export class SubmissionReader {
     }
     if (this.deps.admission) submission.admission = this.deps.admission.admit(route.backend);
     return submission;
+  }
+
+  /**
+   * The model's route. The request is labelled with the model before the router can refuse it
+   * (unavailable, no such backend), so the refusal counts under that model; then with the backend.
+   */
+  private route(
+    request: FastifyRequest,
+    model: string,
+    target: { version?: string; backend?: BackendKind },
+  ): Route {
+    labelInference(request, { model });
+    const route = this.deps.router.route({ model, ...target });
+    labelInference(request, { backend: route.backend });
+    return route;
   }
 
   private parseFields(fields: Record<string, string>, route: 'predict' | 'jobs'): SubmissionFields {

@@ -199,6 +199,9 @@ export class InferenceService {
     };
     if (lookup.terms) data.resultCache = lookup.terms;
     const record = newRecord(jobId, owner, request);
+    // Not `request.image` in the callback below: a closure here would keep the request, and with
+    // it the upload, alive (its context is shared with the outcome's) for the whole sync wait.
+    const inlineImage = inline ? request.image : undefined;
     // The record and the job in one transaction: both exist, or neither (a failed or timed-out
     // MULTI leaves nothing to clean up), in one round trip.
     let added: { job: InferenceJob; staged: JobRecord };
@@ -208,8 +211,7 @@ export class InferenceService {
         jobId,
         data,
         priority ? { priority } : {},
-        (transaction) =>
-          this.deps.records.stage(transaction, record, inline ? request.image : undefined),
+        (transaction) => this.deps.records.stage(transaction, record, inlineImage),
       );
     } catch (err) {
       abandon.abort();

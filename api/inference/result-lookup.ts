@@ -16,7 +16,7 @@ export interface ResultLookupDeps {
   settings: Config['resultCache'];
   logger: Logger;
   /** Called once per request the cache applies to, with what it did (metrics and /stats). */
-  onLookup?: (route: Route, outcome: ResultCacheOutcome) => void;
+  onLookup?: (request: LookupRequest, outcome: ResultCacheOutcome) => void;
 }
 
 /** A request as the cache sees it. */
@@ -60,7 +60,7 @@ export class ResultLookup {
       ttlSeconds,
     };
     if (request.bypass) {
-      this.deps.onLookup?.(route, 'bypass');
+      this.deps.onLookup?.(request, 'bypass');
       return { terms };
     }
     let hit: CachedResult | undefined;
@@ -80,7 +80,7 @@ export class ResultLookup {
         'result cache lookup failed; running the model',
       );
     }
-    this.deps.onLookup?.(route, hit ? 'hit' : 'miss');
+    this.deps.onLookup?.(request, hit ? 'hit' : 'miss');
     return hit ? { terms, hit } : { terms };
   }
 }

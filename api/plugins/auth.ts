@@ -66,6 +66,7 @@ export const authPlugin = fp(
         return refuse(request, reply, new errors.ADMIN_UNAUTHORIZED());
       }
       if (principal.kind === 'key' || authenticator.open) return;
+      if (mode === 'tenant-or-admin' && principal.kind === 'admin') return;
       if (principal.kind === 'refused') {
         return refuseToken(request, reply, TENANT_CHALLENGE, principal.refusal);
       }

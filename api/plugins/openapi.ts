@@ -28,6 +28,7 @@ const SECURITY: Record<AuthMode, Record<string, string[]>[]> = {
   public: [],
   tenant: [{ apiKeyBearer: [] }, { apiKeyHeader: [] }],
   admin: [{ adminBearer: [] }, { adminBasic: [] }],
+  'tenant-or-admin': [{ apiKeyBearer: [] }, { apiKeyHeader: [] }, { adminBearer: [] }],
 };
 
 const DESCRIPTION = `An inference broker: one HTTP API in front of model backends (ONNX Runtime, TensorFlow

@@ -4,12 +4,23 @@ import type { ApiMetrics } from '../../shared/metrics/index.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import type { StatsStore } from '../../shared/stats/stats-store.js';
 import { isOperationalPath } from '../http/operational-paths.js';
+import { ownerOf } from '../http/owner.js';
 
-/** What an inference route learnt about its request, for the metrics and /stats. */
+/**
+ * What an inference route learnt about its request, for the metrics and /stats: filled in as it is
+ * learnt, so a request refused half-way (a model that is unavailable, an image that is not one)
+ * still counts under the model it named.
+ */
 export interface InferenceLabels {
-  model: string;
+  model?: string;
   backend?: BackendKind;
-  mode: 'sync' | 'async';
+  /** @defaultValue 'sync' */
+  mode?: 'sync' | 'async';
+}
+
+/** Adds what is now known about an inference request to its labels. */
+export function labelInference(request: FastifyRequest, labels: InferenceLabels): void {
+  request.inference = { ...request.inference, ...labels };
 }
 
 declare module 'fastify' {
@@ -18,7 +29,7 @@ declare module 'fastify' {
     inference?: boolean;
   }
   interface FastifyRequest {
-    /** Set by an inference route's handler once it knows the model, backend and mode. */
+    /** Set by an inference route (see {@link labelInference}) as it learns its model, backend and mode. */
     inference: InferenceLabels | null;
   }
 }
@@ -51,7 +62,7 @@ export const requestMetricsPlugin = fp(
       if (!request.routeOptions.config.inference) return;
 
       const labels = request.inference;
-      const model = labels?.model ?? (request.params as { model?: string } | undefined)?.model;
+      const model = labels?.model ?? namedModel(request);
       const mode = labels?.mode ?? 'sync';
       const seconds = reply.elapsedTime / 1000;
       metrics.recordInferenceRequest({
@@ -62,6 +73,7 @@ export const requestMetricsPlugin = fp(
         durationSeconds: seconds,
       });
       stats.recordRequest({
+        tenant: ownerOf(request),
         backend: labels?.backend,
         model,
         status,
@@ -71,3 +83,11 @@ export const requestMetricsPlugin = fp(
   },
   { name: 'request-metrics' },
 );
+
+/** The model a request names in its path or query, for one refused before its handler ran. */
+function namedModel(request: FastifyRequest): string | undefined {
+  const named =
+    (request.params as { model?: unknown } | undefined)?.model ??
+    (request.query as { model?: unknown } | undefined)?.model;
+  return typeof named === 'string' ? named : undefined;
+}

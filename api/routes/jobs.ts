@@ -12,6 +12,7 @@ import {
   uploadBody,
 } from '../http/submission.js';
 import type { InferenceService } from '../inference/inference-service.js';
+import { labelInference } from '../plugins/request-metrics.js';
 
 export interface JobRoutesOptions {
   service: InferenceService;
@@ -70,12 +71,8 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
       },
     },
     async (request, reply) => {
+      labelInference(request, { mode: 'async' });
       const submission = await submissions.read(request);
-      request.inference = {
-        model: submission.route.model.name,
-        backend: submission.route.backend,
-        mode: 'async',
-      };
       const { job, replayed } = await submission.admission.track(
         service.submit({ ...submission, requestId: request.id, mode: 'async' }),
       );

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
 import { CATALOGUE, errors, isErrorCode } from '../../shared/errors/index.js';
 import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
-import { parsePrefer, planWait } from '../http/prefer.js';
+import { parsePrefer, planWait, type WaitPlan } from '../http/prefer.js';
 import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
 import { serverTiming } from '../http/server-timing.js';
 import {
@@ -13,8 +13,9 @@ import {
   type SubmissionReader,
   uploadBody,
 } from '../http/submission.js';
-import type { InferenceService } from '../inference/inference-service.js';
+import type { AcceptedJob, InferenceService } from '../inference/inference-service.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
+import { labelInference } from '../plugins/request-metrics.js';
 
 export interface PredictRoutesOptions {
   config: Config;
@@ -30,6 +31,24 @@ export interface PredictRoutesOptions {
  */
 export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOptions) {
   const { config, submissions, service } = opts;
+
+  /**
+   * Reads the submission and queues its job. The upload (up to MAX_UPLOAD_BYTES) lives in this
+   * function only, so nothing keeps it once it is stored and the request goes on to wait.
+   */
+  const queue = async (
+    request: FastifyRequest<{ Params: { model: string } }>,
+    plan: WaitPlan,
+    signal: AbortSignal,
+  ): Promise<AcceptedJob> => {
+    const submission = await submissions.read(request, request.params.model);
+    return submission.admission.track(
+      service.submit(
+        { ...submission, requestId: request.id, mode: plan.mode },
+        { timeoutMs: plan.waitMs, signal },
+      ),
+    );
+  };
 
   app.post<{ Params: { model: string }; Querystring: SubmissionFields }>(
     '/predict/:model',
@@ -64,21 +83,10 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) disconnected.abort();
       });
-      const submission = await submissions.read(request, request.params.model);
       const plan = planWait(parsePrefer(request.headers.prefer), config.sync);
+      labelInference(request, { mode: plan.mode });
+      const accepted = await queue(request, plan, disconnected.signal);
       if (plan.applied) reply.header('preference-applied', plan.applied);
-      request.inference = {
-        model: submission.route.model.name,
-        backend: submission.route.backend,
-        mode: plan.mode,
-      };
-
-      const accepted = await submission.admission.track(
-        service.submit(
-          { ...submission, requestId: request.id, mode: plan.mode },
-          { timeoutMs: plan.waitMs, signal: disconnected.signal },
-        ),
-      );
       const queuedAfterMs = reply.elapsedTime;
       request.jobId = accepted.jobId;
       if (accepted.replayed) reply.header('idempotent-replayed', 'true');

@@ -1,7 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errors, withCause } from '../../shared/errors/index.js';
-import type { StatsStore } from '../../shared/stats/stats-store.js';
+import type { StatsScope, StatsStore } from '../../shared/stats/stats-store.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { ANONYMOUS, ownerOf } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { type QueueCounts, readQueueCounts } from '../queues/queue-counts.js';
 import type { QueueSet } from '../queues/queue-set.js';
@@ -10,46 +12,93 @@ export interface StatsRoutesOptions {
   stats: StatsStore;
   queues: QueueSet;
   queueTimeoutMs: number;
+  /** Who can be a tenant, for the admin's `?tenant=`. */
+  tenants: Pick<Authenticator, 'isTenant'>;
 }
 
-/**
- * GET /stats: request and job totals per backend and model, the recent window's rate, error rate
- * and latency percentiles, and queue counts. Everything but `uptime_seconds` is read from Redis,
- * so every API instance answers the same.
- */
 const Details = Type.Object({}, { additionalProperties: true });
 const StatsSchema = Type.Object({
   uptime_seconds: Type.Integer({ description: "The answering process's own." }),
+  tenant: Type.Union([Type.String(), Type.Null()], {
+    description: "Whose figures these are: the asking key's tenant; null: everyone's.",
+  }),
   since: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   totals: Details,
   window: Details,
-  queues: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer())),
+  queues: Type.Optional(
+    Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer()), {
+      description: 'Every queue, all tenants together: for the admin key only.',
+    }),
+  ),
 });
 
+const StatsQuerySchema = Type.Object(
+  {
+    tenant: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: 'One tenant (an API key id, or `anonymous`): the admin key only.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * GET /stats: request and job totals per backend and model, the recent window's rate, error rate
+ * and latency percentiles. A tenant reads its own figures; the admin key reads everyone's and the
+ * queue counts (which hold every tenant's jobs), or one tenant's with `?tenant=`. Everything but
+ * `uptime_seconds` is read from Redis, so every API instance answers the same.
+ */
 export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions) {
   const startedAt = Date.now();
 
-  app.get(
+  app.get<{ Querystring: { tenant?: string } }>(
     '/stats',
     {
+      config: { auth: 'tenant-or-admin' },
       schema: {
         summary: 'Request and job totals, recent rates, error rates and latency percentiles',
+        description:
+          "A tenant's key reads its own figures. The admin key reads everyone's, with the queue counts, or one tenant's with `?tenant=`.",
         tags: ['observability'],
+        querystring: StatsQuerySchema,
         response: { 200: StatsSchema, ...ProblemResponses },
       },
     },
-    async () => {
+    async (request) => {
+      const admin = request.principal?.kind === 'admin';
+      const scope = scopeOf(request, opts.tenants);
       const [snapshot, queues] = await Promise.all([
-        opts.stats.read(),
-        readQueueCounts(opts.queues, opts.queueTimeoutMs),
+        opts.stats.read(scope),
+        admin ? readQueueCounts(opts.queues, opts.queueTimeoutMs) : undefined,
       ]).catch((err: Error) => {
         throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
       });
       return {
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+        tenant: scope.tenant ?? null,
         ...snapshot,
-        queues: Object.fromEntries(queues as QueueCounts),
+        ...(queues ? { queues: Object.fromEntries(queues as QueueCounts) } : {}),
       };
     },
   );
+}
+
+/** Whose figures a request may read: the admin's choice, or the asking tenant's own. */
+function scopeOf(
+  request: FastifyRequest<{ Querystring: { tenant?: string } }>,
+  tenants: Pick<Authenticator, 'isTenant'>,
+): StatsScope {
+  const asked = request.query.tenant;
+  if (request.principal?.kind === 'admin') {
+    if (asked !== undefined && asked !== ANONYMOUS && !tenants.isTenant(asked)) {
+      throw new errors.TENANT_NOT_FOUND(asked);
+    }
+    return asked === undefined ? {} : { tenant: asked };
+  }
+  const own = ownerOf(request);
+  if (asked !== undefined && asked !== own) throw new errors.TENANT_FORBIDDEN(asked);
+  return { tenant: own };
 }

@@ -1,3 +1,4 @@
+import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
 import { errors } from '../../shared/errors/index.js';
@@ -21,7 +22,13 @@ export async function readUpload(
   limits: Config['uploads'],
 ): Promise<Upload> {
   if (!request.isMultipart()) {
-    if (Buffer.isBuffer(request.body)) return { image: request.body, fields: {} };
+    if (Buffer.isBuffer(request.body)) {
+      // Taken off the request, which lives until it is answered: a sync request's wait must not
+      // keep its upload.
+      const image = request.body;
+      request.body = undefined;
+      return { image, fields: {} };
+    }
     if (request.body === undefined || request.body === null) throw new errors.FILE_MISSING();
     // A body in another type (JSON, text) was parsed by Fastify: it is not an image upload.
     throw new errors.UNSUPPORTED_MEDIA_TYPE(
@@ -40,7 +47,7 @@ export async function readUpload(
           );
         }
         if (image) throw new errors.TOO_MANY_FILES();
-        image = await part.toBuffer();
+        image = await readFilePart(part, limits.maxBytes);
       } else {
         if (part.fieldnameTruncated) {
           throw new errors.VALIDATION_FAILED('A multipart field name is too long');
@@ -67,6 +74,18 @@ export async function readUpload(
   }
   if (!image) throw new errors.FILE_MISSING();
   return { image, fields };
+}
+
+/**
+ * A file part's bytes. Not `part.toBuffer()`, which keeps them on the part, and @fastify/multipart
+ * keeps the parts until the request is answered: a sync request would hold its upload for its
+ * whole wait.
+ */
+async function readFilePart(part: MultipartFile, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of part.file) chunks.push(chunk as Buffer);
+  if (part.file.truncated) throw new errors.PAYLOAD_TOO_LARGE(maxBytes);
+  return Buffer.concat(chunks);
 }
 
 /** A client's string as it may appear in an answer: printable ASCII, at most 64 characters. */

@@ -137,6 +137,18 @@ export const CATALOGUE = {
     message: 'No API key has the id "%s"; give a key id, or an IP address for an anonymous client',
   },
 
+  // Tenants' figures (GET /stats)
+  TENANT_FORBIDDEN: {
+    status: 403,
+    title: "Another tenant's figures",
+    message: 'Only the admin key may read the figures of tenant "%s"',
+  },
+  TENANT_NOT_FOUND: {
+    status: 404,
+    title: 'Tenant not found',
+    message: 'No tenant has the id "%s"; give an API key id, or "anonymous"',
+  },
+
   // Images
   INVALID_IMAGE: {
     status: 422,

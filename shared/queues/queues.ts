@@ -47,7 +47,10 @@ export interface InferenceJobData {
   params: InferenceParams;
   /** The API request that created the job, carried into the worker's log lines. */
   requestId: string;
-  /** Who submitted it (an API key id); its webhooks are signed for them. Absent: `anonymous`. */
+  /**
+   * Whose job it is (an API key's id or token tenant; absent: `anonymous`): its webhooks are signed
+   * with that tenant's secret, and it counts in that tenant's GET /stats figures.
+   */
   owner?: string;
   mode: 'sync' | 'async';
   /** Epoch ms after which the job is not worth starting. */

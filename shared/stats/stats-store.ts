@@ -17,6 +17,8 @@ export type JobOutcome = 'completed' | 'failed' | 'retried';
 const JOB_OUTCOMES: readonly JobOutcome[] = ['completed', 'failed', 'retried'];
 
 export interface RequestOutcome {
+  /** Who sent it: an API key's id, or the anonymous tenant. */
+  tenant: string;
   backend: string | undefined;
   model: string | undefined;
   status: number;
@@ -25,6 +27,8 @@ export interface RequestOutcome {
 }
 
 export interface JobEnd {
+  /** Whose job it is; absent (a job queued before jobs carried it): in the overall figures only. */
+  tenant: string | undefined;
   backend: string;
   model: string;
   outcome: JobOutcome;
@@ -32,6 +36,7 @@ export interface JobEnd {
 
 /** What the result cache did for one request to a model. */
 export interface CacheLookup {
+  tenant: string;
   backend: string | undefined;
   model: string;
   outcome: ResultCacheOutcome;
@@ -99,6 +104,14 @@ export interface WindowCounts {
   jobs: Record<JobOutcome, number>;
 }
 
+/**
+ * Whose figures: everyone's (the overall view), or one tenant's. Tenants are bounded by their
+ * source: the configured API key ids and the anonymous tenant.
+ */
+export interface StatsScope {
+  tenant?: string;
+}
+
 export interface StatsSnapshot {
   /** When this Redis started counting (first API or worker start on this prefix). */
   since: string | null;
@@ -117,21 +130,24 @@ const MINUTE_MS = 60_000;
 
 /**
  * Request and job counts in Redis, shared by every API and worker process, so any instance answers
- * GET /stats with the same numbers. Totals live in one hash; recent activity in one hash per minute
- * (expiring after the window) holding counts and a latency histogram. Recording adds to counts in
- * memory, written in one pipelined round trip per `flushIntervalMs` (or per record); reading costs
- * one round trip for the totals and the window's minutes, after writing this process's counts.
+ * GET /stats with the same numbers. Each scope (everyone's, and each tenant's) has its totals in one
+ * hash and its recent activity in one hash per minute (expiring after the window) holding counts
+ * and a latency histogram. Recording adds to counts in memory, written in one pipelined round trip
+ * per `flushIntervalMs` (or per record); reading one scope costs one round trip for its totals and
+ * the window's minutes, after writing this process's counts.
  *
- * Fields: `r|<backend>|<model>|<status>` requests, `j|<backend>|<model>|<outcome>` jobs,
- * `l|<backend>|<model>|<bucket>` latencies, `c|<backend>|<model>|<outcome>` result cache lookups. Label values are bounded as for the metrics.
+ * Keys: `stats:total` and `stats:minute:<minute>` for everyone, `stats:tenant:<id>:total` and
+ * `stats:tenant:<id>:minute:<minute>` for one tenant. Fields: `r|<backend>|<model>|<status>`
+ * requests, `j|<backend>|<model>|<outcome>` jobs, `l|<backend>|<model>|<bucket>` latencies,
+ * `c|<backend>|<model>|<outcome>` result cache lookups. Label values are bounded as for the metrics.
  */
 export class StatsStore {
   private readonly model: ModelLabeler;
   private readonly minutes: number;
   private readonly now: () => number;
   private readonly flushIntervalMs: number;
-  /** Counts not written yet: Redis key -> hash field -> increment. */
-  private pending = new Map<string, Map<string, number>>();
+  /** Counts not written yet: Redis key -> hash field -> increment, and whether the key expires. */
+  private pending = new Map<string, { fields: Map<string, number>; expires: boolean }>();
   private timer: NodeJS.Timeout | undefined;
   private lastError = Number.NEGATIVE_INFINITY;
   /** Writes that failed since `onFlushError` was last called. */
@@ -150,12 +166,9 @@ export class StatsStore {
     if (this.flushIntervalMs < 0) throw new RangeError('flushIntervalMs must be >= 0');
   }
 
-  private get totalKey(): string {
-    return `${this.prefix}:stats:total`;
-  }
-
-  private minuteKey(minute: number): string {
-    return `${this.prefix}:stats:minute:${minute}`;
+  /** Where a scope's counts live: everyone's under `stats`, a tenant's under its own name. */
+  private base(tenant: string | undefined): string {
+    return tenant === undefined ? `${this.prefix}:stats` : `${this.prefix}:stats:tenant:${tenant}`;
   }
 
   /** Marks when counting began, once per prefix. */
@@ -167,29 +180,28 @@ export class StatsStore {
   recordRequest(outcome: RequestOutcome): void {
     const backend = backendLabel(outcome.backend);
     const model = this.model(outcome.model);
-    const field = `r|${backend}|${model}|${outcome.status}`;
-    const minuteKey = this.minuteKey(Math.floor(this.now() / MINUTE_MS));
-    this.add(this.totalKey, field);
-    this.add(minuteKey, field);
+    this.count(outcome.tenant, `r|${backend}|${model}|${outcome.status}`);
     if (outcome.latencyMs !== undefined) {
-      this.add(minuteKey, `l|${backend}|${model}|${latencyBucket(outcome.latencyMs)}`);
+      this.count(outcome.tenant, `l|${backend}|${model}|${latencyBucket(outcome.latencyMs)}`, {
+        windowOnly: true,
+      });
     }
     this.recorded();
   }
 
   /** Counts a job's outcome; never throws (a failed write goes to `onFlushError`). */
   recordJob(end: JobEnd): void {
-    const field = `j|${backendLabel(end.backend)}|${this.model(end.model)}|${end.outcome}`;
-    this.add(this.totalKey, field);
-    this.add(this.minuteKey(Math.floor(this.now() / MINUTE_MS)), field);
+    this.count(
+      end.tenant,
+      `j|${backendLabel(end.backend)}|${this.model(end.model)}|${end.outcome}`,
+    );
     this.recorded();
   }
 
   /** Counts what the result cache did for a request; never throws. */
   recordCacheLookup(lookup: CacheLookup): void {
     const field = `c|${backendLabel(lookup.backend)}|${this.model(lookup.model)}|${lookup.outcome}`;
-    this.add(this.totalKey, field);
-    this.add(this.minuteKey(Math.floor(this.now() / MINUTE_MS)), field);
+    this.count(lookup.tenant, field);
     this.recorded();
   }
 
@@ -201,9 +213,9 @@ export class StatsStore {
     const batch = this.pending;
     this.pending = new Map();
     const pipeline = this.redis.pipeline();
-    for (const [key, fields] of batch) {
+    for (const [key, { fields, expires }] of batch) {
       for (const [field, n] of fields) pipeline.hincrby(key, field, n);
-      if (key !== this.totalKey) pipeline.expire(key, this.ttlSeconds);
+      if (expires) pipeline.expire(key, this.ttlSeconds);
     }
     await exec(pipeline);
   }
@@ -213,13 +225,27 @@ export class StatsStore {
     await this.flush();
   }
 
-  private add(key: string, field: string): void {
-    let fields = this.pending.get(key);
-    if (!fields) {
-      fields = new Map();
-      this.pending.set(key, fields);
+  /**
+   * Adds one to a field in everyone's figures and in the tenant's: the totals (unless
+   * `windowOnly`) and the current minute.
+   */
+  private count(tenant: string | undefined, field: string, options = { windowOnly: false }): void {
+    const minute = Math.floor(this.now() / MINUTE_MS);
+    const scopes = tenant === undefined ? [undefined] : [undefined, tenant];
+    for (const scope of scopes) {
+      const base = this.base(scope);
+      if (!options.windowOnly) this.add(`${base}:total`, field, false);
+      this.add(`${base}:minute:${minute}`, field, true);
     }
-    fields.set(field, (fields.get(field) ?? 0) + 1);
+  }
+
+  private add(key: string, field: string, expires: boolean): void {
+    let entry = this.pending.get(key);
+    if (!entry) {
+      entry = { fields: new Map(), expires };
+      this.pending.set(key, entry);
+    }
+    entry.fields.set(field, (entry.fields.get(field) ?? 0) + 1);
   }
 
   /** Written now (no batching), or with the next batch. */
@@ -243,13 +269,22 @@ export class StatsStore {
     this.failedWrites = 0;
   }
 
-  /** Totals since counting began, and the last `windowSeconds` (the current minute included). */
-  async read(): Promise<StatsSnapshot> {
+  /**
+   * A scope's totals since counting began, and its last `windowSeconds` (the current minute
+   * included).
+   */
+  async read(scope: StatsScope = {}): Promise<StatsSnapshot> {
     await this.flush();
     const now = this.now();
     const current = Math.floor(now / MINUTE_MS);
-    const pipeline = this.redis.pipeline().get(`${this.prefix}:stats:since`).hgetall(this.totalKey);
-    for (let m = current - this.minutes + 1; m <= current; m++) pipeline.hgetall(this.minuteKey(m));
+    const base = this.base(scope.tenant);
+    const pipeline = this.redis
+      .pipeline()
+      .get(`${this.prefix}:stats:since`)
+      .hgetall(`${base}:total`);
+    for (let m = current - this.minutes + 1; m <= current; m++) {
+      pipeline.hgetall(`${base}:minute:${m}`);
+    }
     const [since, totalFields, ...minuteFields] = await exec(pipeline);
 
     const window = new Tally();

@@ -13,6 +13,7 @@ import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import {
   closedPort,
   createModelRepository,
+  damagedTiff,
   eventually,
   registryDocument,
   solidPng,
@@ -431,6 +432,13 @@ describe('POST /predict/{model}, in-process API and worker over real Redis, Bull
         'Unknown field "colour_space"',
       );
     });
+  });
+
+  it("answers 422 INVALID_IMAGE for a damaged TIFF, with the job: the worker's decode finds the damage (the API reads only the header)", async () => {
+    const res = await predict(api, 'colour', file(await damagedTiff(), 'image/tiff'));
+    const problem = expectProblem(res, 422, 'INVALID_IMAGE');
+    expect(problem).toMatchObject({ job_id: expect.any(String) });
+    expect(problem.detail).toMatch(/Decoding error/);
   });
 
   it('GET /models has the seed shape, with each model’s status', async () => {

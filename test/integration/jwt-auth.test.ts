@@ -259,6 +259,19 @@ describe('admin routes', () => {
     expect((await call('/admin/queues', { headers: bearer(byRole) })).status).toBe(200);
   });
 
+  it("GET /stats: everyone's figures for a token with the admin scope, its own for a tenant's token", async () => {
+    const admin = await issuer.sign(claims('ops', { scope: ADMIN_SCOPE }));
+    const all = await call('/stats', { headers: bearer(admin) });
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ tenant: null, queues: expect.any(Object) });
+    const one = await call('/stats?tenant=wayne', { headers: bearer(admin) });
+    expect(one.body).toMatchObject({ tenant: 'wayne' });
+
+    const own = await call('/stats', { headers: bearer(await issuer.sign(claims('wayne'))) });
+    expect(own.body).toMatchObject({ tenant: 'wayne' });
+    expect(own.body.queues).toBeUndefined();
+  });
+
   it('answer 403 ADMIN_SCOPE_REQUIRED to a tenant token without it', async () => {
     const token = await issuer.sign(claims('initech', { scope: `${ADMIN_SCOPE}:not` }));
     const res = await call('/admin/rate-limits/initech', {

@@ -349,7 +349,7 @@ describe('result cache', () => {
       cache: new ResultCache(broken, 'nowhere'),
       settings: { ttlSeconds: 60, scope: 'owner' },
       logger: silent,
-      onLookup: (_route, outcome) => outcomes.push(outcome),
+      onLookup: (_request, outcome) => outcomes.push(outcome),
     });
     const found = await lookup.lookup({
       route: { model: stack.registry.get('colour')!, backend: 'onnx', pinned: false, version: '1' },

@@ -41,14 +41,26 @@ describe('stats in Redis', () => {
   it('adds up requests and jobs per backend and model, with unregistered names as unknown', async () => {
     const { stats } = store();
     await stats.init();
-    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 10 });
-    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 20 });
-    stats.recordRequest({ backend: undefined, model: 'made-up', status: 404 });
-    stats.recordRequest({ backend: 'onnx', model: 'detector', status: 503 });
-    stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
-    stats.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
-    stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'retried' });
-    stats.recordJob({ backend: 'onnx', model: 'detector', outcome: 'failed' });
+    stats.recordRequest({
+      tenant: 'acme',
+      backend: 'onnx',
+      model: 'colour',
+      status: 200,
+      latencyMs: 10,
+    });
+    stats.recordRequest({
+      tenant: 'acme',
+      backend: 'onnx',
+      model: 'colour',
+      status: 200,
+      latencyMs: 20,
+    });
+    stats.recordRequest({ tenant: 'acme', backend: undefined, model: 'made-up', status: 404 });
+    stats.recordRequest({ tenant: 'acme', backend: 'onnx', model: 'detector', status: 503 });
+    stats.recordJob({ tenant: 'acme', backend: 'onnx', model: 'colour', outcome: 'completed' });
+    stats.recordJob({ tenant: 'acme', backend: 'onnx', model: 'colour', outcome: 'completed' });
+    stats.recordJob({ tenant: 'acme', backend: 'onnx', model: 'detector', outcome: 'retried' });
+    stats.recordJob({ tenant: 'acme', backend: 'onnx', model: 'detector', outcome: 'failed' });
 
     const snapshot = await stats.read();
     expect(snapshot.since).toBe('2026-01-01T12:00:30.000Z');
@@ -81,11 +93,74 @@ describe('stats in Redis', () => {
     expect(snapshot.window.models.colour?.latency_ms.count).toBe(2);
   });
 
+  it("keeps each tenant's figures apart, and everyone's together (regression: GET /stats showed every tenant's traffic to any tenant)", async () => {
+    const { stats, clock } = store();
+    stats.recordRequest({
+      tenant: 'acme',
+      backend: 'onnx',
+      model: 'colour',
+      status: 200,
+      latencyMs: 10,
+    });
+    stats.recordRequest({ tenant: 'globex', backend: 'onnx', model: 'colour', status: 500 });
+    stats.recordRequest({ tenant: 'globex', backend: undefined, model: 'made-up', status: 404 });
+    stats.recordJob({ tenant: 'acme', backend: 'onnx', model: 'colour', outcome: 'completed' });
+    stats.recordJob({ tenant: 'globex', backend: 'onnx', model: 'colour', outcome: 'failed' });
+    // A job queued before jobs carried their owner: everyone's figures only.
+    stats.recordJob({ tenant: undefined, backend: 'onnx', model: 'colour', outcome: 'retried' });
+    stats.recordCacheLookup({ tenant: 'acme', backend: 'onnx', model: 'colour', outcome: 'hit' });
+
+    const acme = await stats.read({ tenant: 'acme' });
+    expect(acme.totals).toMatchObject({
+      requests: 1,
+      errors: 0,
+      by_status: { '200': 1 },
+      jobs: { completed: 1, failed: 0, retried: 0 },
+      backends: { onnx: { models: { colour: expect.anything() } } },
+      result_cache: { hits: 1, misses: 0 },
+    });
+    expect(Object.keys(acme.totals.backends)).toEqual(['onnx']);
+    expect(acme.window).toMatchObject({ requests: 1, latency_ms: { count: 1 } });
+
+    const globex = await stats.read({ tenant: 'globex' });
+    expect(globex.totals).toMatchObject({
+      requests: 2,
+      errors: 2,
+      by_status: { '404': 1, '500': 1 },
+      jobs: { completed: 0, failed: 1, retried: 0 },
+      result_cache: { hits: 0 },
+    });
+    expect(globex.window).toMatchObject({ requests: 2, server_error_rate: 0.5 });
+
+    const everyone = await stats.read();
+    expect(everyone.totals).toMatchObject({
+      requests: 3,
+      errors: 2,
+      by_status: { '200': 1, '404': 1, '500': 1 },
+      jobs: { completed: 1, failed: 1, retried: 1 },
+      result_cache: { hits: 1 },
+    });
+    expect(everyone.window).toMatchObject({ requests: 3, latency_ms: { count: 1 } });
+
+    // A tenant's window passes like everyone's; its totals stay.
+    clock.now += 3 * 60_000;
+    const later = await stats.read({ tenant: 'globex' });
+    expect(later.window.requests).toBe(0);
+    expect(later.totals.requests).toBe(2);
+    expect((await stats.read({ tenant: 'initech' })).totals.requests).toBe(0);
+  });
+
   it('forgets the window after it passes and keeps the totals', async () => {
     const { stats, clock } = store(120);
-    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
+    stats.recordRequest({
+      tenant: 'acme',
+      backend: 'onnx',
+      model: 'colour',
+      status: 200,
+      latencyMs: 5,
+    });
     clock.now += 60_000;
-    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
+    stats.recordRequest({ tenant: 'acme', backend: 'onnx', model: 'colour', status: 500 });
 
     // Both minutes are inside a two-minute window.
     let snapshot = await stats.read();
@@ -111,7 +186,13 @@ describe('stats in Redis', () => {
     // 1..200 ms, one request each: p50 = 100, p95 = 190, p99 = 198.
     await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: i + 1 }),
+        stats.recordRequest({
+          tenant: 'acme',
+          backend: 'onnx',
+          model: 'colour',
+          status: 200,
+          latencyMs: i + 1,
+        }),
       ),
     );
     const { latency_ms } = (await stats.read()).window;
@@ -128,12 +209,20 @@ describe('stats in Redis', () => {
 
   it('expires the minute hashes shortly after the window', async () => {
     const { stats, prefix } = store(120);
-    stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
-    const [minuteKey] = await redis.keys(`${prefix}:stats:minute:*`);
-    const ttl = await redis.ttl(minuteKey!);
-    expect(ttl).toBeGreaterThan(120);
-    expect(ttl).toBeLessThanOrEqual(240);
+    stats.recordRequest({ tenant: 'acme', backend: 'onnx', model: 'colour', status: 200 });
+    await stats.flush();
+    const minuteKeys = [
+      ...(await redis.keys(`${prefix}:stats:minute:*`)),
+      ...(await redis.keys(`${prefix}:stats:tenant:acme:minute:*`)),
+    ];
+    expect(minuteKeys).toHaveLength(2);
+    for (const key of minuteKeys) {
+      const ttl = await redis.ttl(key);
+      expect(ttl).toBeGreaterThan(120);
+      expect(ttl).toBeLessThanOrEqual(240);
+    }
     expect(await redis.ttl(`${prefix}:stats:total`)).toBe(-1);
+    expect(await redis.ttl(`${prefix}:stats:tenant:acme:total`)).toBe(-1);
   });
 });
 
@@ -155,9 +244,15 @@ describe('stats batched in memory', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       for (let i = 0; i < 50; i++) {
-        writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200, latencyMs: 5 });
+        writer.recordRequest({
+          tenant: 'acme',
+          backend: 'onnx',
+          model: 'colour',
+          status: 200,
+          latencyMs: 5,
+        });
       }
-      writer.recordJob({ backend: 'onnx', model: 'colour', outcome: 'completed' });
+      writer.recordJob({ tenant: 'acme', backend: 'onnx', model: 'colour', outcome: 'completed' });
       await vi.advanceTimersByTimeAsync(199);
       // Another instance sees none of it yet: the counts are still in the writer's memory.
       expect(pipelines).not.toHaveBeenCalled();
@@ -183,10 +278,10 @@ describe('stats batched in memory', () => {
     prefixes.push(prefix);
     const options = { models: ['colour'], windowSeconds: 120, flushIntervalMs: 60_000 };
     const writer = new StatsStore(redis, prefix, options);
-    writer.recordRequest({ backend: 'onnx', model: 'colour', status: 500 });
+    writer.recordRequest({ tenant: 'acme', backend: 'onnx', model: 'colour', status: 500 });
     expect((await writer.read()).totals.requests).toBe(1);
 
-    writer.recordRequest({ backend: 'onnx', model: 'colour', status: 200 });
+    writer.recordRequest({ tenant: 'acme', backend: 'onnx', model: 'colour', status: 200 });
     await writer.close();
     const reader = new StatsStore(redis, prefix, { models: ['colour'], windowSeconds: 120 });
     expect((await reader.read()).totals.by_status).toEqual({ '200': 1, '500': 1 });
@@ -216,7 +311,7 @@ describe('stats writes that fail', () => {
     });
     const record = () =>
       expect(() =>
-        stats.recordRequest({ backend: 'onnx', model: 'colour', status: 200 }),
+        stats.recordRequest({ tenant: 'acme', backend: 'onnx', model: 'colour', status: 200 }),
       ).not.toThrow();
 
     // Each record is a write of its own (no batching): five writes fail, the first is reported.

@@ -191,6 +191,23 @@ export async function truncatedJpeg(): Promise<Buffer> {
   return jpeg.subarray(0, Math.floor(jpeg.length / 2));
 }
 
+/**
+ * A 64x64 TIFF whose header is intact and whose image data is garbled: its size reads, only a
+ * decode finds the damage.
+ */
+export async function damagedTiff(): Promise<Buffer> {
+  const width = 64;
+  const height = 64;
+  const tiff = Buffer.from(
+    await sharp(randomBytes(width * height * 3), { raw: { width, height, channels: 3 } })
+      .tiff({ compression: 'deflate' })
+      .toBuffer(),
+  );
+  // libvips writes the image data first and the directory (the header's sizes) after it.
+  const directory = tiff.readUInt32LE(4);
+  return tiff.fill(0xa5, 16, directory - 16);
+}
+
 const FINISHED_STATES = new Set<JobState | 'unknown'>(['completed', 'failed']);
 
 /**

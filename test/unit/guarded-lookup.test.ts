@@ -46,6 +46,7 @@ const dns = fakeDns({
   'public.example': ['93.184.216.34'],
   'rebound.example': ['127.0.0.1'],
   'metadata.example': ['169.254.169.254', 'fd00:ec2::254'],
+  'compatible.example': ['::7f00:1'], // IPv4-compatible IPv6 of 127.0.0.1
   'mixed.example': ['10.0.0.7', '93.184.216.34'],
   'intranet.example': ['10.1.1.1'],
 });
@@ -62,7 +63,7 @@ describe('guarded DNS lookup for webhook connections', () => {
   });
 
   it('refuses a name whose every address is non-public (DNS rebinding to loopback, metadata)', async () => {
-    for (const host of ['rebound.example', 'metadata.example']) {
+    for (const host of ['rebound.example', 'metadata.example', 'compatible.example']) {
       const { err } = await lookup(strict, dns, host, true);
       expect(err?.code).toBe(ADDRESS_REFUSED);
       expect(err?.message).toContain(`${host} resolves to no public address`);

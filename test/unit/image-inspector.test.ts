@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { endsComplete, inspectImage } from '../../api/images/image-inspector.js';
+import { damagedTiff } from '../support/inference-stack.js';
 
 const MAX_PIXELS = 40_000_000;
 
@@ -225,6 +226,32 @@ describe('inspectImage: hostile files', () => {
     await expect(inspectImage(polyglot, { maxPixels: MAX_PIXELS })).resolves.toMatchObject({
       format: 'jpeg',
     });
+  });
+
+  it('a TIFF or HEIF is judged by its header, never decoded here (regression: a 117 KB TIFF of 39.7 megapixels cost 150-250 ms of API CPU)', async () => {
+    // Damage only a decode finds passes: the worker's decode finds it (INVALID_IMAGE on the job).
+    const damaged = await damagedTiff();
+    await expect(sharp(damaged, { failOn: 'error' }).raw().toBuffer()).rejects.toThrow();
+    await expect(inspectImage(damaged, { maxPixels: MAX_PIXELS })).resolves.toMatchObject({
+      format: 'tiff',
+      width: 64,
+      height: 64,
+    });
+
+    // 16 megapixels in a few hundred bytes: decoding it here took about 600 ms of CPU.
+    const avif = await solid(4000, 4000).avif({ effort: 0 }).toBuffer();
+    expect(avif.length).toBeLessThan(2048);
+    const before = process.cpuUsage();
+    await expect(inspectImage(avif, { maxPixels: MAX_PIXELS })).resolves.toMatchObject({
+      contentType: 'image/avif',
+      width: 4000,
+    });
+    const cpu = process.cpuUsage(before);
+    expect((cpu.user + cpu.system) / 1000).toBeLessThan(100);
+
+    // Over the pixel limit: refused from the header alone.
+    const tiff = await solid(6300, 6300).tiff({ compression: 'deflate' }).toBuffer();
+    expect((await rejection(tiff, 6300 * 6300 - 1)).code).toBe('IMAGE_TOO_LARGE');
   });
 
   it('an AVIF is told from a video by its ftyp brands', async () => {

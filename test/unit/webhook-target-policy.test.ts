@@ -36,6 +36,15 @@ describe('webhook target policy (SSRF)', () => {
     ['http://[fe80::1]/', /linkLocal/],
     ['http://[ff02::1]/', /multicast/],
     ['http://[64:ff9b::7f00:1]/', /rfc6052/], // NAT64 of 127.0.0.1
+    ['http://[64:ff9b::127.0.0.1]/', /rfc6052/],
+    ['http://[64:ff9b:1::10.0.0.1]/', /rfc6052/], // local-use NAT64 (RFC 8215)
+    ['http://[::ffff:0:127.0.0.1]/', /rfc6145/], // IPv4-translated
+    // IPv4-compatible (::/96, deprecated by RFC 4291): ipaddr.js calls these unicast.
+    ['http://[::127.0.0.1]/', /ipv4Compatible/],
+    ['http://[::7f00:1]/', /ipv4Compatible/],
+    ['http://[::169.254.169.254]/', /ipv4Compatible/],
+    ['http://[::10.0.0.1]/', /ipv4Compatible/],
+    ['http://[0:0:0:0:0:0:a00:1]/', /ipv4Compatible/],
     ['http://[2002:7f00:1::]/', /6to4/],
     ['http://[2001:db8::1]/', /reserved/],
   ];
@@ -73,7 +82,15 @@ describe('webhook target policy (SSRF)', () => {
   });
 
   it('classifies resolved addresses in any spelling', () => {
-    for (const address of ['127.0.0.1', '::1', '::ffff:10.0.0.1', 'fe80::1%eth0', '0x7f.1']) {
+    for (const address of [
+      '127.0.0.1',
+      '::1',
+      '::ffff:10.0.0.1',
+      '::10.0.0.1',
+      '::a00:1',
+      'fe80::1%eth0',
+      '0x7f.1',
+    ]) {
       expect(strict.checkAddress(address).allowed, address).toBe(false);
     }
     expect(strict.checkAddress('not-an-ip').allowed).toBe(false);
