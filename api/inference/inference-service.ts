@@ -131,17 +131,14 @@ export class InferenceService {
     }
     try {
       const submission = await this.create(jobId, owner, request, wait);
-      if (idempotency) {
-        await this.deps.idempotency.commit(owner, idempotency.key, jobId).catch((err: Error) => {
-          // The job exists; the key's lease runs out and a retry would make a second job.
-          this.deps.logger.warn({ jobId, err: err.message }, 'idempotency key not committed');
-        });
+      if (idempotency && !(await this.deps.idempotency.commit(owner, idempotency.key, jobId))) {
+        // The job exists; the commit is tried again until Redis is back or the key's lease runs
+        // out (then a retry would make a second job).
+        this.deps.logger.warn({ jobId }, 'idempotency key not committed yet');
       }
       return submission;
     } catch (err) {
-      if (idempotency) {
-        await this.deps.idempotency.release(owner, idempotency.key, jobId).catch(() => undefined);
-      }
+      if (idempotency) await this.deps.idempotency.release(owner, idempotency.key, jobId);
       throw err;
     }
   }
