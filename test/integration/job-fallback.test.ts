@@ -20,7 +20,7 @@ import {
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import type { InferenceBackend } from '../../workers/backends/inference-backend.js';
-import { JobForwarder } from '../../workers/fallback/job-forwarder.js';
+import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import { withFallback } from '../../workers/fallback/with-fallback.js';
 import { eventually, sleep } from '../support/inference-stack.js';
 import {
