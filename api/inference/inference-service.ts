@@ -312,6 +312,12 @@ export class InferenceService {
         throw new errors.IDEMPOTENCY_KEY_REUSED(key, claim.jobId);
       }
       if (claim.committed) return claim.jobId;
+      // Not committed, but its job exists (record and job are added in one transaction): the
+      // request that made it died or lost Redis before committing. The job is the answer.
+      const made = await this.deps.records.exists(claim.jobId).catch((err: Error) => {
+        throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
+      });
+      if (made) return claim.jobId;
       if (Date.now() > until) throw new errors.IDEMPOTENCY_KEY_IN_USE(key);
       await sleep(pause);
     }
