@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects, cheapest first. Integration and end-to-end tests talk to a real Redis and a real
+// Four projects, cheapest first. Integration and end-to-end tests talk to a real Redis and a real
 // S3 protocol server (see test/support/services.ts); end-to-end tests also start real API and
 // worker processes, so their files run one at a time.
 export default defineConfig({
@@ -26,6 +26,17 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           fileParallelism: false,
           testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: 'chaos',
+          include: ['test/chaos/**/*.test.ts'],
+          fileParallelism: false,
+          // After every other project: fault scenarios and the soak want the cores to themselves.
+          sequence: { groupOrder: 1 },
+          testTimeout: 600_000,
           hookTimeout: 120_000,
         },
       },

@@ -3,6 +3,7 @@ import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import { ResultCache } from '../shared/cache/result-cache.js';
 import type { Config } from '../shared/config/config.js';
+import { JobForwarder } from '../shared/jobs/job-forwarder.js';
 import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobReader } from '../shared/jobs/job-reader.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
@@ -29,6 +30,7 @@ import { InferenceService } from './inference/inference-service.js';
 import { ResultLookup } from './inference/result-lookup.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
 import { IdempotencyKeys } from './jobs/idempotency-keys.js';
+import { OrphanSweeper } from './jobs/orphan-sweeper.js';
 import { QueueSet } from './queues/queue-set.js';
 
 /** How often this process's request counts are written to the shared stats. */
@@ -145,8 +147,9 @@ export async function createApiResources(
     onError: (err) => logger.warn({ err: String(err) }, 'waiter reconciliation failed'),
   });
 
+  const statusStore = new BackendStatusStore(redis, config.redis.prefix);
   const statusCache = new BackendStatusCache(
-    new BackendStatusStore(redis, config.redis.prefix),
+    statusStore,
     options.statusRefreshMs ?? 1000,
     logger,
     // Queue depths ride along with each refresh, for least-loaded routing and admission control.
@@ -160,6 +163,21 @@ export async function createApiResources(
   );
   await statusCache.start();
   const router = new ModelRouter(registry, statusCache);
+  const lifecycle = new JobLifecycle(redis, records);
+  const orphans = new OrphanSweeper({
+    redis,
+    config,
+    queues,
+    status: statusCache,
+    forwarder: new JobForwarder({ registry, records, queues, status: statusStore }),
+    lifecycle,
+    webhooks,
+    logger,
+    afterMs: config.jobs.orphanedAfterSeconds * 1000,
+  });
+  if (config.jobs.orphanedAfterSeconds > 0) {
+    orphans.start(Math.min(10_000, Math.max(1000, config.jobs.orphanedAfterSeconds * 250)));
+  }
   const service = new InferenceService({
     images: new ImageUploads(store, {
       // Half the retention: a reused image always has at least that long left to live.
@@ -169,7 +187,7 @@ export async function createApiResources(
     queues,
     waiter,
     reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
-    lifecycle: new JobLifecycle(redis, records),
+    lifecycle,
     webhooks,
     idempotency: new IdempotencyKeys(redis, config.redis.prefix, {
       retentionSeconds: config.jobs.retentionSeconds,
@@ -194,6 +212,7 @@ export async function createApiResources(
 
   const close = async (onStepError?: (step: string, err: unknown) => void) => {
     const steps: [string, () => unknown][] = [
+      ['orphan sweeper', () => orphans.stop()],
       ['waiter', () => waiter.close()],
       ['status', () => statusCache.stop()],
       ['stats', () => stats.close()],

@@ -7,6 +7,7 @@ import { ResultCache } from '../shared/cache/result-cache.js';
 import type { Config } from '../shared/config/config.js';
 import { causeOf } from '../shared/errors/index.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
+import { JobForwarder } from '../shared/jobs/job-forwarder.js';
 import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
 import type { Logger } from '../shared/logging/logger.js';
@@ -23,7 +24,6 @@ import { batchLimitsOf, DynamicBatcher } from './backends/dynamic-batcher.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
 import { instrumentBackend } from './backends/instrumented.backend.js';
 import { closeRedis, drainWorker } from './drain-worker.js';
-import { JobForwarder } from './fallback/job-forwarder.js';
 import { withFallback } from './fallback/with-fallback.js';
 import { BackendMonitor } from './health/backend-monitor.js';
 import { createInferenceProcessor } from './inference-processor.js';
@@ -182,6 +182,9 @@ export class InferenceWorker {
         concurrency,
         lockDuration: config.worker.lockDurationMs,
         stalledInterval: config.worker.stalledIntervalMs,
+        // A finished job whose result could not be written (Redis away) is written again after
+        // this delay; BullMQ's 15 s would come after its lock ran out, and the job would run twice.
+        runRetryDelay: Math.max(250, Math.min(15_000, config.worker.lockDurationMs / 4)),
         // A job whose worker died twice is more likely the cause than the victim.
         maxStalledCount: 2,
         autorun: false,

@@ -131,17 +131,14 @@ export class InferenceService {
     }
     try {
       const submission = await this.create(jobId, owner, request, wait);
-      if (idempotency) {
-        await this.deps.idempotency.commit(owner, idempotency.key, jobId).catch((err: Error) => {
-          // The job exists; the key's lease runs out and a retry would make a second job.
-          this.deps.logger.warn({ jobId, err: err.message }, 'idempotency key not committed');
-        });
+      if (idempotency && !(await this.deps.idempotency.commit(owner, idempotency.key, jobId))) {
+        // The job exists; the commit is tried again until Redis is back or the key's lease runs
+        // out (then a retry would make a second job).
+        this.deps.logger.warn({ jobId }, 'idempotency key not committed yet');
       }
       return submission;
     } catch (err) {
-      if (idempotency) {
-        await this.deps.idempotency.release(owner, idempotency.key, jobId).catch(() => undefined);
-      }
+      if (idempotency) await this.deps.idempotency.release(owner, idempotency.key, jobId);
       throw err;
     }
   }
@@ -321,6 +318,12 @@ export class InferenceService {
         throw new errors.IDEMPOTENCY_KEY_REUSED(key, claim.jobId);
       }
       if (claim.committed) return claim.jobId;
+      // Not committed, but its job exists (record and job are added in one transaction): the
+      // request that made it died or lost Redis before committing. The job is the answer.
+      const made = await this.deps.records.exists(claim.jobId).catch((err: Error) => {
+        throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
+      });
+      if (made) return claim.jobId;
       if (Date.now() > until) throw new errors.IDEMPOTENCY_KEY_IN_USE(key);
       await sleep(pause);
     }

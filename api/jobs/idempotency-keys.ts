@@ -33,6 +33,9 @@ if redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 `);
 
+/** How often a claim's last step is tried again while Redis is away. */
+const RETRY_MS = 250;
+
 export interface IdempotencyKeysOptions {
   /** How long a committed key maps to its job (the job retention). */
   retentionSeconds: number;
@@ -89,16 +92,39 @@ export class IdempotencyKeys {
   }
 
   /** The job exists: the key now maps to it for the retention. */
-  async commit(owner: string, idempotencyKey: string, jobId: string): Promise<void> {
-    await COMMIT.run(
-      this.redis,
-      [this.key(owner, idempotencyKey)],
-      [jobId, this.options.retentionSeconds],
+  async commit(owner: string, idempotencyKey: string, jobId: string): Promise<boolean> {
+    return this.land(() =>
+      COMMIT.run(
+        this.redis,
+        [this.key(owner, idempotencyKey)],
+        [jobId, this.options.retentionSeconds],
+      ),
     );
   }
 
   /** The job could not be created: the key is free for a retry. */
-  async release(owner: string, idempotencyKey: string, jobId: string): Promise<void> {
-    await RELEASE.run(this.redis, [this.key(owner, idempotencyKey)], [jobId]);
+  async release(owner: string, idempotencyKey: string, jobId: string): Promise<boolean> {
+    return this.land(() => RELEASE.run(this.redis, [this.key(owner, idempotencyKey)], [jobId]));
+  }
+
+  /**
+   * Runs a claim's last step. When it fails (Redis away, the likely reason a job could not be
+   * created), it is tried again in the background until it lands or the claim's lease has run out:
+   * a released key is free again as soon as Redis is back, not only after the lease, and a committed
+   * one does not lapse into a second job. Answers whether the first try landed.
+   */
+  private async land(step: () => Promise<unknown>): Promise<boolean> {
+    const until = Date.now() + this.pendingLeaseMs;
+    try {
+      await step();
+      return true;
+    } catch {
+      const retry = () => {
+        if (Date.now() >= until) return;
+        step().catch(() => setTimeout(retry, RETRY_MS).unref());
+      };
+      setTimeout(retry, RETRY_MS).unref();
+      return false;
+    }
   }
 }

@@ -71,7 +71,14 @@ export interface Config {
    */
   auth: { apiKeys?: string; keysFile?: string; jwt?: JwtConfig };
   sync: { defaultWaitMs: number; maxWaitMs: number };
-  jobs: { attempts: number; backoffMs: number; retentionSeconds: number; retentionCount: number };
+  jobs: {
+    attempts: number;
+    backoffMs: number;
+    retentionSeconds: number;
+    retentionCount: number;
+    /** Queued jobs of a backend without a live worker this long are moved or failed; 0: never. */
+    orphanedAfterSeconds: number;
+  };
   images: {
     /** Uploaded images are deleted this long after they were stored. */
     retentionDays: number;
@@ -283,6 +290,7 @@ function toConfig(e: Env): Config {
       backoffMs: e.JOB_BACKOFF_MS,
       retentionSeconds: e.JOB_RETENTION_SECONDS,
       retentionCount: e.JOB_RETENTION_COUNT,
+      orphanedAfterSeconds: e.ORPHANED_JOB_TIMEOUT_SECONDS,
     },
     images: { retentionDays: e.IMAGE_RETENTION_DAYS, inlineMaxBytes: e.INLINE_IMAGE_MAX_BYTES },
     resultCache: { ttlSeconds: e.RESULT_CACHE_TTL_SECONDS, scope: e.RESULT_CACHE_SCOPE },

@@ -192,6 +192,12 @@ export const EnvSchema = Type.Object({
   JOB_ATTEMPTS: Integer(3, 1, 100, 'Attempts per job for transient failures.'),
   JOB_BACKOFF_MS: Integer(500, 0, undefined, 'First retry delay; doubles per attempt.'),
   JOB_RETENTION_SECONDS: Integer(86_400, 60, undefined, 'How long finished jobs are kept.'),
+  ORPHANED_JOB_TIMEOUT_SECONDS: Integer(
+    300,
+    0,
+    undefined,
+    'Jobs queued for a backend that has had no live worker this long move to another backend of their model, or fail BACKEND_UNAVAILABLE. 0: they wait for a worker however long it takes.',
+  ),
   JOB_RETENTION_COUNT: Integer(100_000, 100, undefined, 'Most finished jobs kept per queue.'),
   IMAGE_RETENTION_DAYS: Integer(
     2,

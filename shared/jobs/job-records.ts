@@ -188,6 +188,11 @@ export class JobRecords {
     return created;
   }
 
+  /** Whether the job has a record (cheaper than reading it). */
+  async exists(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.key(id))) === 1;
+  }
+
   async get(id: string): Promise<JobRecord | undefined> {
     const values = await this.redis.hmget(this.key(id), ...FIELDS);
     const fields: Partial<Record<(typeof FIELDS)[number], string>> = {};

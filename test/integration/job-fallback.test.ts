@@ -9,6 +9,7 @@ import { BackendStatusStore, type WorkerReport } from '../../shared/backends/bac
 import { type Config, loadConfig } from '../../shared/config/config.js';
 import { jobFailure } from '../../shared/errors/index.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
+import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
@@ -20,7 +21,6 @@ import {
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import type { InferenceBackend } from '../../workers/backends/inference-backend.js';
-import { JobForwarder } from '../../workers/fallback/job-forwarder.js';
 import { withFallback } from '../../workers/fallback/with-fallback.js';
 import { eventually, sleep } from '../support/inference-stack.js';
 import {

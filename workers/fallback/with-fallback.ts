@@ -1,10 +1,10 @@
 import { parseJobFailure, withCause } from '../../shared/errors/index.js';
+import { FALLBACK_CODES, type JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { InferenceBackend } from '../backends/inference-backend.js';
 import type { InferenceProcessor } from '../inference-processor.js';
 import { isLastAttempt } from '../job-attempts.js';
 import { JobForwardedError } from './job-forwarded-error.js';
-import { FALLBACK_CODES, type JobForwarder } from './job-forwarder.js';
 
 export interface FallbackOptions {
   backend: InferenceBackend;

@@ -1,13 +1,13 @@
 import type { Job } from 'bullmq';
-import { backendServing } from '../../shared/backends/backend-health.js';
-import type { BackendStatusStore } from '../../shared/backends/backend-status.js';
-import type { ErrorCode, JobError } from '../../shared/errors/index.js';
-import type { InferenceResult } from '../../shared/jobs/inference-result.js';
-import type { JobRecords } from '../../shared/jobs/job-records.js';
-import type { BackendKind } from '../../shared/models/model-spec.js';
-import type { ModelRegistry } from '../../shared/models/registry.js';
-import type { InferenceJobData } from '../../shared/queues/index.js';
-import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
+import { backendServing } from '../backends/backend-health.js';
+import type { BackendStatusStore } from '../backends/backend-status.js';
+import type { ErrorCode, JobError } from '../errors/index.js';
+import type { BackendKind } from '../models/model-spec.js';
+import type { ModelRegistry } from '../models/registry.js';
+import type { InferenceJobData } from '../queues/index.js';
+import type { InferenceQueues } from '../queues/inference-queues.js';
+import type { InferenceResult } from './inference-result.js';
+import type { JobRecords } from './job-records.js';
 
 /** Failures another backend may not share: its servers are elsewhere, its model files its own. */
 export const FALLBACK_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([

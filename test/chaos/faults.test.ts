@@ -1,0 +1,215 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderTextLine } from '../fixtures/images.js';
+import { eventually } from '../support/inference-stack.js';
+import { ChaosStack } from './support/chaos-stack.js';
+import { countScenario, formatTable, type ScenarioRow, settleJobs } from './support/ledger.js';
+import { Traffic } from './support/traffic.js';
+
+/** Clients' patience with one request (retries with the same Idempotency-Key included). */
+const PATIENCE_MS = 15_000;
+/** A refusal while Redis or S3 is away must come at least this fast (and never hang). */
+const FAST_REFUSAL_MS = 3_000;
+
+/** A backend without workers this long has its queued jobs moved or failed. */
+const ORPHAN_TIMEOUT_SECONDS = 5;
+
+let chaos: ChaosStack;
+let image: Buffer;
+const rows: ScenarioRow[] = [];
+
+beforeAll(async () => {
+  image = await renderTextLine();
+  chaos = await ChaosStack.start({
+    env: { ORPHANED_JOB_TIMEOUT_SECONDS: String(ORPHAN_TIMEOUT_SECONDS) },
+  });
+});
+
+afterAll(async () => {
+  await chaos?.stop();
+  if (rows.length === 0) return;
+  console.log(`\n${formatTable(rows)}\n`);
+  await mkdir('test-output', { recursive: true });
+  await writeFile('test-output/chaos-faults.json', `${JSON.stringify(rows, null, 2)}\n`);
+});
+
+/**
+ * Sends mixed traffic, waits for the service to work, injects the fault (which returns when it
+ * ends), waits for the service to work again, then counts every request and every job.
+ */
+async function scenario(
+  name: string,
+  fault: (traffic: Traffic) => Promise<void>,
+  options: { concurrency?: number } = {},
+): Promise<ScenarioRow> {
+  const path = `/chaos/${name.replace(/[^a-z0-9]+/gi, '-')}`;
+  const traffic = new Traffic({
+    baseUrl: chaos.baseUrl,
+    headers: chaos.headers,
+    model: 'text_orientation',
+    image,
+    concurrency: options.concurrency ?? 16,
+    asyncShare: 0.5,
+    webhookUrl: chaos.receiver.url(path),
+    patienceMs: PATIENCE_MS,
+  });
+  let window: { from: number; to: number } | undefined;
+  try {
+    await traffic.waitForSuccesses(20);
+    const from = Date.now();
+    await fault(traffic);
+    window = { from, to: Date.now() };
+    // The service answers again afterwards.
+    await traffic.waitForSuccesses(20, 60_000);
+  } finally {
+    await traffic.stop();
+  }
+  const accepted = traffic.requests.flatMap((r) => [...r.jobIds]);
+  const outcomes = await settleJobs(chaos.baseUrl, chaos.headers, accepted, 120_000);
+  // Every async job that ended has its `completed` webhook (deliveries retry: wait for them).
+  const asyncEnded = traffic.requests
+    .filter((r) => r.kind === 'async')
+    .flatMap((r) => [...r.jobIds])
+    .filter((id) => outcomes.has(id));
+  await eventually(
+    () => {
+      const delivered = new Set(chaos.receiver.on(path).map((h) => JSON.parse(h.body).id));
+      return asyncEnded.every((id) => delivered.has(id)) ? true : undefined;
+    },
+    60_000,
+    'every completed webhook delivered',
+  ).catch(() => undefined); // counted below as webhook faults
+  const row = countScenario({
+    scenario: name,
+    requests: traffic.requests,
+    outcomes,
+    runs: chaos.runs(accepted),
+    webhooks: chaos.receiver.on(path),
+    ...(window ? { fault: window } : {}),
+  });
+  rows.push(row);
+  return row;
+}
+
+/** What every scenario promises: nothing accepted is lost, each request is one job. */
+function expectNothingLost(row: ScenarioRow): void {
+  expect(row.accepted).toBeGreaterThan(0);
+  expect(row.lost).toBe(0);
+  expect(row.duplicated).toBe(0);
+  expect(row.webhookFaults).toBe(0);
+  expect(row.succeeded + Object.values(row.failed).reduce((a, b) => a + b, 0)).toBe(row.accepted);
+}
+
+describe('faults under load', () => {
+  it('baseline: no fault', async () => {
+    const row = await scenario('baseline', async (traffic) => {
+      await traffic.waitForSuccesses(100);
+    });
+    expectNothingLost(row);
+    expect(row.failed).toEqual({});
+    expect(row.refused).toEqual({});
+    expect(row.rerun).toBe(0);
+  });
+
+  it('workers killed with SIGKILL repeatedly, in the middle of their batches', async () => {
+    const row = await scenario('worker SIGKILL x3', async (traffic) => {
+      for (let i = 0; i < 3; i++) {
+        const [victim] = chaos.liveWorkers();
+        // Killed while at work: it has finished some jobs of this round and holds others.
+        const done = victim!.logs().filter((l) => l.msg === 'job done').length;
+        await eventually(
+          () =>
+            victim!.logs().filter((l) => l.msg === 'job done').length >= done + 5
+              ? true
+              : undefined,
+          60_000,
+          'the victim at work',
+        );
+        victim!.signal('SIGKILL');
+        await victim!.exited;
+        await chaos.addWorker();
+        await traffic.waitForSuccesses(10);
+      }
+    });
+    expectNothingLost(row);
+    expect(row.failed).toEqual({});
+  });
+
+  it('the API killed with SIGKILL and restarted: clients retry with their Idempotency-Key', async () => {
+    const row = await scenario('API SIGKILL + restart', async () => {
+      chaos.stack.api.signal('SIGKILL');
+      await chaos.stack.api.exited;
+      await chaos.restartApi();
+    });
+    expectNothingLost(row);
+    expect(row.failed).toEqual({});
+  });
+
+  it('Redis restarted: fast 503s while it is away, every accepted job completes after', async () => {
+    const row = await scenario('Redis restart', async () => {
+      await chaos.redis.stop();
+      await new Promise((r) => setTimeout(r, 2000));
+      await chaos.redis.up();
+    });
+    expectNothingLost(row);
+    expect(row.failed).toEqual({});
+    expect(row.slowestRefusalMs ?? 0).toBeLessThan(FAST_REFUSAL_MS);
+  });
+
+  it('Redis away for longer than the clients are patient: nothing accepted is lost', async () => {
+    const row = await scenario('Redis away > patience', async (traffic) => {
+      await chaos.redis.stop();
+      // Wait until some client gave up on a request: the outage outlasted its patience.
+      await eventually(
+        () => (traffic.requests.some((r) => r.jobIds.size === 0 && r.ms > 0) ? true : undefined),
+        PATIENCE_MS * 3,
+        'a client giving up',
+      );
+      await chaos.redis.up();
+    });
+    expectNothingLost(row);
+    expect(row.failed).toEqual({});
+    expect(row.slowestRefusalMs ?? 0).toBeLessThan(FAST_REFUSAL_MS);
+  });
+
+  it('S3 away for a while: 503 STORAGE_UNAVAILABLE for uploads, no job fails for it', async () => {
+    const row = await scenario('S3 away 3 s', async () => {
+      await chaos.s3.down();
+      await new Promise((r) => setTimeout(r, 3000));
+      await chaos.s3.up();
+    });
+    expectNothingLost(row);
+    expect(row.failed).toEqual({});
+    expect(row.slowestRefusalMs ?? 0).toBeLessThan(FAST_REFUSAL_MS);
+  });
+
+  it('SIGTERM to the API and to each worker: drained, nothing lost, each exits in its grace', async () => {
+    const row = await scenario('SIGTERM API + workers', async () => {
+      const api = chaos.stack.api;
+      api.signal('SIGTERM');
+      expect((await api.exited).code).toBe(0);
+      await chaos.restartApi();
+      for (const worker of chaos.liveWorkers()) {
+        worker.signal('SIGTERM');
+        expect((await worker.exited).code).toBe(0);
+        await chaos.addWorker();
+      }
+    });
+    expectNothingLost(row);
+    expect(row.failed).toEqual({});
+    expect(row.rerun).toBe(0);
+  });
+
+  it('the last worker of a backend dies: its jobs fail BACKEND_UNAVAILABLE, none waits forever', async () => {
+    const row = await scenario('last worker gone', async () => {
+      const dying = chaos.liveWorkers();
+      for (const worker of dying) worker.signal('SIGKILL');
+      await Promise.all(dying.map((w) => w.exited));
+      // The queued jobs, and those the dead workers held once their locks run out, are swept.
+      await chaos.stack.api.waitForLog(/"orphaned jobs swept"/, 120_000);
+      await Promise.all([chaos.addWorker(), chaos.addWorker()]);
+    });
+    expectNothingLost(row);
+    expect(Object.keys(row.failed)).toEqual(['BACKEND_UNAVAILABLE']);
+  });
+});

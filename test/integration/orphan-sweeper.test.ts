@@ -1,0 +1,272 @@
+import { randomUUID } from 'node:crypto';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OrphanSweeper } from '../../api/jobs/orphan-sweeper.js';
+import { BackendStatusStore } from '../../shared/backends/backend-status.js';
+import { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
+import { type Config, loadConfig } from '../../shared/config/config.js';
+import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
+import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
+import { JobReader } from '../../shared/jobs/job-reader.js';
+import { JobRecords } from '../../shared/jobs/job-records.js';
+import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
+import type { BackendKind } from '../../shared/models/model-spec.js';
+import { ModelRegistry } from '../../shared/models/registry.js';
+import { INFERENCE_QUEUES, type InferenceJobData, QueueName } from '../../shared/queues/index.js';
+import { InferenceQueues } from '../../shared/queues/inference-queues.js';
+import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
+import { eventually } from '../support/inference-stack.js';
+import {
+  cleanRedisPrefix,
+  startServices,
+  type TestServices,
+  uniquePrefix,
+} from '../support/services.js';
+
+const AFTER_MS = 60_000;
+const LOCK_MS = 1000;
+const registry = ModelRegistry.fromDocument({
+  models: {
+    both: { task: 'raw', backends: { tensorflow: {}, onnx: {} }, input: { width: 8, height: 8 } },
+    tf_only: { task: 'raw', backends: { tensorflow: {} }, input: { width: 8, height: 8 } },
+  },
+});
+const silent = pino({ level: 'silent' });
+
+let services: TestServices;
+let world: World | undefined;
+
+beforeAll(async () => {
+  services = await startServices();
+});
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+afterAll(async () => {
+  await services?.stop();
+});
+
+interface World {
+  config: Config;
+  redis: Redis;
+  queues: InferenceQueues;
+  records: JobRecords;
+  reader: JobReader;
+  status: BackendStatusStore;
+  /** A sweeper as an API process runs it (each call: another process). */
+  sweeper(): Promise<OrphanSweeper>;
+  /** Reports a live worker with every model ready, as a worker's heartbeat would. */
+  reportWorker(backend: BackendKind): Promise<void>;
+  /** Queues a job for TF Serving, with its record, as the API does. */
+  submit(model: string, data?: Partial<InferenceJobData>): Promise<string>;
+  webhooksQueued(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function createWorld(): Promise<World> {
+  const prefix = uniquePrefix();
+  const config = loadConfig({
+    REDIS_URL: services.redisUrl,
+    REDIS_PREFIX: prefix,
+    // A dead worker's job is noticed within seconds.
+    WORKER_LOCK_DURATION_MS: String(LOCK_MS),
+    WORKER_STALLED_INTERVAL_MS: '1000',
+  });
+  const redis = new Redis(services.redisUrl, redisOptions(config.redis, 'command'));
+  await waitForRedis(redis, 5_000);
+  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const records = new JobRecords(redis, prefix, 600, 1000);
+  const status = new BackendStatusStore(redis, prefix);
+  const webhooks = new WebhookQueue(redis, prefix, config);
+  const closers: (() => Promise<unknown>)[] = [];
+  return {
+    config,
+    redis,
+    queues,
+    records,
+    reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
+    status,
+    async sweeper() {
+      const cache = new BackendStatusCache(status, 60_000, silent);
+      await cache.refresh();
+      const sweeper = new OrphanSweeper({
+        redis,
+        config,
+        queues,
+        status: cache,
+        forwarder: new JobForwarder({ registry, records, queues, status }),
+        lifecycle: new JobLifecycle(redis, records),
+        webhooks,
+        logger: silent,
+        afterMs: AFTER_MS,
+      });
+      closers.push(() => sweeper.stop());
+      return sweeper;
+    },
+    async reportWorker(backend) {
+      await status.report({
+        workerId: `${backend}-test`,
+        backend,
+        host: 'test',
+        pid: 1,
+        startedAt: Date.now(),
+        reportedAt: Date.now(),
+        expiresAt: Number.MAX_SAFE_INTEGER,
+        models: Object.fromEntries(
+          registry.list().map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
+        ),
+      });
+    },
+    async submit(model, data = {}) {
+      const id = randomUUID();
+      const webhook = { url: 'https://hooks.example/done', events: ['completed' as const] };
+      await records.create({
+        id,
+        model,
+        backend: 'tensorflow',
+        createdAt: Date.now(),
+        requestId: 'test',
+        submission: { webhook },
+      });
+      await queues.add(
+        'tensorflow',
+        id,
+        {
+          model,
+          imageKey: 'images/none',
+          params: {},
+          requestId: 'test',
+          mode: 'async',
+          webhook,
+          ...data,
+        },
+        {},
+      );
+      return id;
+    },
+    async webhooksQueued() {
+      const queue = new Queue(QueueName.Webhooks, { connection: redis, prefix });
+      try {
+        return await queue.count();
+      } finally {
+        await queue.close();
+      }
+    },
+    async close() {
+      await Promise.allSettled(closers.map((close) => close()));
+      await webhooks.close();
+      await queues.close();
+      redis.disconnect();
+      await cleanRedisPrefix(services.redisUrl, prefix);
+    },
+  };
+}
+
+/** Sweeps twice, `AFTER_MS` apart: the first pass only notes that the backend has no worker. */
+async function sweepAfterTimeout(sweeper: OrphanSweeper): Promise<number> {
+  const now = Date.now();
+  expect(await sweeper.sweep(now)).toBe(0);
+  return sweeper.sweep(now + AFTER_MS);
+}
+
+describe('orphaned jobs: queued for a backend whose last worker is gone', () => {
+  it('wait while the backend has had no worker for less than the timeout', async () => {
+    world = await createWorld();
+    const id = await world.submit('tf_only');
+    const sweeper = await world.sweeper();
+    const now = Date.now();
+    expect(await sweeper.sweep(now)).toBe(0);
+    expect(await sweeper.sweep(now + AFTER_MS - 1)).toBe(0);
+    expect(await world.queues.queue('tensorflow').getJobState(id)).toBe('waiting');
+  });
+
+  it('are left alone while a worker of the backend reports', async () => {
+    world = await createWorld();
+    await world.reportWorker('tensorflow');
+    const id = await world.submit('tf_only');
+    expect(await sweepAfterTimeout(await world.sweeper())).toBe(0);
+    expect(await world.queues.queue('tensorflow').getJobState(id)).toBe('waiting');
+  });
+
+  it('move to another backend that serves their model, and run there', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const id = await world.submit('both');
+    expect(await sweepAfterTimeout(await world.sweeper())).toBe(1);
+
+    expect(await world.queues.queue('onnx').getJobState(id)).toBe('waiting');
+    const record = await world.records.get(id);
+    expect(record?.backend).toBe('onnx');
+    expect(record?.route.map((step) => [step.backend, step.error?.code])).toEqual([
+      ['tensorflow', 'BACKEND_UNAVAILABLE'],
+      ['onnx', undefined],
+    ]);
+    const job = await world.reader.read(id);
+    expect(job).toMatchObject({ status: 'queued', backend: 'onnx' });
+  });
+
+  it('fail BACKEND_UNAVAILABLE with their webhook when no other backend can take them', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const only = await world.submit('tf_only');
+    // The client chose TF Serving: the job does not move, though ONNX serves the model.
+    const pinned = await world.submit('both', { pinned: true });
+    expect(await sweepAfterTimeout(await world.sweeper())).toBe(2);
+
+    for (const id of [only, pinned]) {
+      const job = await world.reader.read(id);
+      expect(job).toMatchObject({ status: 'failed', backend: 'tensorflow' });
+      expect(job?.error?.code).toBe('BACKEND_UNAVAILABLE');
+      expect(job?.error?.message).toMatch(/no tensorflow worker has been running for 60 s/);
+    }
+    expect(await world.webhooksQueued()).toBe(2);
+  });
+
+  it('include the jobs the last worker held when it died, once their locks run out', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const id = await world.submit('both');
+    // A worker takes the job and dies with it: its lock is never renewed or released.
+    const connection = new Redis(services.redisUrl, { maxRetriesPerRequest: null });
+    const dead = new Worker(INFERENCE_QUEUES.tensorflow, null, {
+      connection,
+      prefix: world.config.redis.prefix,
+      autorun: false,
+      lockDuration: LOCK_MS,
+    });
+    expect((await dead.getNextJob('dead-worker', { block: false }))?.id).toBe(id);
+    await dead.close(true);
+    connection.disconnect();
+
+    const sweeper = await world.sweeper();
+    const now = Date.now();
+    await sweeper.sweep(now);
+    await eventually(
+      async () => ((await sweeper.sweep(now + AFTER_MS)) === 1 ? true : undefined),
+      15_000,
+      "the dead worker's job swept",
+    );
+    expect(await world.queues.queue('onnx').getJobState(id)).toBe('waiting');
+    expect((await world.records.get(id))?.backend).toBe('onnx');
+  });
+
+  it('are swept once when several API processes sweep at the same time', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const ids = await Promise.all(Array.from({ length: 20 }, () => world!.submit('both')));
+    const sweepers = await Promise.all([world.sweeper(), world.sweeper(), world.sweeper()]);
+    const now = Date.now();
+    for (const sweeper of sweepers) expect(await sweeper.sweep(now)).toBe(0);
+    const handled = await Promise.all(sweepers.map((s) => s.sweep(now + AFTER_MS)));
+    expect(handled.reduce((a, b) => a + b, 0)).toBe(20);
+    expect(handled.filter((n) => n > 0)).toHaveLength(1);
+    const onnx = world.queues.queue('onnx');
+    expect(await Promise.all(ids.map((id) => onnx.getJobState(id)))).toEqual(
+      Array(20).fill('waiting'),
+    );
+  });
+});
