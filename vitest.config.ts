@@ -25,6 +25,7 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           fileParallelism: false,
+          sequence: { groupOrder: 1 },
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
@@ -35,7 +36,7 @@ export default defineConfig({
           include: ['test/chaos/**/*.test.ts'],
           fileParallelism: false,
           // After every other project: fault scenarios and the soak want the cores to themselves.
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
           testTimeout: 600_000,
           hookTimeout: 120_000,
         },

@@ -310,7 +310,10 @@ export class InferenceService {
     for (let pause = 25; ; pause = Math.min(pause * 2, 500)) {
       const claim = await this.deps.idempotency
         .claim(owner, key, jobId, fingerprint)
-        .catch((err: Error) => {
+        .catch(async (err: Error) => {
+          // The claim may have landed with only its answer lost (Redis went away): free it, or
+          // every retry would find it pending until its lease runs out.
+          await this.deps.idempotency.release(owner, key, jobId);
           throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
         });
       if (claim.kind === 'claimed') return undefined;

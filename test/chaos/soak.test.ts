@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { ChaosStack } from './support/chaos-stack.js';
-import { countScenario, formatTable, settleJobs } from './support/ledger.js';
+import { countScenario, formatTable, type JobOutcome, settleJobs } from './support/ledger.js';
 import { type MemorySample, ResourceSampler, slopePerMinute } from './support/resource-sampler.js';
 import { Traffic } from './support/traffic.js';
 
@@ -21,6 +21,8 @@ const HEAP_SLOPE_MB_PER_MIN = 5;
  */
 const REDIS_SLOPE_MB_PER_MIN = 2;
 const RETENTION_SECONDS = 60;
+/** How often the jobs accepted since are read back (well within their retention). */
+const SETTLE_EVERY_MS = 10_000;
 
 let chaos: ChaosStack;
 let image: Buffer;
@@ -67,16 +69,28 @@ it(`soak: mixed traffic at a steady rate for ${SOAK_SECONDS} s, no growth, no er
     pauseMs: 50,
   });
   const started = Date.now();
+  // Jobs are read back as the soak goes: each is kept only JOB_RETENTION_SECONDS after it ends.
+  const outcomes = new Map<string, JobOutcome>();
+  const settleNew = async (timeoutMs: number) => {
+    const pending = traffic.requests
+      .flatMap((r) => [...r.jobIds])
+      .filter((id) => !outcomes.has(id));
+    const read = await settleJobs(chaos.baseUrl, chaos.headers, pending, timeoutMs);
+    for (const [id, outcome] of read) outcomes.set(id, outcome);
+  };
   sampler.start(SAMPLE_EVERY_MS);
   try {
-    await new Promise((r) => setTimeout(r, SOAK_SECONDS * 1000));
+    while (Date.now() - started < SOAK_SECONDS * 1000) {
+      await new Promise((r) => setTimeout(r, SETTLE_EVERY_MS));
+      await settleNew(SETTLE_EVERY_MS);
+    }
   } finally {
     sampler.stop();
     await traffic.stop();
   }
+  await settleNew(RETENTION_SECONDS * 1000);
 
   const accepted = traffic.requests.flatMap((r) => [...r.jobIds]);
-  const outcomes = await settleJobs(chaos.baseUrl, chaos.headers, accepted, 120_000);
   const row = countScenario({
     scenario: `soak ${SOAK_SECONDS} s`,
     requests: traffic.requests,

@@ -27,7 +27,10 @@ export interface ScenarioRow {
   p99Ms: number;
   /** From the fault's end to the first request accepted after it, in ms (null: no fault ended). */
   recoveryMs: number | null;
-  /** The slowest refusal answered while the fault lasted, in ms (a fast 503, not a hang). */
+  /**
+   * The slowest 5xx answered to a request sent while the fault lasted, in ms (a fast 503, not a
+   * hang). A 409 IDEMPOTENCY_KEY_IN_USE is not one: it waits for the key's first request by design.
+   */
   slowestRefusalMs: number | null;
   /** Its status and code. */
   slowestRefusal: string | null;
@@ -139,7 +142,7 @@ export function countScenario(input: LedgerInput): ScenarioRow {
   const slowest = fault
     ? requests
         .flatMap((r) => r.tries)
-        .filter((t) => t.at >= fault.from && t.at < fault.to && t.status >= 400)
+        .filter((t) => t.at >= fault.from && t.at < fault.to && t.status >= 500)
         .sort((a, b) => b.ms - a.ms)[0]
     : undefined;
 
