@@ -123,6 +123,8 @@ export interface WebhooksConfig {
   backoffMs: number;
   maxDelayMs: number;
   concurrency: number;
+  /** Deliveries of one tenant in flight across every webhooks worker; below `concurrency`. */
+  tenantConcurrency: number;
   allowPrivate: boolean;
   /** Lower-case host names (or IP literals as written in URLs) exempt from the address check. */
   allowedHosts: string[];
@@ -197,6 +199,10 @@ function toConfig(e: Env): Config {
   check(
     !e.WEBHOOK_SECRET_PREVIOUS || e.WEBHOOK_SECRET_PREVIOUS !== e.WEBHOOK_SECRET,
     'WEBHOOK_SECRET_PREVIOUS is the same as WEBHOOK_SECRET: give the new secret in WEBHOOK_SECRET',
+  );
+  check(
+    e.WEBHOOK_TENANT_CONCURRENCY < e.WEBHOOK_CONCURRENCY,
+    `WEBHOOK_TENANT_CONCURRENCY=${e.WEBHOOK_TENANT_CONCURRENCY} must be below WEBHOOK_CONCURRENCY=${e.WEBHOOK_CONCURRENCY}, or one tenant can take every delivery slot`,
   );
   check(
     Boolean(e.TLS_CERT_FILE) === Boolean(e.TLS_KEY_FILE),
@@ -316,6 +322,7 @@ function toConfig(e: Env): Config {
       backoffMs: e.WEBHOOK_BACKOFF_MS,
       maxDelayMs: e.WEBHOOK_MAX_DELAY_MS,
       concurrency: e.WEBHOOK_CONCURRENCY,
+      tenantConcurrency: e.WEBHOOK_TENANT_CONCURRENCY,
       allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
       allowedHosts: (e.WEBHOOK_ALLOWED_HOSTS ?? '')
         .split(',')

@@ -386,6 +386,12 @@ export const EnvSchema = Type.Object({
     'Cap on a webhook retry delay, Retry-After included.',
   ),
   WEBHOOK_CONCURRENCY: Integer(16, 1, 1024, 'Deliveries one webhooks worker makes at once.'),
+  WEBHOOK_TENANT_CONCURRENCY: Integer(
+    4,
+    1,
+    1023,
+    'Deliveries of one tenant in flight at once across every webhooks worker; below WEBHOOK_CONCURRENCY, so a tenant with slow receivers cannot hold every slot.',
+  ),
   WEBHOOK_ALLOW_PRIVATE: Flag(
     false,
     'Allow webhook targets in private, loopback and other non-public ranges.',

@@ -32,6 +32,11 @@ export function createWebhookMetrics(register: Registry) {
     labelNames: ['outcome', 'response'] as const,
     registers,
   });
+  const deferrals = new Counter({
+    name: 'ai_gateway_webhook_deferrals_total',
+    help: 'Webhook deliveries put back because their tenant had every delivery slot in use (WEBHOOK_TENANT_CONCURRENCY).',
+    registers,
+  });
   const duration = new Histogram({
     name: 'ai_gateway_webhook_delivery_duration_seconds',
     help: 'Duration of one webhook delivery attempt.',
@@ -45,6 +50,10 @@ export function createWebhookMetrics(register: Registry) {
     recordDelivery(delivery: WebhookDelivery): void {
       deliveries.inc({ outcome: delivery.outcome, response: responseClass(delivery) });
       duration.observe(delivery.durationSeconds);
+    },
+    /** A delivery put back, without an attempt, because its tenant was at its cap. */
+    recordDeferral(): void {
+      deferrals.inc();
     },
   };
 }

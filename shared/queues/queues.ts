@@ -80,6 +80,8 @@ export interface WebhookJobData {
   body?: string;
   /** How many times delivery was put off because the job had not finished yet. */
   postponed?: number;
+  /** How many times delivery was put off because its owner had every delivery slot in use. */
+  deferred?: number;
 }
 
 /** Retries with exponential backoff for transient failures; finished jobs kept for a bounded time. */

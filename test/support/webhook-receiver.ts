@@ -18,6 +18,9 @@ export type WebhookReply = { status: number; headers?: Record<string, string>; d
  */
 export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
+  /** Requests received and not yet answered, now and at most so far. */
+  inFlight = 0;
+  maxInFlight = 0;
   reply: (request: ReceivedWebhook, index: number) => WebhookReply = () => ({ status: 204 });
   private constructor(
     private readonly server: Server,
@@ -36,8 +39,12 @@ export class WebhookReceiver {
           body: Buffer.concat(chunks).toString('utf8'),
           at: Date.now(),
         };
-        const index = receiver!.received.push(request) - 1;
-        const answer = receiver!.reply(request, index);
+        const self = receiver!;
+        const index = self.received.push(request) - 1;
+        self.inFlight++;
+        self.maxInFlight = Math.max(self.maxInFlight, self.inFlight);
+        res.on('close', () => self.inFlight--);
+        const answer = self.reply(request, index);
         setTimeout(() => {
           res.writeHead(answer.status, answer.headers).end();
         }, answer.delayMs ?? 0);

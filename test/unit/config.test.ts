@@ -290,4 +290,17 @@ describe('webhook settings', () => {
     expect(config.webhooks.allowPrivate).toBe(true);
     expect(loadConfig({}).webhooks).toMatchObject({ allowPrivate: false, allowedHosts: [] });
   });
+
+  it('caps one tenant below the deliveries a webhooks worker makes at once', () => {
+    expect(loadConfig({}).webhooks).toMatchObject({ concurrency: 16, tenantConcurrency: 4 });
+    expect(
+      loadConfig({ WEBHOOK_CONCURRENCY: '2', WEBHOOK_TENANT_CONCURRENCY: '1' }).webhooks,
+    ).toMatchObject({ concurrency: 2, tenantConcurrency: 1 });
+    expect(configError({ WEBHOOK_CONCURRENCY: '4' }).message).toContain(
+      'WEBHOOK_TENANT_CONCURRENCY=4 must be below WEBHOOK_CONCURRENCY=4',
+    );
+    expect(configError({ WEBHOOK_TENANT_CONCURRENCY: '0' }).message).toContain(
+      'WEBHOOK_TENANT_CONCURRENCY="0"',
+    );
+  });
 });

@@ -110,6 +110,7 @@ describe('metric sets', () => {
     metrics.recordDelivery({ outcome: 'retrying', status: 503, durationSeconds: 0.02 });
     metrics.recordDelivery({ outcome: 'retrying', error: 'timeout', durationSeconds: 10 });
     metrics.recordDelivery({ outcome: 'failed', status: 410, durationSeconds: 0.01 });
+    metrics.recordDeferral();
     const found = await samples(metrics.register);
     const deliveries = (outcome: string, response: string) =>
       sampleValue(found, 'ai_gateway_webhook_deliveries_total', { outcome, response });
@@ -118,5 +119,6 @@ describe('metric sets', () => {
     expect(deliveries('retrying', 'timeout')).toBe(1);
     expect(deliveries('failed', '4xx')).toBe(1);
     expect(sampleValue(found, 'ai_gateway_webhook_delivery_duration_seconds_count')).toBe(4);
+    expect(sampleValue(found, 'ai_gateway_webhook_deferrals_total')).toBe(1);
   });
 });

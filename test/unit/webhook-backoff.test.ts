@@ -1,11 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import {
+  deferralDelay,
   RetryableDeliveryError,
   webhookBackoff,
 } from '../../workers/webhooks/webhook-processor.js';
 import { parseRetryAfter } from '../../workers/webhooks/webhook-sender.js';
 
 describe('webhook retry delays', () => {
+  it('put a message whose tenant is at its cap back for 100 ms, doubling, less up to half, capped', () => {
+    for (const [deferrals, nominal] of [
+      [1, 100],
+      [2, 200],
+      [4, 800],
+      [30, 5000],
+    ] as const) {
+      const delay = deferralDelay(deferrals, 5000);
+      expect(delay).toBeLessThanOrEqual(nominal);
+      expect(delay).toBeGreaterThanOrEqual(nominal / 2);
+    }
+  });
+
   it('grow exponentially from the base, with at most 20% jitter, up to the cap', () => {
     for (const [attempts, nominal] of [
       [1, 1000],

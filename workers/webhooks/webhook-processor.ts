@@ -6,7 +6,8 @@ import type { Logger } from '../../shared/logging/logger.js';
 import type { WebhookMetrics } from '../../shared/metrics/index.js';
 import type { WebhookJobData } from '../../shared/queues/index.js';
 import type { WebhookSigningSecrets } from '../../shared/webhooks/signing-secrets.js';
-import type { WebhookSender } from './webhook-sender.js';
+import type { TenantDeliverySlots } from './tenant-delivery-slots.js';
+import type { AttemptResult, WebhookSender } from './webhook-sender.js';
 
 /** A failed attempt that may succeed later; carries the receiver's Retry-After for the backoff. */
 export class RetryableDeliveryError extends Error {
@@ -26,6 +27,8 @@ export interface WebhookProcessorDeps {
   sender: WebhookSender;
   /** Signs each message with its job owner's secrets. */
   signer: Pick<WebhookSigningSecrets, 'sign'>;
+  /** The per-tenant cap on deliveries in flight: a message sends only holding one of its owner's. */
+  slots: TenantDeliverySlots;
   logger: Logger;
   metrics?: WebhookMetrics;
   /**
@@ -33,21 +36,32 @@ export interface WebhookProcessorDeps {
    * @defaultValue 5000
    */
   maxPostponeMs?: number;
+  /**
+   * Longest pause of a message put back because its owner is at the cap (a slot frees within one
+   * attempt's timeout).
+   * @defaultValue 10000
+   */
+  maxDeferMs?: number;
 }
 
 /** Postponements of a `completed` message whose outcome is not recorded yet (about a minute). */
 const MAX_POSTPONES = 20;
+/** The first pause of a message whose owner is at the cap; it doubles per deferral. */
+const DEFER_BASE_MS = 100;
 
 export type WebhookProcessor = (job: Job<WebhookJobData>, token?: string) => Promise<void>;
 
 /**
  * One delivery attempt of one message, in order: fix the body (the job resource) at the first
- * attempt, sign it for the job's owner (Standard Webhooks: id, timestamp, HMAC-SHA256 over
- * `id.timestamp.body`, one signature per secret of the owner), POST it, record the attempt on the
- * job, and tell BullMQ whether to retry (throw), stop (unrecoverable) or finish.
+ * attempt, take one of the owner's delivery slots (or put the message back for a moment, no
+ * attempt spent, when the owner has every one in use), sign it for the job's owner (Standard
+ * Webhooks: id, timestamp, HMAC-SHA256 over `id.timestamp.body`, one signature per secret of the
+ * owner), POST it, give the slot back, record the attempt on the job, and tell BullMQ whether to
+ * retry (throw), stop (unrecoverable) or finish.
  */
 export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProcessor {
   const maxPostponeMs = deps.maxPostponeMs ?? 5_000;
+  const maxDeferMs = deps.maxDeferMs ?? 10_000;
   return async (job, token) => {
     const { data } = job;
     const log = deps.logger.child({
@@ -79,19 +93,42 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProce
       await job.updateData({ ...data, body });
     }
 
+    const claim = await deps.slots.take(data.owner);
+    if (!claim.taken) {
+      // Put back without spending an attempt, so this worker's slot goes to another message,
+      // likely another tenant's.
+      const deferred = (data.deferred ?? 0) + 1;
+      const delayMs = deferralDelay(deferred, maxDeferMs);
+      deps.metrics?.recordDeferral();
+      log.debug(
+        { owner: data.owner, inFlight: claim.held, deferred, delayMs },
+        'webhook deferred: its tenant is at its delivery cap',
+      );
+      await job.updateData({ ...data, body, deferred });
+      await job.moveToDelayed(Date.now() + delayMs, token);
+      throw new DelayedError();
+    }
     const sentAt = new Date();
     const attempt = job.attemptsMade + 1;
-    const result = await deps.sender.send(
-      data.url,
-      {
-        'content-type': 'application/json',
-        'user-agent': 'ai-gateway-webhooks',
-        'webhook-id': data.webhookId,
-        'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-        'webhook-signature': deps.signer.sign(data.owner, data.webhookId, sentAt, body),
-      },
-      body,
-    );
+    let result: AttemptResult;
+    try {
+      result = await deps.sender.send(
+        data.url,
+        {
+          'content-type': 'application/json',
+          'user-agent': 'ai-gateway-webhooks',
+          'webhook-id': data.webhookId,
+          'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+          'webhook-signature': deps.signer.sign(data.owner, data.webhookId, sentAt, body),
+        },
+        body,
+      );
+    } finally {
+      // A slot not released frees itself when its lease ends: failing here would send again.
+      await deps.slots
+        .release(data.owner, claim.holder)
+        .catch((err: Error) => log.warn({ err: err.message }, 'webhook slot not released'));
+    }
     const lastAttempt = attempt >= (job.opts.attempts ?? 1);
     const outcome =
       result.verdict === 'delivered'
@@ -132,6 +169,15 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProce
     if (result.verdict === 'stop') throw new UnrecoverableError(reason);
     throw new RetryableDeliveryError(reason, result.retryAfterMs);
   };
+}
+
+/**
+ * The pause before a message put back `deferrals` times is tried again: from 100 ms, doubling, up
+ * to `maxMs`, less up to half at random so a tenant's backlog does not come back all at once.
+ */
+export function deferralDelay(deferrals: number, maxMs: number): number {
+  const delay = Math.min(DEFER_BASE_MS * 2 ** Math.max(0, deferrals - 1), maxMs);
+  return Math.round(delay * (1 - Math.random() / 2));
 }
 
 /**

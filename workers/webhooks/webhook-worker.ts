@@ -13,6 +13,7 @@ import { TargetPolicy } from '../../shared/webhooks/target-policy.js';
 import { WEBHOOK_BACKOFF } from '../../shared/webhooks/webhook-queue.js';
 import { closeRedis, drainWorker } from '../drain-worker.js';
 import { dispatchJobs } from '../job-handlers.js';
+import { TenantDeliverySlots } from './tenant-delivery-slots.js';
 import { createWebhookProcessor, webhookBackoff } from './webhook-processor.js';
 import { WebhookSender } from './webhook-sender.js';
 
@@ -63,11 +64,19 @@ export class WebhookWorker {
       policy: new TargetPolicy(config.webhooks),
       timeoutMs: config.webhooks.timeoutMs,
     });
+    // An attempt lasts at most the timeout; a lease of three (the job lock's) outlives the
+    // attempt's bookkeeping around it, and frees the slot of a worker that died.
+    const slots = new TenantDeliverySlots(commands, config.redis.prefix, {
+      cap: config.webhooks.tenantConcurrency,
+      leaseMs: config.webhooks.timeoutMs * 3,
+    });
     const process = createWebhookProcessor({
       reader: new JobReader(records, queues, deliveries),
       deliveries,
       sender,
       signer,
+      slots,
+      maxDeferMs: config.webhooks.timeoutMs,
       logger: log,
       ...(options.metrics ? { metrics: options.metrics } : {}),
     });
@@ -106,6 +115,7 @@ export class WebhookWorker {
     log.info(
       {
         concurrency: config.webhooks.concurrency,
+        tenantConcurrency: config.webhooks.tenantConcurrency,
         allowPrivate: config.webhooks.allowPrivate,
         allowedHosts: config.webhooks.allowedHosts,
       },
