@@ -72,6 +72,11 @@ describe.skipIf(toolsMissing && !inCi)('the gateway on a Redis Cluster of three 
     expect(client.nodes('master')).toHaveLength(3);
   });
 
+  it('reports ready: its Redis probe answers through the cluster', async () => {
+    const res = await api.app.inject({ url: '/health/ready' });
+    expect(res.statusCode).toBe(200);
+  });
+
   it('answers a sync /predict with the finished job', async () => {
     const res = await submit(api, '/predict/colour');
     expect(res.statusCode).toBe(200);
