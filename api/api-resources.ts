@@ -17,7 +17,12 @@ import {
 import { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type QueueName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
-import { createRedis, describeRedisUrl, type Redis, waitForRedis } from '../shared/redis/redis.js';
+import {
+  createRedis,
+  describeRedisUrl,
+  type RedisClient,
+  waitForRedis,
+} from '../shared/redis/redis.js';
 import { ModelRouter } from '../shared/routing/router.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, IMAGE_PREFIX, type ObjectStore } from '../shared/storage/index.js';
@@ -56,7 +61,7 @@ export interface ApiResourcesOptions {
 /** Everything an API process holds open, and the one way to release it. */
 export interface ApiResources {
   deps: Omit<AppDeps, 'isClosing'>;
-  redis: Redis;
+  redis: RedisClient;
   store: ObjectStore;
   queues: InferenceQueues;
   records: JobRecords;
@@ -71,7 +76,7 @@ export interface ApiResources {
 }
 
 /**
- * Opens the API's connections and builds its services: Redis, storage (bucket created), the
+ * Opens the API's connections and builds its services: RedisClient, storage (bucket created), the
  * inference queues, one QueueEvents listener per queue feeding the completion waiter, the backend
  * status cache, the router. The HTTP app is built on top by the caller.
  */
@@ -134,7 +139,7 @@ export async function createApiResources(
   const eventsByQueue = new Map<QueueName, QueueEvents>();
   // QueueEvents reads on a duplicate of the client it is given and leaves the original open: the
   // originals are closed at shutdown.
-  const eventConnections: Redis[] = [];
+  const eventConnections: RedisClient[] = [];
   for (const name of Object.values(INFERENCE_QUEUES)) {
     const connection = createRedis(config.redis, 'blocking');
     eventConnections.push(connection);

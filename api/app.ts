@@ -8,7 +8,7 @@ import { errors } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logging/logger.js';
 import type { ApiMetrics } from '../shared/metrics/index.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
-import type { Redis } from '../shared/redis/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
@@ -53,7 +53,7 @@ export interface AppDeps {
   router: ModelRouter;
   service: InferenceService;
   backendStatus: BackendStatusCache;
-  redis: Redis;
+  redis: RedisClient;
   store: ObjectStore;
   queueSet: QueueSet;
   metrics: ApiMetrics;

@@ -158,7 +158,8 @@ async function main(): Promise<void> {
     throw err;
   }
   metricsPortBase = config.metrics.workerPort;
-  await ensureRedis(config.redis.url);
+  // A cluster is the operator's to run: the services connect to it (and wait for it) themselves.
+  if (!config.redis.clusterNodes) await ensureRedis(config.redis.url);
   for (const service of services) launch(service);
   say(
     `API on http://localhost:${config.http.port}, storage: ${config.storage.kind === 's3' ? config.storage.endpoint : config.storage.dir}. Ctrl-C stops.`,

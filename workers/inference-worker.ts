@@ -16,7 +16,7 @@ import type { BackendKind, ModelDefinition } from '../shared/models/model-spec.j
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData, JobName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
-import { createRedis, type Redis, waitForRedis } from '../shared/redis/redis.js';
+import { createRedis, type RedisClient, waitForRedis } from '../shared/redis/redis.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
@@ -64,8 +64,8 @@ export class InferenceWorker {
   private constructor(
     readonly id: string,
     private readonly options: InferenceWorkerOptions,
-    private readonly redis: Redis,
-    private readonly commands: Redis,
+    private readonly redis: RedisClient,
+    private readonly commands: RedisClient,
     private readonly store: ObjectStore,
     private readonly reporter: StatusReporter,
     private readonly worker: Worker<InferenceJobData, InferenceResult>,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis/redis.js';
 import { RedisScript } from '../../shared/redis/redis-script.js';
 
 /** What a claim on an idempotency key found. */
@@ -56,7 +56,7 @@ export class IdempotencyKeys {
   private readonly pendingLeaseMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly options: IdempotencyKeysOptions,
   ) {

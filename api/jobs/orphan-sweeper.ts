@@ -10,7 +10,7 @@ import type { Logger } from '../../shared/logging/logger.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
-import { createRedis, type Redis } from '../../shared/redis/redis.js';
+import { createRedis, type RedisClient } from '../../shared/redis/redis.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 
 type Taker = Worker<InferenceJobData, InferenceResult>;
@@ -19,7 +19,7 @@ type Taker = Worker<InferenceJobData, InferenceResult>;
 const JOBS_PER_SWEEP = 500;
 
 export interface OrphanSweeperDeps {
-  redis: Redis;
+  redis: RedisClient;
   config: Config;
   queues: InferenceQueues;
   status: BackendStatusCache;
@@ -45,7 +45,7 @@ export class OrphanSweeper {
   /** Per backend, since when this process has seen it without a live worker. */
   private readonly noWorkerSince = new Map<BackendKind, number>();
   /** Per backend without workers, the BullMQ worker that takes its jobs off the queue. */
-  private readonly takers = new Map<BackendKind, { taker: Taker; connection: Redis }>();
+  private readonly takers = new Map<BackendKind, { taker: Taker; connection: RedisClient }>();
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<unknown> | undefined;
 

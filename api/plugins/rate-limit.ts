@@ -3,13 +3,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../shared/config/config.js';
 import { errors } from '../../shared/errors/index.js';
-import type { Redis } from '../../shared/redis/redis.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
 import { isOperationalPath } from '../http/operational-paths.js';
 import { counterName, rateLimitClientOf } from '../rate-limit/rate-limit-clients.js';
 
 export interface RateLimitOptions {
   config: Config['rateLimit'];
-  redis: Redis;
+  redis: RedisClient;
   /** Where the counters live in Redis (RateLimitCounters resets them there). */
   nameSpace: string;
   /** Called for each request the limiter refuses (for metrics). */

@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { BACKEND_KINDS } from '../../shared/models/model-spec.js';
 import { INFERENCE_QUEUES, QueueName } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
-import type { Redis } from '../../shared/redis/redis.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
 
 /**
  * Every queue of the system, by name, for the views over all of them (queue depth metrics, /stats,
@@ -15,7 +15,7 @@ export class QueueSet {
     private readonly opened: Queue[],
   ) {}
 
-  static open(inference: InferenceQueues, redis: Redis, prefix: string): QueueSet {
+  static open(inference: InferenceQueues, redis: RedisClient, prefix: string): QueueSet {
     const byName = new Map<QueueName, Queue>();
     const opened: Queue[] = [];
     for (const name of Object.values(QueueName)) {

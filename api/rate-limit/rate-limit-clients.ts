@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis/redis.js';
 import type { Authenticator } from '../auth/authenticator.js';
 
 /**
@@ -38,7 +38,7 @@ export function parseClient(
 /** The rate limiter's counters in Redis (the store of @fastify/rate-limit, under `nameSpace`). */
 export class RateLimitCounters {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly nameSpace: string,
   ) {}
 

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { BackendKind } from '../models/model-spec.js';
+import type { RedisClient } from '../redis/redis.js';
 import type { ReplicaHealth } from './backend-health.js';
 
 export type ModelState = 'ready' | 'unavailable';
@@ -65,7 +65,7 @@ const PRUNE_AFTER_MS = 60_000;
  */
 export class BackendStatusStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Prediction } from '../jobs/inference-result.js';
 import type { BackendKind } from '../models/model-spec.js';
 import type { InferenceParams } from '../queues/queues.js';
+import type { RedisClient } from '../redis/redis.js';
 
 /**
  * What the cache did for one request: answered it (`hit`), found nothing (`miss`), or was told not
@@ -64,7 +64,7 @@ export function scopeOf(scope: ResultCacheScope, owner: string): string {
  */
 export class ResultCache {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

@@ -30,7 +30,13 @@ export interface Config {
     corsOrigins: '*' | string[];
     requestTimeoutMs: number;
   };
-  redis: { url: string; prefix: string; commandTimeoutMs: number };
+  redis: {
+    url: string;
+    prefix: string;
+    commandTimeoutMs: number;
+    /** Present: a Redis Cluster, reached through these seed nodes (`url` lists them too). */
+    clusterNodes?: string[];
+  };
   storage: StorageConfig;
   models: { configPath: string; repository: string };
   backends: {
@@ -216,6 +222,19 @@ function toConfig(e: Env): Config {
   const jwt = tokens.value;
   const tensorflowServingUrls = urlList('TENSORFLOW_SERVING_URL', e.TENSORFLOW_SERVING_URL);
   const onnxRuntimeUrls = e.ONNX_RUNTIME_URL ? urlList('ONNX_RUNTIME_URL', e.ONNX_RUNTIME_URL) : [];
+  const redisNodes = e.REDIS_URL.split(',').map((url) => url.trim());
+  check(
+    e.REDIS_CLUSTER || redisNodes.length === 1,
+    'REDIS_URL lists several nodes: set REDIS_CLUSTER=true for a Redis Cluster, or give one URL',
+  );
+  check(
+    redisNodes.every((url) => /^rediss?:\/\/\S+$/.test(url)),
+    `REDIS_URL: every node must be a redis:// or rediss:// URL`,
+  );
+  check(
+    !e.REDIS_CLUSTER || hashTagOf(e.REDIS_PREFIX) !== undefined,
+    `REDIS_PREFIX=${JSON.stringify(e.REDIS_PREFIX)} needs a {hash tag} with REDIS_CLUSTER (e.g. {ai-gateway}): every key of a job must live in one cluster slot`,
+  );
 
   let storage: StorageConfig;
   if (e.S3_ENDPOINT) {
@@ -249,7 +268,12 @@ function toConfig(e: Env): Config {
       corsOrigins,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     },
-    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX, commandTimeoutMs: e.REDIS_TIMEOUT_MS },
+    redis: {
+      url: e.REDIS_URL,
+      prefix: e.REDIS_PREFIX,
+      commandTimeoutMs: e.REDIS_TIMEOUT_MS,
+      ...(e.REDIS_CLUSTER ? { clusterNodes: redisNodes } : {}),
+    },
     storage,
     models: { configPath: e.MODELS_CONFIG, repository: e.MODEL_REPOSITORY },
     backends: {
@@ -337,6 +361,16 @@ function parsed<T>(name: string, result: Parsed<T>): T {
   if ('error' in result)
     throw new ConfigError(`Invalid configuration:\n  ${name}: ${result.error}`);
   return result.value;
+}
+
+/**
+ * The part of a key Redis Cluster hashes: what lies between the first `{` and the next `}`, when
+ * that is not empty. Every key starts with the prefix, so a tag there puts them all in one slot.
+ */
+function hashTagOf(prefix: string): string | undefined {
+  const open = prefix.indexOf('{');
+  const close = open === -1 ? -1 : prefix.indexOf('}', open + 1);
+  return close > open + 1 ? prefix.slice(open + 1, close) : undefined;
 }
 
 function urlList(name: string, value: string): string[] {

@@ -63,8 +63,13 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.String({
     default: 'redis://127.0.0.1:6379',
     pattern: '^rediss?://\\S+$',
-    description: 'Redis for queues, rate limits and backend status.',
+    description:
+      'Redis for queues, rate limits and backend status; with REDIS_CLUSTER, the seed nodes of the cluster, comma-separated.',
   }),
+  REDIS_CLUSTER: Flag(
+    false,
+    'Connect to a Redis Cluster through the nodes in REDIS_URL; REDIS_PREFIX must then hold a {hash tag}.',
+  ),
   REDIS_PREFIX: Type.String({
     default: 'ai-gateway',
     pattern: '^[A-Za-z0-9_{}.-]+$',

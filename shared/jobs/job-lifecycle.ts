@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis.js';
 import { RedisScript } from '../redis/redis-script.js';
 import { INLINE_IMAGE_FIELD, type JobRecords } from './job-records.js';
 
@@ -94,7 +94,7 @@ return 'settled'
  */
 export class JobLifecycle {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly records: JobRecords,
   ) {}
 

@@ -1,6 +1,7 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import type { CachedResult } from '../cache/result-cache.js';
 import type { BackendKind } from '../models/model-spec.js';
+import type { RedisClient } from '../redis/redis.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
 import { OwnerJobs } from './owner-jobs.js';
 
@@ -113,7 +114,7 @@ export class JobRecords {
   readonly owners: OwnerJobs;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
     readonly ttlSeconds: number,

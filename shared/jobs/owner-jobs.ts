@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis.js';
 
 export interface OwnerJobsOptions {
   /** Entries older than this go (the job retention: their records are gone too). */
@@ -52,7 +52,7 @@ export class OwnerJobs {
   private additions = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly options: OwnerJobsOptions,
   ) {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { JobError } from '../errors/index.js';
+import type { RedisClient } from '../redis/redis.js';
 import { RedisScript } from '../redis/redis-script.js';
 import type { WebhookEvent } from '../webhooks/webhook-subscription.js';
 import type { JobRecords } from './job-records.js';
@@ -38,7 +38,7 @@ export class WebhookDeliveries {
    * @param maxPerJob - attempts kept per job (the oldest are dropped first)
    */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly records: JobRecords,
     private readonly maxPerJob = 100,
   ) {

@@ -1,8 +1,9 @@
 import { Job, type JobState, Queue, SpanKind, type Telemetry, TelemetryAttributes } from 'bullmq';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
+import type { RedisClient } from '../redis/redis.js';
 import {
   INFERENCE_QUEUES,
   type InferenceJobData,
@@ -45,7 +46,7 @@ export class InferenceQueues {
   >;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     jobs: Config['jobs'],
     /** OpenTelemetry for BullMQ: a producer span per job, its context carried in the job. */

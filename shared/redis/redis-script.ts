@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 type ScriptArgument = string | number | Buffer;
 
@@ -24,7 +24,7 @@ export class RedisScript {
   }
 
   /** Runs the script; bulk string replies come back as strings. */
-  async run(redis: Redis, keys: string[], args: ScriptArgument[] = []): Promise<unknown> {
+  async run(redis: RedisClient, keys: string[], args: ScriptArgument[] = []): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -34,7 +34,11 @@ export class RedisScript {
   }
 
   /** Runs the script; bulk string replies come back as Buffers (for binary values). */
-  async runBuffer(redis: Redis, keys: string[], args: ScriptArgument[] = []): Promise<unknown> {
+  async runBuffer(
+    redis: RedisClient,
+    keys: string[],
+    args: ScriptArgument[] = [],
+  ): Promise<unknown> {
     const scripting = redis as unknown as BufferScripting;
     try {
       return await scripting.evalshaBuffer(this.sha, keys.length, ...keys, ...args);

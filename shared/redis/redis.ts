@@ -1,7 +1,11 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/config.js';
 
-export type { Redis } from 'ioredis';
+/**
+ * A connection to a single Redis or to a Redis Cluster. Both run every command this service sends,
+ * and BullMQ takes either: on a cluster the prefix's hash tag keeps each job's keys in one slot.
+ */
+export type RedisClient = Redis | Cluster;
 
 /**
  * `command`: for requests that must fail fast when Redis is away (the API answers 503 instead of
@@ -28,12 +32,44 @@ export function redisOptions(
     : { ...common, maxRetriesPerRequest: null, enableReadyCheck: true };
 }
 
-export function createRedis(config: Config['redis'], purpose: 'command' | 'blocking'): Redis {
-  return new Redis(config.url, redisOptions(config, purpose));
+export function createRedis(config: Config['redis'], purpose: 'command' | 'blocking'): RedisClient {
+  const options = redisOptions(config, purpose);
+  return config.clusterNodes
+    ? createCluster(config.clusterNodes, options)
+    : new Redis(config.url, options);
+}
+
+/**
+ * A cluster client that learns the topology from the seed nodes. The first URL's credentials and
+ * TLS apply to every node (a cluster's nodes share them). The command timeout and retry limit go to
+ * each node; the offline queue (used while the slots are unknown) is the cluster's.
+ */
+function createCluster(nodes: string[], options: RedisOptions): Cluster {
+  const [first] = nodes.map((node) => new URL(node));
+  // Each node's offline queue and reconnection belong to the cluster client, which sets them.
+  const { connectionName, retryStrategy, enableOfflineQueue, ...perNode } = options;
+  return new Cluster(
+    nodes.map((node) => {
+      const url = new URL(node);
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    }),
+    {
+      clusterRetryStrategy: retryStrategy,
+      enableOfflineQueue: enableOfflineQueue ?? true,
+      enableReadyCheck: true,
+      redisOptions: {
+        ...perNode,
+        connectionName,
+        ...(first!.username ? { username: decodeURIComponent(first!.username) } : {}),
+        ...(first!.password ? { password: decodeURIComponent(first!.password) } : {}),
+        ...(first!.protocol === 'rediss:' ? { tls: {} } : {}),
+      },
+    },
+  );
 }
 
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */
-export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<void> {
+export async function waitForRedis(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -52,8 +88,12 @@ export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<voi
   });
 }
 
-/** The URL fit for a log line or an error message: any password masked. */
+/** The URL (or the cluster's comma-separated URLs) fit for a log line: any password masked. */
 export function describeRedisUrl(url: string): string {
+  return url.split(',').map(describeOneUrl).join(',');
+}
+
+function describeOneUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { RESULT_CACHE_OUTCOMES, type ResultCacheOutcome } from '../cache/result-cache.js';
 import {
   type BackendLabel,
@@ -6,6 +5,7 @@ import {
   type ModelLabeler,
   modelLabeler,
 } from '../metrics/labels.js';
+import type { RedisClient } from '../redis/redis.js';
 import {
   addLatencyCounts,
   type LatencyCounts,
@@ -146,7 +146,7 @@ export class StatsStore {
   private readonly minutes: number;
   private readonly now: () => number;
   private readonly flushIntervalMs: number;
-  /** Counts not written yet: Redis key -> hash field -> increment, and whether the key expires. */
+  /** Counts not written yet: RedisClient key -> hash field -> increment, and whether the key expires. */
   private pending = new Map<string, { fields: Map<string, number>; expires: boolean }>();
   private timer: NodeJS.Timeout | undefined;
   private lastError = Number.NEGATIVE_INFINITY;
@@ -154,7 +154,7 @@ export class StatsStore {
   private failedWrites = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly options: StatsStoreOptions,
   ) {
@@ -311,7 +311,7 @@ export class StatsStore {
   }
 }
 
-async function exec(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+async function exec(pipeline: ReturnType<RedisClient['pipeline']>): Promise<unknown[]> {
   const results = (await pipeline.exec()) ?? [];
   return results.map(([err, value]) => {
     if (err) throw err;

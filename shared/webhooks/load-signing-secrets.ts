@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../logging/logger.js';
-import type { Redis } from '../redis/redis.js';
+import type { RedisClient } from '../redis/redis.js';
 import { readTenantSecrets, WebhookSigningSecrets } from './signing-secrets.js';
 
 /**
@@ -12,7 +12,7 @@ import { readTenantSecrets, WebhookSigningSecrets } from './signing-secrets.js';
  */
 export async function loadSigningSecrets(
   config: Config,
-  redis: Redis,
+  redis: RedisClient,
   logger: Logger,
 ): Promise<WebhookSigningSecrets> {
   const tenants = config.auth.keysFile ? readTenantSecrets(config.auth.keysFile) : new Map();
@@ -36,7 +36,11 @@ export async function loadSigningSecrets(
  * webhooks worker of the installation derive the same tenant secrets across restarts. Its use is
  * logged, loudly, with a fingerprint, never the secret: logs travel further than Redis does.
  */
-async function resolveMasterSecret(config: Config, redis: Redis, logger: Logger): Promise<string> {
+async function resolveMasterSecret(
+  config: Config,
+  redis: RedisClient,
+  logger: Logger,
+): Promise<string> {
   if (config.webhooks.secret) return config.webhooks.secret;
   if (config.env === 'production') throw new Error('WEBHOOK_SECRET is required in production');
   const key = `${config.redis.prefix}:webhooks:development-secret`;

@@ -1,8 +1,8 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
 import { ANONYMOUS_OWNER } from '../jobs/job-records.js';
 import { JobName, QueueName, type WebhookJobData } from '../queues/queues.js';
+import type { RedisClient } from '../redis/redis.js';
 import {
   type WebhookEvent,
   type WebhookSubscription,
@@ -31,7 +31,7 @@ export const WEBHOOK_BACKOFF = 'webhook';
 export class WebhookQueue {
   private readonly queue: Queue<WebhookJobData, void, JobName.DeliverWebhook>;
 
-  constructor(redis: Redis, prefix: string, config: Pick<Config, 'jobs' | 'webhooks'>) {
+  constructor(redis: RedisClient, prefix: string, config: Pick<Config, 'jobs' | 'webhooks'>) {
     const retention = { age: config.jobs.retentionSeconds, count: config.jobs.retentionCount };
     this.queue = new Queue(QueueName.Webhooks, {
       connection: redis,

@@ -31,4 +31,10 @@ describe('describeRedisUrl', () => {
     expect(describeRedisUrl('redis://127.0.0.1:6379')).not.toContain('***');
     expect(describeRedisUrl('not a url')).toBe('(invalid Redis URL)');
   });
+
+  it("masks every node's password in a cluster's list", () => {
+    expect(describeRedisUrl('redis://:s3cret@10.0.0.1:6379,redis://:s3cret@10.0.0.2:6379')).toBe(
+      'redis://:***@10.0.0.1:6379,redis://:***@10.0.0.2:6379',
+    );
+  });
 });

@@ -9,7 +9,7 @@ import { JobRecords } from '../../shared/jobs/job-records.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import type { InferenceJobData, InferenceParams } from '../../shared/queues/index.js';
 import { type InferenceJob, InferenceQueues } from '../../shared/queues/inference-queues.js';
-import { createRedis, type Redis, waitForRedis } from '../../shared/redis/redis.js';
+import { createRedis, type RedisClient, waitForRedis } from '../../shared/redis/redis.js';
 import { imageKey, S3ObjectStore } from '../../shared/storage/index.js';
 import type {
   InferenceBackend,
@@ -42,7 +42,7 @@ let config: Config;
 let registry: ModelRegistry;
 let logLines: LogLine[];
 let worker: InferenceWorker;
-let redis: Redis;
+let redis: RedisClient;
 let queues: InferenceQueues;
 let store: S3ObjectStore;
 /** Extra prefixes used by single tests, cleaned at the end. */

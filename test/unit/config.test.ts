@@ -223,6 +223,43 @@ describe('loadConfig backend URLs', () => {
   });
 });
 
+describe('loadConfig Redis Cluster', () => {
+  const NODES = 'redis://10.0.0.1:6379,rediss://10.0.0.2:6379';
+
+  it('connects to one Redis unless REDIS_CLUSTER is on', () => {
+    expect(loadConfig({}).redis.clusterNodes).toBeUndefined();
+  });
+
+  it('takes the seed nodes from REDIS_URL with REDIS_CLUSTER and a hash-tagged prefix', () => {
+    const { redis } = loadConfig({
+      REDIS_URL: NODES,
+      REDIS_CLUSTER: 'true',
+      REDIS_PREFIX: 'gw-{ai-gateway}',
+    });
+    expect(redis.clusterNodes).toEqual(['redis://10.0.0.1:6379', 'rediss://10.0.0.2:6379']);
+    expect(redis.prefix).toBe('gw-{ai-gateway}');
+  });
+
+  it.each([['ai-gateway'], ['{}ai-gateway'], ['ai-gateway{'], ['}ai{gateway']])(
+    'refuses REDIS_PREFIX=%s on a cluster: no hash tag, keys would spread over slots',
+    (prefix) => {
+      const err = configError({ REDIS_URL: NODES, REDIS_CLUSTER: 'true', REDIS_PREFIX: prefix });
+      expect(err.message).toContain(`REDIS_PREFIX="${prefix}" needs a {hash tag}`);
+    },
+  );
+
+  it('refuses several nodes without REDIS_CLUSTER, and a node that is not a Redis URL', () => {
+    expect(configError({ REDIS_URL: NODES }).message).toContain('set REDIS_CLUSTER=true');
+    expect(
+      configError({
+        REDIS_URL: 'redis://10.0.0.1:6379,10.0.0.2:6379',
+        REDIS_CLUSTER: 'true',
+        REDIS_PREFIX: '{ai-gateway}',
+      }).message,
+    ).toContain('REDIS_URL: every node must be a redis:// or rediss:// URL');
+  });
+});
+
 describe('loadConfig result', () => {
   it('is frozen all the way down', () => {
     const config = loadConfig({ ...S3 });

@@ -7,7 +7,7 @@ import type { Logger } from '../../shared/logging/logger.js';
 import type { WebhookMetrics } from '../../shared/metrics/index.js';
 import { JobName, QueueName, type WebhookJobData } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
-import { createRedis, type Redis, waitForRedis } from '../../shared/redis/redis.js';
+import { createRedis, type RedisClient, waitForRedis } from '../../shared/redis/redis.js';
 import { loadSigningSecrets } from '../../shared/webhooks/load-signing-secrets.js';
 import { TargetPolicy } from '../../shared/webhooks/target-policy.js';
 import { WEBHOOK_BACKOFF } from '../../shared/webhooks/webhook-queue.js';
@@ -34,8 +34,8 @@ export class WebhookWorker {
 
   private constructor(
     private readonly options: WebhookWorkerOptions,
-    private readonly redis: Redis,
-    private readonly commands: Redis,
+    private readonly redis: RedisClient,
+    private readonly commands: RedisClient,
     private readonly queues: InferenceQueues,
     private readonly sender: WebhookSender,
     private readonly worker: Worker<WebhookJobData, void>,
