@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis/redis.js';
 import { RedisScript } from '../../shared/redis/redis-script.js';
 
 // KEYS[1]: the tenant's slots, a sorted set of holders scored by when their lease runs out.
@@ -35,7 +35,7 @@ export type SlotClaim = { taken: true; holder: string } | { taken: false; held: 
  */
 export class TenantDeliverySlots {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly options: TenantDeliverySlotsOptions,
   ) {
