@@ -191,8 +191,10 @@ describe('faults under load', () => {
     );
     expectNothingLost(row);
     expect(row.failed).toEqual({});
-    // Uploads during the outage were refused, quickly, and retried by their clients.
-    expect(row.slowestRefusal).toMatch(/^503 STORAGE_UNAVAILABLE/);
+    // The API's S3 client retries a refused connection within its own bound, so a short outage
+    // mostly costs uploads time; an upload that runs out of it is a fast 503 the client retries.
+    for (const code of Object.keys(row.refused)) expect(code).toBe('STORAGE_UNAVAILABLE');
+    if (row.slowestRefusal) expect(row.slowestRefusal).toMatch(/^503 STORAGE_UNAVAILABLE/);
     expect(row.slowestRefusalMs ?? 0).toBeLessThan(FAST_REFUSAL_MS);
   });
 
