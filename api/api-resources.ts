@@ -167,7 +167,7 @@ export async function createApiResources(
     },
   );
   await statusCache.start();
-  const router = new ModelRouter(registry, statusCache);
+  const router = new ModelRouter(registry, statusCache, new Set(config.backends.scaledFromZero));
   const lifecycle = new JobLifecycle(redis, records);
   const orphans = new OrphanSweeper({
     redis,

@@ -1,4 +1,5 @@
 import { Ajv } from 'ajv';
+import type { BackendKind } from '../models/model-spec.js';
 import { type Env, EnvSchema } from './env-schema.js';
 import { type Parsed, parseCorsOrigins, parseTrustProxy, type TrustProxy } from './http-options.js';
 import { type JwtConfig, parseJwtConfig } from './jwt-options.js';
@@ -42,6 +43,8 @@ export interface Config {
   backends: {
     tensorflowServingUrls: string[];
     onnxRuntimeUrls: string[];
+    /** Worker pools that scale from zero: with no worker, their models are queued, not refused. */
+    scaledFromZero: BackendKind[];
     timeoutMs: number;
     onnxIntraOpThreads: number;
     /** In-process ONNX Runtime runs in a thread of its own, off the worker's event loop. */
@@ -279,6 +282,7 @@ function toConfig(e: Env): Config {
     backends: {
       tensorflowServingUrls,
       onnxRuntimeUrls,
+      scaledFromZero: [...new Set((e.AUTOSCALED_BACKENDS?.split(',') ?? []) as BackendKind[])],
       timeoutMs: e.BACKEND_TIMEOUT_MS,
       onnxIntraOpThreads: e.ONNX_INTRA_OP_THREADS,
       onnxInferenceThread: e.ONNX_INFERENCE_THREAD,

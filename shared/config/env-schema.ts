@@ -109,6 +109,13 @@ export const EnvSchema = Type.Object({
     minLength: 1,
     description: 'TensorFlow Serving REST base URL(s), comma-separated.',
   }),
+  AUTOSCALED_BACKENDS: Type.Optional(
+    Type.String({
+      pattern: '^(onnx|tensorflow)(,(onnx|tensorflow))*$',
+      description:
+        'Backends whose worker pools scale from zero (KEDA), comma-separated: with no worker running, their models are still taken and queued for the pool to wake up to, instead of 503 MODEL_UNAVAILABLE.',
+    }),
+  ),
   ONNX_RUNTIME_URL: Type.Optional(
     Type.String({ minLength: 1, description: 'Remote ONNX Runtime server(s). Unset: in-process.' }),
   ),

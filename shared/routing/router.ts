@@ -39,6 +39,11 @@ interface Refusal {
 interface Evaluation {
   model: ModelDefinition;
   candidates: (Candidate & { versions: string[] })[];
+  /**
+   * Backends with no worker at all whose pool scales from zero: their queue is where a worker
+   * will start (KEDA activates on the first queued job). Used only when no live backend can serve.
+   */
+  cold: BackendKind[];
   refusals: Refusal[];
 }
 
@@ -56,10 +61,18 @@ export class ModelRouter {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly status: BackendStatusSource,
+    /** Backends whose worker pools scale from zero (AUTOSCALED_BACKENDS). */
+    private readonly scaledFromZero: ReadonlySet<BackendKind> = new Set(),
   ) {}
 
   route(request: RouteRequest): Route {
-    const { model, candidates, refusals } = this.evaluate(request);
+    const { model, candidates, cold, refusals } = this.evaluate(request);
+    if (candidates.length === 0 && cold[0]) {
+      // Queued for the pool to wake up to; the version is the worker's to check when it runs.
+      const route: Route = { model, backend: cold[0], pinned: request.backend !== undefined };
+      if (request.version !== undefined) route.version = request.version;
+      return route;
+    }
     if (candidates.length === 0) throw refusal(model, request, refusals);
     const backend = this.selector.choose(model, candidates);
     const version = request.version ?? candidates.find((c) => c.backend === backend)?.versions[0];
@@ -77,7 +90,8 @@ export class ModelRouter {
     reason?: string;
     versions: string[];
   } {
-    const { candidates, refusals } = this.evaluate({ model: model.name });
+    const { candidates, cold, refusals } = this.evaluate({ model: model.name });
+    if (candidates.length === 0 && cold.length > 0) return { state: 'ready', versions: [] };
     if (candidates.length === 0) {
       const { message } = refusal(model, { model: model.name }, refusals);
       return { state: 'unavailable', reason: message, versions: [] };
@@ -100,12 +114,14 @@ export class ModelRouter {
     }
 
     const candidates: Evaluation['candidates'] = [];
+    const cold: BackendKind[] = [];
     const refusals: Refusal[] = [];
     for (const backend of request.backend ? [request.backend] : served) {
       const snapshot = this.status.snapshot(backend);
       const status = snapshot.models[model.name];
       const serving = backendServing(snapshot);
       if (!serving.serving) {
+        if (!serving.down && this.scaledFromZero.has(backend)) cold.push(backend);
         refusals.push({ kind: serving.down ? 'down' : 'no-worker', reason: serving.reason });
       } else if (status?.state !== 'ready') {
         refusals.push({
@@ -121,7 +137,7 @@ export class ModelRouter {
         candidates.push({ backend, load: load(snapshot), versions: status.versions });
       }
     }
-    return { model, candidates, refusals };
+    return { model, candidates, cold, refusals };
   }
 }
 

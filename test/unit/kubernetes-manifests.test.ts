@@ -262,8 +262,12 @@ describe('deploy/k8s', () => {
       expect(states.sort()).toEqual(['active', 'delayed', 'prioritized', 'waiting']);
     }
     expect(queues.size).toBe(scaled.length);
-    // The webhooks pool, which nothing routes around, idles at zero.
-    const webhooks = scaled.find((s) => s.metadata.name.endsWith('webhooks'));
-    expect(webhooks?.spec.minReplicaCount).toBe(0);
+    // Every pool idles at zero; the API queues for the inference pools meanwhile, so the first
+    // queued job wakes them (AUTOSCALED_BACKENDS names each one).
+    for (const object of scaled) expect(object.spec.minReplicaCount, object.metadata.name).toBe(0);
+    const autoscaled = ofKind('ConfigMap')
+      .flatMap((c) => Object.entries((c.data ?? {}) as Record<string, string>))
+      .find(([name]) => name === 'AUTOSCALED_BACKENDS')?.[1];
+    expect(autoscaled?.split(',').sort()).toEqual(['onnx', 'tensorflow']);
   });
 });

@@ -142,6 +142,34 @@ describe('routing by backend health', () => {
   });
 });
 
+describe('a worker pool that scales from zero (AUTOSCALED_BACKENDS)', () => {
+  const scaled = new Set<BackendKind>(['tensorflow']);
+
+  it('takes its models with no worker running: the job is queued for the pool to wake up to', () => {
+    const router = new ModelRouter(registry, source({ onnx: {} }), scaled);
+    expect(router.route({ model: 'tf_only' })).toMatchObject({ backend: 'tensorflow' });
+    expect(router.route({ model: 'tf_only', version: '7' })).toMatchObject({ version: '7' });
+    expect(router.availability(registry.get('tf_only')!).state).toBe('ready');
+  });
+
+  it('prefers a backend with a live worker, and wakes a pool only when none can serve', () => {
+    const router = new ModelRouter(registry, source({ onnx: {} }), scaled);
+    expect(router.route({ model: 'both' }).backend).toBe('onnx');
+    const idle = new ModelRouter(registry, source({}), scaled);
+    expect(idle.route({ model: 'both' }).backend).toBe('tensorflow');
+  });
+
+  it('does not queue for a pool whose workers run but cannot reach their servers', () => {
+    const router = new ModelRouter(registry, source({ tensorflow: tfDown, onnx: {} }), scaled);
+    expect(failure(() => router.route({ model: 'tf_only' })).code).toBe('BACKEND_UNAVAILABLE');
+  });
+
+  it('other pools with no worker still refuse', () => {
+    const router = new ModelRouter(registry, source({}), new Set<BackendKind>(['onnx']));
+    expect(failure(() => router.route({ model: 'tf_only' })).code).toBe('MODEL_UNAVAILABLE');
+  });
+});
+
 describe('a backend chosen by the request', () => {
   const router = new ModelRouter(registry, source({ tensorflow: tfUp, onnx: {} }));
 
