@@ -167,7 +167,7 @@ describe('bad inputs are refused before anything is queued, each with its status
 
   it('says a model has no file, without the server path (that is for the admin and the logs)', async () => {
     const { body } = await post('/predict/mobilenet_v3', { body: imageForm(text) });
-    expect(body.detail).toMatch(/no model file for version 1/);
+    expect(body.detail).toMatch(/no model file for any version in the model repository/);
     expect(body.detail).not.toMatch(/model\.onnx|\//);
   });
 
