@@ -76,7 +76,7 @@ export interface ApiResources {
 }
 
 /**
- * Opens the API's connections and builds its services: RedisClient, storage (bucket created), the
+ * Opens the API's connections and builds its services: Redis, storage (bucket created), the
  * inference queues, one QueueEvents listener per queue feeding the completion waiter, the backend
  * status cache, the router. The HTTP app is built on top by the caller.
  */

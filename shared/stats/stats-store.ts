@@ -146,7 +146,7 @@ export class StatsStore {
   private readonly minutes: number;
   private readonly now: () => number;
   private readonly flushIntervalMs: number;
-  /** Counts not written yet: RedisClient key -> hash field -> increment, and whether the key expires. */
+  /** Counts not written yet: Redis key -> hash field -> increment, and whether the key expires. */
   private pending = new Map<string, { fields: Map<string, number>; expires: boolean }>();
   private timer: NodeJS.Timeout | undefined;
   private lastError = Number.NEGATIVE_INFINITY;
