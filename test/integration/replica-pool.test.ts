@@ -151,6 +151,32 @@ describe('ReplicaPool', () => {
     expect(changes).toEqual(['open', 'half_open', 'closed']);
   });
 
+  it('a replica that comes back up after a probe found it down starts with a closed circuit', async () => {
+    const {
+      pool,
+      servers: [a],
+    } = await setup(1);
+    const check = (send: Parameters<Parameters<ReplicaPool['probe']>[0]>[0]) =>
+      send({ method: 'GET', path: '/anything' });
+    await a!.down();
+    for (let i = 0; i < 3; i++) await pool.send(work).catch(() => undefined);
+    expect(pool.health()[0]!.circuit).toBe('open');
+    await pool.probe(check, 500);
+    expect(pool.health()[0]).toMatchObject({ healthy: false, circuit: 'open' });
+
+    // Back: the probe that sees it closes the circuit, with no request needed to try it.
+    await a!.up();
+    await pool.probe(check, 500);
+    expect(pool.health()[0]).toMatchObject({ healthy: true, circuit: 'closed' });
+    expect(pool.canServe()).toBe(true);
+
+    // A probe that finds an already-up server leaves a circuit opened by failing requests alone.
+    a!.failInference(500);
+    for (let i = 0; i < 3; i++) await pool.send(work).catch(() => undefined);
+    await pool.probe(check, 500);
+    expect(pool.health()[0]).toMatchObject({ healthy: true, circuit: 'open' });
+  });
+
   it('requests a server rejects (4xx) do not open its circuit', async () => {
     const { pool } = await setup(1);
     for (let i = 0; i < 6; i++) {

@@ -124,12 +124,18 @@ export class Replica {
     return this.call(request, timeoutMs);
   }
 
-  /** Records a probe's outcome; tells the owner when the replica went up or down. */
+  /**
+   * Records a probe's outcome; tells the owner when the replica went up or down. A replica that
+   * comes back up starts with a closed circuit: the failures that opened it were the outage the
+   * probe has now seen end, and a half-open circuit would otherwise wait for traffic to close it
+   * (reporting the server degraded meanwhile).
+   */
   setHealth(healthy: boolean, error?: string): void {
     const changed = healthy !== this.healthy;
     this.healthy = healthy;
     this.probeError = healthy ? undefined : error;
     this.checkedAt = Date.now();
+    if (changed && healthy && !this.breaker.closed) this.breaker.close();
     if (changed) this.options.onChange();
   }
 
