@@ -139,20 +139,27 @@ describe('load shedding under pressure', () => {
     const target = await api(pressured);
     await eventually(() => (target.app.memoryUsage().eventLoopDelay < 5 ? true : undefined));
 
-    // Block the event loop well past one sampling interval, then let the sampler see it. The
-    // sampler reads and resets its histogram on its own timer, which may fire before the blocked
-    // tick is recorded: then the lag shows in the next sample, one interval (500 ms) later.
-    const until = Date.now() + 1500;
-    while (Date.now() < until) {
-      // busy
-    }
-    await eventually(
-      () => (target.app.memoryUsage().eventLoopDelay > 5 ? true : undefined),
-      2_000,
-      'the sampler to see the lag',
+    // Block the event loop well past one sampling interval, let the sampler see it, then ask. The
+    // sampler reads and resets its histogram on its own timer: the lag may show one interval
+    // (500 ms) late, and a new sample may clear it between our read and the request. So the whole
+    // step is tried again until a request meets a lagging sample.
+    const shed = await eventually(
+      async () => {
+        const until = Date.now() + 1_000;
+        while (Date.now() < until) {
+          // busy
+        }
+        await eventually(
+          () => (target.app.memoryUsage().eventLoopDelay > 5 ? true : undefined),
+          2_000,
+          'the sampler to see the lag',
+        );
+        const answer = await target.app.inject({ url: '/models' });
+        return answer.statusCode === 503 ? answer : undefined;
+      },
+      15_000,
+      'a request shed while the event loop lags',
     );
-
-    const shed = await target.app.inject({ url: '/models' });
     expect(shed.statusCode).toBe(503);
     expect(shed.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(shed.json()).toMatchObject({ code: 'OVERLOADED', status: 503 });
