@@ -76,12 +76,13 @@ export type OpenedStream =
 export class JobEventStreams {
   private readonly streams = new Set<JobEventStream>();
   private readonly settings: Required<JobEventStreamsOptions>;
+  /** Reads started in this turn of the event loop, by owner and job (see {@link readOnce}). */
+  private readonly reading = new Map<string, Promise<JobResource | undefined>>();
+  private readonly deps: JobEventStreamsDeps;
   private closing = false;
 
-  constructor(
-    private readonly deps: JobEventStreamsDeps,
-    options: JobEventStreamsOptions = {},
-  ) {
+  constructor(deps: JobEventStreamsDeps, options: JobEventStreamsOptions = {}) {
+    this.deps = { watch: deps.watch, read: (jobId, owner) => this.readOnce(deps, jobId, owner) };
     this.settings = {
       heartbeatMs: options.heartbeatMs ?? 15_000,
       maxStreamMs: options.maxStreamMs ?? 1_800_000,
@@ -128,6 +129,26 @@ export class JobEventStreams {
     stream.start(job);
     if (this.closing) stream.reconnect('shutting_down');
     return { kind: 'open', body: stream.body };
+  }
+
+  /**
+   * One read for every stream of the same job and owner that asks in the same turn: a queue event
+   * tells all of a job's watchers at once, so ten clients of one job cost one read, not ten. Only
+   * within the turn: a read that started before a change must not answer for it.
+   */
+  private readOnce(
+    deps: JobEventStreamsDeps,
+    jobId: string,
+    owner: string,
+  ): Promise<JobResource | undefined> {
+    const key = `${owner}\n${jobId}`;
+    let read = this.reading.get(key);
+    if (!read) {
+      read = deps.read(jobId, owner);
+      this.reading.set(key, read);
+      queueMicrotask(() => this.reading.delete(key));
+    }
+    return read;
   }
 
   /** Asks every open stream's client to reconnect (elsewhere) and ends it: the API is shutting down. */
@@ -209,6 +230,7 @@ class JobEventStream {
   /** Never opened (404, 204, a failed read): lets go of the watch. */
   discard(): void {
     this.ended = true;
+    this.unwatch();
     this.body.destroy();
   }
 
