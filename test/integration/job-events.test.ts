@@ -249,4 +249,27 @@ describe('GET /jobs/{id}/events', () => {
       await short.close();
     }
   });
+
+  it('asks open streams to reconnect elsewhere when the API shuts down, without holding it up', async () => {
+    const closing = await buildTestApi(stack.config, { registry: stack.registry });
+    const url = await listen(closing.app);
+    const job = await queuedJob();
+    const res = await fetch(`${url}/jobs/${job.id}/events`, {
+      headers: { authorization: `Bearer ${KEYS.acme}` },
+    });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('event: queued')) {
+      text += decoder.decode((await reader.read()).value, { stream: true });
+    }
+    const closed = closing.close();
+    for (let part = await reader.read(); !part.done; part = await reader.read()) {
+      text += decoder.decode(part.value, { stream: true });
+    }
+    expect(text).toMatch(
+      /event: reconnect\ndata: \{"reason":"shutting_down","retry_ms":1000\}\n\n$/,
+    );
+    await closed;
+  });
 });
