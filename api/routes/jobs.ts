@@ -137,7 +137,10 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
                 'Events `id: <state>`, `event: <name>`, `data: <job resource as JSON>`; comments `: heartbeat`.',
             }),
           }),
-          204: { description: 'The job has ended and `Last-Event-ID` named its last event.' },
+          204: {
+            type: 'null',
+            description: 'The job has ended and `Last-Event-ID` named its last event.',
+          },
           ...ProblemResponses,
         },
       },
