@@ -8,6 +8,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Webhook } from 'standardwebhooks';
+import type { JobEventName as StreamEventName } from '../api/jobs/job-event-stream.js';
 import type { HealthReport } from '../api/routes/health.js';
 import type { ModelDescription, ModelList } from '../api/routes/models.js';
 import type { Prediction } from '../shared/jobs/inference-result.js';
@@ -94,8 +95,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-/** What GET /jobs/{id}/events names its events (besides `reconnect`, which {@link AiGatewayClient.events} handles). */
-export type JobEventName = JobStatus | 'moved';
+/** What GET /jobs/{id}/events names its events (but `reconnect`, which {@link AiGatewayClient.events} handles). */
+export type JobEventName = Exclude<StreamEventName, 'reconnect'>;
 
 /** One event of a job's event stream: what happened, the state's id, the job as it is now. */
 export interface JobEvent {
