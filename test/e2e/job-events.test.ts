@@ -40,6 +40,12 @@ function redisConnections(pid: number): number {
   return count;
 }
 
+/** The process's resident memory, in MiB (/proc/<pid>/status). */
+function rssMiB(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  return Math.round(kb / 102.4) / 10;
+}
+
 /** One open stream: its events as they arrive, and the end of the response. */
 interface OpenStream {
   events: EventSourceMessage[];
@@ -105,6 +111,7 @@ describe('job event streams against the real API and worker processes', () => {
   it(`keeps ${STREAMS} streams open on one listener, ends each with its result, and keeps no watch after`, async () => {
     const pid = stack.api.pid!;
     const connectionsBefore = redisConnections(pid);
+    const rssBefore = rssMiB(pid);
     expect(connectionsBefore).toBeGreaterThan(0);
 
     // Paused, the queue holds every job: all streams are open at once before any job runs.
@@ -123,6 +130,7 @@ describe('job event streams against the real API and worker processes', () => {
       expect(JSON.parse(stream.events[0]!.data)).toMatchObject({ id: job.id, status: 'queued' });
     }
     expect(await openStreams()).toBe(STREAMS);
+    const rssOpen = rssMiB(pid);
     // The streams use the listener the API already had: not one Redis connection more.
     expect(redisConnections(pid)).toBe(connectionsBefore);
 
@@ -146,8 +154,10 @@ describe('job event streams against the real API and worker processes', () => {
       'every watch released',
     );
     expect(redisConnections(pid)).toBe(connectionsBefore);
+    // Figures for the record, not asserts: resident memory is the process's, garbage and all.
     console.info(
-      `${STREAMS} streams over ${JOBS} jobs: all ended ${drainedMs} ms after the queue resumed`,
+      `${STREAMS} streams over ${JOBS} jobs: all ended ${drainedMs} ms after the queue resumed; ` +
+        `API resident memory ${rssBefore} MiB before, ${rssOpen} MiB with them open`,
     );
   });
 
