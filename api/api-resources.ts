@@ -35,6 +35,7 @@ import { InferenceService } from './inference/inference-service.js';
 import { ResultLookup } from './inference/result-lookup.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
 import { IdempotencyKeys } from './jobs/idempotency-keys.js';
+import { JobEventStreams } from './jobs/job-event-stream.js';
 import { OrphanSweeper } from './jobs/orphan-sweeper.js';
 import { QueueSet } from './queues/queue-set.js';
 
@@ -214,6 +215,18 @@ export async function createApiResources(
     }),
     inlineImageMaxBytes: config.images.inlineMaxBytes,
   });
+  // Event streams follow their jobs on the waiter's listener: no connection of their own.
+  const jobEvents = new JobEventStreams(
+    {
+      watch: (jobId, watcher) => waiter.watch(jobId, watcher),
+      read: (jobId, owner) => service.get(jobId, owner),
+    },
+    {
+      heartbeatMs: config.jobEvents.heartbeatMs,
+      maxStreamMs: config.jobEvents.maxStreamSeconds * 1000,
+    },
+  );
+  metrics.countJobEventStreams(() => waiter.watching);
 
   const close = async (onStepError?: (step: string, err: unknown) => void) => {
     const steps: [string, () => unknown][] = [
@@ -250,6 +263,7 @@ export async function createApiResources(
       registry,
       router,
       service,
+      jobEvents,
       backendStatus: statusCache,
       redis,
       store,

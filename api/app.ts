@@ -23,6 +23,7 @@ import { AccessLogController } from './http/access-log.js';
 import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
+import type { JobEventStreams } from './jobs/job-event-stream.js';
 import { authPlugin } from './plugins/auth.js';
 import { corsPlugin } from './plugins/cors.js';
 import { loadSheddingPlugin } from './plugins/load-shedding.js';
@@ -52,6 +53,8 @@ export interface AppDeps {
   registry: ModelRegistry;
   router: ModelRouter;
   service: InferenceService;
+  /** GET /jobs/{id}/events: the open streams, ended when the app closes. */
+  jobEvents: JobEventStreams;
   backendStatus: BackendStatusCache;
   redis: RedisClient;
   store: ObjectStore;
@@ -146,7 +149,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     admission: new QueueAdmission(deps.backendStatus, config.admission.maxWaitingPerQueue),
   });
   await app.register(predictRoutes, { config, submissions, service: deps.service });
-  await app.register(jobRoutes, { service: deps.service, submissions });
+  await app.register(jobRoutes, { service: deps.service, submissions, events: deps.jobEvents });
   await app.register(webhookRoutes, { secrets: deps.webhookSecrets });
   await app.register(modelRoutes, { registry: deps.registry, router: deps.router });
   await app.register(healthRoutes, {

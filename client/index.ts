@@ -4,9 +4,11 @@
  *   const gateway = new AiGatewayClient({ baseUrl: 'http://localhost:8000', apiKey: process.env.AI_GATEWAY_KEY });
  *   const job = await gateway.predict('text_orientation', image);           // waits for the answer
  *   const queued = await gateway.submit('text_orientation', image, { webhook: 'https://…' });
- *   const done = await gateway.wait(queued.id);                              // polls with backoff
+ *   const done = await gateway.wait(queued.id);          // follows its event stream, or polls
  */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Webhook } from 'standardwebhooks';
+import type { JobEventName as StreamEventName } from '../api/jobs/job-event-stream.js';
 import type { HealthReport } from '../api/routes/health.js';
 import type { ModelDescription, ModelList } from '../api/routes/models.js';
 import type { Prediction } from '../shared/jobs/inference-result.js';
@@ -81,10 +83,32 @@ export interface JobPage {
 export interface WaitOptions {
   /** @defaultValue 60000 */
   timeoutMs?: number;
+  /**
+   * Follow the job's event stream (GET /jobs/{id}/events) rather than poll; polling takes over when
+   * the server offers no stream or the stream breaks. @defaultValue true
+   */
+  events?: boolean;
   /** First pause between polls; grows by half each poll. @defaultValue 100 */
   initialDelayMs?: number;
   /** @defaultValue 2000 */
   maxDelayMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What GET /jobs/{id}/events names its events (but `reconnect`, which {@link AiGatewayClient.events} handles). */
+export type JobEventName = Exclude<StreamEventName, 'reconnect'>;
+
+/** One event of a job's event stream: what happened, the state's id, the job as it is now. */
+export interface JobEvent {
+  event: JobEventName;
+  /** Give it back as `lastEventId` to resume after it. */
+  id: string;
+  job: Job;
+}
+
+export interface JobEventsOptions {
+  /** Resume after this event (its `id`): the current state is sent unless it is that one. */
+  lastEventId?: string;
   signal?: AbortSignal;
 }
 
@@ -276,14 +300,54 @@ export class AiGatewayClient {
   }
 
   /**
-   * Polls GET /jobs/{id} until the job is succeeded, failed or canceled, pausing a little longer
-   * each time (with jitter, so many waiters spread out) and waiting out rate limits and brief
-   * outages. Throws when `timeoutMs` passes first.
+   * GET /jobs/{id}/events: the job's events as they happen (Server-Sent Events), its current state
+   * first, until it has ended. A stream the server ends early (`reconnect`: its time is up, or it is
+   * shutting down) is resumed with `Last-Event-ID`. Throws the API's problem (404 JOB_NOT_FOUND, ...),
+   * and an error when the stream breaks or stays silent (no event nor heartbeat) for
+   * `requestTimeoutMs`: resume with the last event's `id`, or poll.
+   */
+  async *events(id: string, options: JobEventsOptions = {}): AsyncGenerator<JobEvent> {
+    let lastEventId = options.lastEventId;
+    for (;;) {
+      let reconnectMs: number | undefined;
+      for await (const message of this.stream(
+        `/jobs/${encodeURIComponent(id)}/events`,
+        lastEventId ? { 'last-event-id': lastEventId } : {},
+        options.signal,
+      )) {
+        if (message.event === 'reconnect') {
+          reconnectMs = (JSON.parse(message.data) as { retry_ms?: number }).retry_ms ?? 1000;
+          break;
+        }
+        const event = {
+          event: message.event as JobEventName,
+          id: message.id ?? '',
+          job: JSON.parse(message.data) as Job,
+        };
+        lastEventId = event.id;
+        yield event;
+        if (FINAL.has(event.job.status)) return;
+      }
+      // 204: the job had ended with the event named by lastEventId.
+      if (reconnectMs === undefined) return;
+      await sleep(reconnectMs, options.signal);
+    }
+  }
+
+  /**
+   * Waits until the job is succeeded, failed or canceled: follows its event stream when the server
+   * has one, else (or once the stream breaks) polls GET /jobs/{id}, pausing a little longer each
+   * time (with jitter, so many waiters spread out) and waiting out rate limits and brief outages.
+   * Throws when `timeoutMs` passes first.
    */
   async wait(id: string, options: WaitOptions = {}): Promise<Job> {
     const timeoutMs = options.timeoutMs ?? 60_000;
     const maxDelayMs = options.maxDelayMs ?? 2_000;
     const until = Date.now() + timeoutMs;
+    if (options.events !== false) {
+      const followed = await this.follow(id, until, timeoutMs, options.signal);
+      if (followed) return followed;
+    }
     let delay = options.initialDelayMs ?? 100;
     for (;;) {
       let pause = delay;
@@ -302,6 +366,82 @@ export class AiGatewayClient {
     }
   }
 
+  /**
+   * The job's final state from its event stream, or undefined when the stream could not be used
+   * (no such route on an older server, a broken connection, a transient refusal): the caller polls.
+   */
+  private async follow(
+    id: string,
+    until: number,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<Job | undefined> {
+    const timeout = AbortSignal.timeout(Math.max(1, until - Date.now()));
+    try {
+      for await (const { job } of this.events(id, {
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      })) {
+        if (FINAL.has(job.status)) return job;
+      }
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      if (timeout.aborted) throw new Error(`job ${id} did not finish within ${timeoutMs} ms`);
+      // Anything else (no stream here, a refusal, a broken connection): polling takes over, and
+      // says so itself if the job cannot be read either.
+    }
+    return undefined;
+  }
+
+  /** The SSE messages of one GET, until the server ends it; a silent connection is given up. */
+  private async *stream(
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): AsyncGenerator<EventSourceMessage> {
+    const silent = new AbortController();
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const watchdog = () => {
+      clearTimeout(idle);
+      idle = setTimeout(
+        () => silent.abort(new Error(`event stream silent for ${this.requestTimeoutMs} ms`)),
+        this.requestTimeoutMs,
+      );
+    };
+    watchdog();
+    try {
+      const response = await this.request('GET', path, {
+        headers: { accept: 'text/event-stream', ...headers },
+        signal: signal ? AbortSignal.any([signal, silent.signal]) : silent.signal,
+      });
+      if (response.status === 204) return;
+      if (!response.ok) throw await problemOf(response);
+      if (
+        !response.headers.get('content-type')?.startsWith('text/event-stream') ||
+        !response.body
+      ) {
+        throw new Error(`${path} answered no event stream`);
+      }
+      const messages: EventSourceMessage[] = [];
+      const parser = createParser({ onEvent: (message) => messages.push(message) });
+      const decoder = new TextDecoder();
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          watchdog();
+          parser.feed(decoder.decode(value, { stream: true }));
+          while (messages.length > 0) yield messages.shift()!;
+        }
+      } finally {
+        // An early return (the job ended, or the caller stopped) closes the connection.
+        await reader.cancel().catch(() => undefined);
+      }
+    } finally {
+      clearTimeout(idle);
+    }
+  }
+
   private async send<T>(
     method: string,
     path: string,
@@ -315,40 +455,71 @@ export class AiGatewayClient {
     timeoutMs = this.requestTimeoutMs,
   ): Promise<T> {
     const timeout = AbortSignal.timeout(timeoutMs);
-    const response = await this.fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: {
-        accept: 'application/json',
-        ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
-        ...this.options.headers,
-        ...init.headers,
-      },
+    const response = await this.request(method, path, {
+      headers: { accept: 'application/json', ...init.headers },
       ...(init.body ? { body: init.body } : {}),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    }).catch((err: unknown) => {
-      // The Fetch standard rejects with a TypeError on a network error, and with the signal's
-      // reason on an abort or timeout.
-      throw err instanceof TypeError ? new ConnectionError(this.baseUrl, err) : err;
     });
     const text = await response.text();
     const body = text ? (JSON.parse(text) as unknown) : undefined;
     if (response.ok || (response.status === init.reportStatus && !isProblem(body))) {
       return body as T;
     }
-    const retryAfter = Number(response.headers.get('retry-after'));
-    throw new ApiError(
-      isProblem(body)
-        ? body
-        : {
-            type: 'about:blank',
-            title: response.statusText,
-            status: response.status,
-            detail: text.slice(0, 200),
-            code: `HTTP_${response.status}`,
-            request_id: response.headers.get('x-request-id') ?? '',
-          },
-      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
-    );
+    throw apiError(response, text, body);
+  }
+
+  /** One fetch with this client's credentials and headers; a network failure is a ConnectionError. */
+  private request(
+    method: string,
+    path: string,
+    init: { headers: Record<string, string>; body?: FormData; signal: AbortSignal },
+  ): Promise<Response> {
+    return this.fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: {
+        ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
+        ...this.options.headers,
+        ...init.headers,
+      },
+      ...(init.body ? { body: init.body } : {}),
+      signal: init.signal,
+    }).catch((err: unknown) => {
+      // The Fetch standard rejects with a TypeError on a network error, and with the signal's
+      // reason on an abort or timeout.
+      throw err instanceof TypeError ? new ConnectionError(this.baseUrl, err) : err;
+    });
+  }
+}
+
+/** An error answer as an ApiError: its problem, or one made from its status. */
+async function problemOf(response: Response): Promise<ApiError> {
+  const text = await response.text();
+  return apiError(response, text, parseJson(text));
+}
+
+function apiError(response: Response, text: string, body: unknown): ApiError {
+  const retryAfter = Number(response.headers.get('retry-after'));
+  return new ApiError(
+    isProblem(body)
+      ? body
+      : {
+          type: 'about:blank',
+          title: response.statusText,
+          status: response.status,
+          detail: text.slice(0, 200),
+          code: `HTTP_${response.status}`,
+          request_id: response.headers.get('x-request-id') ?? '',
+        },
+    Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+  );
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
   }
 }
 

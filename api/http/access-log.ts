@@ -32,6 +32,11 @@ interface AccessLogLine {
   bytesOut?: number;
   /** From arrival to the last byte handed to the socket. */
   durationMs: number;
+  /**
+   * A streamed answer that ended before it was complete: the client hung up (the usual end of a
+   * job event stream a client stops following), or was cut off for not reading.
+   */
+  aborted?: true;
 }
 
 /** The access log's message: filter on it to ship only these lines. */
@@ -40,7 +45,9 @@ export const ACCESS_LOG_MESSAGE = 'request completed';
 /**
  * Fastify's per-request logging, reshaped into an access log: one line per answered request, at
  * `info`, written after the onResponse hooks (so it sees what the routes and plugins learnt),
- * instead of Fastify's two (`incoming request` drops to `debug`). Probes and scrapes write none.
+ * instead of Fastify's two (`incoming request` drops to `debug`). Probes and scrapes write none. A
+ * long-lived answer (a job event stream) writes its line once, when it ends: finished, or cut short
+ * ({@link streamError}).
  */
 export class AccessLogController extends LogController {
   constructor(options: { requestIdLogLabel: string }) {
@@ -65,6 +72,20 @@ export class AccessLogController extends LogController {
     const line = accessLogLine(request, reply);
     if (error) reply.log.error({ ...line, err: error }, ACCESS_LOG_MESSAGE);
     else reply.log.info(line, ACCESS_LOG_MESSAGE);
+  }
+
+  /**
+   * A streamed answer that did not finish. Its response never finishes, so Fastify runs no
+   * onResponse hook and calls no {@link requestCompleted} for it: this is its one line, instead of
+   * Fastify's `stream closed prematurely`. A hang-up is how clients stop following a stream, so it
+   * is `info`; any other failure `error`.
+   */
+  override streamError(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    const line: AccessLogLine = { ...accessLogLine(request, reply), aborted: true };
+    if ((error as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE') {
+      reply.log.info(line, ACCESS_LOG_MESSAGE);
+    } else reply.log.error({ ...line, err: error }, ACCESS_LOG_MESSAGE);
   }
 }
 

@@ -1,16 +1,35 @@
 import type { QueueName } from '../../shared/queues/index.js';
 
-/** What BullMQ's completion events carry: a completed job's return value, parsed. */
+/** What BullMQ's queue events carry: the job's id and, on completion, its return value, parsed. */
 interface EventArgs {
   jobId: string;
   returnvalue?: unknown;
 }
 
+/**
+ * The queue events that can change what a client sees of a job: it starts (`active`), ends
+ * (`completed`, `failed`: also a job moved to another backend, or canceled while running), leaves
+ * its queue (`removed`: a queued job canceled), or waits again (`waiting`, `delayed`: a retry, a
+ * stalled job back in its queue).
+ */
+export const JOB_CHANGE_EVENTS = [
+  'active',
+  'completed',
+  'failed',
+  'removed',
+  'waiting',
+  'delayed',
+] as const;
+type QueueEvent = (typeof JOB_CHANGE_EVENTS)[number];
+
 /** The part of BullMQ's QueueEvents the waiter listens to. */
 export interface CompletionEvents {
-  on(event: 'completed' | 'failed', listener: (args: EventArgs) => void): unknown;
-  off(event: 'completed' | 'failed', listener: (args: EventArgs) => void): unknown;
+  on(event: QueueEvent, listener: (args: EventArgs) => void): unknown;
+  off(event: QueueEvent, listener: (args: EventArgs) => void): unknown;
 }
+
+/** Told that one of a watched job's queue events was heard (which one, in which queue). */
+export type JobWatcher = (event: QueueEvent, queue: QueueName) => void;
 
 /** How a job was found finished. */
 export type Finished =
@@ -43,19 +62,23 @@ interface Waiter {
 }
 
 /**
- * Lets many requests wait for their jobs with one listener per queue per process: a map of (queue,
- * job id) to waiters, settled by that queue's events, with a periodic reconciliation against the
- * job state so a missed event only delays an answer. Register the waiter before the job is added,
- * so its completion cannot slip between the two.
+ * The process's one listener on its queues' job events (one QueueEvents per queue), shared by
+ * every request that follows a job, however many there are:
+ *
+ * - {@link wait}: a sync request waits for its job to finish: a map of (queue, job id) to waiters,
+ *   settled by that queue's events, with a periodic reconciliation against the job state so a
+ *   missed event only delays an answer. Register the waiter before the job is added, so its
+ *   completion cannot slip between the two.
+ * - {@link watch}: an event stream (GET /jobs/{id}/events) hears every change of its job, in any
+ *   queue, until it lets go; it reads the job itself (and reconciles on its own heartbeat).
  */
 export class CompletionWaiter {
   /** By queue and job id: a job moved to another queue keeps its id, and finishes in each. */
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** By job id alone: a watcher follows its job into whichever queue it moves to. */
+  private readonly watchers = new Map<string, Set<JobWatcher>>();
   private readonly reconcileIntervalMs: number;
-  private readonly listeners = new Map<
-    QueueName,
-    { completed: (args: EventArgs) => void; failed: (args: EventArgs) => void }
-  >();
+  private readonly listeners = new Map<QueueName, Map<QueueEvent, (args: EventArgs) => void>>();
   private timer: NodeJS.Timeout | undefined;
   private reconciling = false;
   private closed = false;
@@ -64,14 +87,19 @@ export class CompletionWaiter {
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 1000;
     if (this.reconcileIntervalMs <= 0) throw new RangeError('reconcileIntervalMs must be positive');
     for (const [queue, events] of options.events) {
-      const listener = {
-        completed: ({ jobId, returnvalue }: EventArgs) =>
-          this.settle(waiterKey(queue, jobId), { via: 'completed', returnvalue }),
-        failed: ({ jobId }: EventArgs) => this.settle(waiterKey(queue, jobId), { via: 'failed' }),
-      };
-      this.listeners.set(queue, listener);
-      events.on('completed', listener.completed);
-      events.on('failed', listener.failed);
+      const listeners = new Map<QueueEvent, (args: EventArgs) => void>();
+      for (const event of JOB_CHANGE_EVENTS) {
+        listeners.set(event, ({ jobId, returnvalue }: EventArgs) => {
+          if (event === 'completed') {
+            this.settle(waiterKey(queue, jobId), { via: 'completed', returnvalue });
+          } else if (event === 'failed') {
+            this.settle(waiterKey(queue, jobId), { via: 'failed' });
+          }
+          this.tell(jobId, event, queue);
+        });
+      }
+      this.listeners.set(queue, listeners);
+      for (const [event, listener] of listeners) events.on(event, listener);
     }
   }
 
@@ -80,6 +108,30 @@ export class CompletionWaiter {
     let n = 0;
     for (const set of this.waiters.values()) n += set.size;
     return n;
+  }
+
+  /** Number of watches registered now (one per open event stream). */
+  get watching(): number {
+    let n = 0;
+    for (const set of this.watchers.values()) n += set.size;
+    return n;
+  }
+
+  /**
+   * Calls `watcher` on every change event of the job, in whichever queue, until the returned
+   * function is called (idempotent). Nothing is read: the watcher decides what a change means.
+   */
+  watch(jobId: string, watcher: JobWatcher): () => void {
+    if (this.closed) return () => {};
+    const set = this.watchers.get(jobId) ?? new Set<JobWatcher>();
+    this.watchers.set(jobId, set);
+    // A function of its own per registration: the same watcher registered twice is two watches.
+    const registration: JobWatcher = (event, queue) => watcher(event, queue);
+    set.add(registration);
+    return () => {
+      set.delete(registration);
+      if (set.size === 0 && this.watchers.get(jobId) === set) this.watchers.delete(jobId);
+    };
   }
 
   /**
@@ -123,11 +175,22 @@ export class CompletionWaiter {
     this.closed = true;
     clearTimeout(this.timer);
     for (const [queue, events] of this.options.events) {
-      const listener = this.listeners.get(queue)!;
-      events.off('completed', listener.completed);
-      events.off('failed', listener.failed);
+      for (const [event, listener] of this.listeners.get(queue) ?? []) events.off(event, listener);
     }
     for (const key of [...this.waiters.keys()]) this.settle(key, undefined);
+    this.watchers.clear();
+  }
+
+  private tell(jobId: string, event: QueueEvent, queue: QueueName): void {
+    const set = this.watchers.get(jobId);
+    if (!set) return;
+    for (const watcher of [...set]) {
+      try {
+        watcher(event, queue);
+      } catch (err) {
+        this.options.onError?.(err);
+      }
+    }
   }
 
   private settle(key: string, finished: Finished | undefined): void {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import { JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import { ownerOf } from '../http/owner.js';
-import { ProblemResponses } from '../http/schemas.js';
+import { mediaResponse, ProblemResponses } from '../http/schemas.js';
 import {
   JobsQuerySchema,
   type SubmissionFields,
@@ -12,17 +12,36 @@ import {
   uploadBody,
 } from '../http/submission.js';
 import type { InferenceService } from '../inference/inference-service.js';
+import type { JobEventStreams } from '../jobs/job-event-stream.js';
 import { labelInference } from '../plugins/request-metrics.js';
 
 export interface JobRoutesOptions {
   service: InferenceService;
   submissions: SubmissionReader;
+  events: JobEventStreams;
 }
 
 const JobParamsSchema = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 64, description: 'The job id.' }),
 });
 const tags = ['jobs'];
+
+const JobEventsHeadersSchema = Type.Object({
+  'last-event-id': Type.Optional(
+    Type.String({
+      maxLength: 64,
+      description:
+        'Resume: the id of the last event received (EventSource sends it when it reconnects). The current state is sent unless it is that one.',
+    }),
+  ),
+});
+
+const JOB_EVENTS_DESCRIPTION = [
+  'Server-Sent Events (`text/event-stream`): the job at once, then each change, then the stream ends. Each event is named for what happened: `queued`, `processing`, `moved` (fallback to another backend: `backend` and `route` say where and why), `succeeded`, `failed` or `canceled` (the last event), and carries the whole job resource as its `data`, as GET /jobs/{id} answers it and webhooks send it.',
+  "Its `id` names the job's state: reconnecting with `Last-Event-ID` sends the current state unless it is that one; when that was the last event, the answer is 204 (which stops an EventSource from reconnecting).",
+  'A `: heartbeat` comment every JOB_EVENTS_HEARTBEAT_MS keeps proxies from closing an idle stream. A connection lives at most JOB_EVENTS_MAX_SECONDS, or until the API shuts down: it then ends with a `reconnect` event (`{"reason": "max_duration" | "shutting_down", "retry_ms": 1000}`), and the client resumes with `Last-Event-ID`.',
+  "States, not a log: a change that is over before it could be sent (a job that starts and finishes at once) folds into the next event. Another API key's job is not found (404), as for GET /jobs/{id}.",
+].join('\n\n');
 
 const JobListQuerySchema = Type.Object(
   {
@@ -47,11 +66,12 @@ const JobListSchema = Type.Object({
 
 /**
  * The async API: POST /jobs submits (202 + Location, never waits), GET /jobs lists one's own jobs,
- * GET /jobs/{id} reads a job, DELETE /jobs/{id} cancels one that has not finished. A job belongs
+ * GET /jobs/{id} reads a job, GET /jobs/{id}/events follows it (Server-Sent Events),
+ * DELETE /jobs/{id} cancels one that has not finished. A job belongs
  * to the API key that created it: for any other key it does not exist (404).
  */
 export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
-  const { service, submissions } = opts;
+  const { service, submissions, events } = opts;
 
   app.post<{ Querystring: SubmissionFields }>(
     '/jobs',
@@ -100,6 +120,56 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
       return job;
     },
   );
+
+  app.get<{ Params: { id: string }; Headers: { 'last-event-id'?: string } }>(
+    '/jobs/:id/events',
+    {
+      schema: {
+        summary: 'Follow a job: its status changes as Server-Sent Events',
+        description: JOB_EVENTS_DESCRIPTION,
+        tags,
+        params: JobParamsSchema,
+        headers: JobEventsHeadersSchema,
+        response: {
+          200: mediaResponse('The event stream', {
+            'text/event-stream': Type.String({
+              description:
+                'Events `id: <state>`, `event: <name>`, `data: <job resource as JSON>`; comments `: heartbeat`.',
+            }),
+          }),
+          204: {
+            type: 'null',
+            description: 'The job has ended and `Last-Event-ID` named its last event.',
+          },
+          ...ProblemResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      request.jobId = id;
+      const opened = await events.open(
+        id,
+        ownerOf(request),
+        request.headers['last-event-id'],
+        request.log,
+      );
+      if (opened.kind === 'missing') throw new errors.JOB_NOT_FOUND(id);
+      if (opened.kind === 'seen') return reply.code(204).send();
+      return (
+        reply
+          .header('content-type', 'text/event-stream; charset=utf-8')
+          .header('cache-control', 'no-cache, no-transform')
+          // nginx would buffer the stream whole otherwise.
+          .header('x-accel-buffering', 'no')
+          .send(opened.body)
+      );
+    },
+  );
+
+  // Open streams would hold the server's close until they end: each is told to reconnect (to
+  // another instance) and ended first.
+  app.addHook('preClose', async () => events.closeAll());
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>(
     '/jobs',

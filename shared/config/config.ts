@@ -88,6 +88,13 @@ export interface Config {
     /** Queued jobs of a backend without a live worker this long are moved or failed; 0: never. */
     orphanedAfterSeconds: number;
   };
+  /** Job event streams (GET /jobs/{id}/events). */
+  jobEvents: {
+    /** Heartbeat comment (and re-read of the job) interval of each open stream. */
+    heartbeatMs: number;
+    /** Longest life of one stream connection, in seconds. */
+    maxStreamSeconds: number;
+  };
   images: {
     /** Uploaded images are deleted this long after they were stored. */
     retentionDays: number;
@@ -325,6 +332,10 @@ function toConfig(e: Env): Config {
       retentionSeconds: e.JOB_RETENTION_SECONDS,
       retentionCount: e.JOB_RETENTION_COUNT,
       orphanedAfterSeconds: e.ORPHANED_JOB_TIMEOUT_SECONDS,
+    },
+    jobEvents: {
+      heartbeatMs: e.JOB_EVENTS_HEARTBEAT_MS,
+      maxStreamSeconds: e.JOB_EVENTS_MAX_SECONDS,
     },
     images: { retentionDays: e.IMAGE_RETENTION_DAYS, inlineMaxBytes: e.INLINE_IMAGE_MAX_BYTES },
     resultCache: { ttlSeconds: e.RESULT_CACHE_TTL_SECONDS, scope: e.RESULT_CACHE_SCOPE },

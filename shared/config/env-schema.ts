@@ -211,6 +211,18 @@ export const EnvSchema = Type.Object({
     'Jobs queued for a backend that has had no live worker this long move to another backend of their model, or fail BACKEND_UNAVAILABLE. 0: they wait for a worker however long it takes.',
   ),
   JOB_RETENTION_COUNT: Integer(100_000, 100, undefined, 'Most finished jobs kept per queue.'),
+  JOB_EVENTS_HEARTBEAT_MS: Integer(
+    15_000,
+    100,
+    undefined,
+    'How often an open job event stream (GET /jobs/{id}/events) sends a heartbeat comment, so proxies keep it open, and re-reads its job.',
+  ),
+  JOB_EVENTS_MAX_SECONDS: Integer(
+    1800,
+    1,
+    undefined,
+    'Longest life of one job event stream connection; past it the stream ends with a `reconnect` event and the client resumes with Last-Event-ID.',
+  ),
   IMAGE_RETENTION_DAYS: Integer(
     2,
     1,

@@ -97,6 +97,15 @@ export function createApiMetrics(register: Registry, options: ApiMetricsOptions)
     buckets: REQUEST_BUCKETS,
     registers,
   });
+  let jobEventStreams: () => number = () => 0;
+  const eventStreams = new Gauge({
+    name: 'ai_gateway_job_event_streams',
+    help: "Job event streams (GET /jobs/{id}/events) open in this process: each one watch on the process's one job-event listener.",
+    registers,
+    collect() {
+      eventStreams.set(jobEventStreams());
+    },
+  });
   const queueJobs = new Gauge({
     name: 'ai_gateway_queue_jobs',
     help: 'Jobs in each queue by state, read from Redis at scrape time.',
@@ -210,6 +219,11 @@ export function createApiMetrics(register: Registry, options: ApiMetricsOptions)
     /** Forgets every circuit-state series (before re-reading the reports). */
     clearCircuitStates(): void {
       circuitState.reset();
+    },
+
+    /** Where ai_gateway_job_event_streams is read from at scrape time. */
+    countJobEventStreams(count: () => number): void {
+      jobEventStreams = count;
     },
 
     recordCollectFailure(source: 'queues'): void {

@@ -1,16 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CompletionEvents, CompletionWaiter } from '../../api/jobs/completion-waiter.js';
 import { followJob } from '../../api/jobs/follow-job.js';
+import { JobEventStreams } from '../../api/jobs/job-event-stream.js';
 import { BackendStatusStore, type WorkerReport } from '../../shared/backends/backend-status.js';
 import { type Config, loadConfig } from '../../shared/config/config.js';
 import { jobFailure } from '../../shared/errors/index.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
-import { JobRecords } from '../../shared/jobs/job-records.js';
+import { JobReader } from '../../shared/jobs/job-reader.js';
+import { ANONYMOUS_OWNER, JobRecords } from '../../shared/jobs/job-records.js';
+import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import {
@@ -66,6 +70,7 @@ afterAll(async () => {
 /** One test's Redis prefix with both queues, job records, worker reports and a waiter. */
 interface World {
   config: Config;
+  redis: Redis;
   queues: InferenceQueues;
   records: JobRecords;
   status: BackendStatusStore;
@@ -107,6 +112,7 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
   const workers: Worker[] = [];
   return {
     config,
+    redis,
     queues,
     records,
     status,
@@ -395,5 +401,48 @@ describe('followJob (the sync wait across a move)', () => {
     const started = Date.now();
     expect(await followJob(world, id, 'tensorflow', 300)).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('the job event stream across a move', () => {
+  it('says `moved` when the job goes on to another backend, and ends with its result there', async () => {
+    world = await createWorld();
+    const w = world;
+    await w.reportWorker('onnx');
+    const id = await w.submit('both');
+    const reader = new JobReader(w.records, w.queues, new WebhookDeliveries(w.redis, w.records));
+    const streams = new JobEventStreams({
+      watch: (jobId, watcher) => w.waiter.watch(jobId, watcher),
+      read: (jobId, owner) => reader.read(jobId, owner),
+    });
+    const opened = await streams.open(id, ANONYMOUS_OWNER, undefined, silent);
+    if (opened.kind !== 'open') throw new Error(`stream not opened: ${opened.kind}`);
+    const events: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    opened.body.setEncoding('utf8').on('data', (text: string) => parser.feed(text));
+    const ended = new Promise((resolve) => opened.body.once('end', resolve));
+
+    await startFailingTfWorker(w);
+    const moved = await eventually(() => events.find((e) => e.event === 'moved'), 10_000);
+    expect(JSON.parse(moved.data)).toMatchObject({
+      id,
+      backend: 'onnx',
+      status: 'queued',
+      route: [
+        { backend: 'tensorflow', error: { code: 'BACKEND_UNAVAILABLE' } },
+        { backend: 'onnx', error: null },
+      ],
+    });
+    expect(moved.id).toBe('2.0.queued');
+
+    await w.startWorker('onnx', async () => result);
+    await ended;
+    expect(events[0]).toMatchObject({ event: 'queued', id: '1.0.queued' });
+    expect(events.at(-1)).toMatchObject({ event: 'succeeded', id: '2.succeeded' });
+    expect(JSON.parse(events.at(-1)!.data)).toMatchObject({
+      backend: 'onnx',
+      result: result.result,
+    });
+    await eventually(() => w.waiter.watching === 0 || undefined, 5_000);
   });
 });
