@@ -254,9 +254,15 @@ export async function waitForIdleQueue(queue: Queue, timeoutMs = 10_000): Promis
   );
 }
 
+/**
+ * A check's value must not be `false`: `eventually` waits only for `undefined`, so a check written
+ * as a condition (`() => n > 3`) would pass at once. Write `n > 3 ? true : undefined`.
+ */
+type NotBoolean<T> = T extends false ? never : T;
+
 /** Polls `check` until it returns a value other than undefined. */
 export async function eventually<T>(
-  check: () => Promise<T | undefined> | T | undefined,
+  check: () => Promise<NotBoolean<T> | undefined> | NotBoolean<T> | undefined,
   timeoutMs = 5_000,
   what = 'condition',
 ): Promise<T> {
