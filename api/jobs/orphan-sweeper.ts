@@ -74,8 +74,17 @@ export class OrphanSweeper {
       const since = this.noWorkerSince.get(backend) ?? now;
       this.noWorkerSince.set(backend, since);
       if (now - since < this.deps.afterMs) continue;
+      const held = await this.heldJobs(backend);
+      if (held.queued + held.active === 0) {
+        // Nothing to sweep, or nothing left (a backend never deployed is the common case): no
+        // taker, and no Redis connection for one.
+        await this.release(backend);
+        continue;
+      }
+      // Also while only active jobs are left: the taker's stalled check sends the ones the dead
+      // workers held back to the queue once their locks run out.
       const taker = this.taker(backend);
-      if (!(await this.hasQueuedJobs(backend)) || !(await this.lock(backend))) continue;
+      if (held.queued === 0 || !(await this.lock(backend))) continue;
       handled += await this.sweepQueue(backend, taker, now - since);
     }
     return handled;
@@ -85,6 +94,11 @@ export class OrphanSweeper {
     clearInterval(this.timer);
     await this.sweeping;
     await Promise.all(BACKEND_KINDS.map((backend) => this.release(backend)));
+  }
+
+  /** Backends for which this sweeper holds a taker (and its Redis connection) now. */
+  get takingFrom(): BackendKind[] {
+    return [...this.takers.keys()];
   }
 
   /**
@@ -121,11 +135,12 @@ export class OrphanSweeper {
     held.connection.disconnect();
   }
 
-  private async hasQueuedJobs(backend: BackendKind): Promise<boolean> {
-    const counts = await this.deps.queues
+  /** Jobs waiting to be taken (waiting, prioritized, delayed), and those some worker holds. */
+  private async heldJobs(backend: BackendKind): Promise<{ queued: number; active: number }> {
+    const { active = 0, ...queued } = await this.deps.queues
       .queue(backend)
-      .getJobCounts('waiting', 'prioritized', 'delayed');
-    return Object.values(counts).some((n) => n > 0);
+      .getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+    return { queued: Object.values(queued).reduce((a, b) => a + b, 0), active };
   }
 
   /** One sweeper per backend at a time, across every API process. */

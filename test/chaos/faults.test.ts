@@ -1,10 +1,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { noisyJpeg, renderTextLine } from '../fixtures/images.js';
+import { noisyJpeg, renderTextLine, solidPng } from '../fixtures/images.js';
+import type { StandInServer } from '../fixtures/stand-in-server.js';
+import {
+  type BackendModels,
+  RED,
+  TF_MODELS,
+  waitForHealth,
+  writeBackendModels,
+} from '../support/backend-models.js';
 import { eventually } from '../support/inference-stack.js';
 import { ChaosStack } from './support/chaos-stack.js';
 import { countScenario, formatTable, type ScenarioRow, settleJobs } from './support/ledger.js';
-import { Traffic } from './support/traffic.js';
+import { type SentRequest, Traffic } from './support/traffic.js';
 
 /** Clients' patience with one request (retries with the same Idempotency-Key included). */
 const PATIENCE_MS = 15_000;
@@ -19,19 +27,21 @@ const S3_OUTAGE_MS = 1500;
 /** A backend without workers this long has its queued jobs moved or failed. */
 const ORPHAN_TIMEOUT_SECONDS = 5;
 
+/** A call to TF Serving that takes longer than this fails BACKEND_TIMEOUT (and may fall back). */
+const BACKEND_TIMEOUT_MS = 1000;
+/**
+ * A job for a model that only the faulty backend serves ends failed within this of its creation:
+ * JOB_ATTEMPTS (3) calls of at most BACKEND_TIMEOUT_MS each, 200 + 400 ms of backoff between them,
+ * and the time it queues behind the others on a busy host.
+ */
+const BACKEND_FAILURE_BOUND_MS = 10_000;
+const ADMIN_KEY = 'chaos-admin-key-0123456789abcdef';
+
 let chaos: ChaosStack;
 let image: Buffer;
 const rows: ScenarioRow[] = [];
 
-beforeAll(async () => {
-  image = await renderTextLine();
-  chaos = await ChaosStack.start({
-    env: { ORPHANED_JOB_TIMEOUT_SECONDS: String(ORPHAN_TIMEOUT_SECONDS) },
-  });
-});
-
 afterAll(async () => {
-  await chaos?.stop();
   if (rows.length === 0) return;
   console.log(`\n${formatTable(rows)}\n`);
   await mkdir('test-output', { recursive: true });
@@ -69,16 +79,30 @@ async function scenario(
   } finally {
     await traffic.stop();
   }
-  const accepted = traffic.requests.flatMap((r) => [...r.jobIds]);
-  const outcomes = await settleJobs(chaos.baseUrl, chaos.headers, accepted, 120_000);
+  return settle(chaos, name, path, traffic.requests, window);
+}
+
+/**
+ * Reads back every job the requests made, waits for the async ones' webhooks, counts the scenario
+ * into a row of the table and keeps it.
+ */
+async function settle(
+  stack: ChaosStack,
+  name: string,
+  path: string,
+  requests: SentRequest[],
+  window: { from: number; to: number } | undefined,
+): Promise<ScenarioRow> {
+  const accepted = requests.flatMap((r) => [...r.jobIds]);
+  const outcomes = await settleJobs(stack.baseUrl, stack.headers, accepted, 120_000);
   // Every async job that ended has its `completed` webhook (deliveries retry: wait for them).
-  const asyncEnded = traffic.requests
+  const asyncEnded = requests
     .filter((r) => r.kind === 'async')
     .flatMap((r) => [...r.jobIds])
     .filter((id) => outcomes.has(id));
   await eventually(
     () => {
-      const delivered = new Set(chaos.receiver.on(path).map((h) => JSON.parse(h.body).id));
+      const delivered = new Set(stack.receiver.on(path).map((h) => JSON.parse(h.body).id));
       return asyncEnded.every((id) => delivered.has(id)) ? true : undefined;
     },
     60_000,
@@ -86,10 +110,10 @@ async function scenario(
   ).catch(() => undefined); // counted below as webhook faults
   const row = countScenario({
     scenario: name,
-    requests: traffic.requests,
+    requests,
     outcomes,
-    runs: chaos.runs(accepted),
-    webhooks: chaos.receiver.on(path),
+    runs: stack.runs(accepted),
+    webhooks: stack.receiver.on(path),
     ...(window ? { fault: window } : {}),
   });
   rows.push(row);
@@ -106,6 +130,16 @@ function expectNothingLost(row: ScenarioRow): void {
 }
 
 describe('faults under load', () => {
+  beforeAll(async () => {
+    image = await renderTextLine();
+    chaos = await ChaosStack.start({
+      env: { ORPHANED_JOB_TIMEOUT_SECONDS: String(ORPHAN_TIMEOUT_SECONDS) },
+    });
+  });
+  afterAll(async () => {
+    await chaos?.stop();
+  });
+
   it('baseline: no fault', async () => {
     const row = await scenario('baseline', async (traffic) => {
       await traffic.waitForSuccesses(100);
@@ -226,5 +260,147 @@ describe('faults under load', () => {
     });
     expectNothingLost(row);
     expect(Object.keys(row.failed)).toEqual(['BACKEND_UNAVAILABLE']);
+  });
+});
+
+/**
+ * The ways a backend server misbehaves, each injected into the one TF Serving replica in turn and
+ * healed before the next: it takes the call and never answers, answers something that is not JSON,
+ * answers after the call's timeout, or sends half an answer and dies.
+ */
+const BACKEND_FAULTS: [string, (server: StandInServer) => void][] = [
+  ['hang', (server) => server.hold()],
+  ['garbage', (server) => server.spoil('garbage')],
+  ['slow', (server) => server.slow(BACKEND_TIMEOUT_MS * 3)],
+  ['cut mid-answer', (server) => server.spoil('cut')],
+];
+
+describe('backends that misbehave under load', () => {
+  let stack: ChaosStack;
+  let models: BackendModels;
+  let red: Buffer;
+
+  beforeAll(async () => {
+    models = await writeBackendModels();
+    red = await solidPng({ r: RED[0], g: RED[1], b: RED[2] }, 8, 8);
+    // colour_both: TF Serving first, ONNX in-process after it; colour_tf: TF Serving only.
+    stack = await ChaosStack.start({
+      workers: 1,
+      tensorflowWorkers: 1,
+      tfServing: { replicas: 1, models: TF_MODELS },
+      readyModels: ['colour_tf', 'colour_both'],
+      adminKey: ADMIN_KEY,
+      env: {
+        ...models.env,
+        BACKEND_TIMEOUT_MS: String(BACKEND_TIMEOUT_MS),
+        JOB_ATTEMPTS: '3',
+        JOB_BACKOFF_MS: '200',
+        // Circuits judge a few seconds of calls and try again soon, and the health picture is
+        // fresh within a second or two: each fault is seen and healed within seconds.
+        BREAKER_WINDOW_MS: '5000',
+        BREAKER_RESET_MS: '2000',
+        HEALTH_CHECK_INTERVAL_MS: '1000',
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await models?.remove();
+  });
+
+  it('hang, garbage, slow, cut: timeouts fire, circuits open, fallback serves, /health says so', async () => {
+    const path = '/chaos/backend-faults';
+    const traffic = (model: string) =>
+      new Traffic({
+        baseUrl: stack.baseUrl,
+        headers: stack.headers,
+        model,
+        image: red,
+        concurrency: 4,
+        asyncShare: 0.5,
+        webhookUrl: stack.receiver.url(path),
+        patienceMs: PATIENCE_MS,
+      });
+    const tf = stack.stack.tfServing[0]!.server;
+    const replica = (body: Awaited<ReturnType<typeof waitForHealth>>) =>
+      body.backends.tensorflow?.replicas?.[0];
+    const health = (check: Parameters<typeof waitForHealth>[1]) =>
+      waitForHealth(stack.baseUrl, check, { adminKey: ADMIN_KEY, timeoutMs: 30_000 });
+
+    const both = traffic('colour_both');
+    const tfOnly = traffic('colour_tf');
+    let window: { from: number; to: number } | undefined;
+    /** Per fault, from its healing to a closed circuit in GET /health. */
+    const recoveries: number[] = [];
+    try {
+      await Promise.all([both.waitForSuccesses(10), tfOnly.waitForSuccesses(10)]);
+      const from = Date.now();
+      for (const [fault, inject] of BACKEND_FAULTS) {
+        inject(tf);
+        // The circuit opens, and GET /health says the service is degraded and why.
+        const during = await health((b) => replica(b)?.circuit === 'open');
+        expect(during.status, fault).toBe('degraded');
+        // Meanwhile the model with another backend is served there.
+        await both.waitForSuccesses(10);
+        tf.heal();
+        tf.release();
+        const healed = Date.now();
+        const after = await health(
+          (b) => replica(b)?.circuit === 'closed' && replica(b)?.healthy === true,
+        );
+        expect(after.status, fault).toBe('healthy');
+        recoveries.push(Date.now() - healed);
+        await tfOnly.waitForSuccesses(5);
+      }
+      window = { from, to: Date.now() };
+      await tfOnly.waitForSuccesses(10);
+    } finally {
+      await Promise.all([both.stop(), tfOnly.stop()]);
+    }
+    const row = await settle(
+      stack,
+      'backend hang/garbage/slow/cut',
+      path,
+      [...both.requests, ...tfOnly.requests],
+      window,
+    );
+    // Recovery here: the slowest of the faults from its healing to a closed circuit in /health.
+    row.recoveryMs = Math.max(...recoveries);
+    expectNothingLost(row);
+
+    const outcomes = await settleJobs(
+      stack.baseUrl,
+      stack.headers,
+      tfOnly.requests.flatMap((r) => [...r.jobIds]),
+      30_000,
+    );
+    // Every job of the model with a second backend succeeded, on one or the other.
+    const bothJobs = both.requests.flatMap((r) => [...r.jobIds]);
+    const bothOutcomes = await settleJobs(stack.baseUrl, stack.headers, bothJobs, 30_000);
+    expect([...bothOutcomes.values()].filter((o) => o.status !== 'succeeded')).toEqual([]);
+    // The model only TF Serving serves failed while it misbehaved, with the backend's codes, each
+    // job within the bound.
+    const failed = [...outcomes.values()].filter((o) => o.status !== 'succeeded');
+    expect(failed.length).toBeGreaterThan(0);
+    for (const outcome of failed) {
+      expect(['BACKEND_TIMEOUT', 'BACKEND_UNAVAILABLE']).toContain(outcome.code);
+      expect(outcome.ms ?? Number.POSITIVE_INFINITY).toBeLessThan(BACKEND_FAILURE_BOUND_MS);
+    }
+    // TF Serving healed, the model it alone serves runs there again: every job sent after succeeded.
+    const afterwards = tfOnly.requests
+      .filter((r) => r.tries[0]!.at >= window!.to)
+      .flatMap((r) => [...r.jobIds]);
+    expect(afterwards.length).toBeGreaterThan(0);
+    for (const id of afterwards) expect(outcomes.get(id)?.status).toBe('succeeded');
+    // Timeouts fired (hang, slow), and jobs moved to the other backend.
+    const tfLogs = stack.everyWorker.flatMap((w) => w.logs());
+    expect(
+      tfLogs.some(
+        (l) => l.msg === 'job attempt failed' && String(l.err).startsWith('BACKEND_TIMEOUT'),
+      ),
+    ).toBe(true);
+    expect(tfLogs.some((l) => l.msg === 'job moved to another backend')).toBe(true);
+    // A refusal (the API routing no job to a backend it knows cannot serve) is fast, never a hang.
+    expect(row.slowestRefusalMs ?? 0).toBeLessThan(FAST_REFUSAL_MS);
   });
 });

@@ -1,13 +1,17 @@
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdempotencyKeys } from '../../api/jobs/idempotency-keys.js';
-import { sleep } from '../support/inference-stack.js';
+import { loadConfig } from '../../shared/config/config.js';
+import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import { eventually, sleep } from '../support/inference-stack.js';
 import {
   cleanRedisPrefix,
   startServices,
   type TestServices,
   uniquePrefix,
 } from '../support/services.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 let services: TestServices;
 let redis: Redis;
@@ -52,5 +56,50 @@ describe('idempotency keys', () => {
     expect((await keys.claim('anonymous', 'key-2', 'job-c', 'fp')).kind).toBe('claimed');
     await sleep(300);
     expect((await keys.claim('anonymous', 'key-2', 'job-d', 'fp')).kind).toBe('claimed');
+  });
+});
+
+describe('regression: a commit or release that fails while Redis is away', () => {
+  it('is tried again until it lands once Redis is back, within the claim lease', async () => {
+    // The API's own kind of connection (no offline queue: a command fails at once while the
+    // connection is down), through a proxy that can cut it.
+    const proxy = await TcpProxy.start(services.redisUrl);
+    const config = loadConfig({
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+      REDIS_PREFIX: prefix,
+    });
+    const lossy = new Redis(config.redis.url, redisOptions(config.redis, 'command'));
+    lossy.on('error', () => undefined);
+    try {
+      await waitForRedis(lossy, 5_000);
+      const keys = new IdempotencyKeys(lossy, prefix, { retentionSeconds: 60 });
+      const hash = (key: string) =>
+        `${prefix}:idempotency:anonymous:${createHash('sha256').update(key).digest('hex')}`;
+      expect((await keys.claim('anonymous', 'commit-me', 'job-1', 'fp')).kind).toBe('claimed');
+      expect((await keys.claim('anonymous', 'release-me', 'job-2', 'fp')).kind).toBe('claimed');
+
+      await proxy.down();
+      // Neither lands now: the job exists (commit) or was never made (release), Redis is away.
+      expect(await keys.commit('anonymous', 'commit-me', 'job-1')).toBe(false);
+      expect(await keys.release('anonymous', 'release-me', 'job-2')).toBe(false);
+      expect(await redis.hget(hash('commit-me'), 'state')).toBe('pending');
+      expect(await redis.exists(hash('release-me'))).toBe(1);
+      await proxy.up();
+
+      // Back: both land without being asked again, long before the 60 s lease would free them.
+      await eventually(
+        async () =>
+          (await redis.hget(hash('commit-me'), 'state')) === 'committed' &&
+          (await redis.exists(hash('release-me'))) === 0
+            ? true
+            : undefined,
+        10_000,
+        'the commit and the release landed',
+      );
+      expect(await redis.ttl(hash('commit-me'))).toBeGreaterThan(50);
+    } finally {
+      lossy.disconnect();
+      await proxy.close();
+    }
   });
 });

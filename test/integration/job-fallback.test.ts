@@ -1,19 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CompletionEvents, CompletionWaiter } from '../../api/jobs/completion-waiter.js';
 import { followJob } from '../../api/jobs/follow-job.js';
 import { JobEventStreams } from '../../api/jobs/job-event-stream.js';
-import { BackendStatusStore, type WorkerReport } from '../../shared/backends/backend-status.js';
-import { type Config, loadConfig } from '../../shared/config/config.js';
 import { jobFailure } from '../../shared/errors/index.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
-import { ANONYMOUS_OWNER, JobRecords } from '../../shared/jobs/job-records.js';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
@@ -22,17 +19,11 @@ import {
   type InferenceJobData,
   type QueueName,
 } from '../../shared/queues/index.js';
-import { InferenceQueues } from '../../shared/queues/inference-queues.js';
-import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import type { InferenceBackend } from '../../workers/backends/inference-backend.js';
 import { withFallback } from '../../workers/fallback/with-fallback.js';
 import { eventually, sleep } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { createJobWorld, type JobWorld } from '../support/job-world.js';
+import { startServices, type TestServices } from '../support/services.js';
 
 type Processor = (job: Job<InferenceJobData, InferenceResult>) => Promise<InferenceResult>;
 
@@ -67,42 +58,24 @@ afterAll(async () => {
   await services?.stop();
 });
 
-/** One test's Redis prefix with both queues, job records, worker reports and a waiter. */
-interface World {
-  config: Config;
-  redis: Redis;
-  queues: InferenceQueues;
-  records: JobRecords;
-  status: BackendStatusStore;
+/** A job world with a completion waiter over both queues and workers that the test starts. */
+interface World extends JobWorld {
   waiter: CompletionWaiter;
   forwarder: JobForwarder;
-  /** Reports one live worker with every model ready, as a worker's heartbeat would. */
-  reportWorker(backend: BackendKind): Promise<void>;
   startWorker(backend: BackendKind, processor: Processor): Promise<void>;
-  submit(model: string, data?: Partial<InferenceJobData>, attempts?: number): Promise<string>;
-  close(): Promise<void>;
 }
 
 async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
-  const prefix = uniquePrefix();
-  const config = loadConfig({ REDIS_URL: services.redisUrl, REDIS_PREFIX: prefix });
-  const connections: Redis[] = [];
-  const connect = (purpose: 'command' | 'blocking') => {
-    const redis = new Redis(services.redisUrl, redisOptions(config.redis, purpose));
-    connections.push(redis);
-    return redis;
-  };
-  const redis = connect('command');
-  await waitForRedis(redis, 5_000);
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
-  const records = new JobRecords(redis, prefix, 600, 1000);
-  const status = new BackendStatusStore(redis, prefix);
+  const base = await createJobWorld(services, registry);
+  const { connect, queues, records, status } = base;
+  const prefix = base.config.redis.prefix;
   const events = new Map<QueueName, QueueEvents>(
     (['onnx', 'tensorflow'] as const).map((b) => [
       INFERENCE_QUEUES[b],
       new QueueEvents(INFERENCE_QUEUES[b], { connection: connect('blocking'), prefix }),
     ]),
   );
+  base.onClose(() => Promise.allSettled([...events.values()].map((e) => e.close())));
   await Promise.all([...events.values()].map((e) => e.waitUntilReady()));
   const waiter = new CompletionWaiter({
     events: events as Map<QueueName, CompletionEvents>,
@@ -110,29 +83,12 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
     reconcileIntervalMs,
   });
   const workers: Worker[] = [];
+  base.onClose(() => Promise.allSettled(workers.map((w) => w.close())));
+  base.onClose(() => waiter.close());
   return {
-    config,
-    redis,
-    queues,
-    records,
-    status,
+    ...base,
     waiter,
     forwarder: new JobForwarder({ registry, records, queues, status }),
-    async reportWorker(backend) {
-      const report: WorkerReport = {
-        workerId: `${backend}-test`,
-        backend,
-        host: 'test',
-        pid: 1,
-        startedAt: Date.now(),
-        reportedAt: Date.now(),
-        expiresAt: Number.MAX_SAFE_INTEGER,
-        models: Object.fromEntries(
-          registry.list().map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
-        ),
-      };
-      await status.report(report);
-    },
     async startWorker(backend, processor) {
       const worker = new Worker(INFERENCE_QUEUES[backend], processor, {
         connection: connect('blocking'),
@@ -141,32 +97,6 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
       });
       workers.push(worker);
       await worker.waitUntilReady();
-    },
-    async submit(model, data = {}, attempts = 3) {
-      const id = randomUUID();
-      await records.create({
-        id,
-        model,
-        backend: 'tensorflow',
-        createdAt: Date.now(),
-        requestId: 'test',
-      });
-      await queues
-        .queue('tensorflow')
-        .add(
-          'infer' as never,
-          { model, imageKey: 'images/none', params: {}, requestId: 'test', mode: 'sync', ...data },
-          { jobId: id, attempts, backoff: { type: 'fixed', delay: 20 } },
-        );
-      return id;
-    },
-    async close() {
-      waiter.close();
-      await Promise.allSettled(workers.map((w) => w.close()));
-      await Promise.allSettled([...events.values()].map((e) => e.close()));
-      await queues.close();
-      for (const connection of connections) connection.disconnect();
-      await cleanRedisPrefix(services.redisUrl, prefix);
     },
   };
 }

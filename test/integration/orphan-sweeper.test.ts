@@ -1,33 +1,23 @@
-import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OrphanSweeper } from '../../api/jobs/orphan-sweeper.js';
-import { BackendStatusStore } from '../../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
-import { type Config, loadConfig } from '../../shared/config/config.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
-import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
-import type { BackendKind } from '../../shared/models/model-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData, QueueName } from '../../shared/queues/index.js';
-import { InferenceQueues } from '../../shared/queues/inference-queues.js';
-import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import { eventually } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { createJobWorld, type JobWorld } from '../support/job-world.js';
+import { startServices, type TestServices } from '../support/services.js';
 
 const AFTER_MS = 60_000;
 const LOCK_MS = 1000;
+const WEBHOOK = { url: 'https://hooks.example/done', events: ['completed' as const] };
 const registry = ModelRegistry.fromDocument({
   models: {
     both: { task: 'raw', backends: { tensorflow: {}, onnx: {} }, input: { width: 8, height: 8 } },
@@ -50,46 +40,27 @@ afterAll(async () => {
   await services?.stop();
 });
 
-interface World {
-  config: Config;
-  redis: Redis;
-  queues: InferenceQueues;
-  records: JobRecords;
+interface World extends JobWorld {
   reader: JobReader;
-  status: BackendStatusStore;
   /** A sweeper as an API process runs it (each call: another process). */
   sweeper(): Promise<OrphanSweeper>;
-  /** Reports a live worker with every model ready, as a worker's heartbeat would. */
-  reportWorker(backend: BackendKind): Promise<void>;
-  /** Queues a job for TF Serving, with its record, as the API does. */
-  submit(model: string, data?: Partial<InferenceJobData>): Promise<string>;
+  /** Queues an async job with a webhook for TF Serving, with its record, as the API does. */
+  submitAsync(model: string, data?: Partial<InferenceJobData>): Promise<string>;
   webhooksQueued(): Promise<number>;
-  close(): Promise<void>;
 }
 
 async function createWorld(): Promise<World> {
-  const prefix = uniquePrefix();
-  const config = loadConfig({
-    REDIS_URL: services.redisUrl,
-    REDIS_PREFIX: prefix,
+  const base = await createJobWorld(services, registry, {
     // A dead worker's job is noticed within seconds.
     WORKER_LOCK_DURATION_MS: String(LOCK_MS),
     WORKER_STALLED_INTERVAL_MS: '1000',
   });
-  const redis = new Redis(services.redisUrl, redisOptions(config.redis, 'command'));
-  await waitForRedis(redis, 5_000);
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
-  const records = new JobRecords(redis, prefix, 600, 1000);
-  const status = new BackendStatusStore(redis, prefix);
-  const webhooks = new WebhookQueue(redis, prefix, config);
-  const closers: (() => Promise<unknown>)[] = [];
+  const { config, redis, queues, records, status } = base;
+  const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
+  base.onClose(() => webhooks.close());
   return {
-    config,
-    redis,
-    queues,
-    records,
+    ...base,
     reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
-    status,
     async sweeper() {
       const cache = new BackendStatusCache(status, 60_000, silent);
       await cache.refresh();
@@ -104,64 +75,22 @@ async function createWorld(): Promise<World> {
         logger: silent,
         afterMs: AFTER_MS,
       });
-      closers.push(() => sweeper.stop());
+      base.onClose(() => sweeper.stop());
       return sweeper;
     },
-    async reportWorker(backend) {
-      await status.report({
-        workerId: `${backend}-test`,
-        backend,
-        host: 'test',
-        pid: 1,
-        startedAt: Date.now(),
-        reportedAt: Date.now(),
-        expiresAt: Number.MAX_SAFE_INTEGER,
-        models: Object.fromEntries(
-          registry.list().map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
-        ),
-      });
-    },
-    async submit(model, data = {}) {
-      const id = randomUUID();
-      const webhook = { url: 'https://hooks.example/done', events: ['completed' as const] };
-      await records.create({
-        id,
-        model,
-        backend: 'tensorflow',
-        createdAt: Date.now(),
-        requestId: 'test',
-        submission: { webhook },
-      });
-      await queues.add(
-        'tensorflow',
-        id,
-        {
-          model,
-          imageKey: 'images/none',
-          params: {},
-          requestId: 'test',
-          mode: 'async',
-          webhook,
-          ...data,
-        },
-        {},
-      );
-      return id;
+    submitAsync(model, data = {}) {
+      return base.submit(model, { webhook: WEBHOOK, ...data });
     },
     async webhooksQueued() {
-      const queue = new Queue(QueueName.Webhooks, { connection: redis, prefix });
+      const queue = new Queue(QueueName.Webhooks, {
+        connection: redis,
+        prefix: config.redis.prefix,
+      });
       try {
         return await queue.count();
       } finally {
         await queue.close();
       }
-    },
-    async close() {
-      await Promise.allSettled(closers.map((close) => close()));
-      await webhooks.close();
-      await queues.close();
-      redis.disconnect();
-      await cleanRedisPrefix(services.redisUrl, prefix);
     },
   };
 }
@@ -176,7 +105,7 @@ async function sweepAfterTimeout(sweeper: OrphanSweeper): Promise<number> {
 describe('orphaned jobs: queued for a backend whose last worker is gone', () => {
   it('wait while the backend has had no worker for less than the timeout', async () => {
     world = await createWorld();
-    const id = await world.submit('tf_only');
+    const id = await world.submitAsync('tf_only');
     const sweeper = await world.sweeper();
     const now = Date.now();
     expect(await sweeper.sweep(now)).toBe(0);
@@ -187,7 +116,7 @@ describe('orphaned jobs: queued for a backend whose last worker is gone', () => 
   it('are left alone while a worker of the backend reports', async () => {
     world = await createWorld();
     await world.reportWorker('tensorflow');
-    const id = await world.submit('tf_only');
+    const id = await world.submitAsync('tf_only');
     expect(await sweepAfterTimeout(await world.sweeper())).toBe(0);
     expect(await world.queues.queue('tensorflow').getJobState(id)).toBe('waiting');
   });
@@ -195,7 +124,7 @@ describe('orphaned jobs: queued for a backend whose last worker is gone', () => 
   it('move to another backend that serves their model, and run there', async () => {
     world = await createWorld();
     await world.reportWorker('onnx');
-    const id = await world.submit('both');
+    const id = await world.submitAsync('both');
     expect(await sweepAfterTimeout(await world.sweeper())).toBe(1);
 
     expect(await world.queues.queue('onnx').getJobState(id)).toBe('waiting');
@@ -212,9 +141,9 @@ describe('orphaned jobs: queued for a backend whose last worker is gone', () => 
   it('fail BACKEND_UNAVAILABLE with their webhook when no other backend can take them', async () => {
     world = await createWorld();
     await world.reportWorker('onnx');
-    const only = await world.submit('tf_only');
+    const only = await world.submitAsync('tf_only');
     // The client chose TF Serving: the job does not move, though ONNX serves the model.
-    const pinned = await world.submit('both', { pinned: true });
+    const pinned = await world.submitAsync('both', { pinned: true });
     expect(await sweepAfterTimeout(await world.sweeper())).toBe(2);
 
     for (const id of [only, pinned]) {
@@ -229,7 +158,7 @@ describe('orphaned jobs: queued for a backend whose last worker is gone', () => 
   it('include the jobs the last worker held when it died, once their locks run out', async () => {
     world = await createWorld();
     await world.reportWorker('onnx');
-    const id = await world.submit('both');
+    const id = await world.submitAsync('both');
     // A worker takes the job and dies with it: its lock is never renewed or released.
     const connection = new Redis(services.redisUrl, { maxRetriesPerRequest: null });
     const dead = new Worker(INFERENCE_QUEUES.tensorflow, null, {
@@ -257,7 +186,7 @@ describe('orphaned jobs: queued for a backend whose last worker is gone', () => 
   it('are swept once when several API processes sweep at the same time', async () => {
     world = await createWorld();
     await world.reportWorker('onnx');
-    const ids = await Promise.all(Array.from({ length: 20 }, () => world!.submit('both')));
+    const ids = await Promise.all(Array.from({ length: 20 }, () => world!.submitAsync('both')));
     const sweepers = await Promise.all([world.sweeper(), world.sweeper(), world.sweeper()]);
     const now = Date.now();
     for (const sweeper of sweepers) expect(await sweeper.sweep(now)).toBe(0);
@@ -268,5 +197,29 @@ describe('orphaned jobs: queued for a backend whose last worker is gone', () => 
     expect(await Promise.all(ids.map((id) => onnx.getJobState(id)))).toEqual(
       Array(20).fill('waiting'),
     );
+  });
+
+  it('regression: a backend never deployed (its queue empty) gets no taker and no Redis connection; one is made for jobs and closed when they are gone', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const tensorflow = world.queues.queue('tensorflow');
+    const sweeper = await world.sweeper();
+    const now = Date.now();
+    expect(await sweeper.sweep(now)).toBe(0);
+    expect(await sweeper.sweep(now + AFTER_MS)).toBe(0);
+    // Swept again and again, as the API's timer does: still nothing held for TF Serving.
+    expect(await sweeper.sweep(now + 2 * AFTER_MS)).toBe(0);
+    expect(sweeper.takingFrom).toEqual([]);
+    expect(await tensorflow.getWorkersCount()).toBe(0);
+
+    // Orphaned jobs are still swept: a taker comes for them, and goes once the queue is empty.
+    const id = await world.submitAsync('both');
+    expect(await sweeper.sweep(now + 3 * AFTER_MS)).toBe(1);
+    expect(await world.queues.queue('onnx').getJobState(id)).toBe('waiting');
+    expect(sweeper.takingFrom).toEqual(['tensorflow']);
+    expect(await tensorflow.getWorkersCount()).toBe(1);
+    expect(await sweeper.sweep(now + 4 * AFTER_MS)).toBe(0);
+    expect(sweeper.takingFrom).toEqual([]);
+    expect(await tensorflow.getWorkersCount()).toBe(0);
   });
 });

@@ -111,6 +111,35 @@ describe('ReplicaPool', () => {
     expect(message).not.toContain(b!.url);
   });
 
+  it("an answer that is not JSON, or that breaks off mid-body, is the server's fault: the next replica answers, the circuit counts it", async () => {
+    const {
+      pool,
+      servers: [a, b],
+    } = await setup(2);
+    for (const how of ['garbage', 'cut'] as const) {
+      a!.spoil(how);
+      const answers = await Promise.all(Array.from({ length: 6 }, () => pool.send(work)));
+      expect(answers.every((r) => r.status === 200 && r.replica === b!.url)).toBe(true);
+    }
+    expect(pool.health()[0]!.circuit).toBe('open');
+
+    // With no replica left that answers properly, the call is BACKEND_UNAVAILABLE naming what came.
+    const {
+      pool: alone,
+      servers: [c],
+    } = await setup(1);
+    c!.spoil('garbage');
+    const garbage = await alone.send(work).catch((e: unknown) => e);
+    expect(failureCode(garbage)).toBe('BACKEND_UNAVAILABLE');
+    expect((garbage as Error).message).toContain(
+      'server 1 of 1 answered with a body that is not JSON',
+    );
+    c!.spoil('cut');
+    const cut = await alone.send(work).catch((e: unknown) => e);
+    expect(failureCode(cut)).toBe('BACKEND_UNAVAILABLE');
+    expect((cut as Error).message).toContain('server 1 of 1 is unreachable');
+  });
+
   it('a replica slower than the budget is BACKEND_TIMEOUT, within the budget', async () => {
     const {
       pool,

@@ -35,8 +35,8 @@ const MINIO_IMAGE = 'minio/minio';
 // MinIO refuses a root password shorter than 8 characters.
 const MINIO_USER = 'ai-gateway';
 const MINIO_PASSWORD = 'ai-gateway-secret';
-// s3rver checks signatures against its one built-in account.
-const S3RVER_KEY = 'S3RVER';
+/** s3rver's one built-in account: it checks signatures against it. */
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 /** How long the container runtime may take to answer before the local services are used. */
 const RUNTIME_PROBE_MS = 5_000;
 const REDIS_PROBE_MS = 2_000;
@@ -182,8 +182,7 @@ async function startLocal(): Promise<TestServices> {
       endpoint: `http://127.0.0.1:${address.port}`,
       bucket: S3_BUCKET,
       region: S3_REGION,
-      accessKeyId: S3RVER_KEY,
-      secretAccessKey: S3RVER_KEY,
+      ...S3RVER_CREDENTIALS,
     },
     runtime: 'local',
     stop: once(async () => {
@@ -229,19 +228,19 @@ async function assertRedisAnswers(redisUrl: string): Promise<void> {
 }
 
 /** The part of s3rver's API used here; the package ships no type declarations. */
-interface S3rverInstance {
+export interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
   httpServer?: Server;
 }
-type S3rverConstructor = new (options: {
+export type S3rverConstructor = new (options: {
   address: string;
   port: number;
   silent: boolean;
   directory: string;
 }) => S3rverInstance;
 
-function loadS3rver(): S3rverConstructor {
+export function loadS3rver(): S3rverConstructor {
   // s3rver is CommonJS without types, so a static import would be an implicit `any`.
   const require = createRequire(import.meta.url);
   return require('s3rver') as S3rverConstructor;

@@ -1,9 +1,9 @@
 import { type ServiceProcess, startApi } from '../../support/processes.js';
-import type { TestServices } from '../../support/services.js';
+import { S3RVER_CREDENTIALS, type TestServices } from '../../support/services.js';
 import { type Stack, type StackOptions, startStack } from '../../support/stack.js';
 import { WebhookReceiver } from '../../support/webhook-receiver.js';
 import { RedisServer } from './redis-server.js';
-import { S3RVER_CREDENTIALS, S3Server } from './s3-server.js';
+import { S3Server } from './s3-server.js';
 
 const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/;
 export const CHAOS_KEY = 'chaos-key-0123456789abcdef';

@@ -28,8 +28,8 @@ export interface ScenarioRow {
   /** From the fault's end to the first request accepted after it, in ms (null: no fault ended). */
   recoveryMs: number | null;
   /**
-   * The slowest 5xx answered to a request sent while the fault lasted, in ms (a fast 503, not a
-   * hang). A 409 IDEMPOTENCY_KEY_IN_USE is not one: it waits for the key's first request by design.
+   * The slowest 5xx refusal (no job made) answered to a request sent while the fault lasted, in ms
+   * (a fast 503, not a hang). A 409 IDEMPOTENCY_KEY_IN_USE is not one: it waits for the key's first request by design.
    */
   slowestRefusalMs: number | null;
   /** Its status and code. */
@@ -39,6 +39,8 @@ export interface ScenarioRow {
 export interface JobOutcome {
   status: string;
   code?: string;
+  /** From the job's creation to its end, in ms, as its resource says. */
+  ms?: number;
 }
 
 export interface LedgerInput {
@@ -86,9 +88,22 @@ async function finalState(
     }).catch(() => undefined);
     if (response?.status === 404) return undefined;
     if (response?.ok) {
-      const body = (await response.json()) as { status: string; error?: { code: string } | null };
+      const body = (await response.json()) as {
+        status: string;
+        error?: { code: string } | null;
+        created_at?: string;
+        completed_at?: string | null;
+      };
       if (TERMINAL.has(body.status)) {
-        return { status: body.status, ...(body.error ? { code: body.error.code } : {}) };
+        const ms =
+          body.created_at && body.completed_at
+            ? Date.parse(body.completed_at) - Date.parse(body.created_at)
+            : undefined;
+        return {
+          status: body.status,
+          ...(body.error ? { code: body.error.code } : {}),
+          ...(ms === undefined ? {} : { ms }),
+        };
       }
     }
     await new Promise((r) => setTimeout(r, delay));
@@ -142,7 +157,7 @@ export function countScenario(input: LedgerInput): ScenarioRow {
   const slowest = fault
     ? requests
         .flatMap((r) => r.tries)
-        .filter((t) => t.at >= fault.from && t.at < fault.to && t.status >= 500)
+        .filter((t) => t.at >= fault.from && t.at < fault.to && t.status >= 500 && !t.job)
         .sort((a, b) => b.ms - a.ms)[0]
     : undefined;
 

@@ -1,24 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../support/processes.js';
-
-interface S3rverInstance {
-  run(): Promise<unknown>;
-  close(): Promise<void>;
-  httpServer?: Server;
-}
-type S3rverConstructor = new (options: {
-  address: string;
-  port: number;
-  silent: boolean;
-  directory: string;
-}) => S3rverInstance;
-
-/** s3rver's built-in account: it checks signatures against it. */
-export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+import { loadS3rver, type S3rverInstance } from '../../support/services.js';
 
 /**
  * The S3 protocol server (s3rver) on a port and folder of its own, which a scenario can take down
@@ -47,8 +31,7 @@ export class S3Server {
 
   async up(): Promise<void> {
     if (this.server) return;
-    const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
-    const server = new S3rver({
+    const server = new (loadS3rver())({
       address: '127.0.0.1',
       port: this.port,
       silent: true,

@@ -28,6 +28,8 @@ export interface Try {
   /** HTTP status, or 0 when no answer came (refused, reset, timed out). */
   status: number;
   code?: string;
+  /** The job the answer named (accepted, or failed with `job_id`): not a refusal. */
+  job?: string;
 }
 
 /** One request as its client saw it: every try, and how it ended. */
@@ -35,7 +37,10 @@ export interface SentRequest {
   kind: 'sync' | 'async';
   idempotencyKey: string;
   tries: Try[];
-  /** The job each accepted try answered with (one, unless a retry made a second job). */
+  /**
+   * The job each accepted try answered with (one, unless a retry made a second job), including a
+   * job a sync request's failure names (`job_id`).
+   */
   jobIds: Set<string>;
   /** The last try's status (0: never answered). */
   status: number;
@@ -116,6 +121,7 @@ export class Traffic {
       request.tries.push(attempt);
       request.status = attempt.status;
       request.code = attempt.code;
+      if (request.jobIds.size > 0) break;
       if (!RETRYABLE.has(attempt.status) && !RETRYABLE_CODES.has(attempt.code ?? '')) break;
       await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
     } while (Date.now() - started < this.options.patienceMs);
@@ -139,15 +145,22 @@ export class Traffic {
         body: imageForm(image, fields),
         signal: AbortSignal.timeout(this.options.tryTimeoutMs ?? 30_000),
       });
-      const body = (await response.json().catch(() => ({}))) as { id?: string; code?: string };
-      if ((response.status === 200 || response.status === 202) && body.id) {
-        request.jobIds.add(body.id);
-      }
+      const body = (await response.json().catch(() => ({}))) as {
+        id?: string;
+        code?: string;
+        job_id?: string;
+      };
+      // A sync request whose job ran and failed names it (`job_id`): the job was accepted, and its
+      // failure is the answer (a retry with the same key would replay it).
+      const job =
+        (response.status === 200 || response.status === 202) && body.id ? body.id : body.job_id;
+      if (job) request.jobIds.add(job);
       return {
         at,
         ms: Date.now() - at,
         status: response.status,
         ...(body.code ? { code: body.code } : {}),
+        ...(job ? { job } : {}),
       };
     } catch {
       return { at, ms: Date.now() - at, status: 0 };

@@ -52,6 +52,28 @@ export class ReplicaStatusError extends ReplicaFault {
   }
 }
 
+/**
+ * The server answered 2xx with a body that is not a JSON object, which neither TF Serving nor an
+ * Open Inference Protocol server ever sends: something broken stands in its place (a proxy's page,
+ * a crashed process). Another replica may do.
+ */
+export class ReplicaBadAnswerError extends ReplicaFault {
+  override name = 'ReplicaBadAnswerError';
+  readonly failover = true;
+
+  constructor(replica: string) {
+    super(replica, `${replica} answered with a body that is not JSON`);
+  }
+}
+
+/**
+ * Whether a body may be a JSON object, judged by its first character: both protocols answer an
+ * object, and the protocol's reader parses it in full afterwards (once, not twice per answer).
+ */
+export function looksLikeJsonObject(body: string): boolean {
+  return /^\s*\{/.test(body);
+}
+
 /** The server's own words from an error body (`{"error": "..."}` in TF Serving and KServe v2). */
 export function errorDetail(body: string): string {
   try {

@@ -1,6 +1,7 @@
 import type { ReplicaHealth } from '../../../shared/backends/backend-health.js';
 import { jobFailure, withCause } from '../../../shared/errors/index.js';
 import {
+  ReplicaBadAnswerError,
   ReplicaFault,
   ReplicaStatusError,
   ReplicaTimeoutError,
@@ -169,6 +170,8 @@ export class ReplicaPool {
   describeFailure(url: string, err: unknown): string {
     const server = `server ${this.urls.indexOf(url) + 1} of ${this.replicas.length}`;
     if (err instanceof ReplicaStatusError) return `${server} answered HTTP ${err.status}`;
+    if (err instanceof ReplicaBadAnswerError)
+      return `${server} answered with a body that is not JSON`;
     if (err instanceof ReplicaTimeoutError) {
       return `${server} did not answer within ${err.timeoutMs} ms`;
     }

@@ -3,6 +3,8 @@ import { Pool } from 'undici';
 import type { CircuitState, ReplicaHealth } from '../../../shared/backends/backend-health.js';
 import {
   errorDetail,
+  looksLikeJsonObject,
+  ReplicaBadAnswerError,
   ReplicaFault,
   ReplicaStatusError,
   ReplicaTimeoutError,
@@ -169,6 +171,11 @@ export class Replica {
       const body = await response.body.text();
       if (response.statusCode >= 500 || response.statusCode === 429) {
         throw new ReplicaStatusError(this.url, response.statusCode, errorDetail(body));
+      }
+      // Inference calls (the only POSTs) are answered with a JSON object by both protocols; health
+      // GETs may be answered with an empty body (Triton's /v2/health/ready).
+      if (request.method === 'POST' && response.statusCode < 300 && !looksLikeJsonObject(body)) {
+        throw new ReplicaBadAnswerError(this.url);
       }
       return { status: response.statusCode, body, replica: this.url };
     } catch (err) {

@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { BackendStatusStore } from '../../shared/backends/backend-status.js';
+import { type Config, loadConfig } from '../../shared/config/config.js';
+import { JobRecords } from '../../shared/jobs/job-records.js';
+import type { BackendKind } from '../../shared/models/model-spec.js';
+import type { ModelRegistry } from '../../shared/models/registry.js';
+import { type InferenceJobData, JobName } from '../../shared/queues/index.js';
+import { InferenceQueues } from '../../shared/queues/inference-queues.js';
+import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
+
+/**
+ * One test's Redis prefix with both inference queues, job records and worker reports: the state a
+ * job moves through between the API and the workers, without either process. Tests of what happens
+ * to queued jobs (fallback to another backend, sweeping orphans) build on it.
+ */
+export interface JobWorld {
+  config: Config;
+  /** The world's command connection. */
+  redis: Redis;
+  queues: InferenceQueues;
+  records: JobRecords;
+  status: BackendStatusStore;
+  /** Another connection to the world's Redis, closed with the world. */
+  connect(purpose: 'command' | 'blocking'): Redis;
+  /** Reports one live worker of `backend` with every model ready, as a worker's heartbeat would. */
+  reportWorker(backend: BackendKind): Promise<void>;
+  /**
+   * Queues a job for TF Serving with its record, as the API does (`attempts` tries, 20 ms apart).
+   * A job with a webhook is an async one and its record keeps the webhook.
+   */
+  submit(model: string, data?: Partial<InferenceJobData>, attempts?: number): Promise<string>;
+  /** Runs `close` when the world closes, before its queues and connections (last added, first). */
+  onClose(close: () => Promise<unknown> | unknown): void;
+  /** Closes what the world and its users opened, and deletes the prefix's keys. */
+  close(): Promise<void>;
+}
+
+/** A world on `services`' Redis, its config read from `env` besides the Redis URL and prefix. */
+export async function createJobWorld(
+  services: TestServices,
+  registry: ModelRegistry,
+  env: Record<string, string> = {},
+): Promise<JobWorld> {
+  const prefix = uniquePrefix();
+  const config = loadConfig({ REDIS_URL: services.redisUrl, REDIS_PREFIX: prefix, ...env });
+  const connections: Redis[] = [];
+  const closers: (() => Promise<unknown> | unknown)[] = [];
+  const connect = (purpose: 'command' | 'blocking') => {
+    const redis = new Redis(services.redisUrl, redisOptions(config.redis, purpose));
+    connections.push(redis);
+    return redis;
+  };
+  const redis = connect('command');
+  await waitForRedis(redis, 5_000);
+  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const records = new JobRecords(redis, prefix, 600, 1000);
+  const status = new BackendStatusStore(redis, prefix);
+  return {
+    config,
+    redis,
+    queues,
+    records,
+    status,
+    connect,
+    async reportWorker(backend) {
+      await status.report({
+        workerId: `${backend}-test`,
+        backend,
+        host: 'test',
+        pid: 1,
+        startedAt: Date.now(),
+        reportedAt: Date.now(),
+        expiresAt: Number.MAX_SAFE_INTEGER,
+        models: Object.fromEntries(
+          registry.list().map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
+        ),
+      });
+    },
+    async submit(model, data = {}, attempts = 3) {
+      const id = randomUUID();
+      await records.create({
+        id,
+        model,
+        backend: 'tensorflow',
+        createdAt: Date.now(),
+        requestId: 'test',
+        ...(data.webhook ? { submission: { webhook: data.webhook } } : {}),
+      });
+      await queues.queue('tensorflow').add(
+        JobName.Infer as never,
+        {
+          model,
+          imageKey: 'images/none',
+          params: {},
+          requestId: 'test',
+          mode: data.webhook ? 'async' : 'sync',
+          ...data,
+        },
+        { jobId: id, attempts, backoff: { type: 'fixed', delay: 20 } },
+      );
+      return id;
+    },
+    onClose(close) {
+      closers.push(close);
+    },
+    async close() {
+      for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
+      await queues.close();
+      for (const connection of connections) connection.disconnect();
+      await cleanRedisPrefix(services.redisUrl, prefix);
+    },
+  };
+}
