@@ -14,6 +14,7 @@ import {
 import type { InferenceService } from '../inference/inference-service.js';
 import type { JobEventStreams } from '../jobs/job-event-stream.js';
 import { labelInference } from '../plugins/request-metrics.js';
+import { quotaHeaders } from '../quotas/quota-headers.js';
 
 export interface JobRoutesOptions {
   service: InferenceService;
@@ -93,11 +94,12 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     async (request, reply) => {
       labelInference(request, { mode: 'async' });
       const submission = await submissions.read(request);
-      const { job, replayed } = await submission.admission.track(
+      const { job, replayed, quota } = await submission.admission.track(
         service.submit({ ...submission, requestId: request.id, mode: 'async' }),
       );
       request.jobId = job.id;
       if (replayed) reply.header('idempotent-replayed', 'true');
+      if (quota) reply.headers(quotaHeaders(quota));
       return reply.code(202).header('location', job.urls.get).send(job);
     },
   );

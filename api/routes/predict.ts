@@ -16,6 +16,7 @@ import {
 import type { AcceptedJob, InferenceService } from '../inference/inference-service.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
 import { labelInference } from '../plugins/request-metrics.js';
+import { quotaHeaders } from '../quotas/quota-headers.js';
 
 export interface PredictRoutesOptions {
   config: Config;
@@ -90,6 +91,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const queuedAfterMs = reply.elapsedTime;
       request.jobId = accepted.jobId;
       if (accepted.replayed) reply.header('idempotent-replayed', 'true');
+      if (accepted.quota) reply.headers(quotaHeaders(accepted.quota));
       // Finished within the wait; not asked to wait (as accepted); or as it is now (202).
       const job =
         (await accepted.outcome) ??

@@ -17,6 +17,7 @@ import { ModelRegistry } from '../../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData, QueueName } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import { eventually } from '../support/inference-stack.js';
 import {
@@ -99,7 +100,11 @@ async function createWorld(): Promise<World> {
         queues,
         status: cache,
         forwarder: new JobForwarder({ registry, records, queues, status }),
-        lifecycle: new JobLifecycle(redis, records),
+        lifecycle: new JobLifecycle(
+          redis,
+          records,
+          new UsageLedger(redis, prefix, { retentionDays: 1 }),
+        ),
         webhooks,
         logger: silent,
         afterMs: AFTER_MS,
