@@ -56,12 +56,12 @@ export interface UsageLedgerOptions {
   onCounted?: (job: CountedJob) => void;
 }
 
-/** The hash fields of one model's figures: `<model>|<figure>`. */
+/** The hash fields of one model's figures: `<model>|<figure>` (model time in microseconds). */
 const FIGURES = [
   'requests',
   'images',
   ...USAGE_OUTCOMES,
-  'inference_ms',
+  'inference_us',
   'uploaded_bytes',
 ] as const;
 
@@ -89,21 +89,26 @@ local function count_usage(rec, outcome, refund, prefix, day, ttl, inference_ms)
     if not f[5] then images = 1 end
   end
   local usage = prefix .. ':usage:' .. owner .. ':' .. day
-  redis.call('HINCRBY', usage, model .. '|requests', 1)
+  -- The first count of a model on a day creates its fields: only then is the expiry (re)set, and
+  -- the tenant added to the day's index, so a busy day costs no EXPIRE per job.
+  if redis.call('HINCRBY', usage, model .. '|requests', 1) == 1 then
+    redis.call('EXPIRE', usage, ttl)
+    local index = prefix .. ':usage:tenants:' .. day
+    redis.call('SADD', index, owner)
+    redis.call('EXPIRE', index, ttl)
+  end
   redis.call('HINCRBY', usage, model .. '|' .. outcome, 1)
   if images > 0 then redis.call('HINCRBY', usage, model .. '|images', images) end
-  if ms > 0 then redis.call('HINCRBYFLOAT', usage, model .. '|inference_ms', ms) end
+  -- Model time in whole microseconds: HINCRBY, not a float that drifts as it adds up.
+  local us = math.floor(ms * 1000 + 0.5)
+  if us > 0 then redis.call('HINCRBY', usage, model .. '|inference_us', us) end
   if bytes > 0 then redis.call('HINCRBY', usage, model .. '|uploaded_bytes', bytes) end
-  redis.call('EXPIRE', usage, ttl)
-  local index = prefix .. ':usage:tenants:' .. day
-  redis.call('SADD', index, owner)
-  redis.call('EXPIRE', index, ttl)
   if f[4] and (refund == '1' or (outcome == 'canceled' and not f[6])) then
     for counter in string.gmatch(f[4], '%S+') do
       if (tonumber(redis.call('GET', counter)) or 0) > 0 then redis.call('DECR', counter) end
     end
   end
-  return {owner, model, outcome, images, tostring(ms), bytes}
+  return {owner, model, outcome, images, us, bytes}
 end
 `;
 
@@ -133,13 +138,13 @@ export class UsageLedger {
   /** Reads a script's reply from {@link COUNT_USAGE_LUA} and tells `onCounted`. */
   counted(reply: unknown): CountedJob | undefined {
     if (!Array.isArray(reply) || reply.length < 6) return undefined;
-    const [tenant, model, outcome, images, ms, bytes] = reply.map(String) as string[];
+    const [tenant, model, outcome, images, us, bytes] = reply.map(String) as string[];
     const job: CountedJob = {
       tenant: tenant!,
       model: model!,
       outcome: outcome as UsageOutcome,
       images: Number(images),
-      inferenceMs: Number(ms),
+      inferenceMs: Number(us) / 1000,
       uploadedBytes: Number(bytes),
     };
     this.options.onCounted?.(job);
@@ -158,9 +163,8 @@ export class UsageLedger {
     transaction.hincrby(usage, `${job.model}|requests`, 1);
     transaction.hincrby(usage, `${job.model}|${job.outcome}`, 1);
     if (job.images > 0) transaction.hincrby(usage, `${job.model}|images`, job.images);
-    if (job.inferenceMs > 0) {
-      transaction.hincrbyfloat(usage, `${job.model}|inference_ms`, job.inferenceMs);
-    }
+    const us = Math.round(job.inferenceMs * 1000);
+    if (us > 0) transaction.hincrby(usage, `${job.model}|inference_us`, us);
     if (job.uploadedBytes > 0) {
       transaction.hincrby(usage, `${job.model}|uploaded_bytes`, job.uploadedBytes);
     }
@@ -242,8 +246,8 @@ export function emptyFigures(): UsageFigures {
 function add(into: UsageFigures, figure: string, n: number): void {
   if (!(FIGURES as readonly string[]).includes(figure)) return;
   if (USAGE_OUTCOMES.includes(figure as UsageOutcome)) into.jobs[figure as UsageOutcome] += n;
-  else if (figure === 'inference_ms')
-    into.inference_ms = Math.round((into.inference_ms + n) * 1000) / 1000;
+  else if (figure === 'inference_us')
+    into.inference_ms = (Math.round(into.inference_ms * 1000) + n) / 1000;
   else into[figure as 'requests' | 'images' | 'uploaded_bytes'] += n;
 }
 
