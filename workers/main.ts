@@ -85,16 +85,22 @@ async function main(): Promise<void> {
   function startInferenceWorker(backend: BackendKind) {
     const models = registry.list().map((m) => m.name);
     const metrics = createWorkerMetrics(register, { backend, models });
+    let tenants: string[];
+    try {
+      // The usage counters' tenant label: the configured key ids.
+      tenants = configuredTenantIds(config.auth);
+    } catch (err) {
+      if (!(err instanceof ApiKeyConfigError)) throw err;
+      logger.fatal({ err: err.message }, 'worker failed to start');
+      process.exit(EXIT_CONFIG);
+    }
     return InferenceWorker.start({
       config,
       registry,
       backend: createBackend(backend, config),
       logger,
       metrics,
-      usageMetrics: createUsageMetrics(register, {
-        models,
-        tenants: configuredTenantIds(config.auth),
-      }),
+      usageMetrics: createUsageMetrics(register, { models, tenants }),
       ...(tracing ? { telemetry: tracing.telemetry } : {}),
     });
   }

@@ -297,6 +297,33 @@ describe('quotas through the API', () => {
     expect(again.headers.ratelimit).toMatch(/^"images_per_day";r=1;t=\d+$/);
   });
 
+  it('charges nothing for an Idempotency-Key replay: it makes no new job', async () => {
+    const red = await solidPng([250, 10, 10]);
+    const submit = () =>
+      api.app.inject({
+        method: 'POST',
+        url: '/jobs?model=colour',
+        payload: red,
+        headers: { 'content-type': 'image/png', 'idempotency-key': 'once-only', ...as('globex') },
+      });
+    const first = await submit();
+    expect(first.statusCode).toBe(202);
+    expect(first.headers.ratelimit).toMatch(/"jobs_per_month";r=3;/);
+    const replay = await submit();
+    expect(replay.statusCode).toBe(202);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.json<{ id: string }>().id).toBe(first.json<{ id: string }>().id);
+    const quotas = await api.app.inject({ url: '/usage/quotas', headers: as('globex') });
+    expect(quotas.json()).toMatchObject({
+      quotas: [
+        { policy: 'images_per_day', used: 1 },
+        { policy: 'jobs_per_month', used: 1 },
+      ],
+    });
+    // The next case starts from a full quota.
+    await api.app.inject({ method: 'DELETE', url: '/admin/quotas/globex', headers: as('admin') });
+  });
+
   it('of 12 concurrent async submissions against a monthly quota of 4, accepts exactly 4', async () => {
     const green = await solidPng([0, 255, 0]);
     const answers = await Promise.all(
