@@ -81,7 +81,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
       schema: {
         summary: 'Submit a job (never waits)',
         description:
-          'The model is the `model` field (or query parameter). Answers 202 with the queued job and `Location`. With `Idempotency-Key`, a retry answers the same job (`Idempotent-Replayed: true`).',
+          'The model is the `model` field (or query parameter). Answers 202 with the queued job and `Location`. With `Idempotency-Key`, a retry answers the same job (`Idempotent-Replayed: true`). A key with a quota (keys file `quota`) is charged one image and one job once everything else accepts the submission: the answer carries `RateLimit-Policy` and `RateLimit` (policies `images_per_day`, `jobs_per_month`); past it, 429 `QUOTA_EXCEEDED` with `Retry-After` at the end of the UTC day or month.',
         tags,
         querystring: JobsQuerySchema,
         headers: SubmissionHeadersSchema,
