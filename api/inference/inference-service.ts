@@ -178,7 +178,15 @@ export class InferenceService {
       if (lookup.hit) return await this.answerFromCache(jobId, owner, request, lookup.hit, charge);
       return await this.enqueue(jobId, owner, request, wait, lookup, hash, charge);
     } catch (err) {
-      if (charge) await this.deps.quotas.refund(charge.counters).catch(() => undefined);
+      if (charge) {
+        await this.deps.quotas.refund(charge.counters).catch((refundErr: Error) => {
+          // The job was not made; its charge stays taken until the period ends.
+          this.deps.logger.warn(
+            { err: refundErr.message, requestId: request.requestId, owner },
+            'quota charge not given back',
+          );
+        });
+      }
       throw err;
     }
   }
