@@ -15,7 +15,7 @@ import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { nextUtcDay, nextUtcMonth, utcMonth } from '../../shared/usage/usage-periods.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
-import { solidPng, truncatedJpeg } from '../support/inference-stack.js';
+import { closedPort, solidPng, testConfig, truncatedJpeg } from '../support/inference-stack.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -322,6 +322,44 @@ describe('quotas through the API', () => {
     });
     // The next case starts from a full quota.
     await api.app.inject({ method: 'DELETE', url: '/admin/quotas/globex', headers: as('admin') });
+  });
+
+  it('gives the charge back when the job cannot be made (storage down: 503, nothing used)', async () => {
+    const s3Down = testConfig(
+      stack.services,
+      {
+        prefix: stack.config.redis.prefix,
+        bucket: uniquePrefix(),
+        modelRepository: stack.repository,
+      },
+      {
+        API_KEYS_FILE: stack.config.auth.keysFile!,
+        S3_ENDPOINT: `http://127.0.0.1:${await closedPort()}`,
+        S3_TIMEOUT_MS: '500',
+        // Every image goes to storage (none inline).
+        INLINE_IMAGE_MAX_BYTES: '0',
+      },
+    );
+    const down = await buildTestApi(s3Down, { registry: stack.registry, skipStoreInit: true });
+    try {
+      const res = await down.app.inject({
+        method: 'POST',
+        url: '/predict/colour',
+        payload: await solidPng([9, 9, 9]),
+        headers: { 'content-type': 'image/png', ...as('globex') },
+      });
+      expect(res.json()).toMatchObject({ status: 503, code: 'STORAGE_UNAVAILABLE' });
+      expect(res.headers.ratelimit).toBeUndefined();
+    } finally {
+      await down.close();
+    }
+    const quotas = await api.app.inject({ url: '/usage/quotas', headers: as('globex') });
+    expect(quotas.json()).toMatchObject({
+      quotas: [
+        { policy: 'images_per_day', used: 0 },
+        { policy: 'jobs_per_month', used: 0 },
+      ],
+    });
   });
 
   it('of 12 concurrent async submissions against a monthly quota of 4, accepts exactly 4', async () => {
