@@ -1,4 +1,5 @@
 import { QueueEvents, type Telemetry } from 'bullmq';
+import { configuredTenantIds } from '../shared/auth/configured-tenants.js';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import { ResultCache } from '../shared/cache/result-cache.js';
@@ -13,6 +14,7 @@ import {
   type ApiMetrics,
   createApiMetrics,
   createMetricsRegistry,
+  createUsageMetrics,
 } from '../shared/metrics/index.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type QueueName } from '../shared/queues/index.js';
@@ -26,6 +28,7 @@ import {
 import { ModelRouter } from '../shared/routing/router.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, IMAGE_PREFIX, type ObjectStore } from '../shared/storage/index.js';
+import { UsageLedger } from '../shared/usage/usage-ledger.js';
 import { loadSigningSecrets } from '../shared/webhooks/load-signing-secrets.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
@@ -38,6 +41,7 @@ import { IdempotencyKeys } from './jobs/idempotency-keys.js';
 import { JobEventStreams } from './jobs/job-event-stream.js';
 import { OrphanSweeper } from './jobs/orphan-sweeper.js';
 import { QueueSet } from './queues/queue-set.js';
+import { QuotaCounters } from './quotas/quota-counters.js';
 
 /** How often this process's request counts are written to the shared stats. */
 const STATS_FLUSH_MS = 1000;
@@ -169,7 +173,16 @@ export async function createApiResources(
   );
   await statusCache.start();
   const router = new ModelRouter(registry, statusCache, new Set(config.backends.scaledFromZero));
-  const lifecycle = new JobLifecycle(redis, records);
+  const usageMetrics = createUsageMetrics(metrics.register, {
+    models: modelNames,
+    tenants: configuredTenantIds(config.auth),
+  });
+  const usage = new UsageLedger(redis, config.redis.prefix, {
+    retentionDays: config.usage.retentionDays,
+    onCounted: usageMetrics.recordJob,
+  });
+  const quotas = new QuotaCounters(redis, config.redis.prefix);
+  const lifecycle = new JobLifecycle(redis, records, usage);
   const orphans = new OrphanSweeper({
     redis,
     config,
@@ -214,6 +227,8 @@ export async function createApiResources(
       },
     }),
     inlineImageMaxBytes: config.images.inlineMaxBytes,
+    usage,
+    quotas,
   });
   // Event streams follow their jobs on the waiter's listener: no connection of their own.
   const jobEvents = new JobEventStreams(
@@ -270,6 +285,8 @@ export async function createApiResources(
       queueSet,
       metrics,
       stats,
+      usage,
+      quotas,
       keys,
       webhookSecrets,
     },

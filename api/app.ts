@@ -12,6 +12,7 @@ import type { RedisClient } from '../shared/redis/redis.js';
 import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
+import type { UsageLedger } from '../shared/usage/usage-ledger.js';
 import type { WebhookSigningSecrets } from '../shared/webhooks/signing-secrets.js';
 import { TargetPolicy } from '../shared/webhooks/target-policy.js';
 import { QueueAdmission } from './admission/queue-admission.js';
@@ -36,6 +37,7 @@ import { requestTracingPlugin } from './plugins/request-tracing.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { uploadsPlugin } from './plugins/uploads.js';
 import type { QueueSet } from './queues/queue-set.js';
+import type { QuotaCounters } from './quotas/quota-counters.js';
 import { RateLimitCounters } from './rate-limit/rate-limit-clients.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
@@ -44,6 +46,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { modelRoutes } from './routes/models.js';
 import { predictRoutes } from './routes/predict.js';
 import { statsRoutes } from './routes/stats.js';
+import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
 /** Everything the HTTP layer uses, built by the caller (server.ts in production, tests otherwise). */
@@ -61,6 +64,10 @@ export interface AppDeps {
   queueSet: QueueSet;
   metrics: ApiMetrics;
   stats: StatsStore;
+  /** Usage per tenant and day (GET /usage). */
+  usage: UsageLedger;
+  /** Quota counters (GET /usage/quotas, DELETE /admin/quotas/{tenant}). */
+  quotas: QuotaCounters;
   /** The API keys; none: tenant routes are open. */
   keys: ApiKeyRing;
   /** Each tenant's webhook signing secrets, shown to that tenant only. */
@@ -177,11 +184,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     queueTimeoutMs: QUEUE_COUNTS_TIMEOUT_MS,
     tenants: authenticator,
   });
+  await app.register(usageRoutes, {
+    usage: deps.usage,
+    quotas: deps.quotas,
+    keys: deps.keys,
+    tenants: authenticator,
+  });
   await app.register(queueDashboardPlugin, { queues: deps.queueSet, basePath: DASHBOARD_PATH });
   await app.register(docsPlugin);
   await app.register(adminRoutes, {
     tenants: authenticator,
     counters: new RateLimitCounters(deps.redis, rateLimitNameSpace(config.redis.prefix)),
+    quotas: deps.quotas,
   });
   return app;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Job, type Telemetry, Worker } from 'bullmq';
 import { Registry } from 'prom-client';
+import { configuredTenantIds } from '../shared/auth/configured-tenants.js';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { ResultCache } from '../shared/cache/result-cache.js';
 import type { Config } from '../shared/config/config.js';
@@ -11,7 +12,12 @@ import { JobForwarder } from '../shared/jobs/job-forwarder.js';
 import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
 import type { Logger } from '../shared/logging/logger.js';
-import { createWorkerMetrics, type WorkerMetrics } from '../shared/metrics/index.js';
+import {
+  createUsageMetrics,
+  createWorkerMetrics,
+  type UsageMetrics,
+  type WorkerMetrics,
+} from '../shared/metrics/index.js';
 import type { BackendKind, ModelDefinition } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData, JobName } from '../shared/queues/index.js';
@@ -19,6 +25,7 @@ import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient, waitForRedis } from '../shared/redis/redis.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, type ObjectStore } from '../shared/storage/index.js';
+import { UsageLedger } from '../shared/usage/usage-ledger.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import { batchLimitsOf, DynamicBatcher } from './backends/dynamic-batcher.js';
 import type { InferenceBackend } from './backends/inference-backend.js';
@@ -47,6 +54,11 @@ export interface InferenceWorkerOptions {
    * @defaultValue a set on a registry of its own, read by nobody
    */
   metrics?: WorkerMetrics;
+  /**
+   * Where the usage of the jobs this worker ends is counted for Prometheus (the process's /metrics).
+   * @defaultValue a set on a registry of its own, read by nobody
+   */
+  usageMetrics?: UsageMetrics;
   /** BullMQ telemetry when tracing is on: a span per job, in the trace of the request. */
   telemetry?: Telemetry;
 }
@@ -116,7 +128,14 @@ export class InferenceWorker {
       config.jobs.retentionSeconds,
       config.jobs.retentionCount,
     );
-    const lifecycle = new JobLifecycle(commands, records);
+    const usageMetrics =
+      options.usageMetrics ??
+      createUsageMetrics(new Registry(), { models, tenants: configuredTenantIds(config.auth) });
+    const usage = new UsageLedger(commands, config.redis.prefix, {
+      retentionDays: config.usage.retentionDays,
+      onCounted: usageMetrics.recordJob,
+    });
+    const lifecycle = new JobLifecycle(commands, records, usage);
     const webhooks = new WebhookQueue(commands, config.redis.prefix, config);
     // Fallback adds jobs to the other backends' queues and moves their records.
     const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);

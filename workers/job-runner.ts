@@ -1,4 +1,4 @@
-import { jobFailure } from '../shared/errors/index.js';
+import { jobFailure, parseJobFailure } from '../shared/errors/index.js';
 import type { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import type { Logger } from '../shared/logging/logger.js';
 import type { NotifiedJob, WebhookQueue } from '../shared/webhooks/webhook-queue.js';
@@ -65,10 +65,15 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
     });
     switch (start.kind) {
       case 'canceled':
-        await lifecycle.settle(job.id!, 'failed');
+        await lifecycle.settle(job.id!, { outcome: 'failed', code: 'JOB_CANCELED' });
         throw await canceled(job);
       case 'late':
-        if ((await lifecycle.settle(job.id!, 'failed')) === 'canceled') throw await canceled(job);
+        if (
+          (await lifecycle.settle(job.id!, { outcome: 'failed', code: 'DEADLINE_EXCEEDED' })) ===
+          'canceled'
+        ) {
+          throw await canceled(job);
+        }
         await completed(job);
         throw jobFailure('DEADLINE_EXCEEDED', new Date(data.deadline!).toISOString());
       case 'missing':
@@ -90,13 +95,20 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
       if (wasForwarded(err)) throw err;
       const final = isLastAttempt(job, err);
       const outcome = final
-        ? await lifecycle.settle(job.id!, 'failed')
+        ? await lifecycle.settle(job.id!, {
+            outcome: 'failed',
+            code: parseJobFailure((err as Error).message).code,
+          })
         : await cancelBeforeRetry(job);
       if (outcome === 'canceled') throw await canceled(job);
       if (final) await completed(job);
       throw err;
     }
-    if ((await lifecycle.settle(job.id!, 'succeeded')) === 'canceled') throw await canceled(job);
+    const settled = await lifecycle.settle(job.id!, {
+      outcome: 'succeeded',
+      inferenceMs: result.timings.inference_ms,
+    });
+    if (settled === 'canceled') throw await canceled(job);
     await deps.remember?.(job, result);
     await completed(job);
     return result;
@@ -111,7 +123,8 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
   return {
     run,
     async abandoned(job) {
-      await lifecycle.settle(job.id!, 'failed');
+      // A job whose workers kept dying: the gateway's fault, so its quota charge goes back.
+      await lifecycle.settle(job.id!, { outcome: 'failed', code: 'INFERENCE_FAILED' });
       await completed(job);
     },
     async ended(job) {

@@ -1,9 +1,11 @@
 import { parseArgs } from 'node:util';
+import { configuredTenantIds } from '../shared/auth/configured-tenants.js';
 import { ApiKeyConfigError } from '../shared/auth/keys-file.js';
 import { ConfigError, loadConfig } from '../shared/config/config.js';
 import { createLogger } from '../shared/logging/logger.js';
 import {
   createMetricsRegistry,
+  createUsageMetrics,
   createWebhookMetrics,
   createWorkerMetrics,
 } from '../shared/metrics/index.js';
@@ -81,16 +83,24 @@ async function main(): Promise<void> {
       );
 
   function startInferenceWorker(backend: BackendKind) {
-    const metrics = createWorkerMetrics(register, {
-      backend,
-      models: registry.list().map((m) => m.name),
-    });
+    const models = registry.list().map((m) => m.name);
+    const metrics = createWorkerMetrics(register, { backend, models });
+    let tenants: string[];
+    try {
+      // The usage counters' tenant label: the configured key ids.
+      tenants = configuredTenantIds(config.auth);
+    } catch (err) {
+      if (!(err instanceof ApiKeyConfigError)) throw err;
+      logger.fatal({ err: err.message }, 'worker failed to start');
+      process.exit(EXIT_CONFIG);
+    }
     return InferenceWorker.start({
       config,
       registry,
       backend: createBackend(backend, config),
       logger,
       metrics,
+      usageMetrics: createUsageMetrics(register, { models, tenants }),
       ...(tracing ? { telemetry: tracing.telemetry } : {}),
     });
   }

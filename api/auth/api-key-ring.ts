@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ApiKeyConfigError, readKeysDocument } from '../../shared/auth/keys-file.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
+import { type KeyQuota, parseKeyQuota } from '../quotas/key-quota.js';
 import { isReservedTenantId, TENANT_ID } from './tenant-id.js';
 
 export { ApiKeyConfigError };
@@ -16,6 +17,8 @@ export interface ApiKey {
   id: string;
   sha256: Buffer;
   rateLimit?: KeyRateLimit;
+  /** Images per day and jobs per month (the keys file's `quota`); absent: no quota. */
+  quota?: KeyQuota;
 }
 
 /** The tenant of every request while the API is open: no key may take its name. */
@@ -63,6 +66,11 @@ export class ApiKeyRing {
     return this.keys.some((key) => key.id === id);
   }
 
+  /** The key with this id, if one is configured. */
+  byId(id: string): ApiKey | undefined {
+    return this.keys.find((key) => key.id === id);
+  }
+
   /** The key a client presented, if it is one of ours. */
   verify(presented: string): ApiKey | undefined {
     const digest = sha256(presented);
@@ -75,7 +83,8 @@ export class ApiKeyRing {
 
   /**
    * `API_KEYS=id1:key1,id2:key2` (keys in the environment, hashed here) and/or a keys file
-   * (`API_KEYS_FILE`, YAML or JSON: `keys: [{id, sha256 | key, rate_limit: {requests, window}}]`;
+   * (`API_KEYS_FILE`, YAML or JSON: `keys: [{id, sha256 | key, rate_limit: {requests, window},
+   * quota: {images_per_day, jobs_per_month}}]`;
    * an entry's `webhook_secrets` are read by `shared/webhooks/signing-secrets.ts`).
    */
   static load(list: string | undefined, file: string | undefined): ApiKeyRing {
@@ -134,6 +143,12 @@ export function readKeysFile(path: string): ApiKey[] {
       }
       rateLimit = { requests, windowSeconds };
     }
-    return { id: entry.id, sha256: digest, ...(rateLimit ? { rateLimit } : {}) };
+    const quota = parseKeyQuota(entry.quota, `${where} (id "${entry.id}")`);
+    return {
+      id: entry.id,
+      sha256: digest,
+      ...(rateLimit ? { rateLimit } : {}),
+      ...(quota ? { quota } : {}),
+    };
   });
 }

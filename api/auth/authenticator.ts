@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
+import type { KeyQuota } from '../quotas/key-quota.js';
 import type { ApiKeyRing, KeyRateLimit } from './api-key-ring.js';
 import { presentedKey, presentedToken, presentsCredentials } from './credentials.js';
 import { isTenantId } from './tenant-id.js';
@@ -20,7 +21,7 @@ export type Principal =
    * A tenant, `id`: a client with one of the configured API keys, or with a valid token whose
    * tenant claim is `id` (the same tenant, whichever credential it shows).
    */
-  | { kind: 'key'; id: string; rateLimit?: KeyRateLimit }
+  | { kind: 'key'; id: string; rateLimit?: KeyRateLimit; quota?: KeyQuota }
   /** The admin key, or a token with the admin scope, on an admin (or tenant-or-admin) route. */
   | { kind: 'admin' }
   /** No credentials. */
@@ -90,16 +91,23 @@ export class Authenticator {
         : { kind: 'anonymous' };
     }
     const key = this.ring.verify(given);
-    if (key)
-      return { kind: 'key', id: key.id, ...(key.rateLimit ? { rateLimit: key.rateLimit } : {}) };
+    if (key) {
+      return {
+        kind: 'key',
+        id: key.id,
+        ...(key.rateLimit ? { rateLimit: key.rateLimit } : {}),
+        ...(key.quota ? { quota: key.quota } : {}),
+      };
+    }
     const token = this.tokens && presentedToken(request);
     if (this.tokens && token) {
       const outcome = await this.tokens.verify(token);
       if (!outcome.ok) return { kind: 'refused', refusal: outcome.refusal };
       // On a tenant-or-admin route a token with the admin scope acts as the admin key does.
-      return mode === 'tenant-or-admin' && outcome.admin
-        ? { kind: 'admin' }
-        : { kind: 'key', id: outcome.tenant };
+      if (mode === 'tenant-or-admin' && outcome.admin) return { kind: 'admin' };
+      // A token's tenant that is also a configured key's id is that tenant: it shares its quota.
+      const quota = this.ring.byId(outcome.tenant)?.quota;
+      return { kind: 'key', id: outcome.tenant, ...(quota ? { quota } : {}) };
     }
     // While the API is open a stray key changes nothing: everyone is the anonymous tenant.
     return this.open ? { kind: 'anonymous' } : { kind: 'invalid' };

@@ -23,6 +23,7 @@ import {
 } from '../admission/queue-admission.js';
 import { inspectImage } from '../images/image-inspector.js';
 import { labelInference } from '../plugins/request-metrics.js';
+import type { KeyQuota } from '../quotas/key-quota.js';
 import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
 import { ownerOf } from './owner.js';
@@ -119,6 +120,8 @@ export interface Submission {
   deadline?: number;
   webhook?: WebhookSubscription;
   owner: string;
+  /** The owner's quota (its API key's `quota`); absent: none. */
+  quota?: KeyQuota;
   idempotency?: { key: string; fingerprint: string };
   /** `Cache-Control: no-cache` or `no-store`: not answered from the result cache. */
   bypassCache: boolean;
@@ -204,6 +207,9 @@ export class SubmissionReader {
       ...(deadline !== undefined ? { deadline } : {}),
       ...(webhook ? { webhook } : {}),
       owner: ownerOf(request),
+      ...(request.principal?.kind === 'key' && request.principal.quota
+        ? { quota: request.principal.quota }
+        : {}),
       bypassCache: bypassesCache(header(request, 'cache-control')),
       admission: UNCOUNTED,
     };

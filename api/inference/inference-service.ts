@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CachedResult } from '../../shared/cache/result-cache.js';
+import type { CachedResult, ResultCacheTerms } from '../../shared/cache/result-cache.js';
 import { errors, withCause } from '../../shared/errors/index.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
@@ -16,12 +16,16 @@ import type {
 } from '../../shared/queues/inference-queues.js';
 import type { Route } from '../../shared/routing/router.js';
 import { imageKey } from '../../shared/storage/index.js';
+import type { CountedJob, UsageLedger } from '../../shared/usage/usage-ledger.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import type { WebhookSubscription } from '../../shared/webhooks/webhook-subscription.js';
 import { ANONYMOUS } from '../http/owner.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { type FollowedJob, followJob } from '../jobs/follow-job.js';
 import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';
+import type { KeyQuota } from '../quotas/key-quota.js';
+import type { PolicyStanding, QuotaCharge, QuotaCounters } from '../quotas/quota-counters.js';
+import { quotaHeaders, secondsUntil } from '../quotas/quota-headers.js';
 import type { ImageUploads } from './image-uploads.js';
 import type { ResultLookup } from './result-lookup.js';
 
@@ -46,6 +50,8 @@ export interface SubmitRequest {
   idempotency?: { key: string; fingerprint: string };
   /** `Cache-Control: no-cache` or `no-store`: run the model even if the answer is cached. */
   bypassCache?: boolean;
+  /** The owner's quota; absent: none. */
+  quota?: KeyQuota;
 }
 
 export interface JobPage {
@@ -63,6 +69,8 @@ export interface AcceptedJob {
   job: JobResource;
   /** The job once it has finished, within the wait; `undefined` when the wait ran out first. */
   outcome: Promise<JobResource | undefined>;
+  /** Where the owner's quota stands after this submission (absent: no quota, or a replay). */
+  quota?: PolicyStanding[];
 }
 
 export interface InferenceServiceDeps {
@@ -77,6 +85,10 @@ export interface InferenceServiceDeps {
   logger: Logger;
   /** The result cache; absent: every request runs its model. */
   results?: ResultLookup;
+  /** Where an answer from the result cache, which ends as it is created, is counted. */
+  usage: UsageLedger;
+  /** Quota counters, for submissions that carry a quota. */
+  quotas: QuotaCounters;
   /**
    * Images up to this size travel in the job's record, not through object storage
    * (INLINE_IMAGE_MAX_BYTES).
@@ -160,8 +172,63 @@ export class InferenceService {
           requestId: request.requestId,
         })
       : {};
-    if (lookup.hit) return this.answerFromCache(jobId, owner, request, lookup.hit);
+    // Charged once everything else has accepted the submission; given back if its job is not made.
+    const charge = await this.charge(owner, request);
+    try {
+      if (lookup.hit) return await this.answerFromCache(jobId, owner, request, lookup.hit, charge);
+      return await this.enqueue(jobId, owner, request, wait, lookup, hash, charge);
+    } catch (err) {
+      if (charge) {
+        await this.deps.quotas.refund(charge.counters).catch((refundErr: Error) => {
+          // The job was not made; its charge stays taken until the period ends.
+          this.deps.logger.warn(
+            { err: refundErr.message, requestId: request.requestId, owner },
+            'quota charge not given back',
+          );
+        });
+      }
+      throw err;
+    }
+  }
 
+  /**
+   * Takes the submission from its owner's quota, or refuses it with QUOTA_EXCEEDED (with
+   * `Retry-After` at the end of the period that ran out, and the quota's RateLimit headers).
+   */
+  private async charge(
+    owner: string,
+    request: SubmitRequest,
+  ): Promise<Extract<QuotaCharge, { accepted: true }> | undefined> {
+    if (!request.quota) return undefined;
+    const now = Date.now();
+    const charge = await this.deps.quotas.charge(owner, request.quota, now).catch((err: Error) => {
+      throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
+    });
+    if (charge.accepted) return charge;
+    const [first] = charge.refused;
+    const renews = Math.max(...charge.refused.map((s) => s.resetsAt));
+    const error = new errors.QUOTA_EXCEEDED(
+      first!.policy,
+      first!.limit,
+      new Date(renews).toISOString(),
+    );
+    throw Object.assign(error, {
+      headers: {
+        'retry-after': String(secondsUntil(renews, now)),
+        ...quotaHeaders(charge.standing, now),
+      },
+    });
+  }
+
+  private async enqueue(
+    jobId: string,
+    owner: string,
+    request: SubmitRequest,
+    wait: Wait,
+    lookup: { terms?: ResultCacheTerms },
+    hash: string,
+    charge: Extract<QuotaCharge, { accepted: true }> | undefined,
+  ): Promise<AcceptedJob> {
     const inline = request.image.length <= this.inlineImageMaxBytes;
     const key = inline
       ? hash
@@ -195,7 +262,7 @@ export class InferenceService {
       ...(request.route.pinned ? { pinned: true } : {}),
     };
     if (lookup.terms) data.resultCache = lookup.terms;
-    const record = newRecord(jobId, owner, request);
+    const record = newRecord(jobId, owner, request, charge);
     // Not `request.image` in the callback below: a closure here would keep the request, and with
     // it the upload, alive (its context is shared with the outcome's) for the whole sync wait.
     const inlineImage = inline ? request.image : undefined;
@@ -234,6 +301,7 @@ export class InferenceService {
       replayed: false,
       job: queued,
       outcome: followed.then((end) => this.describeEnd(added.staged, entry, end)),
+      ...(charge ? { quota: charge.standing } : {}),
     };
   }
 
@@ -247,11 +315,27 @@ export class InferenceService {
     owner: string,
     request: SubmitRequest,
     hit: CachedResult,
+    charge: Extract<QuotaCharge, { accepted: true }> | undefined,
   ): Promise<AcceptedJob> {
-    const record: NewJobRecord = { ...newRecord(jobId, owner, request), cachedResult: hit };
+    const record: NewJobRecord = {
+      ...newRecord(jobId, owner, request, charge),
+      cachedResult: hit,
+    };
+    // It ends as it is created: counted in its owner's usage in the same transaction.
+    const counted: CountedJob = {
+      tenant: owner,
+      model: record.model,
+      outcome: 'succeeded',
+      images: 0,
+      inferenceMs: 0,
+      uploadedBytes: request.image.length,
+    };
     let created: JobRecord;
     try {
-      created = await this.deps.records.create(record);
+      created = await this.deps.records.create(record, undefined, (transaction) =>
+        this.deps.usage.stage(transaction, counted, record.createdAt),
+      );
+      this.deps.usage.notify(counted);
       await this.deps.webhooks.notify(
         { id: jobId, webhook: request.webhook, requestId: request.requestId, owner },
         'completed',
@@ -264,7 +348,13 @@ export class InferenceService {
       'job answered from the result cache',
     );
     const job = describeJob({ record: created })!;
-    return { jobId, replayed: false, job, outcome: Promise.resolve(job) };
+    return {
+      jobId,
+      replayed: false,
+      job,
+      outcome: Promise.resolve(job),
+      ...(charge ? { quota: charge.standing } : {}),
+    };
   }
 
   /**
@@ -434,7 +524,12 @@ export class InferenceService {
 }
 
 /** A new job's record: where it goes, and the submission's own settings. */
-function newRecord(jobId: string, owner: string, request: SubmitRequest): NewJobRecord {
+function newRecord(
+  jobId: string,
+  owner: string,
+  request: SubmitRequest,
+  charge: { counters: string[] } | undefined,
+): NewJobRecord {
   // Sync jobs carry no priority: BullMQ runs those before every prioritised (async) job.
   const priority = request.mode === 'async' ? request.priority : undefined;
   return {
@@ -443,6 +538,8 @@ function newRecord(jobId: string, owner: string, request: SubmitRequest): NewJob
     backend: request.route.backend,
     createdAt: Date.now(),
     requestId: request.requestId,
+    imageBytes: request.image.length,
+    ...(charge ? { quotaCharge: charge.counters } : {}),
     submission: {
       ...(request.version ? { version: request.version } : {}),
       mode: request.mode,

@@ -191,7 +191,10 @@ export class OrphanSweeper {
       log.warn({ to }, 'orphaned job moved to another backend');
       return;
     }
-    const outcome = await this.deps.lifecycle.settle(id, 'failed');
+    const outcome = await this.deps.lifecycle.settle(id, {
+      outcome: 'failed',
+      code: 'BACKEND_UNAVAILABLE',
+    });
     const failure =
       outcome === 'canceled'
         ? jobFailure('JOB_CANCELED')

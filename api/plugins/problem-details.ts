@@ -159,6 +159,9 @@ export const problemDetailsPlugin = fp(
     app.decorateReply('problemCode', null);
     app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const problem = toProblem(err, request.id, opts);
+      // As Fastify's own handler does: an error may carry the headers of its answer.
+      const { headers } = err as { headers?: Record<string, string> };
+      if (headers && isErrorCode(err.code)) reply.headers(headers);
       if (problem.status >= 500) request.log.error({ err }, 'request failed');
       else request.log.info({ code: problem.code, detail: problem.detail }, 'request rejected');
       return sendProblem(reply, problem);

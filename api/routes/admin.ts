@@ -4,12 +4,14 @@ import { errors, withCause } from '../../shared/errors/index.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { authScope } from '../plugins/auth.js';
+import type { QuotaCounters } from '../quotas/quota-counters.js';
 import { parseClient, type RateLimitCounters } from '../rate-limit/rate-limit-clients.js';
 
 export interface AdminRoutesOptions {
   /** Who can be a tenant: the configured key ids and, with tokens on, any valid tenant id. */
   tenants: Pick<Authenticator, 'isTenant'>;
   counters: RateLimitCounters;
+  quotas: QuotaCounters;
 }
 
 const ClientParamsSchema = Type.Object({
@@ -30,7 +32,7 @@ const ResetSchema = Type.Object({
 /**
  * Operator routes under /admin, behind the admin key. `DELETE /admin/rate-limits/{client}` resets
  * a client's rate-limit counter in Redis, for every API instance at once: its next request starts
- * a fresh window.
+ * a fresh window. `DELETE /admin/quotas/{tenant}` does the same for a tenant's quota.
  */
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions) {
   await app.register(authScope, { mode: 'admin' });
@@ -57,4 +59,43 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       return { client: request.params.client, kind: client.kind, counted };
     },
   );
+
+  app.delete<{ Params: { tenant: string } }>(
+    '/admin/quotas/:tenant',
+    {
+      schema: {
+        summary: "Reset a key's quota",
+        description:
+          "Clears the tenant's quota counters of the current UTC day and month, for every API instance: its next submission starts from a full quota. Usage (GET /usage) is not changed.",
+        tags: ['admin'],
+        params: TenantParamsSchema,
+        response: { 200: QuotaResetSchema, ...ProblemResponses },
+      },
+    },
+    async (request) => {
+      const { tenant } = request.params;
+      if (!opts.tenants.isTenant(tenant)) throw new errors.API_KEY_NOT_FOUND(tenant);
+      const used = await opts.quotas.reset(tenant).catch((err: Error) => {
+        throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
+      });
+      request.log.info({ tenant, used }, 'quota reset');
+      return { tenant, used };
+    },
+  );
 }
+
+const TenantParamsSchema = Type.Object({
+  tenant: Type.String({
+    minLength: 1,
+    maxLength: 64,
+    description: 'A tenant: an API key id, or a token tenant.',
+  }),
+});
+
+const QuotaResetSchema = Type.Object({
+  tenant: Type.String(),
+  used: Type.Object(
+    { images_per_day: Type.Integer(), jobs_per_month: Type.Integer() },
+    { description: 'What each counter of the current period held before the reset.' },
+  ),
+});

@@ -14,6 +14,7 @@ import {
 import type { InferenceService } from '../inference/inference-service.js';
 import type { JobEventStreams } from '../jobs/job-event-stream.js';
 import { labelInference } from '../plugins/request-metrics.js';
+import { quotaHeaders } from '../quotas/quota-headers.js';
 
 export interface JobRoutesOptions {
   service: InferenceService;
@@ -80,7 +81,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
       schema: {
         summary: 'Submit a job (never waits)',
         description:
-          'The model is the `model` field (or query parameter). Answers 202 with the queued job and `Location`. With `Idempotency-Key`, a retry answers the same job (`Idempotent-Replayed: true`).',
+          'The model is the `model` field (or query parameter). Answers 202 with the queued job and `Location`. With `Idempotency-Key`, a retry answers the same job (`Idempotent-Replayed: true`). A key with a quota (keys file `quota`) is charged one image and one job once everything else accepts the submission: the answer carries `RateLimit-Policy` and `RateLimit` (policies `images_per_day`, `jobs_per_month`); past it, 429 `QUOTA_EXCEEDED` with `Retry-After` at the end of the UTC day or month.',
         tags,
         querystring: JobsQuerySchema,
         headers: SubmissionHeadersSchema,
@@ -93,11 +94,12 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     async (request, reply) => {
       labelInference(request, { mode: 'async' });
       const submission = await submissions.read(request);
-      const { job, replayed } = await submission.admission.track(
+      const { job, replayed, quota } = await submission.admission.track(
         service.submit({ ...submission, requestId: request.id, mode: 'async' }),
       );
       request.jobId = job.id;
       if (replayed) reply.header('idempotent-replayed', 'true');
+      if (quota) reply.headers(quotaHeaders(quota));
       return reply.code(202).header('location', job.urls.get).send(job);
     },
   );

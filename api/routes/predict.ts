@@ -16,6 +16,7 @@ import {
 import type { AcceptedJob, InferenceService } from '../inference/inference-service.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
 import { labelInference } from '../plugins/request-metrics.js';
+import { quotaHeaders } from '../quotas/quota-headers.js';
 
 export interface PredictRoutesOptions {
   config: Config;
@@ -57,7 +58,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       schema: {
         summary: 'Run a model on an image and wait for the answer',
         description:
-          'The job is queued like any other; the request waits for it (`Prefer: wait=N`, capped) and answers 200 with the finished job, or 202 with `Location` when the wait runs out: the job carries on. `Prefer: respond-async` answers 202 at once. A job that fails answers its problem, with `job_id`.',
+          'The job is queued like any other; the request waits for it (`Prefer: wait=N`, capped) and answers 200 with the finished job, or 202 with `Location` when the wait runs out: the job carries on. `Prefer: respond-async` answers 202 at once. A job that fails answers its problem, with `job_id`. A key with a quota (keys file `quota`) is charged one image and one job once everything else accepts the submission: the answer carries `RateLimit-Policy` and `RateLimit` (policies `images_per_day`, `jobs_per_month`); past it, 429 `QUOTA_EXCEEDED` with `Retry-After` at the end of the UTC day or month.',
         tags: ['inference'],
         params: ModelParamsSchema,
         querystring: PredictQuerySchema,
@@ -90,6 +91,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const queuedAfterMs = reply.elapsedTime;
       request.jobId = accepted.jobId;
       if (accepted.replayed) reply.header('idempotent-replayed', 'true');
+      if (accepted.quota) reply.headers(quotaHeaders(accepted.quota));
       // Finished within the wait; not asked to wait (as accepted); or as it is now (202).
       const job =
         (await accepted.outcome) ??

@@ -15,6 +15,8 @@ export interface KeysFileEntry {
   key?: unknown;
   sha256?: unknown;
   rate_limit?: { requests?: unknown; window?: unknown };
+  /** `{images_per_day, jobs_per_month}`, read by the API (`api/quotas/key-quota.ts`). */
+  quota?: unknown;
   webhook_secrets?: unknown;
 }
 

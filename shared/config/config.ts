@@ -118,6 +118,8 @@ export interface Config {
   };
   metrics: { workerPort: number };
   stats: { windowSeconds: number };
+  /** Usage per key (GET /usage): how long each day's counts are kept. */
+  usage: { retentionDays: number };
   /** Absent: the admin routes (queue dashboard) answer 403. */
   admin: { apiKey?: string };
   /** Absent endpoint: no tracing. */
@@ -351,6 +353,7 @@ function toConfig(e: Env): Config {
     },
     metrics: { workerPort: e.WORKER_METRICS_PORT },
     stats: { windowSeconds: e.STATS_WINDOW_SECONDS },
+    usage: { retentionDays: e.USAGE_RETENTION_DAYS },
     admin: e.ADMIN_API_KEY ? { apiKey: e.ADMIN_API_KEY } : {},
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT } : {},
     webhooks: {

@@ -296,6 +296,12 @@ export const EnvSchema = Type.Object({
     86_400,
     'Window of the recent rates and latency percentiles in GET /stats.',
   ),
+  USAGE_RETENTION_DAYS: Integer(
+    400,
+    1,
+    3660,
+    'Days each day of usage per key (GET /usage) is kept in Redis.',
+  ),
   API_KEYS: Type.Optional(
     Type.String({
       minLength: 1,

@@ -40,6 +40,11 @@ export const CATALOGUE = {
     title: 'Too many requests',
     message: 'Rate limit of %d requests per %d s exceeded; retry in %d s',
   },
+  QUOTA_EXCEEDED: {
+    status: 429,
+    title: 'Quota exceeded',
+    message: 'The quota %s (%d) is used up; it renews at %s',
+  },
 
   // HTTP, refused before routing
   MALFORMED_REQUEST: {

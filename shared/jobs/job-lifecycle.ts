@@ -1,6 +1,15 @@
 import type { RedisClient } from '../redis/redis.js';
 import { RedisScript } from '../redis/redis-script.js';
+import { COUNT_USAGE_LUA, refundsQuota, type UsageLedger } from '../usage/usage-ledger.js';
 import { INLINE_IMAGE_FIELD, type JobRecords } from './job-records.js';
+
+/**
+ * The outcome a worker commits to: a success with the model's time, or a failure with its
+ * catalogue code (which decides whether the job's quota charge is given back).
+ */
+export type Settlement =
+  | { outcome: 'succeeded'; inferenceMs?: number }
+  | { outcome: 'failed'; code?: string };
 
 /** What a cancel request found, decided atomically on the job record. */
 export type CancelRequest =
@@ -37,12 +46,15 @@ export type JobStart =
 
 // The field names are the record's own (job-records.ts). A queued job confirmed canceled has left
 // its queue and never runs, so its inline image goes at once.
-const CONFIRM_CANCELED = new RedisScript(`
-if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return 0 end
+// KEYS[1] the record, KEYS[2] its deliveries; ARGV[1] now, ARGV[2] the retention, ARGV[3..5] the
+// usage ledger's prefix, day and retention. The first confirmation counts the job's usage.
+const CONFIRM_CANCELED = new RedisScript(`${COUNT_USAGE_LUA}
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return {0} end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[1], '${INLINE_IMAGE_FIELD}')
-return redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1]) == 0 then return {0} end
+return {1, count_usage(KEYS[1], 'canceled', '0', ARGV[3], ARGV[4], ARGV[5], '0')}
 `);
 
 const WITHDRAW_CANCEL = new RedisScript(`
@@ -66,17 +78,22 @@ return {'started', f[4]}
 
 // The retention runs from the end of a job, not its creation: a record (and its webhook
 // deliveries, KEYS[2]) is kept that long after it settles, however long the job waited or ran.
-const SETTLE = new RedisScript(`
+// ARGV: 1 the outcome, 2 now, 3 the retention, 4 '1' to give the quota charge back, 5..7 the usage
+// ledger's prefix, day and retention, 8 the model's time. The step that lands the terminal state
+// (settled, or canceled) the first time counts the job's usage: a retry, a stall run again or a
+// fallback lands nothing new, so nothing is counted twice.
+const SETTLE = new RedisScript(`${COUNT_USAGE_LUA}
 local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend')
-if not f[3] then return 'settled' end
+if not f[3] then return {'settled'} end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 if f[1] then
-  redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2])
-  return 'canceled'
+  if redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2]) == 0 then return {'canceled'} end
+  return {'canceled', count_usage(KEYS[1], 'canceled', '0', ARGV[5], ARGV[6], ARGV[7], '0')}
 end
-if not f[2] then redis.call('HSET', KEYS[1], 'settled', ARGV[1]) end
-return 'settled'
+if f[2] then return {'settled'} end
+redis.call('HSET', KEYS[1], 'settled', ARGV[1])
+return {'settled', count_usage(KEYS[1], ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])}
 `);
 
 /**
@@ -96,6 +113,8 @@ export class JobLifecycle {
   constructor(
     private readonly redis: RedisClient,
     private readonly records: JobRecords,
+    /** Where each job's end is counted, once, by the step that lands it. */
+    private readonly usage: UsageLedger,
   ) {}
 
   async requestCancel(jobId: string, now = Date.now()): Promise<CancelRequest> {
@@ -117,13 +136,13 @@ export class JobLifecycle {
 
   /** Marks a job whose cancel was requested as canceled; true the first time. */
   async confirmCanceled(jobId: string, now = Date.now()): Promise<boolean> {
-    return (
-      (await CONFIRM_CANCELED.run(
-        this.redis,
-        [this.records.key(jobId), this.records.deliveriesKey(jobId)],
-        [now, this.records.ttlSeconds],
-      )) === 1
-    );
+    const [confirmed, counted] = (await CONFIRM_CANCELED.run(
+      this.redis,
+      [this.records.key(jobId), this.records.deliveriesKey(jobId)],
+      [now, this.records.ttlSeconds, ...this.usage.scriptArgs(now)],
+    )) as [number, unknown];
+    if (counted) this.usage.counted(counted);
+    return confirmed === 1;
   }
 
   /**
@@ -164,18 +183,30 @@ export class JobLifecycle {
 
   /**
    * A worker commits to an outcome. Answers `canceled` when a cancel was requested first: the
-   * worker must then end the job canceled instead.
+   * worker must then end the job canceled instead. The first time, the job's usage is counted in
+   * the same step.
    */
   async settle(
     jobId: string,
-    outcome: 'succeeded' | 'failed',
+    settlement: Settlement,
     now = Date.now(),
   ): Promise<'settled' | 'canceled'> {
-    return (await SETTLE.run(
+    const refund = settlement.outcome === 'failed' && refundsQuota(settlement.code);
+    const inferenceMs = settlement.outcome === 'succeeded' ? (settlement.inferenceMs ?? 0) : 0;
+    const [verdict, counted] = (await SETTLE.run(
       this.redis,
       [this.records.key(jobId), this.records.deliveriesKey(jobId)],
-      [outcome, now, this.records.ttlSeconds],
-    )) as 'settled' | 'canceled';
+      [
+        settlement.outcome,
+        now,
+        this.records.ttlSeconds,
+        refund ? '1' : '0',
+        ...this.usage.scriptArgs(now),
+        inferenceMs,
+      ],
+    )) as ['settled' | 'canceled', unknown];
+    if (counted) this.usage.counted(counted);
+    return verdict;
   }
 
   /**

@@ -38,6 +38,13 @@ export interface JobRecord {
    * queue entry, never runs, and is succeeded from the start.
    */
   cachedResult?: CachedResult;
+  /** The upload's size, counted in its owner's usage when the job ends. */
+  imageBytes?: number;
+  /**
+   * The quota counters the submission was charged to (QuotaCounters), given back when the job ends
+   * without a result through no fault of the tenant's (see COUNT_USAGE_LUA).
+   */
+  quotaCharge?: string[];
 }
 
 /**
@@ -144,9 +151,15 @@ export class JobRecords {
    * Writes a new job's record and its entry in the owner's index, in one transaction. `image`: the upload itself, for a job whose image travels inline rather than
    * through object storage.
    */
-  async create(record: NewJobRecord, image?: Buffer): Promise<JobRecord> {
+  async create(
+    record: NewJobRecord,
+    image?: Buffer,
+    /** More commands for the same transaction (a job that ends as it is created: its usage). */
+    also?: (transaction: ChainableCommander) => void,
+  ): Promise<JobRecord> {
     const transaction = this.redis.multi();
     const created = this.stage(transaction, record, image);
+    also?.(transaction);
     await transaction.exec();
     return created;
   }
@@ -171,6 +184,8 @@ export class JobRecords {
       ...submissionFields(record.submission),
     };
     if (image) fields[INLINE_IMAGE_FIELD] = image;
+    if (record.imageBytes !== undefined) fields.image_bytes = String(record.imageBytes);
+    if (record.quotaCharge?.length) fields.quota_keys = record.quotaCharge.join(' ');
     if (record.cachedResult) {
       fields.cached_result = JSON.stringify(record.cachedResult);
       fields.settled = 'succeeded';

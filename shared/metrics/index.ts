@@ -13,6 +13,12 @@ export {
 } from './api-metrics.js';
 export { type BackendLabel, modelLabeler, UNKNOWN } from './labels.js';
 export {
+  createUsageMetrics,
+  TOKEN_TENANTS,
+  tenantLabeler,
+  type UsageMetrics,
+} from './usage-metrics.js';
+export {
   createWebhookMetrics,
   type WebhookDelivery,
   type WebhookMetrics,

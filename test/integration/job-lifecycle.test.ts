@@ -4,6 +4,7 @@ import { jobError } from '../../shared/errors/index.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
+import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -22,7 +23,11 @@ beforeAll(async () => {
   services = await startServices();
   redis = new Redis(services.redisUrl);
   records = new JobRecords(redis, prefix, 60, 1000);
-  lifecycle = new JobLifecycle(redis, records);
+  lifecycle = new JobLifecycle(
+    redis,
+    records,
+    new UsageLedger(redis, prefix, { retentionDays: 1 }),
+  );
 });
 afterAll(async () => {
   redis?.disconnect();
@@ -43,7 +48,7 @@ describe('job lifecycle on the record: cancel and settle, one winner', () => {
     // Asking again changes nothing.
     expect(await lifecycle.requestCancel(id, 2000)).toEqual({ kind: 'requested', at: 1000 });
     expect(await lifecycle.isCancelRequested(id)).toBe(true);
-    expect(await lifecycle.settle(id, 'succeeded', 3000)).toBe('canceled');
+    expect(await lifecycle.settle(id, { outcome: 'succeeded' }, 3000)).toBe('canceled');
     expect(await lifecycle.requestCancel(id)).toEqual({ kind: 'canceled', at: 3000 });
     expect((await records.get(id))?.lifecycle).toEqual({
       cancelRequestedAt: 1000,
@@ -53,7 +58,7 @@ describe('job lifecycle on the record: cancel and settle, one winner', () => {
 
   it('a worker that settled first wins over a later cancel', async () => {
     const id = await newJob();
-    expect(await lifecycle.settle(id, 'succeeded')).toBe('settled');
+    expect(await lifecycle.settle(id, { outcome: 'succeeded' })).toBe('settled');
     expect(await lifecycle.requestCancel(id)).toEqual({ kind: 'finished', outcome: 'succeeded' });
     expect(await lifecycle.isCancelRequested(id)).toBe(false);
   });
@@ -74,7 +79,7 @@ describe('job lifecycle on the record: cancel and settle, one winner', () => {
 
   it('never writes to a record that does not exist (that would create a key without a TTL)', async () => {
     expect(await lifecycle.requestCancel('gone')).toEqual({ kind: 'missing' });
-    expect(await lifecycle.settle('gone', 'failed')).toBe('settled');
+    expect(await lifecycle.settle('gone', { outcome: 'failed' })).toBe('settled');
     expect(await lifecycle.confirmCanceled('gone')).toBe(false);
     expect(await redis.exists(records.key('gone'))).toBe(0);
   });
@@ -99,7 +104,7 @@ describe('webhook deliveries beside the record', () => {
     expect((await deliveries.list(id)).map((d) => d.attempt)).toEqual([2, 3, 4]);
     // The job is still running: neither the record nor its deliveries expire yet.
     expect(await redis.ttl(`${records.key(id)}:deliveries`)).toBe(-1);
-    await lifecycle.settle(id, 'succeeded');
+    await lifecycle.settle(id, { outcome: 'succeeded' });
     const ttl = await redis.ttl(`${records.key(id)}:deliveries`);
     expect(ttl).toBeGreaterThan(50);
     expect(ttl).toBeLessThanOrEqual(60);
@@ -168,7 +173,7 @@ describe('job lifecycle: inline images', () => {
   it('outlive the settle (a stalled job runs again), and go when released or canceled', async () => {
     const settled = await withImage();
     await lifecycle.begin(settled, { inlineImage: true });
-    await lifecycle.settle(settled, 'succeeded');
+    await lifecycle.settle(settled, { outcome: 'succeeded' });
     expect(await lifecycle.begin(settled, { inlineImage: true })).toEqual({
       kind: 'resumed',
       image,
@@ -203,7 +208,7 @@ describe('job lifecycle: retention', () => {
   it('settling restarts the record’s retention, so a long wait does not shorten it', async () => {
     const id = await newJob();
     await redis.expire(records.key(id), 5);
-    await lifecycle.settle(id, 'succeeded');
+    await lifecycle.settle(id, { outcome: 'succeeded' });
     const ttl = await redis.ttl(records.key(id));
     expect(ttl).toBeGreaterThan(50);
     expect(ttl).toBeLessThanOrEqual(60);

@@ -10,6 +10,7 @@ import { JobReader } from '../../shared/jobs/job-reader.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { INFERENCE_QUEUES, type InferenceJobData, QueueName } from '../../shared/queues/index.js';
+import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import { eventually } from '../support/inference-stack.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
@@ -70,7 +71,11 @@ async function createWorld(): Promise<World> {
         queues,
         status: cache,
         forwarder: new JobForwarder({ registry, records, queues, status }),
-        lifecycle: new JobLifecycle(redis, records),
+        lifecycle: new JobLifecycle(
+          redis,
+          records,
+          new UsageLedger(redis, config.redis.prefix, { retentionDays: 1 }),
+        ),
         webhooks,
         logger: silent,
         afterMs: AFTER_MS,

@@ -64,6 +64,32 @@ describe('ApiKeyRing', () => {
     expect(ring.verify(KEY_B)?.rateLimit).toBeUndefined();
   });
 
+  it("reads a key's quota, and refuses one that caps nothing or names no known policy", () => {
+    const file = join(dir, 'quota-keys.yaml');
+    writeFileSync(
+      file,
+      `keys:\n  - id: acme\n    key: ${KEY_A}\n    quota: { images_per_day: 1000, jobs_per_month: 20000 }\n  - id: globex\n    key: ${KEY_B}\n    quota: { jobs_per_month: 5 }\n`,
+    );
+    const ring = ApiKeyRing.load(`initech:${'c-very-secret-key-0003'}`, file);
+    expect(ring.verify(KEY_A)?.quota).toEqual({ images_per_day: 1000, jobs_per_month: 20000 });
+    expect(ring.byId('globex')?.quota).toEqual({ jobs_per_month: 5 });
+    expect(ring.byId('initech')?.quota).toBeUndefined();
+    expect(ring.byId('umbrella')).toBeUndefined();
+    for (const quota of [
+      '{}',
+      '{ images_per_day: 0 }',
+      '{ images_per_hour: 5 }',
+      '{ jobs_per_month: 1.5 }',
+      '12',
+    ]) {
+      writeFileSync(file, `keys:\n  - id: acme\n    key: ${KEY_A}\n    quota: ${quota}\n`);
+      const { message } = failure(() => ApiKeyRing.load(undefined, file));
+      expect(message).toBe(
+        `API_KEYS_FILE ${file}: keys[0] (id "acme"): quota needs one or both of images_per_day, jobs_per_month, whole numbers >= 1`,
+      );
+    }
+  });
+
   it('refuses malformed entries without echoing the secret', () => {
     const err = failure(() => ApiKeyRing.load('no-colon-here-but-long', undefined));
     expect(err.message).toContain('entry 1');

@@ -1,8 +1,16 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiKeyRing } from '../../api/auth/api-key-ring.js';
 import { Authenticator } from '../../api/auth/authenticator.js';
+import type { TokenVerifier } from '../../api/auth/token-verifier.js';
 import { ownerOf } from '../../api/http/owner.js';
 import { authPlugin, authScope } from '../../api/plugins/auth.js';
 import { problemDetailsPlugin } from '../../api/plugins/problem-details.js';
@@ -170,5 +178,40 @@ describe('admin key on admin routes', () => {
       headers: { 'x-api-key': ACME_KEY },
     });
     expect(res.statusCode).toBe(200);
+  });
+});
+
+describe('a token tenant that is also a configured key', () => {
+  it("shares that key's quota; another token tenant has none", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'auth-quota-'));
+    try {
+      const file = join(dir, 'keys.json');
+      writeFileSync(
+        file,
+        JSON.stringify({ keys: [{ id: 'acme', key: ACME_KEY, quota: { images_per_day: 5 } }] }),
+      );
+      // A verifier that vouches for whatever tenant it is told to: the token's checks are
+      // jwt-auth.test.ts's subject, this is what the authenticator makes of a valid one.
+      let tenant = 'acme';
+      const tokens = {
+        adminScope: undefined,
+        verify: async () => ({ ok: true as const, tenant, admin: false }),
+      } as unknown as TokenVerifier;
+      const authenticator = new Authenticator(ApiKeyRing.load(undefined, file), undefined, tokens);
+      const request = { headers: { authorization: 'Bearer aaa.bbb.ccc' } } as FastifyRequest;
+      expect(await authenticator.identify(request, 'tenant')).toEqual({
+        kind: 'key',
+        id: 'acme',
+        quota: { images_per_day: 5 },
+      });
+      tenant = 'org-7';
+      expect(await authenticator.identify(request, 'tenant')).toEqual({ kind: 'key', id: 'org-7' });
+      const byKey = { headers: { 'x-api-key': ACME_KEY } } as unknown as FastifyRequest;
+      expect(await authenticator.identify(byKey, 'tenant')).toMatchObject({
+        quota: { images_per_day: 5 },
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

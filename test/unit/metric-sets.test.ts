@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   createApiMetrics,
   createMetricsRegistry,
+  createUsageMetrics,
   createWebhookMetrics,
   createWorkerMetrics,
 } from '../../shared/metrics/index.js';
@@ -120,5 +121,41 @@ describe('metric sets', () => {
     expect(deliveries('failed', '4xx')).toBe(1);
     expect(sampleValue(found, 'ai_gateway_webhook_delivery_duration_seconds_count')).toBe(4);
     expect(sampleValue(found, 'ai_gateway_webhook_deferrals_total')).toBe(1);
+  });
+
+  it('labels usage by configured key id, anonymous, or one "token" series for every token tenant', async () => {
+    const usage = createUsageMetrics(new Registry(), { models: MODELS, tenants: ['acme'] });
+    for (const tenant of ['acme', 'anonymous', 'org-1', 'org-2', 'org-3']) {
+      usage.recordJob({
+        tenant,
+        model: 'colour',
+        outcome: 'succeeded',
+        images: 1,
+        inferenceMs: 250,
+        uploadedBytes: 100,
+      });
+    }
+    usage.recordJob({
+      tenant: 'acme',
+      model: 'made-up',
+      outcome: 'failed',
+      images: 0,
+      inferenceMs: 0,
+      uploadedBytes: 10,
+    });
+    const found = await samples(usage.register);
+    const jobs = found.filter((s) => s.name === 'ai_gateway_usage_jobs_total');
+    expect(jobs.map((s) => [s.labels.tenant, s.labels.model, s.labels.status, s.value])).toEqual([
+      ['acme', 'colour', 'succeeded', 1],
+      ['anonymous', 'colour', 'succeeded', 1],
+      ['token', 'colour', 'succeeded', 3],
+      ['acme', 'unknown', 'failed', 1],
+    ]);
+    const tokens = { tenant: 'token', model: 'colour' };
+    expect(sampleValue(found, 'ai_gateway_usage_inference_seconds_total', tokens)).toBe(0.75);
+    expect(sampleValue(found, 'ai_gateway_usage_uploaded_bytes_total', tokens)).toBe(300);
+    expect(
+      sampleValue(found, 'ai_gateway_usage_images_total', { tenant: 'acme', model: 'unknown' }),
+    ).toBe(0);
   });
 });
