@@ -521,11 +521,6 @@ export class InferenceService {
       }
       // A locked (running) job is not removed: its worker sees the mark and stops.
       if ((await queue.remove(jobId)) !== 1) return;
-      await this.deps.scheduler.forget(
-        record.backend,
-        record.submission?.owner ?? ANONYMOUS,
-        jobId,
-      );
       if (await this.deps.lifecycle.confirmCanceled(jobId)) {
         await this.deps.webhooks.notify(
           {
@@ -538,6 +533,11 @@ export class InferenceService {
         );
       }
       this.deps.logger.info({ jobId, requestId: record.requestId }, 'queued job canceled');
+      // Last, and only tidying: a job waiting for its fair turn leaves its key's pending set (the
+      // scheduler skips a removed job anyway, so a failure here changes nothing).
+      await this.deps.scheduler
+        .forget(record.backend, record.submission?.owner ?? ANONYMOUS, jobId)
+        .catch((err: Error) => this.deps.logger.warn({ jobId, err: err.message }, 'forget failed'));
     } catch (err) {
       if ((err as { code?: string }).code === 'JOB_FINISHED') throw err;
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
