@@ -16,7 +16,9 @@ import {
   createMetricsRegistry,
   createUsageMetrics,
 } from '../shared/metrics/index.js';
+import { BACKEND_KINDS } from '../shared/models/model-spec.js';
 import { ModelRegistry } from '../shared/models/registry.js';
+import { FairScheduler } from '../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, type QueueName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import {
@@ -45,6 +47,8 @@ import { QuotaCounters } from './quotas/quota-counters.js';
 
 /** How often this process's request counts are written to the shared stats. */
 const STATS_FLUSH_MS = 1000;
+/** How often this process refills every backend's window of async jobs (FairScheduler.start). */
+const FAIR_REFILL_INTERVAL_MS = 1000;
 
 export interface ApiResourcesOptions {
   /** The registry to serve; default: the file `MODELS_CONFIG` names. */
@@ -183,6 +187,14 @@ export async function createApiResources(
   });
   const quotas = new QuotaCounters(redis, config.redis.prefix);
   const lifecycle = new JobLifecycle(redis, records, usage);
+  const scheduler = new FairScheduler(redis, config.redis.prefix, queues, {
+    window: config.jobs.fairWindow,
+    weightOf: (owner) => keys.weightOf(owner),
+    onError: (err) => logger.warn({ err: String(err) }, 'fair scheduler refill failed'),
+  });
+  // Workers refill the window as they take jobs; this catches what they cannot (a claim left by a
+  // process that died, a backend with no workers yet).
+  scheduler.start(BACKEND_KINDS, FAIR_REFILL_INTERVAL_MS);
   const orphans = new OrphanSweeper({
     redis,
     config,
@@ -191,6 +203,7 @@ export async function createApiResources(
     forwarder: new JobForwarder({ registry, records, queues, status: statusStore }),
     lifecycle,
     webhooks,
+    scheduler,
     logger,
     afterMs: config.jobs.orphanedAfterSeconds * 1000,
   });
@@ -211,6 +224,7 @@ export async function createApiResources(
     idempotency: new IdempotencyKeys(redis, config.redis.prefix, {
       retentionSeconds: config.jobs.retentionSeconds,
     }),
+    scheduler,
     logger,
     results: new ResultLookup({
       cache: new ResultCache(redis, config.redis.prefix),
@@ -246,6 +260,7 @@ export async function createApiResources(
   const close = async (onStepError?: (step: string, err: unknown) => void) => {
     const steps: [string, () => unknown][] = [
       ['orphan sweeper', () => orphans.stop()],
+      ['fair scheduler', () => scheduler.stop()],
       ['waiter', () => waiter.close()],
       ['status', () => statusCache.stop()],
       ['stats', () => stats.close()],

@@ -20,6 +20,7 @@ import {
 } from '../shared/metrics/index.js';
 import type { BackendKind, ModelDefinition } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
+import { FairScheduler } from '../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, type InferenceJobData, JobName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient, waitForRedis } from '../shared/redis/redis.js';
@@ -140,6 +141,10 @@ export class InferenceWorker {
     // Fallback adds jobs to the other backends' queues and moves their records.
     const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
     const forwarder = new JobForwarder({ registry, records, queues, status: statusStore });
+    // Only refills here: jobs are admitted (with their owner's weight) by the API.
+    const scheduler = new FairScheduler(commands, config.redis.prefix, queues, {
+      window: config.jobs.fairWindow,
+    });
     const served = registry.servedBy(backend.kind);
     const limits = (model: ModelDefinition) =>
       batchLimitsOf(model, config.worker.batching, backend);
@@ -187,6 +192,12 @@ export class InferenceWorker {
       queueName,
       async (job, token) => {
         if (token) self?.active.set(job.id!, { job, token });
+        // An async job taken leaves room in the window of its queue: the next in fair order goes in.
+        if (job.opts.priority) {
+          scheduler
+            .refill(backend.kind)
+            .catch((err: Error) => log.warn({ err: err.message }, 'fair scheduler refill failed'));
+        }
         metrics.jobStarted();
         try {
           return await handle(job, token);

@@ -19,7 +19,12 @@ export interface ApiKey {
   rateLimit?: KeyRateLimit;
   /** Images per day and jobs per month (the keys file's `quota`); absent: no quota. */
   quota?: KeyQuota;
+  /** Its async jobs' share of the workers against other busy keys' (fair scheduling). */
+  weight?: number;
 }
+
+/** The range of a key's `weight`: whole numbers, so a share is a plain ratio. */
+export const WEIGHT = { min: 1, max: 1000, default: 1 } as const;
 
 /** The tenant of every request while the API is open: no key may take its name. */
 const ANONYMOUS_ID = ANONYMOUS_OWNER;
@@ -71,6 +76,11 @@ export class ApiKeyRing {
     return this.keys.find((key) => key.id === id);
   }
 
+  /** The weight of a key's async jobs in fair scheduling; any other owner has the default. */
+  weightOf(id: string): number {
+    return this.byId(id)?.weight ?? WEIGHT.default;
+  }
+
   /** The key a client presented, if it is one of ours. */
   verify(presented: string): ApiKey | undefined {
     const digest = sha256(presented);
@@ -84,7 +94,7 @@ export class ApiKeyRing {
   /**
    * `API_KEYS=id1:key1,id2:key2` (keys in the environment, hashed here) and/or a keys file
    * (`API_KEYS_FILE`, YAML or JSON: `keys: [{id, sha256 | key, rate_limit: {requests, window},
-   * quota: {images_per_day, jobs_per_month}}]`;
+   * quota: {images_per_day, jobs_per_month}, weight}]`;
    * an entry's `webhook_secrets` are read by `shared/webhooks/signing-secrets.ts`).
    */
   static load(list: string | undefined, file: string | undefined): ApiKeyRing {
@@ -144,11 +154,21 @@ export function readKeysFile(path: string): ApiKey[] {
       rateLimit = { requests, windowSeconds };
     }
     const quota = parseKeyQuota(entry.quota, `${where} (id "${entry.id}")`);
+    const weight = entry.weight === undefined ? undefined : Number(entry.weight);
+    if (
+      weight !== undefined &&
+      !(Number.isInteger(weight) && weight >= WEIGHT.min && weight <= WEIGHT.max)
+    ) {
+      throw new ApiKeyConfigError(
+        `${where} (id "${entry.id}"): weight must be a whole number from ${WEIGHT.min} to ${WEIGHT.max}`,
+      );
+    }
     return {
       id: entry.id,
       sha256: digest,
       ...(rateLimit ? { rateLimit } : {}),
       ...(quota ? { quota } : {}),
+      ...(weight !== undefined ? { weight } : {}),
     };
   });
 }

@@ -36,7 +36,14 @@ const SUBMISSION_FIELDS = {
   top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
   threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   version: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })),
-  priority: Type.Optional(Type.Integer({ minimum: PRIORITY.highest, maximum: PRIORITY.lowest })),
+  priority: Type.Optional(
+    Type.Integer({
+      minimum: PRIORITY.highest,
+      maximum: PRIORITY.lowest,
+      description:
+        "Order among this API key's own async jobs: 1 first, 10 last (default 5). Between keys, async jobs take turns in the ratio of the keys' weights (fair scheduling); sync requests go before every async job.",
+    }),
+  ),
   webhook: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
   webhook_events: Type.Optional(
     Type.String({ pattern: '^\\s*[a-z]+\\s*(,\\s*[a-z]+\\s*)*$', maxLength: 64 }),

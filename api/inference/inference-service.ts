@@ -8,6 +8,7 @@ import type { JobRecord, JobRecords, NewJobRecord } from '../../shared/jobs/job-
 import { describeJob, type JobResource } from '../../shared/jobs/job-resource.js';
 import type { OwnerJobsPage } from '../../shared/jobs/owner-jobs.js';
 import type { Logger } from '../../shared/logging/logger.js';
+import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import type { InferenceJobData } from '../../shared/queues/index.js';
 import type {
   InferenceJob,
@@ -82,6 +83,8 @@ export interface InferenceServiceDeps {
   lifecycle: JobLifecycle;
   webhooks: WebhookQueue;
   idempotency: IdempotencyKeys;
+  /** Orders async jobs fairly across owners (sync jobs go straight to their queue). */
+  scheduler: FairScheduler;
   logger: Logger;
   /** The result cache; absent: every request runs its model. */
   results?: ResultLookup;
@@ -267,21 +270,35 @@ export class InferenceService {
     // it the upload, alive (its context is shared with the outcome's) for the whole sync wait.
     const inlineImage = inline ? request.image : undefined;
     // The record and the job in one transaction: both exist, or neither (a failed or timed-out
-    // MULTI leaves nothing to clean up), in one round trip.
-    let added: { job: InferenceJob; staged: JobRecord };
+    // MULTI leaves nothing to clean up), in one round trip. An async job is added parked, with its
+    // admission to the fair scheduler in the same transaction, and runs when its turn comes.
+    const { scheduler } = this.deps;
+    let added: { job: InferenceJob; staged: JobRecord; afterReply?: unknown };
     try {
       added = await this.deps.queues.addAtomically(
         backend,
         jobId,
         data,
-        priority ? { priority } : {},
+        priority ? FairScheduler.parked(priority) : {},
         (transaction) => this.deps.records.stage(transaction, record, inlineImage),
+        priority
+          ? (transaction) =>
+              scheduler.stageAdmit(transaction, backend, { id: jobId, owner, priority })
+          : undefined,
       );
     } catch (err) {
       abandon.abort();
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
     this.deps.logger.debug({ jobId, backend, requestId: request.requestId }, 'job queued');
+    if (Array.isArray(added.afterReply) && added.afterReply.length > 0) {
+      // Accepted either way: a claim whose promotion fails here is taken over by the next refill.
+      await scheduler
+        .dispatch(backend, added.afterReply as string[])
+        .catch((err: Error) =>
+          this.deps.logger.warn({ jobId, backend, err: err.message }, 'dispatch failed'),
+        );
+    }
 
     const entry: JobEntry = {
       id: jobId,
@@ -294,7 +311,7 @@ export class InferenceService {
     };
     const queued = describeJob({
       record: added.staged,
-      found: { backend, job: entry, state: priority ? 'prioritized' : 'waiting' },
+      found: { backend, job: entry, state: priority ? 'delayed' : 'waiting' },
     })!;
     return {
       jobId,
@@ -516,6 +533,11 @@ export class InferenceService {
         );
       }
       this.deps.logger.info({ jobId, requestId: record.requestId }, 'queued job canceled');
+      // Last, and only tidying: a job waiting for its fair turn leaves its key's pending set (the
+      // scheduler skips a removed job anyway, so a failure here changes nothing).
+      await this.deps.scheduler
+        .forget(record.backend, record.submission?.owner ?? ANONYMOUS, jobId)
+        .catch((err: Error) => this.deps.logger.warn({ jobId, err: err.message }, 'forget failed'));
     } catch (err) {
       if ((err as { code?: string }).code === 'JOB_FINISHED') throw err;
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);

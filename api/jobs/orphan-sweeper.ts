@@ -8,6 +8,7 @@ import type { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
+import type { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient } from '../../shared/redis/redis.js';
@@ -26,6 +27,8 @@ export interface OrphanSweeperDeps {
   forwarder: JobForwarder;
   lifecycle: JobLifecycle;
   webhooks: WebhookQueue;
+  /** Lets the async jobs parked for their fair turn into the queue, as the sweep empties it. */
+  scheduler: FairScheduler;
   logger: Logger;
   /** How long a backend must have had no live worker before its queued jobs are swept. */
   afterMs: number;
@@ -158,9 +161,11 @@ export class OrphanSweeper {
     const token = randomUUID();
     let handled = 0;
     for (; handled < JOBS_PER_SWEEP; handled++) {
-      const job = (await taker.getNextJob(token, { block: false })) as
-        | Job<InferenceJobData, InferenceResult>
-        | undefined;
+      let job = await this.takeNext(taker, token);
+      // The queue holds a window of async jobs at most; the rest are parked until let in.
+      if (!job && (await this.deps.scheduler.refill(backend)) > 0) {
+        job = await this.takeNext(taker, token);
+      }
       if (!job) break;
       await this.rehome(job, backend, token, workerlessMs);
     }
@@ -168,6 +173,15 @@ export class OrphanSweeper {
       this.deps.logger.warn({ backend, jobs: handled, workerlessMs }, 'orphaned jobs swept');
     }
     return handled;
+  }
+
+  private async takeNext(
+    taker: Taker,
+    token: string,
+  ): Promise<Job<InferenceJobData, InferenceResult> | undefined> {
+    return (await taker.getNextJob(token, { block: false })) as
+      | Job<InferenceJobData, InferenceResult>
+      | undefined;
   }
 
   /** Moves the job to another backend of its model, or fails it: it must not wait here forever. */

@@ -17,6 +17,8 @@ export interface KeysFileEntry {
   rate_limit?: { requests?: unknown; window?: unknown };
   /** `{images_per_day, jobs_per_month}`, read by the API (`api/quotas/key-quota.ts`). */
   quota?: unknown;
+  /** The key's share of the workers against other busy keys' (fair scheduling); default 1. */
+  weight?: unknown;
   webhook_secrets?: unknown;
 }
 

@@ -87,6 +87,8 @@ export interface Config {
     retentionCount: number;
     /** Queued jobs of a backend without a live worker this long are moved or failed; 0: never. */
     orphanedAfterSeconds: number;
+    /** Most async jobs runnable in a backend's queue at once (see FairScheduler). */
+    fairWindow: number;
   };
   /** Job event streams (GET /jobs/{id}/events). */
   jobEvents: {
@@ -334,6 +336,7 @@ function toConfig(e: Env): Config {
       retentionSeconds: e.JOB_RETENTION_SECONDS,
       retentionCount: e.JOB_RETENTION_COUNT,
       orphanedAfterSeconds: e.ORPHANED_JOB_TIMEOUT_SECONDS,
+      fairWindow: e.FAIR_QUEUE_WINDOW,
     },
     jobEvents: {
       heartbeatMs: e.JOB_EVENTS_HEARTBEAT_MS,

@@ -223,6 +223,12 @@ export const EnvSchema = Type.Object({
     undefined,
     'Longest life of one job event stream connection; past it the stream ends with a `reconnect` event and the client resumes with Last-Event-ID.',
   ),
+  FAIR_QUEUE_WINDOW: Integer(
+    16,
+    1,
+    10_000,
+    "Most async jobs runnable in a backend's queue at once; the rest wait parked and are let in by fair scheduling across API keys. Give every process the same value.",
+  ),
   IMAGE_RETENTION_DAYS: Integer(
     2,
     1,

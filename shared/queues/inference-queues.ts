@@ -84,17 +84,19 @@ export class InferenceQueues {
 
   /**
    * Adds a job as {@link add} does (the queue's default options, our id, a producer span when
-   * tracing is on), in one MULTI with the commands `alongside` queues first: the job's record. So
-   * the two exist together or not at all, and cost one round trip. BullMQ adds into a caller's
-   * transaction the same way for its own bulk adds and flows.
+   * tracing is on), in one MULTI with the commands `alongside` queues first (the job's record) and
+   * the one command `after` queues after it (the fair scheduler's admission, whose reply comes back
+   * as `afterReply`). So they exist together or not at all, and cost one round trip. BullMQ adds
+   * into a caller's transaction the same way for its own bulk adds and flows.
    */
   async addAtomically<Staged>(
     backend: BackendKind,
     jobId: string,
     data: InferenceJobData,
-    options: { priority?: number },
+    options: { priority?: number; delay?: number },
     alongside: (transaction: ChainableCommander) => Staged,
-  ): Promise<{ job: InferenceJob; staged: Staged }> {
+    after?: (transaction: ChainableCommander) => void,
+  ): Promise<{ job: InferenceJob; staged: Staged; afterReply?: unknown }> {
     const queue = this.queues[backend];
     // Resolves once BullMQ has defined its scripts on the connection; its MULTI carries them.
     const client = await queue.getBackend().client;
@@ -110,11 +112,14 @@ export class InferenceQueues {
         ...(context ? { telemetry: { metadata: context } } : {}),
       };
       const job = new Job(queue, JobName.Infer, data, opts, jobId) as InferenceJob;
+      // The MULTI's replies leave out MULTI itself, which the transaction's length counts.
+      const addIndex = (transaction as unknown as ChainableCommander).length - 1;
       // Queued on the transaction at once; what it resolves to is read from the MULTI's replies.
       job.addJob(transaction).catch(() => undefined);
+      after?.(transaction as unknown as ChainableCommander);
       const replies = (await transaction.exec()) ?? [];
       for (const [err] of replies) if (err) throw err;
-      const added = replies.at(-1)?.[1];
+      const added = replies[addIndex]?.[1];
       if (typeof added === 'number' && added < 0) {
         throw new Error(`BullMQ refused the job (code ${added})`);
       }
@@ -122,7 +127,7 @@ export class InferenceQueues {
         [TelemetryAttributes.JobName]: JobName.Infer,
         [TelemetryAttributes.JobId]: jobId,
       });
-      return { job, staged };
+      return after ? { job, staged, afterReply: replies.at(-1)?.[1] } : { job, staged };
     });
   }
 

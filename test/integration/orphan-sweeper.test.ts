@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -9,9 +10,11 @@ import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
+import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, type InferenceJobData, QueueName } from '../../shared/queues/index.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
+import { addAsyncJob } from '../support/fair-jobs.js';
 import { eventually } from '../support/inference-stack.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
 import { startServices, type TestServices } from '../support/services.js';
@@ -19,6 +22,8 @@ import { startServices, type TestServices } from '../support/services.js';
 const AFTER_MS = 60_000;
 const LOCK_MS = 1000;
 const WEBHOOK = { url: 'https://hooks.example/done', events: ['completed' as const] };
+/** The fair scheduler's window: async jobs beyond it wait parked. */
+const WINDOW = 4;
 const registry = ModelRegistry.fromDocument({
   models: {
     both: { task: 'raw', backends: { tensorflow: {}, onnx: {} }, input: { width: 8, height: 8 } },
@@ -47,6 +52,8 @@ interface World extends JobWorld {
   sweeper(): Promise<OrphanSweeper>;
   /** Queues an async job with a webhook for TF Serving, with its record, as the API does. */
   submitAsync(model: string, data?: Partial<InferenceJobData>): Promise<string>;
+  /** Queues an async job for TF Serving as the API does now: parked for its fair turn. */
+  submitParked(model: string): Promise<string>;
   webhooksQueued(): Promise<number>;
 }
 
@@ -59,6 +66,7 @@ async function createWorld(): Promise<World> {
   const { config, redis, queues, records, status } = base;
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
   base.onClose(() => webhooks.close());
+  const scheduler = new FairScheduler(redis, config.redis.prefix, queues, { window: WINDOW });
   return {
     ...base,
     reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
@@ -77,6 +85,7 @@ async function createWorld(): Promise<World> {
           new UsageLedger(redis, config.redis.prefix, { retentionDays: 1 }),
         ),
         webhooks,
+        scheduler,
         logger: silent,
         afterMs: AFTER_MS,
       });
@@ -85,6 +94,28 @@ async function createWorld(): Promise<World> {
     },
     submitAsync(model, data = {}) {
       return base.submit(model, { webhook: WEBHOOK, ...data });
+    },
+    async submitParked(model) {
+      const id = randomUUID();
+      const owner = 'tenant';
+      await records.create({
+        id,
+        model,
+        backend: 'tensorflow',
+        createdAt: Date.now(),
+        requestId: 'test',
+        submission: { owner, mode: 'async', priority: 5 },
+      });
+      const data: InferenceJobData = {
+        model,
+        imageKey: 'images/none',
+        params: {},
+        requestId: 'test',
+        mode: 'async',
+        owner,
+      };
+      await addAsyncJob(queues, scheduler, 'tensorflow', { id, owner, priority: 5, data });
+      return id;
     },
     async webhooksQueued() {
       const queue = new Queue(QueueName.Webhooks, {
@@ -186,6 +217,23 @@ describe('orphaned jobs: queued for a backend whose last worker is gone', () => 
     );
     expect(await world.queues.queue('onnx').getJobState(id)).toBe('waiting');
     expect((await world.records.get(id))?.backend).toBe('onnx');
+  });
+
+  it('include async jobs parked for their fair turn, beyond the window', async () => {
+    world = await createWorld();
+    await world.reportWorker('onnx');
+    const ids: string[] = [];
+    for (let i = 0; i < 3 * WINDOW; i++) ids.push(await world.submitParked('both'));
+    const tensorflow = world.queues.queue('tensorflow');
+    expect(await tensorflow.getJobCounts('prioritized', 'delayed')).toEqual({
+      prioritized: WINDOW,
+      delayed: 2 * WINDOW,
+    });
+    expect(await sweepAfterTimeout(await world.sweeper())).toBe(3 * WINDOW);
+    const onnx = world.queues.queue('onnx');
+    expect(await Promise.all(ids.map((id) => onnx.getJobState(id)))).toEqual(
+      Array(3 * WINDOW).fill('prioritized'),
+    );
   });
 
   it('are swept once when several API processes sweep at the same time', async () => {

@@ -105,6 +105,25 @@ describe('ApiKeyRing', () => {
     );
   });
 
+  it("reads each key's weight for fair scheduling (default 1), and refuses a bad one", () => {
+    const file = join(dir, 'weights.yaml');
+    writeFileSync(
+      file,
+      `keys:\n  - id: heavy\n    key: ${KEY_A}\n    weight: 3\n  - id: plain\n    key: ${KEY_B}\n`,
+    );
+    const ring = ApiKeyRing.load('listed:listed-key-0123456789', file);
+    expect(ring.weightOf('heavy')).toBe(3);
+    expect(ring.weightOf('plain')).toBe(1);
+    expect(ring.weightOf('listed')).toBe(1);
+    expect(ring.weightOf('anonymous')).toBe(1);
+    for (const weight of ['0', '1.5', '1001', 'heavy']) {
+      writeFileSync(file, `keys:\n  - id: acme\n    key: ${KEY_A}\n    weight: ${weight}\n`);
+      const message = failure(() => ApiKeyRing.load(undefined, file)).message;
+      expect(message).toContain('weight must be a whole number from 1 to 1000');
+      expect(message).not.toContain(KEY_A);
+    }
+  });
+
   it('refuses a keys file that is missing, malformed, or has a bad entry', () => {
     expect(failure(() => ApiKeyRing.load(undefined, join(dir, 'none.yaml'))).message).toContain(
       'cannot be read',

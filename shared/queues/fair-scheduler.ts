@@ -1,0 +1,320 @@
+import { ErrorCode } from 'bullmq';
+import type { ChainableCommander } from 'ioredis';
+import type { BackendKind } from '../models/model-spec.js';
+import type { RedisClient } from '../redis/redis.js';
+import { RedisScript } from '../redis/redis-script.js';
+import type { InferenceQueues } from './inference-queues.js';
+
+/**
+ * How long an async job is parked in BullMQ's `delayed` set: far beyond any backlog the scheduler
+ * is meant to hold, so only the scheduler promotes it. Should every process stop dispatching for
+ * that long, BullMQ promotes it by itself: the job then runs out of its fair turn, but it runs.
+ * (BullMQ scores a delayed job `(timestamp + delay) * 4096`: 30 days keeps that below 2^53.)
+ */
+export const PARK_DELAY_MS = 30 * 86_400_000;
+
+/** Job priorities the scheduler orders (1 first): the API's scale is 1–10. */
+const MAX_PRIORITY = 15;
+/**
+ * A pending job's score is `priority * SEQ_SPAN + seq`: priority first, then arrival (a counter per
+ * backend). 16 * 2^49 = 2^53, the last integer a score holds exactly; 2^49 jobs per backend is some
+ * 1,700 years at 10,000 jobs a second.
+ */
+const SEQ_SPAN = 2 ** 49;
+/** Work one claim may do past the window's room: stale entries (canceled jobs) it clears. */
+const EXTRA_STEPS = 64;
+
+// The claim shared by ADMIT and REFILL, atomic with either. It decides which parked jobs go into
+// the window, by stride scheduling across owners (weighted fair queuing with a cost of one job).
+//
+// KEYS[1] ready: owners with pending jobs, scored by their pass (virtual time of their next job)
+// KEYS[2] idle: owners whose pending jobs ran out, with the pass they had (forgotten once the
+//         virtual time passes it)
+// KEYS[3] state: hash with `vtime` (the pass of the last job claimed) and `seq` (arrivals)
+// KEYS[4] weights: hash owner -> weight
+// KEYS[5] claims: job ids claimed for promotion, scored by the time of the claim
+// KEYS[6] BullMQ's delayed set of the backend's queue (where parked jobs are)
+// KEYS[7] BullMQ's prioritized set of the backend's queue (the window: async jobs ready to run)
+// ARGV[1] the prefix of the owners' pending sets (owner appended), ARGV[2] the window,
+// ARGV[3] now (ms), ARGV[4] how old a claim must be to be taken over (its claimer died)
+const CLAIM = `
+local function num(x) return string.format('%.17g', x) end
+local function claim()
+  local now = tonumber(ARGV[3])
+  local claimed = {}
+  local inFlight = 0
+  -- Claims whose job is parked no more were promoted (or canceled): done. Older ones than the
+  -- takeover age belong to a process that died between its claim and its promotion.
+  local held = redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')
+  for i = 1, #held, 2 do
+    local id = held[i]
+    if not redis.call('ZSCORE', KEYS[6], id) then
+      redis.call('ZREM', KEYS[5], id)
+    else
+      inFlight = inFlight + 1
+      if now - tonumber(held[i + 1]) >= tonumber(ARGV[4]) then
+        redis.call('ZADD', KEYS[5], now, id)
+        claimed[#claimed + 1] = id
+      end
+    end
+  end
+  local room = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[7]) - inFlight
+  local steps = room + ${EXTRA_STEPS}
+  while room > 0 and steps > 0 do
+    steps = steps - 1
+    local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    if #head == 0 then break end
+    local owner, pass = head[1], tonumber(head[2])
+    local pending = ARGV[1] .. owner
+    local popped = redis.call('ZPOPMIN', pending)
+    if #popped == 0 then
+      redis.call('ZREM', KEYS[1], owner)
+      redis.call('ZADD', KEYS[2], num(pass), owner)
+    elseif redis.call('ZSCORE', KEYS[6], popped[1]) then
+      -- Still parked (not canceled meanwhile): its owner's turn is spent.
+      redis.call('ZADD', KEYS[5], now, popped[1])
+      claimed[#claimed + 1] = popped[1]
+      room = room - 1
+      redis.call('HSET', KEYS[3], 'vtime', num(pass))
+      local weight = tonumber(redis.call('HGET', KEYS[4], owner)) or 1
+      local nextPass = num(pass + 1 / weight)
+      if redis.call('EXISTS', pending) == 1 then
+        redis.call('ZADD', KEYS[1], nextPass, owner)
+      else
+        redis.call('ZREM', KEYS[1], owner)
+        redis.call('ZADD', KEYS[2], nextPass, owner)
+      end
+    end
+  end
+  -- An idle owner's pass at or behind the virtual time says nothing more: it would start there.
+  local vtime = redis.call('HGET', KEYS[3], 'vtime')
+  if vtime then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', vtime) end
+  return claimed
+end
+`;
+
+// A new parked job joins its owner's pending set; an owner with none before becomes ready at the
+// virtual time (or at its own pass, if it is still ahead: leaving and coming back gains nothing);
+// then a claim. ARGV[5] owner, ARGV[6] job id, ARGV[7] priority, ARGV[8] the owner's weight.
+const ADMIT = `${CLAIM}
+local owner = ARGV[5]
+local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1) % ${SEQ_SPAN}
+redis.call('ZADD', ARGV[1] .. owner, num(tonumber(ARGV[7]) * ${SEQ_SPAN} + seq), ARGV[6])
+redis.call('HSET', KEYS[4], owner, ARGV[8])
+if not redis.call('ZSCORE', KEYS[1], owner) then
+  local pass = tonumber(redis.call('HGET', KEYS[3], 'vtime')) or 0
+  local saved = tonumber(redis.call('ZSCORE', KEYS[2], owner))
+  if saved and saved > pass then pass = saved end
+  redis.call('ZREM', KEYS[2], owner)
+  redis.call('ZADD', KEYS[1], num(pass), owner)
+end
+return claim()
+`;
+
+const REFILL = new RedisScript(`${CLAIM}
+return claim()
+`);
+
+/** An async job as the scheduler needs it. */
+export interface FairJob {
+  id: string;
+  /** The API key id (or token tenant, or `anonymous`) whose turn it takes. */
+  owner: string;
+  /** The BullMQ priority: orders the jobs of one owner (1 first). */
+  priority: number;
+}
+
+export interface FairSchedulerOptions {
+  /**
+   * Most async jobs runnable in a backend's BullMQ queue at once (FAIR_QUEUE_WINDOW): the rest wait
+   * parked, in fair order. Larger keeps big worker pools fed between refills; smaller lets a new
+   * key's jobs in sooner.
+   * @defaultValue 16
+   */
+  window?: number;
+  /**
+   * An owner's share of the workers relative to the others' (the keys file's `weight`).
+   * @defaultValue every owner 1
+   */
+  weightOf?: (owner: string) => number;
+  /**
+   * How old a claim must be before another process promotes its jobs (the claimer died between
+   * claim and promotion; a promotion takes a round trip).
+   * @defaultValue 5000
+   */
+  reclaimAfterMs?: number;
+  /** Where a failed background refill is reported. */
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Fair scheduling of async jobs across owners (API keys), on top of BullMQ's open-source features.
+ *
+ * Every async job is added to its backend's BullMQ queue at acceptance, parked in the `delayed`
+ * set ({@link PARK_DELAY_MS}), in the same MULTI as its record and its entry in its owner's pending
+ * set here. So it is durable, visible as `queued`, cancelable, counted in the queue depth (and by
+ * KEDA) and found by its idempotency key from the start, through BullMQ's own machinery. Only a
+ * small window of async jobs ({@link FairSchedulerOptions.window}) is runnable (BullMQ's
+ * `prioritized` set) at a time; when there is room, the scheduler picks the next job by stride
+ * scheduling (weighted fair queuing at one job per turn): the ready owner with the lowest pass goes
+ * next and its pass grows by 1/weight. Within one owner, jobs go by priority, then arrival. Sync
+ * jobs carry no priority and go to BullMQ's `wait` list, before every async job, as before.
+ *
+ * A dispatch is two steps: a Lua claim (window room, owner, job, passes: one atomic decision, so
+ * several API processes and workers may dispatch at once) and BullMQ's `promote` of each claimed
+ * job. A process that dies in between leaves its claims behind; the next claim anywhere, once they
+ * are {@link FairSchedulerOptions.reclaimAfterMs} old, promotes them again (a second promotion of a
+ * job is refused by BullMQ and ignored here). The window is refilled when a job is admitted (in the
+ * admitting MULTI, so a lone job on an idle system is runnable one round trip later), when a worker
+ * takes an async job, by the orphan sweeper, and once a second by every API process.
+ *
+ * Why not fair tags mapped onto BullMQ priorities (start-time fair queuing): a job's tag is fixed
+ * when it is added, so a key's later priority 1 job could not overtake its own earlier ones without
+ * renumbering them, the tags grow without bound against BullMQ's 2^21 priorities, and computing a
+ * tag atomically with BullMQ's add would need BullMQ's script changed.
+ */
+export class FairScheduler {
+  private readonly window: number;
+  private readonly reclaimAfterMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    private readonly queues: InferenceQueues,
+    private readonly options: FairSchedulerOptions = {},
+  ) {
+    this.window = options.window ?? 16;
+    this.reclaimAfterMs = options.reclaimAfterMs ?? 5000;
+    if (!Number.isInteger(this.window) || this.window < 1) {
+      throw new RangeError(`window must be a whole number >= 1, got ${this.window}`);
+    }
+  }
+
+  /** The BullMQ options of an async job: parked until the scheduler lets it run. */
+  static parked(priority: number): { priority: number; delay: number } {
+    return { priority, delay: PARK_DELAY_MS };
+  }
+
+  /**
+   * Queues the admission of a job just added parked ({@link parked}) on `transaction`, after the
+   * add: its reply is the job ids to {@link dispatch}.
+   */
+  stageAdmit(
+    transaction: ChainableCommander,
+    backend: BackendKind,
+    job: FairJob,
+    now = Date.now(),
+  ): void {
+    if (!Number.isInteger(job.priority) || job.priority < 1 || job.priority > MAX_PRIORITY) {
+      throw new RangeError(`priority must be 1..${MAX_PRIORITY}, got ${job.priority}`);
+    }
+    const weight = this.options.weightOf?.(job.owner) ?? 1;
+    const keys = this.keys(backend);
+    transaction.eval(
+      ADMIT,
+      keys.length,
+      ...keys,
+      ...this.claimArgs(backend, now),
+      job.owner,
+      job.id,
+      job.priority,
+      weight,
+    );
+  }
+
+  /** Promotes claimed jobs into the window; answers how many were promoted now. */
+  async dispatch(backend: BackendKind, ids: readonly string[]): Promise<number> {
+    const queue = this.queues.queue(backend).getBackend();
+    const promoted = await Promise.all(
+      ids.map((id) =>
+        queue.promote(id).then(
+          () => true,
+          (err: { code?: number }) => {
+            // No longer parked: promoted by another process, or canceled. Its claim is done.
+            if (err.code === ErrorCode.JobNotInState || err.code === ErrorCode.JobNotExist) {
+              return false;
+            }
+            throw err;
+          },
+        ),
+      ),
+    );
+    return promoted.filter(Boolean).length;
+  }
+
+  /** Fills the backend's window with the next jobs in fair order; answers how many went in. */
+  async refill(backend: BackendKind, now = Date.now()): Promise<number> {
+    return this.dispatch(backend, await this.claim(backend, now));
+  }
+
+  /**
+   * Claims the next jobs for the window without promoting them: the first of a refill's two steps
+   * (exposed so a test can stop between them, as a crash would).
+   */
+  async claim(backend: BackendKind, now = Date.now()): Promise<string[]> {
+    return (await REFILL.run(
+      this.redis,
+      this.keys(backend),
+      this.claimArgs(backend, now),
+    )) as string[];
+  }
+
+  /** Takes a canceled job out of its owner's pending set (a claim skips it anyway, later). */
+  async forget(backend: BackendKind, owner: string, id: string): Promise<void> {
+    await this.redis.zrem(this.pendingKey(backend, owner), id);
+  }
+
+  /** An owner's jobs waiting for their turn. */
+  async pendingCount(backend: BackendKind, owner: string): Promise<number> {
+    return this.redis.zcard(this.pendingKey(backend, owner));
+  }
+
+  /**
+   * Refills every backend's window every `intervalMs`: takes over the claims of a process that
+   * died, and catches up with any refill a lost trigger left undone.
+   */
+  start(backends: readonly BackendKind[], intervalMs: number): void {
+    this.timer = setInterval(() => {
+      this.ticking ??= Promise.all(backends.map((b) => this.refill(b)))
+        .catch((err: unknown) => this.options.onError?.(err))
+        .finally(() => {
+          this.ticking = undefined;
+        });
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.ticking;
+  }
+
+  private base(backend: BackendKind): string {
+    return `${this.prefix}:fair:${backend}`;
+  }
+
+  private pendingKey(backend: BackendKind, owner: string): string {
+    return `${this.base(backend)}:pending:${owner}`;
+  }
+
+  private keys(backend: BackendKind): string[] {
+    const base = this.base(backend);
+    const queueKeys = this.queues.queue(backend).keys;
+    return [
+      `${base}:ready`,
+      `${base}:idle`,
+      `${base}:state`,
+      `${base}:weights`,
+      `${base}:claims`,
+      queueKeys.delayed!,
+      queueKeys.prioritized!,
+    ];
+  }
+
+  private claimArgs(backend: BackendKind, now: number): (string | number)[] {
+    return [`${this.base(backend)}:pending:`, this.window, now, this.reclaimAfterMs];
+  }
+}
