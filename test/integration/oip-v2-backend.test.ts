@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { DynamicBatcher } from '../../workers/backends/dynamic-batcher.js';
 import { OipV2Backend } from '../../workers/backends/oip-v2/oip-v2.backend.js';
@@ -83,7 +83,7 @@ describe('OipV2Backend against two Open Inference Protocol stand-ins', () => {
     });
   });
 
-  it('infers with FP32 JSON tensors, spread over both servers, with the version that answered', async () => {
+  it('infers with binary FP32 tensors, spread over both servers, with the version that answered', async () => {
     const model = registry.get('colour')!;
     const tensor = await preprocess(await solidPng([10, 240, 10]), model.input, { maxPixels: 1e6 });
     const answers = await Promise.all(
@@ -95,6 +95,8 @@ describe('OipV2Backend against two Open Inference Protocol stand-ins', () => {
       expect(answer.output.data[1]).toBeGreaterThan(0.99);
     }
     expect(replicas.map((r) => r.server.counts.inference)).toEqual([3, 3]);
+    // Both servers list binary_tensor_data at GET /v2: no JSON text either way.
+    expect(replicas.map((r) => r.binaryRequests)).toEqual([3, 3]);
 
     const pinned = await backend.infer({ model: registry.get('colour_v1')!, input: tensor });
     expect(pinned.version).toBe('1');
@@ -127,6 +129,70 @@ describe('OipV2Backend against two Open Inference Protocol stand-ins', () => {
       expect(answer.output.dims).toEqual([1, 3]);
       expect(answer.output.data[i]).toBeGreaterThan(0.99);
     });
+  });
+
+  it('sends JSON tensors while a server does not list the binary tensor extension', async () => {
+    const model = registry.get('colour')!;
+    const tensor = await preprocess(await solidPng([240, 10, 10]), model.input, { maxPixels: 1e6 });
+    replicas[1]!.binaryTensors = false;
+    await backend.probe();
+    const binaryBefore = replicas.map((r) => r.binaryRequests);
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, () => backend.infer({ model, input: tensor })),
+      );
+      for (const answer of answers) expect(answer.output.data[0]).toBeGreaterThan(0.99);
+      expect(replicas.map((r) => r.binaryRequests)).toEqual(binaryBefore);
+    } finally {
+      replicas[1]!.binaryTensors = true;
+      await backend.probe();
+    }
+    await backend.infer({ model, input: tensor });
+    const binaryAfter = replicas.map((r) => r.binaryRequests);
+    expect(binaryAfter.reduce((a, b) => a + b)).toBe(binaryBefore.reduce((a, b) => a + b) + 1);
+  });
+
+  it('lets a batching model have two calls in flight per server; the jobs after them fill one batch', async () => {
+    const model = registry.get('colour')!;
+    expect(backend.concurrentCalls()).toBe(4);
+    const batcher = new DynamicBatcher(backend, () => ({ maxSize: 8, maxDelayMs: 1_000 }));
+    const tensor = await preprocess(await solidPng([10, 10, 240]), model.input, { maxPixels: 1e6 });
+    const before = replicas.map((r) => r.server.counts.inference);
+    const calls = () => replicas.reduce((n, r, i) => n + r.server.counts.inference - before[i]!, 0);
+    for (const replica of replicas) replica.server.hold();
+    try {
+      // Each alone when it arrives: four calls, two on each server, every one held there.
+      const lone = Array.from({ length: 4 }, () =>
+        batcher.seat(model.name).infer({ model, input: tensor }),
+      );
+      const seats = Array.from({ length: 3 }, () => batcher.seat(model.name));
+      const later = seats.map((seat) => seat.infer({ model, input: tensor }));
+      await vi.waitFor(() => expect(calls()).toBe(4));
+      expect(replicas.map((r) => r.server.counts.inference - before[replicas.indexOf(r)]!)).toEqual(
+        [2, 2],
+      );
+      for (const replica of replicas) replica.server.release();
+
+      expect((await Promise.all(lone)).map((a) => a.batchSize)).toEqual([1, 1, 1, 1]);
+      const answers = await Promise.all(later);
+      expect(answers.map((a) => a.batchSize)).toEqual([3, 3, 3]);
+      for (const answer of answers) expect(answer.output.data[2]).toBeGreaterThan(0.99);
+      expect(calls()).toBe(5);
+    } finally {
+      for (const replica of replicas) replica.server.release();
+    }
+  });
+
+  it('counts only the servers that can take a call', async () => {
+    replicas[0]!.ready = false;
+    await backend.probe();
+    try {
+      expect(backend.concurrentCalls()).toBe(2);
+    } finally {
+      replicas[0]!.ready = true;
+      await backend.probe();
+    }
+    expect(backend.concurrentCalls()).toBe(4);
   });
 
   it('maps errors: unknown version 404, bad tensor 400', async () => {
