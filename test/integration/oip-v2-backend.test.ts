@@ -54,14 +54,20 @@ beforeAll(async () => {
     OipV2StandIn.start({ colour: { '1': classifier, '2': classifier } }),
     OipV2StandIn.start({ colour: { '1': classifier, '2': classifier } }),
   ]);
-  backend = new OipV2Backend({
+  backend = new OipV2Backend(options());
+});
+
+/** The backend's options: both stand-ins, two calls in flight on each for a batching model. */
+function options(): ConstructorParameters<typeof OipV2Backend>[0] {
+  return {
     urls: replicas.map((r) => r.url),
     timeoutMs: 2_000,
     connections: 4,
+    batchCalls: 2,
     breaker: { errorThresholdPercent: 50, volumeThreshold: 5, windowMs: 10_000, resetMs: 10_000 },
     probeTimeoutMs: 1_000,
-  });
-});
+  };
+}
 
 afterAll(async () => {
   await backend?.close();
@@ -183,7 +189,14 @@ describe('OipV2Backend against two Open Inference Protocol stand-ins', () => {
     }
   });
 
-  it('counts only the servers that can take a call', async () => {
+  it('counts only the servers that can take a call, one call each unless told otherwise', async () => {
+    const { batchCalls: _, ...defaults } = options();
+    const plain = new OipV2Backend(defaults);
+    try {
+      expect(plain.concurrentCalls()).toBe(2);
+    } finally {
+      await plain.close();
+    }
     replicas[0]!.ready = false;
     await backend.probe();
     try {

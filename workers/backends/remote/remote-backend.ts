@@ -23,7 +23,7 @@ export interface RemoteBackendOptions {
   connections: number;
   /**
    * Calls in flight per server for a model that batches (capped by `connections`): the next batch
-   * fills in the worker while they run. @defaultValue 2
+   * fills in the worker while they run. @defaultValue 1
    */
   batchCalls?: number;
   breaker: BreakerOptions;
@@ -128,11 +128,10 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
    * Calls the dynamic batcher sends at once: `batchCalls` per server that can take one (at least
    * one server's worth, so that a call still goes and fails fast when none can). A server runs a
    * few calls at a time (Triton's model instances); calls beyond that only queue on it, each with
-   * the few jobs ready when it left, where holding them in the worker makes one larger batch. Two
-   * per server keep it busy: one runs while the next is on its way.
+   * the few jobs ready when it left, where holding them in the worker makes one larger batch.
    */
   concurrentCalls(): number {
-    const perServer = Math.min(this.options.batchCalls ?? 2, this.options.connections);
+    const perServer = Math.min(this.options.batchCalls ?? 1, this.options.connections);
     return Math.max(1, this.pool.servingCount()) * perServer;
   }
 
