@@ -189,6 +189,35 @@ describe('OipV2Backend against two Open Inference Protocol stand-ins', () => {
     }
   });
 
+  it('sends the jobs of a batch the server refuses again one by one: only the refused one fails', async () => {
+    const model = registry.get('colour')!;
+    // One server, so that which calls it refuses does not depend on the balancing.
+    const server = replicas[0]!.server;
+    const single = new OipV2Backend({ ...options(), urls: [replicas[0]!.url] });
+    await single.load(registry.list());
+    const batcher = new DynamicBatcher(single, () => ({ maxSize: 8, maxDelayMs: 1_000 }));
+    const tensor = await preprocess(await solidPng([240, 10, 10]), model.input, { maxPixels: 1e6 });
+    const before = server.counts.inference;
+    // The batch's call, then the first of the calls that each carry one of its jobs.
+    server.failInference(400, 2, 'input rejected');
+    try {
+      const seats = Array.from({ length: 3 }, () => batcher.seat(model.name));
+      const results = await Promise.allSettled(
+        seats.map((seat) => seat.infer({ model, input: tensor })),
+      );
+
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+      expect(String((results[0] as PromiseRejectedResult).reason)).toContain('INFERENCE_FAILED');
+      for (const result of results.slice(1)) {
+        expect((result as PromiseFulfilledResult<{ batchSize: number }>).value.batchSize).toBe(1);
+      }
+      expect(server.counts.inference - before).toBe(4);
+    } finally {
+      server.heal();
+      await single.close();
+    }
+  });
+
   it('counts only the servers that can take a call, one call each unless told otherwise', async () => {
     const { batchCalls: _, ...defaults } = options();
     const plain = new OipV2Backend(defaults);
