@@ -91,7 +91,7 @@ export function scenarioSpecs(options: ScenarioOptions): ScenarioSpec[] {
     },
     {
       name: 'oip-v2',
-      description: `Open Inference Protocol stand-in (binary FP32 tensors), ${REMOTE_MODEL} ${size} NCHW${compute}`,
+      description: `Open Inference Protocol stand-in (FP32, the binary tensor extension offered), ${REMOTE_MODEL} ${size} NCHW${compute}`,
       model: REMOTE_MODEL,
       image: 'photo',
       concurrency: options.remoteConcurrency,
