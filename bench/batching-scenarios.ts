@@ -13,7 +13,7 @@ import { type BatchCounts, batchCountsWindow } from './worker-metrics.js';
 /** The remote scenarios' model, by this name on the stand-in and in their registry. */
 const REMOTE_MODEL = 'classifier';
 
-export const SCENARIO_NAMES = ['onnx', 'tf-serving', 'oip-v2'] as const;
+export const SCENARIO_NAMES = ['onnx', 'tf-serving', 'tf-serving-b64', 'oip-v2'] as const;
 /** The batching scenarios, as `--only` names them. */
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
@@ -47,19 +47,25 @@ export interface ScenarioOptions {
   onnxConcurrency: number[];
   /** Levels of the remote scenarios: c=1 for latency, the highest for calls and throughput. */
   remoteConcurrency: number[];
-  /** Model run per call on the stand-ins' one model instance (0: none). @defaultValue 0 */
+  /** Model run per call on the stand-ins' one model instance (0: none). @defaultValue 100 */
   computeMs: number;
+  /** Model run per input of a call's batch, on top of `computeMs`. @defaultValue 4 */
+  computePerInputMs: number;
   /** Height and width of the remote classifier's input. @defaultValue 224 */
   inputSize: number;
 }
 
 const REMOTE_BACKENDS: Record<Exclude<ScenarioName, 'onnx'>, 'tensorflow' | 'onnx'> = {
   'tf-serving': 'tensorflow',
+  'tf-serving-b64': 'tensorflow',
   'oip-v2': 'onnx',
 };
 
 export function scenarioSpecs(options: ScenarioOptions): ScenarioSpec[] {
-  const compute = options.computeMs > 0 ? `, ${options.computeMs} ms model run per call` : '';
+  const compute =
+    options.computeMs > 0 || options.computePerInputMs > 0
+      ? `, model run ${options.computeMs} ms + ${options.computePerInputMs} ms per input, one instance`
+      : ', no model run (its own CPU only)';
   const size = `${options.inputSize}x${options.inputSize}`;
   return [
     {
@@ -77,8 +83,15 @@ export function scenarioSpecs(options: ScenarioOptions): ScenarioSpec[] {
       concurrency: options.remoteConcurrency,
     },
     {
+      name: 'tf-serving-b64',
+      description: `TF Serving stand-in (REST, {"b64": JPEG} instances the server decodes), ${REMOTE_MODEL} ${size}${compute}`,
+      model: REMOTE_MODEL,
+      image: 'photo',
+      concurrency: options.remoteConcurrency,
+    },
+    {
       name: 'oip-v2',
-      description: `Open Inference Protocol stand-in (JSON FP32), ${REMOTE_MODEL} ${size} NCHW${compute}`,
+      description: `Open Inference Protocol stand-in (FP32, the binary tensor extension offered), ${REMOTE_MODEL} ${size} NCHW${compute}`,
       model: REMOTE_MODEL,
       image: 'photo',
       concurrency: options.remoteConcurrency,
@@ -94,6 +107,7 @@ export function scenarioSpecs(options: ScenarioOptions): ScenarioSpec[] {
 function writeRemoteRegistry(
   backend: 'tensorflow' | 'onnx',
   size: number,
+  encoding: 'tensor' | 'b64',
   ctx: ContenderContext,
 ): { MODELS_CONFIG: string; MODEL_REPOSITORY: string } {
   const dir = mkdtempSync(join(tmpdir(), 'ai-gateway-bench-models-'));
@@ -106,7 +120,7 @@ function writeRemoteRegistry(
       models: {
         [REMOTE_MODEL]: {
           task: 'classification',
-          backends: { [backend]: {} },
+          backends: { [backend]: encoding === 'b64' ? { encoding } : {} },
           input: { width: size, height: size, layout, scale: 1 / 255, resize: 'stretch' },
           labels: ['red', 'green', 'blue'],
           postprocess: { activation: 'none', top_k: 3 },
@@ -123,7 +137,7 @@ async function startStandIn(
   options: ScenarioOptions,
   ctx: ContenderContext,
 ): Promise<string> {
-  const protocol = spec.name === 'tf-serving' ? 'tf' : 'oip';
+  const protocol = spec.name === 'oip-v2' ? 'oip' : 'tf';
   const standIn = BenchProcess.start(
     `stand-in-${spec.name}`,
     [
@@ -136,12 +150,21 @@ async function startStandIn(
       String(options.inputSize),
       '--compute-ms',
       String(options.computeMs),
+      '--compute-per-input-ms',
+      String(options.computePerInputMs),
+      '--tf-input',
+      encodingOf(spec.name),
     ],
     { logDir: ctx.logDir },
   );
   ctx.teardown.add(`${spec.name} stand-in process`, () => standIn.stop());
   const [, port] = await standIn.waitForLine(/stand-in listening on (\d+)/);
   return `http://127.0.0.1:${port}`;
+}
+
+/** What the worker sends: preprocessed tensors, or the JPEG for a signature that decodes it. */
+function encodingOf(name: ScenarioName): 'tensor' | 'b64' {
+  return name === 'tf-serving-b64' ? 'b64' : 'tensor';
 }
 
 function contender(mode: BatchMode, stack: GatewayStack): BatchingContender {
@@ -169,7 +192,7 @@ export async function startScenario(
     backend = REMOTE_BACKENDS[spec.name];
     const url = await startStandIn(spec, options, ctx);
     env = {
-      ...writeRemoteRegistry(backend, options.inputSize, ctx),
+      ...writeRemoteRegistry(backend, options.inputSize, encodingOf(spec.name), ctx),
       ...(backend === 'tensorflow' ? { TENSORFLOW_SERVING_URL: url } : { ONNX_RUNTIME_URL: url }),
     };
   }

@@ -51,6 +51,8 @@ export interface Config {
     onnxInferenceThread: boolean;
     /** Keep-alive connections per remote server. */
     connectionsPerReplica: number;
+    /** Calls in flight per remote server for a model that batches. */
+    batchCallsPerReplica: number;
     healthCheck: { intervalMs: number; timeoutMs: number };
     breaker: {
       errorThresholdPercent: number;
@@ -298,6 +300,7 @@ function toConfig(e: Env): Config {
       onnxIntraOpThreads: e.ONNX_INTRA_OP_THREADS,
       onnxInferenceThread: e.ONNX_INFERENCE_THREAD,
       connectionsPerReplica: e.BACKEND_CONNECTIONS,
+      batchCallsPerReplica: e.BATCH_CALLS_PER_REPLICA,
       healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_MS, timeoutMs: e.HEALTH_CHECK_TIMEOUT_MS },
       breaker: {
         errorThresholdPercent: e.BREAKER_ERROR_THRESHOLD,

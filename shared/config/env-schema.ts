@@ -136,6 +136,12 @@ export const EnvSchema = Type.Object({
     1024,
     'Keep-alive HTTP connections per remote backend server (replica).',
   ),
+  BATCH_CALLS_PER_REPLICA: Integer(
+    1,
+    1,
+    1024,
+    "Calls in flight to one remote backend server (replica) for a model that batches (Triton's model instances): while they run, the next batch fills in the worker. Calls beyond what the server runs at once only queue there, each with fewer jobs; 2 keeps a one-instance server busy between calls, in smaller batches. At most BACKEND_CONNECTIONS.",
+  ),
   HEALTH_CHECK_INTERVAL_MS: Integer(
     5000,
     100,

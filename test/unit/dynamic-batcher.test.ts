@@ -151,6 +151,35 @@ describe('DynamicBatcher', () => {
     expect(sizes()).toEqual([1, 3]);
   });
 
+  it('calls at once for a model that does not batch, even while every call is busy', async () => {
+    const { backend, sizes } = recorded();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const oneAtATime: InferenceBackend = {
+      ...backend,
+      concurrentCalls: () => 1,
+      infer: async (request) => {
+        const answer = backend.infer(request);
+        if (request.model.name === 'colour') await gate;
+        return answer;
+      },
+    };
+    const batcher = new DynamicBatcher(oneAtATime, (m) =>
+      m.name === 'single' ? { maxSize: 1, maxDelayMs: FOREVER_MS } : limits(8)(),
+    );
+
+    const busy = batcher.seat('colour').infer({ model: model(), input: RED });
+    const alone = await batcher.seat('single').infer({ model: model('single'), input: GREEN });
+
+    expect(alone).toMatchObject({ batchSize: 1, waitedMs: 0 });
+    expect(argmax(alone.output.data as Float32Array)).toBe(1);
+    expect(sizes()).toEqual([1, 1]);
+    open();
+    expect((await busy).batchSize).toBe(1);
+  });
+
   it('sends a full batch without waiting for the rest', async () => {
     const { backend, sizes } = recorded();
     const batcher = new DynamicBatcher(backend, limits(2));

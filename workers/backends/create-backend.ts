@@ -19,6 +19,7 @@ export function createBackend(kind: BackendKind, config: Config): InferenceBacke
     urls,
     timeoutMs: backends.timeoutMs,
     connections: backends.connectionsPerReplica,
+    batchCalls: backends.batchCallsPerReplica,
     breaker: backends.breaker,
     probeTimeoutMs: backends.healthCheck.timeoutMs,
   });

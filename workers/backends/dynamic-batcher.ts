@@ -111,11 +111,14 @@ export class DynamicBatcher {
 
   private join(request: InferenceRequest): Promise<BatchedResponse> {
     const { model } = request;
+    const limits = this.limitsOf(model);
+    // A model that does not batch (max_size 1) calls the backend at once, as without a batcher:
+    // the free-call limit is for batches, so that they fill while the calls run.
+    if (limits.maxSize <= 1) return this.alone(request);
     const key = batchKey(request);
     return new Promise<BatchedResponse>((resolve, reject) => {
       let batch = this.open.get(key);
       if (!batch) {
-        const limits = this.limitsOf(model);
         const created: Batch = {
           key,
           model,
@@ -134,6 +137,10 @@ export class DynamicBatcher {
       if (batch.items.length >= batch.maxSize) this.close(batch);
       this.pump(model.name);
     });
+  }
+
+  private async alone(request: InferenceRequest): Promise<BatchedResponse> {
+    return { ...(await this.backend.infer(request)), batchSize: 1, waitedMs: 0 };
   }
 
   /** A full batch takes no more jobs; it goes at the model's next free call. */

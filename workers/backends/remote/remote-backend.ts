@@ -21,6 +21,11 @@ export interface RemoteBackendOptions {
   timeoutMs: number;
   /** Keep-alive connections per server. */
   connections: number;
+  /**
+   * Calls in flight per server for a model that batches (capped by `connections`): the next batch
+   * fills in the worker while they run. @defaultValue 1
+   */
+  batchCalls?: number;
   breaker: BreakerOptions;
   /** Budget of one health probe request. */
   probeTimeoutMs: number;
@@ -86,7 +91,7 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
    * Checks one server as a whole before its models are probed; throws when it cannot take
    * requests (the pool then marks it down). Default: nothing beyond the model probes.
    */
-  protected async probeServer(_send: Send): Promise<void> {}
+  protected async probeServer(_send: Send, _url: string): Promise<void> {}
   /** Asks one server whether the model is ready and in which versions. 4xx answers are states. */
   protected abstract probeModel(send: Send, model: ModelDefinition): Promise<ModelOnReplica>;
   /** Reads the model's signature from one server and checks it against the registry entry. */
@@ -119,9 +124,15 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
     return { models: this.statuses, replicas: this.pool.health() };
   }
 
-  /** Every keep-alive connection of every server: more calls would queue for a socket. */
+  /**
+   * Calls the dynamic batcher sends at once: `batchCalls` per server that can take one (at least
+   * one server's worth, so that a call still goes and fails fast when none can). A server runs a
+   * few calls at a time (Triton's model instances); calls beyond that only queue on it, each with
+   * the few jobs ready when it left, where holding them in the worker makes one larger batch.
+   */
   concurrentCalls(): number {
-    return this.options.urls.length * this.options.connections;
+    const perServer = Math.min(this.options.batchCalls ?? 1, this.options.connections);
+    return Math.max(1, this.pool.servingCount()) * perServer;
   }
 
   canServe(): boolean {
@@ -157,8 +168,8 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
 
   private async probeAll(): Promise<void> {
     const models = [...this.tracked.values()];
-    const results = await this.pool.probe(async (send) => {
-      await this.probeServer(send);
+    const results = await this.pool.probe(async (send, url) => {
+      await this.probeServer(send, url);
       return Promise.all(models.map((tracked) => this.probeOne(send, tracked)));
     }, this.options.probeTimeoutMs);
     const statuses: Record<string, ModelStatus> = {};

@@ -109,7 +109,12 @@ export class ReplicaPool {
 
   /** Whether some replica would take a request now (up at the last probe, circuit not open). */
   canServe(): boolean {
-    return this.replicas.some((r) => r.isHealthy && r.circuit !== 'open');
+    return this.servingCount() > 0;
+  }
+
+  /** Replicas that would take a request now (up at the last probe, circuit not open). */
+  servingCount(): number {
+    return this.replicas.filter((r) => r.isHealthy && r.circuit !== 'open').length;
   }
 
   /**

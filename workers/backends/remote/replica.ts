@@ -15,13 +15,20 @@ export interface HttpRequest {
   method: 'GET' | 'POST';
   /** Path below the replica's base URL, starting with `/`. */
   path: string;
-  /** A JSON document, already serialized. */
+  /** A JSON document, already serialized (or, with its own content-type, other bytes). */
   body?: string | Uint8Array;
+  /** Headers of a request with a body, over `content-type: application/json`. */
+  headers?: Record<string, string>;
 }
 
 export interface HttpResponse {
   status: number;
-  body: string;
+  /** The body as text (decoded when first read). */
+  readonly body: string;
+  /** The body as it came. */
+  bytes: Buffer;
+  /** Response headers, names in lower case. */
+  headers: Record<string, string | string[] | undefined>;
   /** The replica that answered. */
   replica: string;
 }
@@ -166,18 +173,38 @@ export class Replica {
         signal,
         ...(request.body === undefined
           ? {}
-          : { body: request.body, headers: { 'content-type': 'application/json' } }),
+          : {
+              body: request.body,
+              headers: { 'content-type': 'application/json', ...request.headers },
+            }),
       });
-      const body = await response.body.text();
+      const bytes = Buffer.from(await response.body.arrayBuffer());
+      let text: string | undefined;
+      const answer: HttpResponse = {
+        status: response.statusCode,
+        bytes,
+        headers: response.headers,
+        replica: this.url,
+        // A binary answer (tensors after a JSON header) is never decoded as a whole.
+        get body() {
+          text ??= bytes.toString('utf8');
+          return text;
+        },
+      };
       if (response.statusCode >= 500 || response.statusCode === 429) {
-        throw new ReplicaStatusError(this.url, response.statusCode, errorDetail(body));
+        throw new ReplicaStatusError(this.url, response.statusCode, errorDetail(answer.body));
       }
-      // Inference calls (the only POSTs) are answered with a JSON object by both protocols; health
-      // GETs may be answered with an empty body (Triton's /v2/health/ready).
-      if (request.method === 'POST' && response.statusCode < 300 && !looksLikeJsonObject(body)) {
+      // Inference calls (the only POSTs) are answered with a JSON object by both protocols (a binary
+      // answer starts with its JSON header); health GETs may be answered with an empty body
+      // (Triton's /v2/health/ready). The first bytes are enough to tell.
+      if (
+        request.method === 'POST' &&
+        response.statusCode < 300 &&
+        !looksLikeJsonObject(bytes.toString('utf8', 0, 256))
+      ) {
         throw new ReplicaBadAnswerError(this.url);
       }
-      return { status: response.statusCode, body, replica: this.url };
+      return answer;
     } catch (err) {
       if (err instanceof ReplicaFault) throw err;
       if (signal.aborted) throw new ReplicaTimeoutError(this.url, timeoutMs);
