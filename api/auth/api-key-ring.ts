@@ -26,8 +26,6 @@ export interface ApiKey {
 /** The range of a key's `weight`: whole numbers, so a share is a plain ratio. */
 export const WEIGHT = { min: 1, max: 1000, default: 1 } as const;
 
-/** The tenant of every request while the API is open: no key may take its name. */
-const ANONYMOUS_ID = ANONYMOUS_OWNER;
 const MIN_KEY_LENGTH = 16;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
@@ -48,7 +46,7 @@ export class ApiKeyRing {
       // Ids name tenants and, in DELETE /admin/rate-limits/{client}, clients beside IP addresses.
       if (isReservedTenantId(key.id)) {
         throw new ApiKeyConfigError(
-          `API key id "${key.id}" is reserved (not "${ANONYMOUS_ID}", not an IP address)`,
+          `API key id "${key.id}" is reserved (not "${ANONYMOUS_OWNER}", not an IP address)`,
         );
       }
       if (ids.has(key.id)) throw new ApiKeyConfigError(`API key id "${key.id}" appears twice`);

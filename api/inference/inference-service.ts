@@ -5,6 +5,7 @@ import { errors, withCause } from '../../shared/errors/index.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
 import type { JobRecord, JobRecords, NewJobRecord } from '../../shared/jobs/job-records.js';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import { describeJob, type JobResource } from '../../shared/jobs/job-resource.js';
 import type { OwnerJobsPage } from '../../shared/jobs/owner-jobs.js';
 import type { Logger } from '../../shared/logging/logger.js';
@@ -20,7 +21,6 @@ import { imageKey } from '../../shared/storage/index.js';
 import type { CountedJob, UsageLedger } from '../../shared/usage/usage-ledger.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import type { WebhookSubscription } from '../../shared/webhooks/webhook-subscription.js';
-import { ANONYMOUS } from '../http/owner.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { type FollowedJob, followJob } from '../jobs/follow-job.js';
 import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';
@@ -127,7 +127,7 @@ export class InferenceService {
   }
 
   async submit(request: SubmitRequest, wait: Wait = { timeoutMs: 0 }): Promise<AcceptedJob> {
-    const owner = request.owner ?? ANONYMOUS;
+    const owner = request.owner ?? ANONYMOUS_OWNER;
     const jobId = randomUUID();
     const { idempotency } = request;
     if (idempotency) {
@@ -490,7 +490,7 @@ export class InferenceService {
       const record = await this.deps.records.get(jobId).catch((err: Error) => {
         throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
       });
-      if (!record || (record.submission?.owner ?? ANONYMOUS) !== owner) {
+      if (!record || (record.submission?.owner ?? ANONYMOUS_OWNER) !== owner) {
         throw new errors.JOB_NOT_FOUND(jobId);
       }
     }
@@ -536,7 +536,7 @@ export class InferenceService {
       // Last, and only tidying: a job waiting for its fair turn leaves its key's pending set (the
       // scheduler skips a removed job anyway, so a failure here changes nothing).
       await this.deps.scheduler
-        .forget(record.backend, record.submission?.owner ?? ANONYMOUS, jobId)
+        .forget(record.backend, record.submission?.owner ?? ANONYMOUS_OWNER, jobId)
         .catch((err: Error) => this.deps.logger.warn({ jobId, err: err.message }, 'forget failed'));
     } catch (err) {
       if ((err as { code?: string }).code === 'JOB_FINISHED') throw err;

@@ -1,9 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errors, withCause } from '../../shared/errors/index.js';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import type { StatsScope, StatsStore } from '../../shared/stats/stats-store.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import { ANONYMOUS, ownerOf } from '../http/owner.js';
+import { ownerOf } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { type QueueCounts, readQueueCounts } from '../queues/queue-counts.js';
 import type { QueueSet } from '../queues/queue-set.js';
@@ -93,7 +94,7 @@ function scopeOf(
 ): StatsScope {
   const asked = request.query.tenant;
   if (request.principal?.kind === 'admin') {
-    if (asked !== undefined && asked !== ANONYMOUS && !tenants.isTenant(asked)) {
+    if (asked !== undefined && asked !== ANONYMOUS_OWNER && !tenants.isTenant(asked)) {
       throw new errors.TENANT_NOT_FOUND(asked);
     }
     return asked === undefined ? {} : { tenant: asked };

@@ -1,11 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errors, withCause } from '../../shared/errors/index.js';
+import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import type { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { daysBetween, parseUtcDay, utcDay, utcMonth } from '../../shared/usage/usage-periods.js';
 import type { ApiKeyRing } from '../auth/api-key-ring.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import { ANONYMOUS, ownerOf } from '../http/owner.js';
+import { ownerOf } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import type { QuotaCounters } from '../quotas/quota-counters.js';
 import { quotaHeaders } from '../quotas/quota-headers.js';
@@ -142,7 +143,7 @@ export async function usageRoutes(app: FastifyInstance, opts: UsageRoutesOptions
       if (admin && request.query.tenant === undefined) {
         throw new errors.VALIDATION_FAILED('Name the tenant: ?tenant=<key id>');
       }
-      const tenant = tenantOf(request, opts.tenants) ?? ANONYMOUS;
+      const tenant = tenantOf(request, opts.tenants) ?? ANONYMOUS_OWNER;
       const quota = admin
         ? opts.keys.byId(tenant)?.quota
         : request.principal?.kind === 'key'
@@ -176,7 +177,7 @@ function tenantOf(
 ): string | undefined {
   const asked = request.query.tenant;
   if (request.principal?.kind === 'admin') {
-    if (asked !== undefined && asked !== ANONYMOUS && !tenants.isTenant(asked)) {
+    if (asked !== undefined && asked !== ANONYMOUS_OWNER && !tenants.isTenant(asked)) {
       throw new errors.TENANT_NOT_FOUND(asked);
     }
     return asked;

@@ -1,5 +1,6 @@
 import type { JobState } from 'bullmq';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { CircuitState } from '../backends/backend-health.js';
 import type { ResultCacheOutcome } from '../cache/result-cache.js';
 import type { ErrorCode } from '../errors/index.js';
 import type { BackendKind } from '../models/model-spec.js';
@@ -25,8 +26,11 @@ export const QUEUE_STATES = [
 export type QueueState = (typeof QUEUE_STATES)[number];
 
 /** A circuit breaker's state, exported as a number so it can be graphed and alerted on. */
-export const CIRCUIT_STATES = { closed: 0, half_open: 1, open: 2 } as const;
-export type CircuitState = keyof typeof CIRCUIT_STATES;
+export const CIRCUIT_STATES: Readonly<Record<CircuitState, number>> = {
+  closed: 0,
+  half_open: 1,
+  open: 2,
+};
 
 /** Request duration buckets (seconds): a fast sync inference up to the longest sync wait. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];

@@ -4,7 +4,6 @@ export {
   type ApiMetrics,
   type ApiMetricsOptions,
   CIRCUIT_STATES,
-  type CircuitState,
   createApiMetrics,
   type HttpRequestSample,
   type InferenceRequestSample,
