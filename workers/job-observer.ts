@@ -1,4 +1,5 @@
 import type { Job, Worker } from 'bullmq';
+import { failureCode } from '../shared/errors/index.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import type { WorkerMetrics } from '../shared/metrics/index.js';
 import type { InferenceJobData } from '../shared/queues/index.js';
@@ -58,9 +59,4 @@ export function observeJobs(
  */
 function isFinal(job: Job): boolean {
   return job.finishedOn !== undefined;
-}
-
-/** The catalogue code a job failure starts with (`CODE: detail`); anything else is `UNKNOWN`. */
-function failureCode(reason: string): string | undefined {
-  return /^([A-Z_]+): /.exec(reason)?.[1];
 }

@@ -33,10 +33,22 @@ export function jobFailure<K extends ErrorCode>(
     : new UnrecoverableError(message);
 }
 
+/** What {@link jobFailure} writes: `CODE: words`. */
+const FAILURE = /^([A-Z_]+): ([\s\S]*)$/;
+
+/**
+ * The catalogue code of a failure {@link jobFailure} made (an error's message, a job's
+ * `failedReason`); undefined for any other text. The one reader of the encoding besides
+ * {@link parseJobFailure}.
+ */
+export function failureCode(reason: string | undefined): ErrorCode | undefined {
+  const code = FAILURE.exec(reason ?? '')?.[1];
+  return isErrorCode(code) ? code : undefined;
+}
+
 /** Reads a job's `failedReason` back into a code and message. */
 export function parseJobFailure(failedReason: string | undefined): JobError {
-  const reason = failedReason ?? '';
-  const match = /^([A-Z_]+): ([\s\S]*)$/.exec(reason);
+  const match = FAILURE.exec(failedReason ?? '');
   if (match && isErrorCode(match[1])) return { code: match[1], message: match[2]! };
   // Anything else is a worker fault (a bug, a crash, a stalled job): its text stays in the logs
   // and the queue dashboard, not in the answer to the client.

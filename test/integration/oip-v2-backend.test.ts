@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { failureCode } from '../../shared/errors/index.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { DynamicBatcher } from '../../workers/backends/dynamic-batcher.js';
 import { OipV2Backend } from '../../workers/backends/oip-v2/oip-v2.backend.js';
@@ -41,7 +42,7 @@ async function rejection(
   } catch (err) {
     const e = err as Error;
     return {
-      code: e.message.split(':')[0]!,
+      code: failureCode(e.message) ?? e.message,
       unrecoverable: e.name === 'UnrecoverableError',
       message: e.message,
     };

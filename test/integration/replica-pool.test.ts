@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { failureCode } from '../../shared/errors/index.js';
 import { ReplicaPool } from '../../workers/backends/remote/replica-pool.js';
 import { StandInServer } from '../fixtures/stand-in-server.js';
 import { eventually } from '../support/inference-stack.js';
@@ -40,8 +41,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-function failureCode(err: unknown): string {
-  return (err as Error).message.split(':')[0]!;
+function codeOf(err: unknown): string {
+  return failureCode((err as Error).message) ?? (err as Error).message;
 }
 
 describe('ReplicaPool', () => {
@@ -101,7 +102,7 @@ describe('ReplicaPool', () => {
     } = await setup(2);
     await Promise.all([a!.down(), b!.down()]);
     const err = await pool.send(work).catch((e: unknown) => e);
-    expect(failureCode(err)).toBe('BACKEND_UNAVAILABLE');
+    expect(codeOf(err)).toBe('BACKEND_UNAVAILABLE');
     const message = (err as Error).message;
     expect(message).toMatch(
       /server [12] of 2 is unreachable \(ECONNREFUSED\).*server [12] of 2 is unreachable/,
@@ -130,13 +131,13 @@ describe('ReplicaPool', () => {
     } = await setup(1);
     c!.spoil('garbage');
     const garbage = await alone.send(work).catch((e: unknown) => e);
-    expect(failureCode(garbage)).toBe('BACKEND_UNAVAILABLE');
+    expect(codeOf(garbage)).toBe('BACKEND_UNAVAILABLE');
     expect((garbage as Error).message).toContain(
       'server 1 of 1 answered with a body that is not JSON',
     );
     c!.spoil('cut');
     const cut = await alone.send(work).catch((e: unknown) => e);
-    expect(failureCode(cut)).toBe('BACKEND_UNAVAILABLE');
+    expect(codeOf(cut)).toBe('BACKEND_UNAVAILABLE');
     expect((cut as Error).message).toContain('server 1 of 1 is unreachable');
   });
 
@@ -148,7 +149,7 @@ describe('ReplicaPool', () => {
     a!.slow(5_000);
     const started = Date.now();
     const err = await pool.send(work).catch((e: unknown) => e);
-    expect(failureCode(err)).toBe('BACKEND_TIMEOUT');
+    expect(codeOf(err)).toBe('BACKEND_TIMEOUT');
     expect(Date.now() - started).toBeLessThan(1_500);
   });
 
@@ -167,7 +168,7 @@ describe('ReplicaPool', () => {
     // Open: refused here at once, without reaching the server.
     const before = a!.counts.inference;
     const err = await pool.send(work).catch((e: unknown) => e);
-    expect(failureCode(err)).toBe('BACKEND_UNAVAILABLE');
+    expect(codeOf(err)).toBe('BACKEND_UNAVAILABLE');
     expect((err as Error).message).toContain('circuit is open');
     expect(a!.counts.inference).toBe(before);
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failureCode } from '../../shared/errors/index.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { DynamicBatcher } from '../../workers/backends/dynamic-batcher.js';
 import type { InputTensor } from '../../workers/backends/inference-backend.js';
@@ -54,7 +55,7 @@ async function rejection(
   } catch (err) {
     const e = err as Error;
     return {
-      code: e.message.split(':')[0]!,
+      code: failureCode(e.message) ?? e.message,
       unrecoverable: e.name === 'UnrecoverableError',
       message: e.message,
     };
