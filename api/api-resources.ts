@@ -1,7 +1,6 @@
 import { QueueEvents, type Telemetry } from 'bullmq';
 import { configuredTenantIds } from '../shared/auth/configured-tenants.js';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
-import { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import { ResultCache } from '../shared/cache/result-cache.js';
 import type { Config } from '../shared/config/config.js';
 import { JobForwarder } from '../shared/jobs/job-forwarder.js';
@@ -10,12 +9,7 @@ import { JobReader } from '../shared/jobs/job-reader.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../shared/jobs/webhook-deliveries.js';
 import type { Logger } from '../shared/logging/logger.js';
-import {
-  type ApiMetrics,
-  createApiMetrics,
-  createMetricsRegistry,
-  createUsageMetrics,
-} from '../shared/metrics/index.js';
+import { createMetricsRegistry, createUsageMetrics } from '../shared/metrics/index.js';
 import { BACKEND_KINDS } from '../shared/models/model-spec.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { FairScheduler } from '../shared/queues/fair-scheduler.js';
@@ -27,7 +21,6 @@ import {
   type RedisClient,
   waitForRedis,
 } from '../shared/redis/redis.js';
-import { ModelRouter } from '../shared/routing/router.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
 import { createObjectStore, IMAGE_PREFIX, type ObjectStore } from '../shared/storage/index.js';
 import { UsageLedger } from '../shared/usage/usage-ledger.js';
@@ -42,8 +35,11 @@ import { CompletionWaiter } from './jobs/completion-waiter.js';
 import { IdempotencyKeys } from './jobs/idempotency-keys.js';
 import { JobEventStreams } from './jobs/job-event-stream.js';
 import { OrphanSweeper } from './jobs/orphan-sweeper.js';
+import { type ApiMetrics, createApiMetrics } from './metrics/api-metrics.js';
 import { QueueSet } from './queues/queue-set.js';
 import { QuotaCounters } from './quotas/quota-counters.js';
+import { BackendStatusCache } from './routing/backend-status-cache.js';
+import { ModelRouter } from './routing/router.js';
 
 /** How often this process's request counts are written to the shared stats. */
 const STATS_FLUSH_MS = 1000;

@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { BackendStatusCache } from '../shared/backends/backend-status-cache.js';
 import type { Config } from '../shared/config/config.js';
 import type { TrustProxy } from '../shared/config/http-options.js';
 import { errors } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logging/logger.js';
-import type { ApiMetrics } from '../shared/metrics/index.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
 import type { RedisClient } from '../shared/redis/redis.js';
-import type { ModelRouter } from '../shared/routing/router.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import type { ObjectStore } from '../shared/storage/index.js';
 import type { UsageLedger } from '../shared/usage/usage-ledger.js';
@@ -25,6 +22,7 @@ import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
 import type { InferenceService } from './inference/inference-service.js';
 import type { JobEventStreams } from './jobs/job-event-stream.js';
+import type { ApiMetrics } from './metrics/api-metrics.js';
 import { authPlugin } from './plugins/auth.js';
 import { corsPlugin } from './plugins/cors.js';
 import { loadSheddingPlugin } from './plugins/load-shedding.js';
@@ -48,6 +46,8 @@ import { predictRoutes } from './routes/predict.js';
 import { statsRoutes } from './routes/stats.js';
 import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import type { BackendStatusCache } from './routing/backend-status-cache.js';
+import type { ModelRouter } from './routing/router.js';
 
 /** Everything the HTTP layer uses, built by the caller (server.ts in production, tests otherwise). */
 export interface AppDeps {

@@ -1,7 +1,7 @@
-import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
 import { errors } from '../../shared/errors/index.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { INFERENCE_QUEUES } from '../../shared/queues/index.js';
+import type { BackendStatusCache } from '../routing/backend-status-cache.js';
 
 /**
  * One admitted submission, until it has been queued (or not). `track` settles it from the

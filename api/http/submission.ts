@@ -6,7 +6,6 @@ import type { Config } from '../../shared/config/config.js';
 import { errors } from '../../shared/errors/index.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
 import type { InferenceParams } from '../../shared/queues/index.js';
-import type { ModelRouter, Route } from '../../shared/routing/router.js';
 import { OneOf } from '../../shared/schema/one-of.js';
 import { imageKey } from '../../shared/storage/index.js';
 import type { TargetPolicy } from '../../shared/webhooks/target-policy.js';
@@ -24,6 +23,7 @@ import {
 import { inspectImage } from '../images/image-inspector.js';
 import { labelInference } from '../plugins/request-metrics.js';
 import type { KeyQuota } from '../quotas/key-quota.js';
+import type { ModelRouter, Route } from '../routing/router.js';
 import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
 import { ownerOf } from './owner.js';

@@ -16,7 +16,6 @@ import type {
   InferenceQueues,
   JobEntry,
 } from '../../shared/queues/inference-queues.js';
-import type { Route } from '../../shared/routing/router.js';
 import { imageKey } from '../../shared/storage/index.js';
 import type { CountedJob, UsageLedger } from '../../shared/usage/usage-ledger.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
@@ -27,6 +26,7 @@ import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';
 import type { KeyQuota } from '../quotas/key-quota.js';
 import type { PolicyStanding, QuotaCharge, QuotaCounters } from '../quotas/quota-counters.js';
 import { quotaHeaders, secondsUntil } from '../quotas/quota-headers.js';
+import type { Route } from '../routing/router.js';
 import type { ImageUploads } from './image-uploads.js';
 import type { ResultLookup } from './result-lookup.js';
 

@@ -9,7 +9,7 @@ import type { Config } from '../../shared/config/config.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { modelFingerprint } from '../../shared/models/model-fingerprint.js';
 import type { InferenceParams } from '../../shared/queues/index.js';
-import type { Route } from '../../shared/routing/router.js';
+import type { Route } from '../routing/router.js';
 
 export interface ResultLookupDeps {
   cache: ResultCache;

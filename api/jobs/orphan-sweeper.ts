@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
 import type { Config } from '../../shared/config/config.js';
 import { jobFailure } from '../../shared/errors/index.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
@@ -13,6 +12,7 @@ import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/ind
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient } from '../../shared/redis/redis.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
+import type { BackendStatusCache } from '../routing/backend-status-cache.js';
 
 type Taker = Worker<InferenceJobData, InferenceResult>;
 

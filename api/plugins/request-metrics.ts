@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { ApiMetrics } from '../../shared/metrics/index.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import type { StatsStore } from '../../shared/stats/stats-store.js';
 import { isOperationalPath } from '../http/operational-paths.js';
 import { ownerOf } from '../http/owner.js';
+import type { ApiMetrics } from '../metrics/api-metrics.js';
 
 /**
  * What an inference route learnt about its request, for the metrics and /stats: filled in as it is

@@ -1,5 +1,5 @@
-import { QUEUE_STATES, type QueueState } from '../../shared/metrics/index.js';
 import type { QueueName } from '../../shared/queues/index.js';
+import { QUEUE_STATES, type QueueState } from '../metrics/api-metrics.js';
 import type { QueueSet } from './queue-set.js';
 
 export type QueueCounts = Map<QueueName, Record<QueueState, number>>;

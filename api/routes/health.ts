@@ -2,9 +2,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backendServing, summarizeReplicas } from '../../shared/backends/backend-health.js';
 import type { BackendSnapshot } from '../../shared/backends/backend-status.js';
-import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
+import type { BackendStatusCache } from '../routing/backend-status-cache.js';
 
 export interface HealthRoutesOptions {
   registry: ModelRegistry;

@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { summarizeReplicas } from '../../shared/backends/backend-health.js';
-import type { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
-import type { ApiMetrics } from '../../shared/metrics/index.js';
 import { BACKEND_KINDS } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
 import { mediaResponse } from '../http/schemas.js';
+import type { ApiMetrics } from '../metrics/api-metrics.js';
 import { readQueueCounts } from '../queues/queue-counts.js';
 import type { QueueSet } from '../queues/queue-set.js';
+import type { BackendStatusCache } from '../routing/backend-status-cache.js';
 
 export interface MetricsRoutesOptions {
   metrics: ApiMetrics;

@@ -3,8 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { errors } from '../../shared/errors/index.js';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
-import type { ModelRouter } from '../../shared/routing/router.js';
 import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
+import type { ModelRouter } from '../routing/router.js';
 
 export interface ModelsRoutesOptions {
   registry: ModelRegistry;

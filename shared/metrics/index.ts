@@ -1,15 +1,5 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
-export {
-  type ApiMetrics,
-  type ApiMetricsOptions,
-  CIRCUIT_STATES,
-  createApiMetrics,
-  type HttpRequestSample,
-  type InferenceRequestSample,
-  QUEUE_STATES,
-  type QueueState,
-} from './api-metrics.js';
 export { type BackendLabel, modelLabeler, UNKNOWN } from './labels.js';
 export {
   createUsageMetrics,

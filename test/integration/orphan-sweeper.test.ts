@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OrphanSweeper } from '../../api/jobs/orphan-sweeper.js';
-import { BackendStatusCache } from '../../shared/backends/backend-status-cache.js';
+import { BackendStatusCache } from '../../api/routing/backend-status-cache.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';

@@ -6,8 +6,8 @@
 import { parser } from '@prometheus-io/lezer-promql';
 import { Registry } from 'prom-client';
 import { expect } from 'vitest';
+import { createApiMetrics } from '../../api/metrics/api-metrics.js';
 import {
-  createApiMetrics,
   createMetricsRegistry,
   createWebhookMetrics,
   createWorkerMetrics,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { BackendSelector, type Candidate } from '../../api/routing/backend-selector.js';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
-import { BackendSelector, type Candidate } from '../../shared/routing/backend-selector.js';
 
 const input = { width: 8, height: 8 };
 const registry = ModelRegistry.fromDocument({

@@ -9,12 +9,9 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { createApiMetrics, QUEUE_STATES } from '../../api/metrics/api-metrics.js';
 import { EnvSchema } from '../../shared/config/env-schema.js';
-import {
-  createApiMetrics,
-  createMetricsRegistry,
-  QUEUE_STATES,
-} from '../../shared/metrics/index.js';
+import { createMetricsRegistry } from '../../shared/metrics/index.js';
 import { QueueName } from '../../shared/queues/index.js';
 
 /**

@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { createApiMetrics } from '../../api/metrics/api-metrics.js';
 import {
-  createApiMetrics,
   createMetricsRegistry,
   createUsageMetrics,
   createWebhookMetrics,

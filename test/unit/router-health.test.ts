@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { type BackendStatusSource, ModelRouter } from '../../api/routing/router.js';
 import type { ReplicaHealth } from '../../shared/backends/backend-health.js';
 import type {
   BackendSnapshot,
@@ -7,7 +8,6 @@ import type {
 } from '../../shared/backends/backend-status.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
-import { type BackendStatusSource, ModelRouter } from '../../shared/routing/router.js';
 
 const input = { width: 8, height: 8 };
 const registry = ModelRegistry.fromDocument({

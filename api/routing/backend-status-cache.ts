@@ -1,6 +1,6 @@
-import type { Logger } from '../logging/logger.js';
-import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
-import type { BackendSnapshot, BackendStatusStore } from './backend-status.js';
+import type { BackendSnapshot, BackendStatusStore } from '../../shared/backends/backend-status.js';
+import type { Logger } from '../../shared/logging/logger.js';
+import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
 
 /** Counts the jobs waiting (not started yet) and running in a backend's queue. */
 export type QueueDepthReader = (

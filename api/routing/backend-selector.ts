@@ -1,4 +1,4 @@
-import type { BackendKind, ModelDefinition } from '../models/model-spec.js';
+import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 
 /** A backend that can serve the request now, in the order the model lists its backends. */
 export interface Candidate {

@@ -1,9 +1,8 @@
 import type { JobState } from 'bullmq';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { CircuitState } from '../backends/backend-health.js';
-import type { ResultCacheOutcome } from '../cache/result-cache.js';
-import type { ErrorCode } from '../errors/index.js';
-import type { BackendKind } from '../models/model-spec.js';
+import type { CircuitState } from '../../shared/backends/backend-health.js';
+import type { ResultCacheOutcome } from '../../shared/cache/result-cache.js';
+import type { ErrorCode } from '../../shared/errors/index.js';
 import {
   type BackendLabel,
   backendLabel,
@@ -11,7 +10,8 @@ import {
   modelLabeler,
   statusLabel,
   UNKNOWN,
-} from './labels.js';
+} from '../../shared/metrics/labels.js';
+import type { BackendKind } from '../../shared/models/model-spec.js';
 
 /** The job states a queue is counted in (BullMQ's names; a paused queue's jobs stay waiting). */
 export const QUEUE_STATES = [

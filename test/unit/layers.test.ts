@@ -1,0 +1,54 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+/** Every TypeScript file under `dir`, relative to the project root. */
+function sources(dir: string): string[] {
+  return readdirSync(path.join(root, dir), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => path.join(dir, file));
+}
+
+/** The top-level folder each relative import of `file` lands in. */
+function importedLayers(file: string): { spec: string; layer: string }[] {
+  const text = readFileSync(path.join(root, file), 'utf8');
+  const specs = [...text.matchAll(/(?:from\s+|import\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)].map(
+    (m) => m[1]!,
+  );
+  return specs.map((spec) => ({
+    spec,
+    layer: path.relative(root, path.resolve(root, path.dirname(file), spec)).split(path.sep)[0]!,
+  }));
+}
+
+/** The project's folders of code; a file at the root (package.json) is no layer. */
+const FOLDERS = ['api', 'workers', 'shared', 'client', 'bench', 'scripts', 'test'];
+
+/** Which layers each layer may import besides itself: the two sides meet only in shared/. */
+const ALLOWED: Record<string, string[]> = {
+  api: ['shared'],
+  workers: ['shared'],
+  shared: [],
+};
+
+describe('layers', () => {
+  it.each(Object.keys(ALLOWED))('%s/ imports no other layer but the ones allowed', (layer) => {
+    const crossings = sources(layer).flatMap((file) =>
+      importedLayers(file)
+        .filter(
+          ({ layer: to }) => FOLDERS.includes(to) && to !== layer && !ALLOWED[layer]!.includes(to),
+        )
+        .map(({ spec }) => `${file} -> ${spec}`),
+    );
+    expect(crossings).toEqual([]);
+  });
+
+  it('sees the imports it checks', () => {
+    // A guard against a pattern that matches nothing: the API does import shared/.
+    expect(sources('api').some((f) => importedLayers(f).some((i) => i.layer === 'shared'))).toBe(
+      true,
+    );
+  });
+});
