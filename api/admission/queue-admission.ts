@@ -1,6 +1,6 @@
-import { errors } from '../../shared/errors/index.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { INFERENCE_QUEUES } from '../../shared/queues/index.js';
+import { errors } from '../http/errors.js';
 import type { BackendStatusCache } from '../routing/backend-status-cache.js';
 
 /**

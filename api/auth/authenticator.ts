@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { errors } from '../../shared/errors/index.js';
+import { errors } from '../http/errors.js';
 import type { KeyQuota } from '../quotas/key-quota.js';
 import type { ApiKeyRing, KeyRateLimit } from './api-key-ring.js';
 import { presentedKey, presentedToken, presentsCredentials } from './credentials.js';

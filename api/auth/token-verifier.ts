@@ -7,7 +7,8 @@ import {
   jwtVerify,
 } from 'jose';
 import type { JwtConfig } from '../../shared/config/jwt-options.js';
-import { type ErrorCode, errors, withCause } from '../../shared/errors/index.js';
+import { type ErrorCode, withCause } from '../../shared/errors/index.js';
+import { errors } from '../http/errors.js';
 import { isTenantId } from './tenant-id.js';
 
 /** A refusal, as the catalogue error to answer with. */

@@ -3,7 +3,6 @@ import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
-import { errors } from '../../shared/errors/index.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
 import type { InferenceParams } from '../../shared/queues/index.js';
 import { OneOf } from '../../shared/schema/one-of.js';
@@ -26,6 +25,7 @@ import type { KeyQuota } from '../quotas/key-quota.js';
 import type { ModelRouter, Route } from '../routing/router.js';
 import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
+import { errors } from './errors.js';
 import { ownerOf } from './owner.js';
 
 /** The priority scale of async jobs: 1 runs first, 10 last. Sync jobs go before all of them. */

@@ -1,6 +1,6 @@
 import { imageSize } from 'image-size';
 import sharp from 'sharp';
-import { errors } from '../../shared/errors/index.js';
+import { errors } from '../http/errors.js';
 
 /** Formats accepted by content. SVG and other formats that can reference files or URLs are not. */
 const ACCEPTED_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);

@@ -1,5 +1,6 @@
-import { errors, withCause } from '../../shared/errors/index.js';
+import { withCause } from '../../shared/errors/index.js';
 import { imageKey, type ObjectStore, StorageUnavailableError } from '../../shared/storage/index.js';
+import { errors } from '../http/errors.js';
 
 export interface ImageUploadsOptions {
   /**

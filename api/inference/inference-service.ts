@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CachedResult, ResultCacheTerms } from '../../shared/cache/result-cache.js';
-import { errors, withCause } from '../../shared/errors/index.js';
+import { withCause } from '../../shared/errors/index.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
 import type { JobRecord, JobRecords, NewJobRecord } from '../../shared/jobs/job-records.js';
@@ -20,6 +20,7 @@ import { imageKey } from '../../shared/storage/index.js';
 import type { CountedJob, UsageLedger } from '../../shared/usage/usage-ledger.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import type { WebhookSubscription } from '../../shared/webhooks/webhook-subscription.js';
+import { errors } from '../http/errors.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { type FollowedJob, followJob } from '../jobs/follow-job.js';
 import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';

@@ -6,9 +6,10 @@ import type {
   RouteOptions,
 } from 'fastify';
 import fp from 'fastify-plugin';
-import { CATALOGUE, errors } from '../../shared/errors/index.js';
+import { CATALOGUE } from '../../shared/errors/index.js';
 import type { Authenticator, AuthMode, Principal } from '../auth/authenticator.js';
 import type { CredentialRefusal } from '../auth/token-verifier.js';
+import { errors } from '../http/errors.js';
 import { sendError } from './problem-details.js';
 
 declare module 'fastify' {

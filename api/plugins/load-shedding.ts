@@ -2,7 +2,7 @@ import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../shared/config/config.js';
-import { errors } from '../../shared/errors/index.js';
+import { errors } from '../http/errors.js';
 import { isOperationalPath } from '../http/operational-paths.js';
 
 const DESCRIBE: Record<string, (value: number) => string> = {

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { CATALOGUE, type ErrorCode, errors, isErrorCode } from '../../shared/errors/index.js';
+import { CATALOGUE, type ErrorCode, isErrorCode } from '../../shared/errors/index.js';
+import { errors } from '../http/errors.js';
 
 export interface ProblemDetails {
   type: string;

@@ -2,8 +2,8 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../shared/config/config.js';
-import { errors } from '../../shared/errors/index.js';
 import type { RedisClient } from '../../shared/redis/redis.js';
+import { errors } from '../http/errors.js';
 import { isOperationalPath } from '../http/operational-paths.js';
 import { counterName, rateLimitClientOf } from '../rate-limit/rate-limit-clients.js';
 

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errors, withCause } from '../../shared/errors/index.js';
+import { withCause } from '../../shared/errors/index.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { errors } from '../http/errors.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { authScope } from '../plugins/auth.js';
 import type { QuotaCounters } from '../quotas/quota-counters.js';

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errors } from '../../shared/errors/index.js';
 import { JobResourceSchema } from '../../shared/jobs/job-resource.js';
+import { errors } from '../http/errors.js';
 import { ownerOf } from '../http/owner.js';
 import { mediaResponse, ProblemResponses } from '../http/schemas.js';
 import {

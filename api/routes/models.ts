@@ -1,8 +1,8 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errors } from '../../shared/errors/index.js';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
+import { errors } from '../http/errors.js';
 import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
 import type { ModelRouter } from '../routing/router.js';
 

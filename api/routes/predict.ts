@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
-import { CATALOGUE, errors, isErrorCode } from '../../shared/errors/index.js';
+import { CATALOGUE, isErrorCode } from '../../shared/errors/index.js';
 import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
+import { errors } from '../http/errors.js';
 import { parsePrefer, planWait, type WaitPlan } from '../http/prefer.js';
 import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
 import { serverTiming } from '../http/server-timing.js';

@@ -1,9 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { errors, withCause } from '../../shared/errors/index.js';
+import { withCause } from '../../shared/errors/index.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import type { StatsScope, StatsStore } from '../../shared/stats/stats-store.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { errors } from '../http/errors.js';
 import { ownerOf } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { type QueueCounts, readQueueCounts } from '../queues/queue-counts.js';

@@ -1,11 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { errors, withCause } from '../../shared/errors/index.js';
+import { withCause } from '../../shared/errors/index.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import type { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { daysBetween, parseUtcDay, utcDay, utcMonth } from '../../shared/usage/usage-periods.js';
 import type { ApiKeyRing } from '../auth/api-key-ring.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { errors } from '../http/errors.js';
 import { ownerOf } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import type { QuotaCounters } from '../quotas/quota-counters.js';

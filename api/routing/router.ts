@@ -1,9 +1,9 @@
 import { backendServing } from '../../shared/backends/backend-health.js';
 import type { BackendSnapshot } from '../../shared/backends/backend-status.js';
 import { byVersionDesc } from '../../shared/backends/backend-status.js';
-import { errors } from '../../shared/errors/index.js';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
+import { errors } from '../http/errors.js';
 import { BackendSelector, type Candidate } from './backend-selector.js';
 
 export interface Route {

@@ -313,3 +313,8 @@ export type ErrorCode = keyof typeof CATALOGUE;
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(CATALOGUE, code);
 }
+
+/** One argument per `%s`/`%d` placeholder of a message template, so arity is checked. */
+export type TemplateArgs<M extends string> = M extends `${string}%${'s' | 'd'}${infer Rest}`
+  ? [string | number | undefined, ...TemplateArgs<Rest>]
+  : [];

@@ -1,5 +1,11 @@
-export { CATALOGUE, type ErrorCode, type ErrorSpec, isErrorCode } from './catalogue.js';
-export { causeOf, errors, withCause } from './errors.js';
+export {
+  CATALOGUE,
+  type ErrorCode,
+  type ErrorSpec,
+  isErrorCode,
+  type TemplateArgs,
+} from './catalogue.js';
+export { causeOf, withCause } from './cause.js';
 export {
   failureCode,
   type JobError,

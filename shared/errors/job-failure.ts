@@ -1,7 +1,6 @@
 import { format } from 'node:util';
 import { UnrecoverableError } from 'bullmq';
-import { CATALOGUE, type ErrorCode, isErrorCode } from './catalogue.js';
-import type { TemplateArgs } from './errors.js';
+import { CATALOGUE, type ErrorCode, isErrorCode, type TemplateArgs } from './catalogue.js';
 
 /** A catalogue error as data, as a client reads it in a job (its error, route, deliveries). */
 export interface JobError {
