@@ -122,7 +122,6 @@ export async function createApiResources(
     config.jobs.retentionSeconds,
     config.jobs.retentionCount,
   );
-  const queueSet = QueueSet.open(queues, redis, config.redis.prefix);
   const modelNames = registry.list().map((m) => m.name);
   // One registry per API process (per app in tests): nothing is counted in a module-level default.
   const metrics = createApiMetrics(createMetricsRegistry(), {
@@ -141,6 +140,7 @@ export async function createApiResources(
   });
   await stats.init();
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
+  const queueSet = new QueueSet(queues, webhooks);
   const eventsByQueue = new Map<QueueName, QueueEvents>();
   // QueueEvents reads on a duplicate of the client it is given and leaves the original open: the
   // originals are closed at shutdown.
@@ -267,7 +267,6 @@ export async function createApiResources(
           for (const connection of eventConnections) connection.disconnect();
         },
       ],
-      ['queue set', () => queueSet.close()],
       ['queues', () => queues.close()],
       ['webhook queue', () => webhooks.close()],
       ['store', () => store.close()],

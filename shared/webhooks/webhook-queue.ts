@@ -29,7 +29,8 @@ export const WEBHOOK_BACKOFF = 'webhook';
  * does not notify twice.
  */
 export class WebhookQueue {
-  private readonly queue: Queue<WebhookJobData, void, JobName.DeliverWebhook>;
+  /** The BullMQ queue itself, for views over every queue (depth metrics, the dashboard). */
+  readonly queue: Queue<WebhookJobData, void, JobName.DeliverWebhook>;
 
   constructor(redis: RedisClient, prefix: string, config: Pick<Config, 'jobs' | 'webhooks'>) {
     const retention = { age: config.jobs.retentionSeconds, count: config.jobs.retentionCount };
