@@ -11,7 +11,7 @@
  *
  *   npm run bench:profile -- --concurrency 64 --seconds 10 --images text-line [--top 25]
  */
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -25,6 +25,25 @@ import { IMAGE_NAMES, loadBenchImage, UniqueJpegs } from './images.js';
 import { closedLoop } from './load-generator.js';
 import { runBenchmark } from './own-process.js';
 import type { Teardown } from './teardown.js';
+
+/** CPU ms (utime + stime) of each thread of `pid`, by thread name (`node`, `libuv-worker`, ...). */
+function threadCpuMs(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime in clock ticks (100 per second on Linux).
+      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+      const key = tid === String(pid) ? 'main thread' : name;
+      byName.set(key, (byName.get(key) ?? 0) + ms);
+    } catch {
+      // The thread ended in between.
+    }
+  }
+  return byName;
+}
 
 /** `INFO commandstats` as calls per command. */
 async function commandCalls(redis: Redis): Promise<Map<string, number>> {
@@ -44,6 +63,10 @@ async function main(teardown: Teardown): Promise<void> {
       images: { type: 'string', default: 'text-line' },
       out: { type: 'string', default: 'bench/results/profiles' },
       top: { type: 'string', default: '25' },
+      /** More Node flags for both processes (e.g. a preload that samples the heap on SIGUSR2). */
+      'node-arg': { type: 'string', multiple: true, default: [] },
+      /** Send SIGUSR2 to both processes as the measured window begins. */
+      'signal-window': { type: 'boolean', default: false },
     },
   });
   const concurrency = integer('concurrency', values.concurrency);
@@ -58,7 +81,7 @@ async function main(teardown: Teardown): Promise<void> {
   teardown.add('stats Redis connection', () => void stats.disconnect());
   const stack = await startGatewayStack(
     { config, logDir: join(out, 'logs'), teardown },
-    { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`] },
+    { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`, ...values['node-arg']] },
   );
   const contender = gatewaySync(stack);
   const image = await loadBenchImage(imageName!);
@@ -72,6 +95,8 @@ async function main(teardown: Teardown): Promise<void> {
   let after = new Map<string, number>();
   let requestsBefore = 0;
   const window = { from: 0, to: 0 };
+  let threadsBefore: Map<string, number>[] = [];
+  let threadsAfter: Map<string, number>[] = [];
   const result = await closedLoop({
     concurrency,
     warmupMs: 2000,
@@ -82,9 +107,15 @@ async function main(teardown: Teardown): Promise<void> {
         before = await commandCalls(stats);
         requestsBefore = sent;
         window.from = monotonicMicros();
+        threadsBefore = [threadCpuMs(stack.api.pid), threadCpuMs(stack.worker.pid)];
+        if (values['signal-window']) {
+          process.kill(stack.api.pid, 'SIGUSR2');
+          process.kill(stack.worker.pid, 'SIGUSR2');
+        }
       },
       end: async () => {
         window.to = monotonicMicros();
+        threadsAfter = [threadCpuMs(stack.api.pid), threadCpuMs(stack.worker.pid)];
         after = await commandCalls(stats);
       },
     },
@@ -105,6 +136,17 @@ async function main(teardown: Teardown): Promise<void> {
   );
   for (const [name, perRequest] of rows)
     console.log(`  ${name.padEnd(24)} ${perRequest.toFixed(2)}`);
+
+  (['API', 'worker'] as const).forEach((role, i) => {
+    const rows = [...threadsAfter[i]!]
+      .map(([name, ms]) => [name, (ms - (threadsBefore[i]!.get(name) ?? 0)) / n] as const)
+      .filter(([, perRequest]) => perRequest > 0.005)
+      .sort((a, b) => b[1] - a[1]);
+    const total = rows.reduce((sum, [, perRequest]) => sum + perRequest, 0);
+    console.log(`${role} CPU per request by thread: ${total.toFixed(2)} ms`);
+    for (const [name, perRequest] of rows)
+      console.log(`  ${name.padEnd(24)} ${perRequest.toFixed(3)}`);
+  });
 
   await Promise.all([stack.api.stop(), stack.worker.stop()]);
   const profiles = readdirSync(out).filter((file) => file.endsWith('.cpuprofile'));
