@@ -16,7 +16,7 @@ import { loadConfig } from '../shared/config/config.js';
 import { integer, levels, names, positive } from './bench-options.js';
 import type { ClosedLoopContender } from './contenders/contender.js';
 import { gatewaySync } from './contenders/gateway-sync.contender.js';
-import { startGatewayStack } from './gateway-stack.js';
+import { type GatewayStack, startGatewayStack } from './gateway-stack.js';
 import { IMAGE_NAMES, loadBenchImage, UniqueJpegs } from './images.js';
 import { writeJsonReport } from './outputs.js';
 import { runBenchmark } from './own-process.js';
@@ -50,6 +50,8 @@ async function main(teardown: Teardown): Promise<void> {
       images: { type: 'string', default: 'text-line' },
       concurrency: { type: 'string', default: '1,64' },
       out: { type: 'string', default: 'bench/results' },
+      /** Which gateway starts first (long-lived processes keep where the scheduler put them). */
+      first: { type: 'string', default: 'base' },
     },
   });
   if (!values.base)
@@ -64,11 +66,15 @@ async function main(teardown: Teardown): Promise<void> {
   const stats = new Redis(config.redis.url);
   teardown.add('stats Redis connection', () => void stats.disconnect());
   const ctx = { config, logDir: join(values.out, 'logs'), teardown };
-  console.log(`starting base (${base}) and head gateways`);
-  const stacks = {
-    base: await startGatewayStack(ctx, { name: 'base', root: base }),
-    head: await startGatewayStack(ctx, { name: 'head' }),
-  };
+  console.log(`starting base (${base}) and head gateways, ${values.first} first`);
+  const [first] = names('first', values.first, ['base', 'head'] as const);
+  const stacks = {} as Record<Side, GatewayStack>;
+  for (const side of first === 'head' ? (['head', 'base'] as const) : (['base', 'head'] as const)) {
+    stacks[side] = await startGatewayStack(
+      ctx,
+      side === 'base' ? { name: 'base', root: base } : { name: 'head' },
+    );
+  }
   const contenders: Record<Side, ClosedLoopContender<Side>> = {
     base: { ...gatewaySync(stacks.base), name: 'base' },
     head: { ...gatewaySync(stacks.head), name: 'head' },
