@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from '../shared/config/config.js';
-import { createLogger } from '../shared/logging/logger.js';
+import { bufferedStdout, createLogger } from '../shared/logging/logger.js';
 import { RegistryError } from '../shared/models/registry.js';
 import { startTracing } from '../shared/tracing/tracing.js';
 import { ApiKeyConfigError } from './auth/api-key-ring.js';
@@ -19,7 +19,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger('api', config.logLevel);
+  // The API writes a line per request (the access log): buffered, not one write each.
+  const logger = createLogger('api', config.logLevel, bufferedStdout());
   const tracing = await startTracing(config.tracing.otlpEndpoint, 'ai-gateway-api');
   let server: ApiServer;
   try {

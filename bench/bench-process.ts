@@ -21,11 +21,13 @@ export class BenchProcess {
     readonly logPath: string,
     args: string[],
     env: NodeJS.ProcessEnv,
+    nodeArgs: string[],
+    cwd: string,
   ) {
     const log = openSync(logPath, 'w');
     try {
-      this.child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-        cwd: root,
+      this.child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], {
+        cwd,
         env: { ...process.env, ...env },
         stdio: ['ignore', log, log],
       });
@@ -42,10 +44,19 @@ export class BenchProcess {
   static start(
     name: string,
     args: string[],
-    options: { logDir: string; env?: NodeJS.ProcessEnv },
+    options: {
+      logDir: string;
+      env?: NodeJS.ProcessEnv;
+      /** Node's own flags (`--cpu-prof`), which NODE_OPTIONS does not take. */
+      nodeArgs?: string[];
+      /** The source tree the script runs from (another checkout, to compare). @defaultValue this one */
+      cwd?: string;
+    },
   ): BenchProcess {
     mkdirSync(options.logDir, { recursive: true });
-    return new BenchProcess(name, join(options.logDir, `${name}.log`), args, options.env ?? {});
+    const log = join(options.logDir, `${name}.log`);
+    const { env = {}, nodeArgs = [], cwd = root } = options;
+    return new BenchProcess(name, log, args, env, nodeArgs, cwd);
   }
 
   get pid(): number {

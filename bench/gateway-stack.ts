@@ -25,6 +25,10 @@ export interface GatewayStackOptions {
   env?: Record<string, string>;
   /** The model to wait for before the stack counts as started. @defaultValue BENCH_MODEL */
   model?: string;
+  /** Node flags of both processes (`--cpu-prof`). */
+  nodeArgs?: string[];
+  /** The source tree both processes run from (another checkout, to compare). @defaultValue this one */
+  root?: string;
 }
 
 /** The gateway as `npm start` runs it: one API process and one ONNX worker process. */
@@ -86,12 +90,17 @@ export async function startGatewayStack(
     WORKER_METRICS_PORT: '0',
     ...stack.env,
   };
-  const api = BenchProcess.start(`${name}-api`, ['api/main.ts'], { logDir, env });
+  const api = BenchProcess.start(`${name}-api`, ['api/main.ts'], {
+    logDir,
+    env,
+    nodeArgs: stack.nodeArgs,
+    cwd: stack.root,
+  });
   teardown.add(`${name} API process`, () => api.stop());
   const worker = BenchProcess.start(
     `${name}-worker-${backend}`,
     ['workers/main.ts', '--backend', backend],
-    { logDir, env },
+    { logDir, env, nodeArgs: stack.nodeArgs, cwd: stack.root },
   );
   teardown.add(`${name} worker process`, () => worker.stop());
 

@@ -64,13 +64,14 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
     inlineImage: Buffer | undefined,
   ): Promise<InferenceResult> {
     const { data } = job;
-    const log = deps.logger.child({
+    // The job's fields go into its one line as it ends: no child logger per job on the hot path.
+    const fields = {
       jobId: job.id,
       requestId: data.requestId,
       model: data.model,
       attempt: job.attemptsMade + 1,
-    });
-    log.debug('job started');
+    };
+    if (deps.logger.isLevelEnabled('debug')) deps.logger.debug(fields, 'job started');
     const clock = stopwatch();
     const image = inlineImage ?? (await fetchImage(deps.store, data.imageKey));
     const fetchMs = clock.lap();
@@ -112,7 +113,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
       postprocess_ms: clock.lap(),
       batch_size: batchSize,
     };
-    log.info({ version, timings }, 'job done');
+    deps.logger.info({ ...fields, version, timings }, 'job done');
     return {
       version,
       backend: deps.backend.kind,

@@ -10,7 +10,7 @@ export interface JobRunnerDeps {
   lifecycle: JobLifecycle;
   webhooks: WebhookQueue;
   logger: Logger;
-  /** Remembers succeeded results for the result cache; absent: nothing is remembered. */
+  /** The result-cache entry of a succeeded job; absent: nothing is remembered. */
   remember?: ResultCacheWriter;
 }
 
@@ -41,9 +41,10 @@ export interface JobRunner {
  *    preparing its input took a while ({@link checkNotCanceled});
  * 4. before the result (or a final failure) goes back to BullMQ, the outcome is settled on the job
  *    record; if a cancel was requested first the job ends JOB_CANCELED instead, without a result;
- * 5. a settled success is remembered in the result cache (when the job asks for it), before its
- *    completion can reach anyone: a client that repeats the request after its answer finds it;
- * 6. the `completed` webhook is queued for every final outcome.
+ *    a success is remembered in the result cache (when the job asks for it) in the same step, so
+ *    before its completion can reach anyone: a client that repeats the request after its answer
+ *    finds it;
+ * 5. the `completed` webhook is queued for every final outcome.
  *
  * A failure that will be retried settles nothing, but a cancel request stops the retries. A job
  * moved to another backend (fallback) settles nothing here either: it is finished there.
@@ -104,12 +105,14 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
       if (final) await completed(job);
       throw err;
     }
-    const settled = await lifecycle.settle(job.id!, {
-      outcome: 'succeeded',
-      inferenceMs: result.timings.inference_ms,
-    });
+    const remember = deps.remember?.(job, result);
+    const settled = await lifecycle.settle(
+      job.id!,
+      { outcome: 'succeeded', inferenceMs: result.timings.inference_ms },
+      Date.now(),
+      { webhooks: data.webhook !== undefined, ...(remember ? { remember } : {}) },
+    );
     if (settled === 'canceled') throw await canceled(job);
-    await deps.remember?.(job, result);
     await completed(job);
     return result;
   };

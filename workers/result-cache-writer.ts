@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { ResultCache } from '../shared/cache/result-cache.js';
+import type { CacheEntry, ResultCache } from '../shared/cache/result-cache.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { modelFingerprint } from '../shared/models/model-fingerprint.js';
@@ -15,58 +15,53 @@ export interface ResultCacheWriterDeps {
   logger: Logger;
 }
 
-/** Remembers a succeeded job's result, when its job asks for it; never throws. */
+/**
+ * The result-cache entry a succeeded job leaves, when its job asks for one: written by the settle
+ * step (JobLifecycle.settle), in the same round trip.
+ */
 export type ResultCacheWriter = (
   job: Pick<Job<InferenceJobData>, 'id' | 'data'>,
   result: InferenceResult,
-) => Promise<void>;
+) => CacheEntry | undefined;
 
 /**
- * The one place a result enters the cache: the worker that produced it, once the job is settled
+ * The one place a result enters the cache: the worker that produced it, as it settles the job
  * succeeded, for sync and async jobs alike. The entry is filed under the version that actually
  * served the job (so a worker that already has a newer version than the API knew of files it under
  * that one), and only when this worker's registry definition of the model is the one the API keyed
  * the request by: a worker still on an older registry file does not file its answers as current.
- * A failed write costs only a later hit, so it is logged, not thrown: the job has succeeded.
  */
 export function createResultCacheWriter(deps: ResultCacheWriterDeps): ResultCacheWriter {
-  return async (job, result) => {
+  return (job, result) => {
     const { data } = job;
     const terms = data.resultCache;
-    if (!terms) return;
+    if (!terms) return undefined;
     const model = deps.registry.get(data.model);
     if (!model || modelFingerprint(model) !== terms.definition) {
       deps.logger.debug(
         { jobId: job.id, model: data.model },
         'result not cached: this worker has another registry definition of the model',
       );
-      return;
+      return undefined;
     }
-    try {
-      await deps.cache.put(
-        {
-          scope: terms.scope,
-          model: data.model,
-          definition: terms.definition,
-          backend: deps.backend,
-          version: result.version,
-          image: data.imageKey,
-          params: data.params,
-        },
-        {
-          version: result.version,
-          backend: result.backend,
-          result: result.result,
-          jobId: job.id!,
-          computedAt: result.finishedAt,
-        },
-        terms.ttlSeconds,
-      );
-    } catch (err) {
-      deps.logger.warn(
-        { jobId: job.id, requestId: data.requestId, err: (err as Error).message },
-        'result not cached',
-      );
-    }
+    return deps.cache.entry(
+      {
+        scope: terms.scope,
+        model: data.model,
+        definition: terms.definition,
+        backend: deps.backend,
+        version: result.version,
+        image: data.imageKey,
+        params: data.params,
+      },
+      {
+        version: result.version,
+        backend: result.backend,
+        result: result.result,
+        jobId: job.id!,
+        computedAt: result.finishedAt,
+      },
+      terms.ttlSeconds,
+    );
   };
 }

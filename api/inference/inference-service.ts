@@ -239,16 +239,14 @@ export class InferenceService {
       : await this.deps.images.save(request.image, request.contentType, hash);
 
     const { backend } = request.route;
+    // Called off when the job cannot be added, or when the caller's signal aborts (a listener
+    // rather than AbortSignal.any, which costs more per request).
     const abandon = new AbortController();
+    if (wait.signal?.aborted) abandon.abort();
+    else wait.signal?.addEventListener('abort', () => abandon.abort(), { once: true });
     const followed =
       wait.timeoutMs > 0
-        ? followJob(
-            this.deps,
-            jobId,
-            backend,
-            wait.timeoutMs,
-            wait.signal ? AbortSignal.any([wait.signal, abandon.signal]) : abandon.signal,
-          )
+        ? followJob(this.deps, jobId, backend, wait.timeoutMs, abandon.signal)
         : Promise.resolve(undefined);
     // Sync jobs carry no priority: BullMQ runs those before every prioritised (async) job.
     const priority = request.mode === 'async' ? request.priority : undefined;

@@ -43,22 +43,28 @@ export async function followJob(
     const left = deadline - Date.now();
     if (left <= 0 || signal?.aborted) return undefined;
     const queue = INFERENCE_QUEUES[current];
-    const done = new AbortController();
-    const waiting = deps.waiter.wait(
-      queue,
-      jobId,
-      left,
-      signal ? AbortSignal.any([signal, done.signal]) : done.signal,
-    );
     let finished: Finished | undefined;
-    // In the queue it moved to (or for a job that existed already), the job may have finished
-    // before this waiter existed: registered first, checked second, so that cannot slip through.
-    if (moved && (await finishedIn(deps, queue, jobId))) {
-      done.abort();
-      await waiting;
-      finished = { via: 'state' };
+    if (moved) {
+      // In the queue it moved to (or for a job that existed already), the job may have finished
+      // before this waiter existed: registered first, checked second, so that cannot slip through.
+      const done = new AbortController();
+      const waiting = deps.waiter.wait(
+        queue,
+        jobId,
+        left,
+        signal ? AbortSignal.any([signal, done.signal]) : done.signal,
+      );
+      if (await finishedIn(deps, queue, jobId)) {
+        done.abort();
+        await waiting;
+        finished = { via: 'state' };
+      } else {
+        finished = await waiting;
+      }
     } else {
-      finished = await waiting;
+      // A new job (the common case, once per sync request): no check to call off, so the
+      // caller's signal is passed as it is (AbortSignal.any costs a few allocations and GC work).
+      finished = await deps.waiter.wait(queue, jobId, left, signal);
     }
     if (!finished) return undefined;
     if (finished.via === 'completed') {

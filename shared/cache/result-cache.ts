@@ -55,6 +55,13 @@ export function scopeOf(scope: ResultCacheScope, owner: string): string {
   return scope === 'global' ? 'global' : `owner:${owner}`;
 }
 
+/** One entry as Redis holds it. */
+export interface CacheEntry {
+  key: string;
+  value: string;
+  ttlSeconds: number;
+}
+
 /**
  * Finished results in Redis, one string per address, `<prefix>:result:<model>:<sha256>`, expiring
  * after the TTL the job was given. The digest covers the whole address, so the owner's id is not
@@ -92,7 +99,16 @@ export class ResultCache {
   }
 
   async put(address: ResultAddress, entry: CachedResult, ttlSeconds: number): Promise<void> {
+    const { key, value } = this.entry(address, entry, ttlSeconds);
     if (ttlSeconds <= 0) return;
-    await this.redis.set(this.key(address), JSON.stringify(entry), 'EX', ttlSeconds);
+    await this.redis.set(key, value, 'EX', ttlSeconds);
+  }
+
+  /**
+   * What {@link put} writes, for a caller that writes it in a step of its own (the worker's settle
+   * script): the key, the value and its TTL (0 or less: not to be written).
+   */
+  entry(address: ResultAddress, entry: CachedResult, ttlSeconds: number): CacheEntry {
+    return { key: this.key(address), value: JSON.stringify(entry), ttlSeconds };
   }
 }

@@ -77,24 +77,45 @@ return {'started', f[4]}
 `);
 
 // The retention runs from the end of a job, not its creation: a record (and its webhook
-// deliveries, KEYS[2]) is kept that long after it settles, however long the job waited or ran.
+// deliveries, KEYS[2], which exist only for a job with a webhook: ARGV[9] '1') is kept that long
+// after it settles, however long the job waited or ran.
 // ARGV: 1 the outcome, 2 now, 3 the retention, 4 '1' to give the quota charge back, 5..7 the usage
-// ledger's prefix, day and retention, 8 the model's time. The step that lands the terminal state
+// ledger's prefix, day and retention, 8 the model's time, 9 '1' for a job with a webhook, 10..11
+// the result-cache entry (KEYS[3], optional) and its TTL. The step that lands the terminal state
 // (settled, or canceled) the first time counts the job's usage: a retry, a stall run again or a
-// fallback lands nothing new, so nothing is counted twice.
+// fallback lands nothing new, so nothing is counted twice. The cache entry of a success is written
+// in the same step unless the job ends canceled, so commitment and cache cost one round trip.
 const SETTLE = new RedisScript(`${COUNT_USAGE_LUA}
+local function remember()
+  if KEYS[3] then redis.call('SET', KEYS[3], ARGV[10], 'EX', ARGV[11]) end
+end
 local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend')
-if not f[3] then return {'settled'} end
+if not f[3] then
+  remember()
+  return {'settled'}
+end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+if ARGV[9] == '1' then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 if f[1] then
   if redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2]) == 0 then return {'canceled'} end
   return {'canceled', count_usage(KEYS[1], 'canceled', '0', ARGV[5], ARGV[6], ARGV[7], '0')}
 end
+remember()
 if f[2] then return {'settled'} end
 redis.call('HSET', KEYS[1], 'settled', ARGV[1])
 return {'settled', count_usage(KEYS[1], ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])}
 `);
+
+/** What a worker's settle step writes beside the record. */
+export interface SettleOptions {
+  /**
+   * Whether the job has a webhook subscription, so a deliveries list whose retention starts now.
+   * @defaultValue true
+   */
+  webhooks?: boolean;
+  /** A result-cache entry to write with a success (not when the job ends canceled instead). */
+  remember?: { key: string; value: string; ttlSeconds: number };
+}
 
 /**
  * The state transitions of a job that BullMQ does not know about: cancellation and a worker's
@@ -184,27 +205,35 @@ export class JobLifecycle {
   /**
    * A worker commits to an outcome. Answers `canceled` when a cancel was requested first: the
    * worker must then end the job canceled instead. The first time, the job's usage is counted in
-   * the same step.
+   * the same step; `options.remember` is written in it too when the answer is `settled`.
    */
   async settle(
     jobId: string,
     settlement: Settlement,
     now = Date.now(),
+    options: SettleOptions = {},
   ): Promise<'settled' | 'canceled'> {
     const refund = settlement.outcome === 'failed' && refundsQuota(settlement.code);
     const inferenceMs = settlement.outcome === 'succeeded' ? (settlement.inferenceMs ?? 0) : 0;
-    const [verdict, counted] = (await SETTLE.run(
-      this.redis,
-      [this.records.key(jobId), this.records.deliveriesKey(jobId)],
-      [
-        settlement.outcome,
-        now,
-        this.records.ttlSeconds,
-        refund ? '1' : '0',
-        ...this.usage.scriptArgs(now),
-        inferenceMs,
-      ],
-    )) as ['settled' | 'canceled', unknown];
+    const { webhooks = true, remember } = options;
+    const keys = [this.records.key(jobId), this.records.deliveriesKey(jobId)];
+    const args: (string | number)[] = [
+      settlement.outcome,
+      now,
+      this.records.ttlSeconds,
+      refund ? '1' : '0',
+      ...this.usage.scriptArgs(now),
+      inferenceMs,
+      webhooks ? '1' : '0',
+    ];
+    if (remember && remember.ttlSeconds > 0) {
+      keys.push(remember.key);
+      args.push(remember.value, remember.ttlSeconds);
+    }
+    const [verdict, counted] = (await SETTLE.run(this.redis, keys, args)) as [
+      'settled' | 'canceled',
+      unknown,
+    ];
     if (counted) this.usage.counted(counted);
     return verdict;
   }

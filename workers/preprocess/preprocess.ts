@@ -166,20 +166,27 @@ function toTensor(
   const source = (c: number) =>
     pixelChannels === 1 ? 0 : spec.channel_order === 'BGR' ? 2 - c : c;
 
+  // Per row: padding left of the image, the image's pixels, padding right of it (the bounds worked
+  // out once per row, not tested per pixel: this loop runs for every value of every input).
+  const step = nchw ? 1 : CHANNELS;
+  const x0 = Math.min(W, Math.max(0, offset.left));
+  const x1 = Math.min(W, Math.max(0, offset.left + visible.width));
   for (let c = 0; c < CHANNELS; c++) {
     const table = tables[c]!;
     const pad = table[256]!;
     const from = source(c);
     for (let y = 0; y < H; y++) {
       const sy = y - offset.top;
-      for (let x = 0; x < W; x++) {
-        const sx = x - offset.left;
-        const inside = sy >= 0 && sy < visible.height && sx >= 0 && sx < visible.width;
-        const value = inside
-          ? table[pixels[(sy * visible.width + sx) * pixelChannels + from]!]!
-          : pad;
-        data[nchw ? c * plane + y * W + x : (y * W + x) * CHANNELS + c] = value;
+      let out = nchw ? c * plane + y * W : y * W * CHANNELS + c;
+      if (sy < 0 || sy >= visible.height) {
+        for (let x = 0; x < W; x++, out += step) data[out] = pad;
+        continue;
       }
+      let x = 0;
+      for (; x < x0; x++, out += step) data[out] = pad;
+      let at = (sy * visible.width + (x0 - offset.left)) * pixelChannels + from;
+      for (; x < x1; x++, out += step, at += pixelChannels) data[out] = table[pixels[at]!]!;
+      for (; x < W; x++, out += step) data[out] = pad;
     }
   }
   return data;

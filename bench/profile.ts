@@ -1,0 +1,167 @@
+/**
+ * CPU profiles of the gateway under the predict benchmark's load: starts the API and an ONNX worker
+ * as `npm run bench` does, each under `node --cpu-prof`, sends sync `POST /predict` from a closed
+ * loop of N clients for S seconds (after a short unrecorded warm-up in the same processes), stops
+ * both processes and leaves their `.cpuprofile` files in the output folder (open them in Chrome's
+ * DevTools, or summarise them). Also prints the Redis commands per request, by command, from
+ * `INFO commandstats` around the measured window (the Redis is shared: run it on a quiet one).
+ *
+ * Prints each process's main-thread self time in the measured window (start-up left out), top
+ * entries by package and by function, in ms and ms per request.
+ *
+ *   npm run bench:profile -- --concurrency 64 --seconds 10 --images text-line [--top 25]
+ */
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../shared/config/config.js';
+import { integer, names, positive } from './bench-options.js';
+import { gatewaySync } from './contenders/gateway-sync.contender.js';
+import { monotonicMicros, selfTime, selfTimeTable } from './cpu-profile.js';
+import { startGatewayStack } from './gateway-stack.js';
+import { IMAGE_NAMES, loadBenchImage, UniqueJpegs } from './images.js';
+import { closedLoop } from './load-generator.js';
+import { runBenchmark } from './own-process.js';
+import type { Teardown } from './teardown.js';
+
+/** CPU ms (utime + stime) of each thread of `pid`, by thread name (`node`, `libuv-worker`, ...). */
+function threadCpuMs(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime in clock ticks (100 per second on Linux).
+      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+      const key = tid === String(pid) ? 'main thread' : name;
+      byName.set(key, (byName.get(key) ?? 0) + ms);
+    } catch {
+      // The thread ended in between.
+    }
+  }
+  return byName;
+}
+
+/** `INFO commandstats` as calls per command. */
+async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_(\S+):calls=(\d+)/gm)) {
+    calls.set(match[1]!, Number(match[2]));
+  }
+  return calls;
+}
+
+async function main(teardown: Teardown): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      concurrency: { type: 'string', default: '64' },
+      seconds: { type: 'string', default: '10' },
+      images: { type: 'string', default: 'text-line' },
+      out: { type: 'string', default: 'bench/results/profiles' },
+      top: { type: 'string', default: '25' },
+      /** More Node flags for both processes (e.g. a preload that samples the heap on SIGUSR2). */
+      'node-arg': { type: 'string', multiple: true, default: [] },
+      /** Send SIGUSR2 to both processes as the measured window begins. */
+      'signal-window': { type: 'boolean', default: false },
+    },
+  });
+  const concurrency = integer('concurrency', values.concurrency);
+  const seconds = positive('seconds', values.seconds);
+  const top = integer('top', values.top);
+  const [imageName] = names('images', values.images, IMAGE_NAMES);
+  const out = resolve(values.out, `${imageName}-c${concurrency}-${Date.now()}`);
+  mkdirSync(out, { recursive: true });
+
+  const config = loadConfig(process.env);
+  const stats = new Redis(config.redis.url);
+  teardown.add('stats Redis connection', () => void stats.disconnect());
+  const stack = await startGatewayStack(
+    { config, logDir: join(out, 'logs'), teardown },
+    { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`, ...values['node-arg']] },
+  );
+  const contender = gatewaySync(stack);
+  const image = await loadBenchImage(imageName!);
+  const uniques = new UniqueJpegs();
+  let sent = 0;
+  const send = () => {
+    sent++;
+    return contender.send(uniques.next(image.jpeg));
+  };
+  let before = new Map<string, number>();
+  let after = new Map<string, number>();
+  let requestsBefore = 0;
+  const window = { from: 0, to: 0 };
+  let threadsBefore: Map<string, number>[] = [];
+  let threadsAfter: Map<string, number>[] = [];
+  const result = await closedLoop({
+    concurrency,
+    warmupMs: 2000,
+    durationMs: seconds * 1000,
+    send,
+    hooks: {
+      begin: async () => {
+        before = await commandCalls(stats);
+        requestsBefore = sent;
+        window.from = monotonicMicros();
+        threadsBefore = [threadCpuMs(stack.api.pid), threadCpuMs(stack.worker.pid)];
+        if (values['signal-window']) {
+          process.kill(stack.api.pid, 'SIGUSR2');
+          process.kill(stack.worker.pid, 'SIGUSR2');
+        }
+      },
+      end: async () => {
+        window.to = monotonicMicros();
+        threadsAfter = [threadCpuMs(stack.api.pid), threadCpuMs(stack.worker.pid)];
+        after = await commandCalls(stats);
+      },
+    },
+  });
+  const n = result.latenciesMs.length;
+  const p50 = result.latenciesMs[Math.floor(n / 2)] ?? Number.NaN;
+  console.log(
+    `${imageName} c=${concurrency}: ${(n / result.seconds).toFixed(1)} req/s, p50 ${p50.toFixed(1)} ms, ${result.errors} errors`,
+  );
+  const requests = Math.max(1, sent - requestsBefore);
+  const rows = [...after]
+    .map(([name, calls]) => [name, (calls - (before.get(name) ?? 0)) / requests] as const)
+    .filter(([, perRequest]) => perRequest > 0.01)
+    .sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((sum, [, perRequest]) => sum + perRequest, 0);
+  console.log(
+    `Redis commands per request (shared Redis: others' commands included): ${total.toFixed(1)}`,
+  );
+  for (const [name, perRequest] of rows)
+    console.log(`  ${name.padEnd(24)} ${perRequest.toFixed(2)}`);
+
+  (['API', 'worker'] as const).forEach((role, i) => {
+    const rows = [...threadsAfter[i]!]
+      .map(([name, ms]) => [name, (ms - (threadsBefore[i]!.get(name) ?? 0)) / n] as const)
+      .filter(([, perRequest]) => perRequest > 0.005)
+      .sort((a, b) => b[1] - a[1]);
+    const total = rows.reduce((sum, [, perRequest]) => sum + perRequest, 0);
+    console.log(`${role} CPU per request by thread: ${total.toFixed(2)} ms`);
+    for (const [name, perRequest] of rows)
+      console.log(`  ${name.padEnd(24)} ${perRequest.toFixed(3)}`);
+  });
+
+  await Promise.all([stack.api.stop(), stack.worker.stop()]);
+  const profiles = readdirSync(out).filter((file) => file.endsWith('.cpuprofile'));
+  for (const [role, pid] of [
+    ['API', stack.api.pid],
+    ['worker', stack.worker.pid],
+  ] as const) {
+    // CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile; thread 0 is the main thread.
+    const main = profiles.find(
+      (file) => file.split('.')[3] === String(pid) && file.split('.')[4] === '0',
+    );
+    if (!main) continue;
+    console.log(`\n${role} main thread (${join(out, main)}), measured window only:`);
+    console.log(selfTimeTable(selfTime(join(out, main), window), top, n));
+  }
+}
+
+await runBenchmark(fileURLToPath(import.meta.url), main);
