@@ -43,7 +43,7 @@ export interface JobRecord {
   imageBytes?: number;
   /**
    * The quota counters the submission was charged to (QuotaCounters), given back when the job ends
-   * without a result through no fault of the tenant's (see COUNT_USAGE_LUA).
+   * without a result through no fault of the tenant's (see `count-usage.lua`).
    */
   quotaCharge?: string[];
 }
@@ -96,7 +96,8 @@ const FIELDS = [
 /**
  * The field holding an image small enough to travel with its job (INLINE_IMAGE_MAX_BYTES) instead
  * of going to object storage. It goes once BullMQ has recorded the job's end (a job settled by a
- * worker that then dies runs again and needs it), or when a queued job is canceled.
+ * worker that then dies runs again and needs it), or when a queued job is canceled. The Lua
+ * scripts that read or drop it (`job-begin-1.lua`, `job-confirm-canceled-2.lua`) name it too.
  */
 export const INLINE_IMAGE_FIELD = 'image';
 

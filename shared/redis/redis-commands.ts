@@ -55,6 +55,33 @@ export interface GatewayCommands<Context extends ClientContext = { type: 'defaul
     at: string,
     error: string,
   ): Result<number, Context>;
+  /** `job-request-cancel-1.lua`: {'missing'}, {'canceled' or 'requested', at}, {'finished', outcome}. */
+  jobRequestCancel(record: RedisKey, now: number): Result<[string, string?], Context>;
+  /** `job-confirm-canceled-2.lua`: {0} or {1, what was counted}. */
+  jobConfirmCanceled(
+    record: RedisKey,
+    deliveries: RedisKey,
+    now: number,
+    retentionSeconds: number,
+    ...usage: UsageArgs
+  ): Result<[number, unknown?], Context>;
+  /** `job-withdraw-cancel-1.lua`: 1 withdrawn, 0 not. */
+  jobWithdrawCancel(record: RedisKey): Result<number, Context>;
+  /** `job-begin-1.lua`, its verdict and (when asked for) the inline image as bytes. */
+  jobBeginBuffer(
+    record: RedisKey,
+    deadline: number | '',
+    now: number,
+    inlineImage: '1' | '0',
+  ): Result<[Buffer, (Buffer | null)?], Context>;
+  /**
+   * `job-settle.lua` (2 keys, or 3 with a result-cache entry): {'settled' or 'canceled', what was
+   * counted, if this step counted}.
+   */
+  jobSettle(
+    numKeys: number,
+    ...keysThenArgs: (RedisKey | number)[]
+  ): Result<['settled' | 'canceled', unknown?], Context>;
   /** `fair-admit-7.lua`: the job ids claimed for promotion. */
   fairAdmit(
     ...keysThenArgs: [...FairKeys, ...FairClaimArgs, string, string, number, number]
@@ -63,6 +90,8 @@ export interface GatewayCommands<Context extends ClientContext = { type: 'defaul
   fairRefill(...keysThenArgs: [...FairKeys, ...FairClaimArgs]): Result<string[], Context>;
 }
 
+/** The usage ledger's prefix, day and retention (UsageLedger.scriptArgs), for count-usage. */
+export type UsageArgs = [string, string, number];
 /** The fair scheduler's keys of one backend: ready, idle, state, weights, claims, delayed, prioritized. */
 export type FairKeys = [RedisKey, RedisKey, RedisKey, RedisKey, RedisKey, RedisKey, RedisKey];
 /** Pending sets' prefix, window, now, takeover age. */
@@ -74,8 +103,10 @@ declare module 'ioredis' {
   interface RedisCommander<Context> extends GatewayCommands<Context> {}
 }
 
-/** A command's name (its `…Buffer` variant comes with it). */
-export type CommandName = Exclude<keyof GatewayCommands, `${string}Buffer`>;
+/** A command's name: each is defined with its `…Buffer` variant, typed above as it is called. */
+export type CommandName = {
+  [K in keyof GatewayCommands]: K extends `${infer Name}Buffer` ? Name : K;
+}[keyof GatewayCommands];
 
 /** Each command's file in `commands/`, without `.lua`. */
 export const COMMAND_FILES: Readonly<Record<CommandName, string>> = {
@@ -87,6 +118,11 @@ export const COMMAND_FILES: Readonly<Record<CommandName, string>> = {
   webhookDeliveryAppend: 'webhook-delivery-append-2',
   webhookSlotTake: 'webhook-slot-take-1',
   jobForward: 'job-forward-1',
+  jobRequestCancel: 'job-request-cancel-1',
+  jobConfirmCanceled: 'job-confirm-canceled-2',
+  jobWithdrawCancel: 'job-withdraw-cancel-1',
+  jobBegin: 'job-begin-1',
+  jobSettle: 'job-settle',
   fairAdmit: 'fair-admit-7',
   fairRefill: 'fair-refill-7',
 };

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { INLINE_IMAGE_FIELD } from '../../shared/jobs/job-records.js';
 import {
   COMMAND_FILES,
   COMMANDS,
@@ -33,7 +34,9 @@ describe('the Lua commands (shared/redis/commands/)', () => {
       expect(typeof defined[`${name}Buffer`], name).toBe('function');
     }
     // A pipeline (and a MULTI) made afterwards carries them.
-    expect(typeof (client.multi() as unknown as Record<string, unknown>).fairAdmit).toBe('function');
+    expect(typeof (client.multi() as unknown as Record<string, unknown>).fairAdmit).toBe(
+      'function',
+    );
   });
 
   it('takes the number of keys from the file name and names each key in the header', () => {
@@ -64,5 +67,11 @@ describe('the Lua commands (shared/redis/commands/)', () => {
     // fair-admit and fair-refill both include the claim: its function is there once.
     expect(COMMANDS.fairAdmit.lua.match(/local function claim\(\)/g)).toHaveLength(1);
     expect(COMMANDS.fairRefill.lua.match(/local function claim\(\)/g)).toHaveLength(1);
+  });
+
+  it("names the job record's inline image field as job-records.ts does", () => {
+    for (const name of ['jobBegin', 'jobConfirmCanceled'] as const) {
+      expect(COMMANDS[name].lua).toContain(`'${INLINE_IMAGE_FIELD}'`);
+    }
   });
 });
