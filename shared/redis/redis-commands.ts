@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { ClientContext, RedisKey, Result } from 'ioredis';
 
 /**
@@ -160,13 +160,6 @@ export function defineCommands(client: Definable): void {
     if (typeof existing[name] === 'function') continue;
     client.defineCommand(name, numberOfKeys === undefined ? { lua } : { lua, numberOfKeys });
   }
-}
-
-/** The names of the `.lua` files in `commands/` (not its includes), without `.lua`. */
-export function commandFiles(): string[] {
-  return readdirSync(COMMANDS_DIR)
-    .filter((file) => file.endsWith('.lua'))
-    .map((file) => file.slice(0, -'.lua'.length));
 }
 
 function loadCommand(file: string): CommandDefinition {
