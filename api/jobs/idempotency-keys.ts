@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../../shared/redis/redis.js';
-import { RedisScript } from '../../shared/redis/redis-script.js';
+import { defineCommands } from '../../shared/redis/redis-commands.js';
 
 /** What a claim on an idempotency key found. */
 export type IdempotencyClaim =
@@ -8,30 +8,6 @@ export type IdempotencyClaim =
   | { kind: 'claimed' }
   /** The key belongs to a job: the same request again if the fingerprints match. */
   | { kind: 'taken'; jobId: string; fingerprint: string; committed: boolean };
-
-// Claimed keys start with a short lease: a request that dies between claim and commit frees its key
-// when the lease runs out instead of holding it for the whole retention.
-const CLAIM = new RedisScript(`
-if redis.call('HSETNX', KEYS[1], 'job_id', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[2], 'state', 'pending')
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {'claimed'}
-end
-local f = redis.call('HMGET', KEYS[1], 'job_id', 'fingerprint', 'state')
-return {'taken', f[1], f[2] or '', f[3] or ''}
-`);
-
-const COMMIT = new RedisScript(`
-if redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'committed')
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
-`);
-
-const RELEASE = new RedisScript(`
-if redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-`);
 
 /** How often a claim's last step is tried again while Redis is away. */
 const RETRY_MS = 250;
@@ -48,9 +24,10 @@ export interface IdempotencyKeysOptions {
 
 /**
  * Idempotency keys (`Idempotency-Key` header) mapped to job ids in Redis, one hash per owner and
- * key: `<prefix>:idempotency:<owner>:<sha256 of key>`. A claim is one atomic HSETNX, so of
- * concurrent requests with one key exactly one creates the job; the others find it taken and
- * compare request fingerprints.
+ * key: `<prefix>:idempotency:<owner>:<sha256 of key>`. A claim is one atomic HSETNX
+ * (`idempotency-claim-1.lua`), so of concurrent requests with one key exactly one creates the job;
+ * the others find it taken and compare request fingerprints. A claimed key starts with a short
+ * lease, committed (or released) once the job exists (or could not be created).
  */
 export class IdempotencyKeys {
   private readonly pendingLeaseMs: number;
@@ -64,6 +41,7 @@ export class IdempotencyKeys {
     if (this.pendingLeaseMs <= 0 || options.retentionSeconds <= 0) {
       throw new RangeError('lease and retention must be positive');
     }
+    defineCommands(redis);
   }
 
   private key(owner: string, idempotencyKey: string): string {
@@ -77,11 +55,12 @@ export class IdempotencyKeys {
     jobId: string,
     fingerprint: string,
   ): Promise<IdempotencyClaim> {
-    const reply = (await CLAIM.run(
-      this.redis,
-      [this.key(owner, idempotencyKey)],
-      [jobId, fingerprint, this.pendingLeaseMs],
-    )) as string[];
+    const reply = await this.redis.idempotencyClaim(
+      this.key(owner, idempotencyKey),
+      jobId,
+      fingerprint,
+      this.pendingLeaseMs,
+    );
     if (reply[0] === 'claimed') return { kind: 'claimed' };
     return {
       kind: 'taken',
@@ -94,17 +73,17 @@ export class IdempotencyKeys {
   /** The job exists: the key now maps to it for the retention. */
   async commit(owner: string, idempotencyKey: string, jobId: string): Promise<boolean> {
     return this.land(() =>
-      COMMIT.run(
-        this.redis,
-        [this.key(owner, idempotencyKey)],
-        [jobId, this.options.retentionSeconds],
+      this.redis.idempotencyCommit(
+        this.key(owner, idempotencyKey),
+        jobId,
+        this.options.retentionSeconds,
       ),
     );
   }
 
   /** The job could not be created: the key is free for a retry. */
   async release(owner: string, idempotencyKey: string, jobId: string): Promise<boolean> {
-    return this.land(() => RELEASE.run(this.redis, [this.key(owner, idempotencyKey)], [jobId]));
+    return this.land(() => this.redis.idempotencyRelease(this.key(owner, idempotencyKey), jobId));
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { RedisClient } from '../../shared/redis/redis.js';
-import { RedisScript } from '../../shared/redis/redis-script.js';
+import { defineCommands } from '../../shared/redis/redis-commands.js';
 import { nextUtcDay, nextUtcMonth, utcDay, utcMonth } from '../../shared/usage/usage-periods.js';
 import { type KeyQuota, QUOTA_POLICIES, type QuotaPolicy } from './key-quota.js';
 
@@ -20,33 +20,6 @@ export type QuotaCharge =
   | { accepted: true; standing: PolicyStanding[]; counters: string[] }
   | { accepted: false; standing: PolicyStanding[]; refused: PolicyStanding[] };
 
-// KEYS: one counter per policy. ARGV: per counter, its limit and when it expires (unix seconds).
-// Every counter is checked before any is taken from, in one step: concurrent submissions never
-// take a quota past its limit, and a refusal takes nothing. Answers {1 or 0, used per counter}.
-const CHARGE = new RedisScript(`
-local used = {}
-for i = 1, #KEYS do
-  used[i] = tonumber(redis.call('GET', KEYS[i])) or 0
-end
-for i = 1, #KEYS do
-  if used[i] + 1 > tonumber(ARGV[2 * i - 1]) then return {0, unpack(used)} end
-end
-for i = 1, #KEYS do
-  used[i] = redis.call('INCR', KEYS[i])
-  redis.call('EXPIREAT', KEYS[i], ARGV[2 * i])
-end
-return {1, unpack(used)}
-`);
-
-// Gives one back to each counter that still holds it (a counter reset or expired since is left
-// alone: DECR would create it below zero and without an expiry).
-const REFUND = new RedisScript(`
-for i = 1, #KEYS do
-  if (tonumber(redis.call('GET', KEYS[i])) or 0) > 0 then redis.call('DECR', KEYS[i]) end
-end
-return #KEYS
-`);
-
 /** A counter outlives its period by this much, so a refund that comes just after still finds it. */
 const GRACE_SECONDS = 3600;
 
@@ -55,24 +28,27 @@ const GRACE_SECONDS = 3600;
  * (`<prefix>:quota:<tenant>:images_per_day:<YYYY-MM-DD>`, `…:jobs_per_month:<YYYY-MM>`), shared by
  * every API instance. A submission is charged (atomically, against every policy at once) after
  * everything else has accepted it and before its job is created; a job that is not created, or
- * that ends without a result through no fault of its tenant's (COUNT_USAGE_LUA), gets its charge
+ * that ends without a result through no fault of its tenant's (`count-usage.lua`), gets its charge
  * back. A new period starts with a new counter, so nothing has to be reset at midnight.
  */
 export class QuotaCounters {
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
-  ) {}
+  ) {
+    defineCommands(redis);
+  }
 
   /** Takes one image and one job from `tenant`'s quota, or refuses without taking anything. */
   async charge(tenant: string, quota: KeyQuota, now = Date.now()): Promise<QuotaCharge> {
     const periods = this.periods(tenant, quota, now);
     const args = periods.flatMap((p) => [p.limit, Math.ceil(p.resetsAt / 1000) + GRACE_SECONDS]);
-    const [accepted, ...used] = (await CHARGE.run(
-      this.redis,
-      periods.map((p) => p.counter),
-      args,
-    )) as number[];
+    // Every counter is checked before any is taken from, in one step (`quota-charge.lua`).
+    const [accepted, ...used] = await this.redis.quotaCharge(
+      periods.length,
+      ...periods.map((p) => p.counter),
+      ...args,
+    );
     const standing = periods.map((p, i) => standingOf(p, used[i] ?? 0));
     if (accepted === 1) {
       return { accepted: true, standing, counters: periods.map((p) => p.counter) };
@@ -82,7 +58,7 @@ export class QuotaCounters {
 
   /** Gives a charge back (its job was never created). */
   async refund(counters: readonly string[]): Promise<void> {
-    if (counters.length > 0) await REFUND.run(this.redis, [...counters]);
+    if (counters.length > 0) await this.redis.quotaRefund(counters.length, ...counters);
   }
 
   /** Where `tenant`'s quota stands now, without taking from it. */

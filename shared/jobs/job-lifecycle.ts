@@ -1,6 +1,6 @@
 import type { RedisClient } from '../redis/redis.js';
-import { RedisScript } from '../redis/redis-script.js';
-import { COUNT_USAGE_LUA, refundsQuota, type UsageLedger } from '../usage/usage-ledger.js';
+import { defineCommands } from '../redis/redis-commands.js';
+import { refundsQuota, type UsageLedger } from '../usage/usage-ledger.js';
 import { INLINE_IMAGE_FIELD, type JobRecords } from './job-records.js';
 
 /**
@@ -20,17 +20,6 @@ export type CancelRequest =
   /** A worker committed to an outcome first: too late to cancel. */
   | { kind: 'finished'; outcome: 'succeeded' | 'failed' };
 
-// Every script leaves a missing record alone: writing to it would create a key without a TTL.
-const REQUEST_CANCEL = new RedisScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
-local f = redis.call('HMGET', KEYS[1], 'canceled_at', 'settled', 'cancel_requested_at')
-if f[1] then return {'canceled', f[1]} end
-if f[2] then return {'finished', f[2]} end
-if f[3] then return {'requested', f[3]} end
-redis.call('HSET', KEYS[1], 'cancel_requested_at', ARGV[1])
-return {'requested', ARGV[1]}
-`);
-
 /** How a worker's pick-up of a job went, decided on the job record in one step. */
 export type JobStart =
   /** The first start, recorded now; `image` is the job's inline image, when asked for. */
@@ -43,68 +32,6 @@ export type JobStart =
   | { kind: 'canceled' }
   /** The record is gone (deleted by hand, evicted): nothing is known of the job beyond its queue entry. */
   | { kind: 'missing' };
-
-// The field names are the record's own (job-records.ts). A queued job confirmed canceled has left
-// its queue and never runs, so its inline image goes at once.
-// KEYS[1] the record, KEYS[2] its deliveries; ARGV[1] now, ARGV[2] the retention, ARGV[3..5] the
-// usage ledger's prefix, day and retention. The first confirmation counts the job's usage.
-const CONFIRM_CANCELED = new RedisScript(`${COUNT_USAGE_LUA}
-if redis.call('HEXISTS', KEYS[1], 'cancel_requested_at') == 0 then return {0} end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('HDEL', KEYS[1], '${INLINE_IMAGE_FIELD}')
-if redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1]) == 0 then return {0} end
-return {1, count_usage(KEYS[1], 'canceled', '0', ARGV[3], ARGV[4], ARGV[5], '0')}
-`);
-
-const WITHDRAW_CANCEL = new RedisScript(`
-if redis.call('HEXISTS', KEYS[1], 'canceled_at') == 1 then return 0 end
-return redis.call('HDEL', KEYS[1], 'cancel_requested_at')
-`);
-
-// KEYS[1] the record; ARGV[1] the deadline ('' for none), ARGV[2] now, ARGV[3] '1' to return the
-// inline image. One read answers everything the worker needs before it can start.
-const BEGIN = new RedisScript(`
-local fields = {'backend', 'started_at', 'cancel_requested_at'}
-if ARGV[3] == '1' then fields[4] = '${INLINE_IMAGE_FIELD}' end
-local f = redis.call('HMGET', KEYS[1], unpack(fields))
-if not f[1] then return {'missing'} end
-if f[3] then return {'canceled'} end
-if f[2] then return {'resumed', f[4]} end
-if ARGV[1] ~= '' and tonumber(ARGV[2]) > tonumber(ARGV[1]) then return {'late'} end
-redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
-return {'started', f[4]}
-`);
-
-// The retention runs from the end of a job, not its creation: a record (and its webhook
-// deliveries, KEYS[2], which exist only for a job with a webhook: ARGV[9] '1') is kept that long
-// after it settles, however long the job waited or ran.
-// ARGV: 1 the outcome, 2 now, 3 the retention, 4 '1' to give the quota charge back, 5..7 the usage
-// ledger's prefix, day and retention, 8 the model's time, 9 '1' for a job with a webhook, 10..11
-// the result-cache entry (KEYS[3], optional) and its TTL. The step that lands the terminal state
-// (settled, or canceled) the first time counts the job's usage: a retry, a stall run again or a
-// fallback lands nothing new, so nothing is counted twice. The cache entry of a success is written
-// in the same step unless the job ends canceled, so commitment and cache cost one round trip.
-const SETTLE = new RedisScript(`${COUNT_USAGE_LUA}
-local function remember()
-  if KEYS[3] then redis.call('SET', KEYS[3], ARGV[10], 'EX', ARGV[11]) end
-end
-local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend')
-if not f[3] then
-  remember()
-  return {'settled'}
-end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if ARGV[9] == '1' then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
-if f[1] then
-  if redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2]) == 0 then return {'canceled'} end
-  return {'canceled', count_usage(KEYS[1], 'canceled', '0', ARGV[5], ARGV[6], ARGV[7], '0')}
-end
-remember()
-if f[2] then return {'settled'} end
-redis.call('HSET', KEYS[1], 'settled', ARGV[1])
-return {'settled', count_usage(KEYS[1], ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])}
-`);
 
 /** What a worker's settle step writes beside the record. */
 export interface SettleOptions {
@@ -136,14 +63,12 @@ export class JobLifecycle {
     private readonly records: JobRecords,
     /** Where each job's end is counted, once, by the step that lands it. */
     private readonly usage: UsageLedger,
-  ) {}
+  ) {
+    defineCommands(redis);
+  }
 
   async requestCancel(jobId: string, now = Date.now()): Promise<CancelRequest> {
-    const [kind, value] = (await REQUEST_CANCEL.run(
-      this.redis,
-      [this.records.key(jobId)],
-      [now],
-    )) as [string, string | undefined];
+    const [kind, value] = await this.redis.jobRequestCancel(this.records.key(jobId), now);
     switch (kind) {
       case 'requested':
       case 'canceled':
@@ -157,11 +82,13 @@ export class JobLifecycle {
 
   /** Marks a job whose cancel was requested as canceled; true the first time. */
   async confirmCanceled(jobId: string, now = Date.now()): Promise<boolean> {
-    const [confirmed, counted] = (await CONFIRM_CANCELED.run(
-      this.redis,
-      [this.records.key(jobId), this.records.deliveriesKey(jobId)],
-      [now, this.records.ttlSeconds, ...this.usage.scriptArgs(now)],
-    )) as [number, unknown];
+    const [confirmed, counted] = await this.redis.jobConfirmCanceled(
+      this.records.key(jobId),
+      this.records.deliveriesKey(jobId),
+      now,
+      this.records.ttlSeconds,
+      ...this.usage.scriptArgs(now),
+    );
     if (counted) this.usage.counted(counted);
     return confirmed === 1;
   }
@@ -172,7 +99,7 @@ export class JobLifecycle {
    * (by its worker) after all.
    */
   async withdrawCancel(jobId: string): Promise<boolean> {
-    return (await WITHDRAW_CANCEL.run(this.redis, [this.records.key(jobId)])) === 1;
+    return (await this.redis.jobWithdrawCancel(this.records.key(jobId))) === 1;
   }
 
   /**
@@ -187,11 +114,12 @@ export class JobLifecycle {
     now = Date.now(),
   ): Promise<JobStart> {
     const { deadline, inlineImage = false } = options;
-    const [kind, image] = (await BEGIN.runBuffer(
-      this.redis,
-      [this.records.key(jobId)],
-      [deadline === undefined ? '' : deadline, now, inlineImage ? '1' : '0'],
-    )) as [Buffer, Buffer | null | undefined];
+    const [kind, image] = await this.redis.jobBeginBuffer(
+      this.records.key(jobId),
+      deadline === undefined ? '' : deadline,
+      now,
+      inlineImage ? '1' : '0',
+    );
     const verdict = kind.toString() as JobStart['kind'];
     if ((verdict === 'started' || verdict === 'resumed') && image) return { kind: verdict, image };
     return { kind: verdict };
@@ -230,10 +158,7 @@ export class JobLifecycle {
       keys.push(remember.key);
       args.push(remember.value, remember.ttlSeconds);
     }
-    const [verdict, counted] = (await SETTLE.run(this.redis, keys, args)) as [
-      'settled' | 'canceled',
-      unknown,
-    ];
+    const [verdict, counted] = await this.redis.jobSettle(keys.length, ...keys, ...args);
     if (counted) this.usage.counted(counted);
     return verdict;
   }

@@ -2,6 +2,7 @@ import type { ChainableCommander } from 'ioredis';
 import type { CachedResult } from '../cache/result-cache.js';
 import type { BackendKind } from '../models/model-spec.js';
 import type { RedisClient } from '../redis/redis.js';
+import { defineCommands } from '../redis/redis-commands.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
 import { OwnerJobs } from './owner-jobs.js';
 
@@ -42,7 +43,7 @@ export interface JobRecord {
   imageBytes?: number;
   /**
    * The quota counters the submission was charged to (QuotaCounters), given back when the job ends
-   * without a result through no fault of the tenant's (see COUNT_USAGE_LUA).
+   * without a result through no fault of the tenant's (see `count-usage.lua`).
    */
   quotaCharge?: string[];
 }
@@ -95,20 +96,10 @@ const FIELDS = [
 /**
  * The field holding an image small enough to travel with its job (INLINE_IMAGE_MAX_BYTES) instead
  * of going to object storage. It goes once BullMQ has recorded the job's end (a job settled by a
- * worker that then dies runs again and needs it), or when a queued job is canceled.
+ * worker that then dies runs again and needs it), or when a queued job is canceled. The Lua
+ * scripts that read or drop it (`job-begin-1.lua`, `job-confirm-canceled-2.lua`) name it too.
  */
 export const INLINE_IMAGE_FIELD = 'image';
-
-/** Checks the current backend and rewrites the route in one step, so a move happens at most once. */
-const FORWARD_SCRIPT = `
-local backend = redis.call('HGET', KEYS[1], 'backend')
-if backend ~= ARGV[1] then return 0 end
-local route = cjson.decode(redis.call('HGET', KEYS[1], 'route') or '[]')
-if #route > 0 then route[#route]['error'] = cjson.decode(ARGV[4]) end
-route[#route + 1] = { backend = ARGV[2], at = tonumber(ARGV[3]) }
-redis.call('HSET', KEYS[1], 'backend', ARGV[2], 'route', cjson.encode(route))
-return 1
-`;
 
 /**
  * Job records in Redis, one hash per job (`<prefix>:job:<id>`), kept while the job lives and for
@@ -135,6 +126,7 @@ export class JobRecords {
       retentionSeconds: ttlSeconds,
       maxPerOwner,
     });
+    defineCommands(redis);
   }
 
   /** The record's Redis key; JobLifecycle changes the same hash. */
@@ -235,8 +227,8 @@ export class JobRecords {
 
   /**
    * Moves a job to another backend (fallback): the step it leaves gets the error that made it move
-   * on, and a new step starts. Only from the backend the record names, so a transition repeated
-   * after a crash changes nothing. Returns whether the record moved now (false: already moved, or
+   * on, and a new step starts. Only from the backend the record names, checked and rewritten in one
+   * step (`job-forward-1.lua`), so a transition repeated after a crash changes nothing. Returns whether the record moved now (false: already moved, or
    * the record is gone).
    */
   async forward(
@@ -244,9 +236,7 @@ export class JobRecords {
     move: { from: BackendKind; to: BackendKind; error: { code: string; message: string } },
     at = Date.now(),
   ): Promise<boolean> {
-    const moved = await this.redis.eval(
-      FORWARD_SCRIPT,
-      1,
+    const moved = await this.redis.jobForward(
       this.key(id),
       move.from,
       move.to,

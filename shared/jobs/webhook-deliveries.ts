@@ -1,6 +1,6 @@
 import type { JobError } from '../errors/index.js';
 import type { RedisClient } from '../redis/redis.js';
-import { RedisScript } from '../redis/redis-script.js';
+import { defineCommands } from '../redis/redis-commands.js';
 import type { WebhookEvent } from '../webhooks/webhook-subscription.js';
 import type { JobRecords } from './job-records.js';
 
@@ -20,18 +20,6 @@ export interface WebhookDelivery {
   outcome: 'delivered' | 'retrying' | 'failed';
 }
 
-// The list lives and dies with its job record: while the job lives neither expires; once it has
-// ended the list takes the record's remaining TTL (the lifecycle's end steps expire both), and
-// nothing is recorded once the record is gone.
-const APPEND = new RedisScript(`
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return 1
-`);
-
 /** Every webhook delivery attempt of a job, in order, beside its record (`<record key>:deliveries`). */
 export class WebhookDeliveries {
   /**
@@ -43,17 +31,20 @@ export class WebhookDeliveries {
     private readonly maxPerJob = 100,
   ) {
     if (maxPerJob < 1) throw new RangeError('maxPerJob must be at least 1');
+    defineCommands(redis);
   }
 
   private key(jobId: string): string {
     return this.records.deliveriesKey(jobId);
   }
 
+  /** Lives and dies with the job's record: nothing is recorded once the record is gone. */
   async add(jobId: string, delivery: WebhookDelivery): Promise<void> {
-    await APPEND.run(
-      this.redis,
-      [this.records.key(jobId), this.key(jobId)],
-      [JSON.stringify(delivery), this.maxPerJob],
+    await this.redis.webhookDeliveryAppend(
+      this.records.key(jobId),
+      this.key(jobId),
+      JSON.stringify(delivery),
+      this.maxPerJob,
     );
   }
 

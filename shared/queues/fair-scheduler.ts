@@ -2,7 +2,7 @@ import { ErrorCode } from 'bullmq';
 import type { ChainableCommander } from 'ioredis';
 import type { BackendKind } from '../models/model-spec.js';
 import type { RedisClient } from '../redis/redis.js';
-import { RedisScript } from '../redis/redis-script.js';
+import { defineCommands, type FairClaimArgs, type FairKeys } from '../redis/redis-commands.js';
 import type { InferenceQueues } from './inference-queues.js';
 
 /**
@@ -13,108 +13,11 @@ import type { InferenceQueues } from './inference-queues.js';
  */
 export const PARK_DELAY_MS = 30 * 86_400_000;
 
-/** Job priorities the scheduler orders (1 first): the API's scale is 1–10. */
-const MAX_PRIORITY = 15;
 /**
- * A pending job's score is `priority * SEQ_SPAN + seq`: priority first, then arrival (a counter per
- * backend). 16 * 2^49 = 2^53, the last integer a score holds exactly; 2^49 jobs per backend is some
- * 1,700 years at 10,000 jobs a second.
+ * Job priorities the scheduler orders (1 first): the API's scale is 1–10. `fair-admit-7.lua` scores
+ * a pending job `priority * 2^49 + arrival`, exact up to 16 * 2^49 = 2^53.
  */
-const SEQ_SPAN = 2 ** 49;
-/** Work one claim may do past the window's room: stale entries (canceled jobs) it clears. */
-const EXTRA_STEPS = 64;
-
-// The claim shared by ADMIT and REFILL, atomic with either. It decides which parked jobs go into
-// the window, by stride scheduling across owners (weighted fair queuing with a cost of one job).
-//
-// KEYS[1] ready: owners with pending jobs, scored by their pass (virtual time of their next job)
-// KEYS[2] idle: owners whose pending jobs ran out, with the pass they had (forgotten once the
-//         virtual time passes it)
-// KEYS[3] state: hash with `vtime` (the pass of the last job claimed) and `seq` (arrivals)
-// KEYS[4] weights: hash owner -> weight
-// KEYS[5] claims: job ids claimed for promotion, scored by the time of the claim
-// KEYS[6] BullMQ's delayed set of the backend's queue (where parked jobs are)
-// KEYS[7] BullMQ's prioritized set of the backend's queue (the window: async jobs ready to run)
-// ARGV[1] the prefix of the owners' pending sets (owner appended), ARGV[2] the window,
-// ARGV[3] now (ms), ARGV[4] how old a claim must be to be taken over (its claimer died)
-const CLAIM = `
-local function num(x) return string.format('%.17g', x) end
-local function claim()
-  local now = tonumber(ARGV[3])
-  local claimed = {}
-  local inFlight = 0
-  -- Claims whose job is parked no more were promoted (or canceled): done. Older ones than the
-  -- takeover age belong to a process that died between its claim and its promotion.
-  local held = redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')
-  for i = 1, #held, 2 do
-    local id = held[i]
-    if not redis.call('ZSCORE', KEYS[6], id) then
-      redis.call('ZREM', KEYS[5], id)
-    else
-      inFlight = inFlight + 1
-      if now - tonumber(held[i + 1]) >= tonumber(ARGV[4]) then
-        redis.call('ZADD', KEYS[5], now, id)
-        claimed[#claimed + 1] = id
-      end
-    end
-  end
-  local room = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[7]) - inFlight
-  local steps = room + ${EXTRA_STEPS}
-  while room > 0 and steps > 0 do
-    steps = steps - 1
-    local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    if #head == 0 then break end
-    local owner, pass = head[1], tonumber(head[2])
-    local pending = ARGV[1] .. owner
-    local popped = redis.call('ZPOPMIN', pending)
-    if #popped == 0 then
-      redis.call('ZREM', KEYS[1], owner)
-      redis.call('ZADD', KEYS[2], num(pass), owner)
-    elseif redis.call('ZSCORE', KEYS[6], popped[1]) then
-      -- Still parked (not canceled meanwhile): its owner's turn is spent.
-      redis.call('ZADD', KEYS[5], now, popped[1])
-      claimed[#claimed + 1] = popped[1]
-      room = room - 1
-      redis.call('HSET', KEYS[3], 'vtime', num(pass))
-      local weight = tonumber(redis.call('HGET', KEYS[4], owner)) or 1
-      local nextPass = num(pass + 1 / weight)
-      if redis.call('EXISTS', pending) == 1 then
-        redis.call('ZADD', KEYS[1], nextPass, owner)
-      else
-        redis.call('ZREM', KEYS[1], owner)
-        redis.call('ZADD', KEYS[2], nextPass, owner)
-      end
-    end
-  end
-  -- An idle owner's pass at or behind the virtual time says nothing more: it would start there.
-  local vtime = redis.call('HGET', KEYS[3], 'vtime')
-  if vtime then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', vtime) end
-  return claimed
-end
-`;
-
-// A new parked job joins its owner's pending set; an owner with none before becomes ready at the
-// virtual time (or at its own pass, if it is still ahead: leaving and coming back gains nothing);
-// then a claim. ARGV[5] owner, ARGV[6] job id, ARGV[7] priority, ARGV[8] the owner's weight.
-const ADMIT = `${CLAIM}
-local owner = ARGV[5]
-local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1) % ${SEQ_SPAN}
-redis.call('ZADD', ARGV[1] .. owner, num(tonumber(ARGV[7]) * ${SEQ_SPAN} + seq), ARGV[6])
-redis.call('HSET', KEYS[4], owner, ARGV[8])
-if not redis.call('ZSCORE', KEYS[1], owner) then
-  local pass = tonumber(redis.call('HGET', KEYS[3], 'vtime')) or 0
-  local saved = tonumber(redis.call('ZSCORE', KEYS[2], owner))
-  if saved and saved > pass then pass = saved end
-  redis.call('ZREM', KEYS[2], owner)
-  redis.call('ZADD', KEYS[1], num(pass), owner)
-end
-return claim()
-`;
-
-const REFILL = new RedisScript(`${CLAIM}
-return claim()
-`);
-
+const MAX_PRIORITY = 15;
 /** An async job as the scheduler needs it. */
 export interface FairJob {
   id: string;
@@ -190,6 +93,7 @@ export class FairScheduler {
     if (!Number.isInteger(this.window) || this.window < 1) {
       throw new RangeError(`window must be a whole number >= 1, got ${this.window}`);
     }
+    defineCommands(redis);
   }
 
   /** The BullMQ options of an async job: parked until the scheduler lets it run. */
@@ -199,7 +103,8 @@ export class FairScheduler {
 
   /**
    * Queues the admission of a job just added parked ({@link parked}) on `transaction`, after the
-   * add: its reply is the job ids to {@link dispatch}.
+   * add: its reply is the job ids to {@link dispatch}. The transaction's client must have the
+   * commands defined ({@link defineCommands}) before it made the transaction.
    */
   stageAdmit(
     transaction: ChainableCommander,
@@ -211,11 +116,8 @@ export class FairScheduler {
       throw new RangeError(`priority must be 1..${MAX_PRIORITY}, got ${job.priority}`);
     }
     const weight = this.options.weightOf?.(job.owner) ?? 1;
-    const keys = this.keys(backend);
-    transaction.eval(
-      ADMIT,
-      keys.length,
-      ...keys,
+    transaction.fairAdmit(
+      ...this.keys(backend),
       ...this.claimArgs(backend, now),
       job.owner,
       job.id,
@@ -254,11 +156,7 @@ export class FairScheduler {
    * (exposed so a test can stop between them, as a crash would).
    */
   async claim(backend: BackendKind, now = Date.now()): Promise<string[]> {
-    return (await REFILL.run(
-      this.redis,
-      this.keys(backend),
-      this.claimArgs(backend, now),
-    )) as string[];
+    return this.redis.fairRefill(...this.keys(backend), ...this.claimArgs(backend, now));
   }
 
   /** Takes a canceled job out of its owner's pending set (a claim skips it anyway, later). */
@@ -300,7 +198,7 @@ export class FairScheduler {
     return `${this.base(backend)}:pending:${owner}`;
   }
 
-  private keys(backend: BackendKind): string[] {
+  private keys(backend: BackendKind): FairKeys {
     const base = this.base(backend);
     const queueKeys = this.queues.queue(backend).keys;
     return [
@@ -314,7 +212,7 @@ export class FairScheduler {
     ];
   }
 
-  private claimArgs(backend: BackendKind, now: number): (string | number)[] {
+  private claimArgs(backend: BackendKind, now: number): FairClaimArgs {
     return [`${this.base(backend)}:pending:`, this.window, now, this.reclaimAfterMs];
   }
 }

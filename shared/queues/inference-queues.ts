@@ -4,6 +4,7 @@ import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
 import type { RedisClient } from '../redis/redis.js';
+import { defineCommands } from '../redis/redis-commands.js';
 import {
   INFERENCE_QUEUES,
   type InferenceJobData,
@@ -98,8 +99,10 @@ export class InferenceQueues {
     after?: (transaction: ChainableCommander) => void,
   ): Promise<{ job: InferenceJob; staged: Staged; afterReply?: unknown }> {
     const queue = this.queues[backend];
-    // Resolves once BullMQ has defined its scripts on the connection; its MULTI carries them.
+    // Resolves once BullMQ has defined its scripts on the connection; its MULTI carries them, and
+    // ours (the fair scheduler's admission) once they are defined there too.
     const client = await queue.getBackend().client;
+    defineCommands(client);
     const destination = `${queue.name}.${JobName.Infer}`;
     return queue.trace(SpanKind.PRODUCER, 'add', destination, async (span, context) => {
       const transaction = client.multi();

@@ -66,60 +66,13 @@ const FIGURES = [
 ] as const;
 
 /**
- * A Lua function for the scripts that land a job's terminal state (JobLifecycle, job-lifecycle.ts):
- * counts the job in its owner's usage of the day, from the fields of its record, and gives back
- * its quota charge when `refund` is '1' (a failure on the gateway's side) or when it is canceled
- * before it started. It runs only in the branch of a script that lands the terminal state the
- * first time, so a job is counted once however many attempts, stalls or backends it went through.
- *
- * Its keys are built here from the prefix, like BullMQ's scripts build a job's keys: the prefix
- * carries the cluster hash tag, so they share the record's slot. Returns what it counted, for
- * {@link UsageLedger.counted}.
- */
-export const COUNT_USAGE_LUA = `
-local function count_usage(rec, outcome, refund, prefix, day, ttl, inference_ms)
-  local f = redis.call('HMGET', rec, 'owner', 'model', 'image_bytes', 'quota_keys', 'cached_result', 'started_at')
-  local owner = f[1] or 'anonymous'
-  local model = f[2] or 'unknown'
-  local bytes = tonumber(f[3]) or 0
-  local images = 0
-  local ms = 0
-  if outcome == 'succeeded' then
-    ms = tonumber(inference_ms) or 0
-    if not f[5] then images = 1 end
-  end
-  local usage = prefix .. ':usage:' .. owner .. ':' .. day
-  -- The first count of a model on a day creates its fields: only then is the expiry (re)set, and
-  -- the tenant added to the day's index, so a busy day costs no EXPIRE per job.
-  if redis.call('HINCRBY', usage, model .. '|requests', 1) == 1 then
-    redis.call('EXPIRE', usage, ttl)
-    local index = prefix .. ':usage:tenants:' .. day
-    redis.call('SADD', index, owner)
-    redis.call('EXPIRE', index, ttl)
-  end
-  redis.call('HINCRBY', usage, model .. '|' .. outcome, 1)
-  if images > 0 then redis.call('HINCRBY', usage, model .. '|images', images) end
-  -- Model time in whole microseconds: HINCRBY, not a float that drifts as it adds up.
-  local us = math.floor(ms * 1000 + 0.5)
-  if us > 0 then redis.call('HINCRBY', usage, model .. '|inference_us', us) end
-  if bytes > 0 then redis.call('HINCRBY', usage, model .. '|uploaded_bytes', bytes) end
-  if f[4] and (refund == '1' or (outcome == 'canceled' and not f[6])) then
-    for counter in string.gmatch(f[4], '%S+') do
-      if (tonumber(redis.call('GET', counter)) or 0) > 0 then redis.call('DECR', counter) end
-    end
-  end
-  return {owner, model, outcome, images, us, bytes}
-end
-`;
-
-/**
  * Usage per tenant, per UTC day and model, in Redis: one hash per tenant and day
  * (`<prefix>:usage:<tenant>:<day>`, fields `<model>|<figure>`) and, per day, the set of tenants
  * with usage (`<prefix>:usage:tenants:<day>`), each kept USAGE_RETENTION_DAYS. A job is counted on
- * the day it ends, by the atomic step that ends it ({@link COUNT_USAGE_LUA}, or {@link stage} for
- * an answer from the result cache, which ends as it is created): unlike the batched counts of
- * GET /stats, usage is never counted twice nor lost to a failed write, since it caps quotas and
- * may be billed.
+ * the day it ends, by the atomic step that ends it (`count_usage`, the Lua include
+ * `shared/redis/commands/includes/count-usage.lua`, or {@link stage} for an answer from the result
+ * cache, which ends as it is created): unlike the batched counts of GET /stats, usage is never
+ * counted twice nor lost to a failed write, since it caps quotas and may be billed.
  */
 export class UsageLedger {
   constructor(
@@ -130,12 +83,12 @@ export class UsageLedger {
     if (!(options.retentionDays >= 1)) throw new RangeError('retentionDays must be at least 1');
   }
 
-  /** The arguments of {@link COUNT_USAGE_LUA} after outcome and refund: prefix, day, ttl. */
+  /** The arguments of the Lua `count_usage` after outcome and refund: prefix, day, ttl. */
   scriptArgs(now: number): [string, string, number] {
     return [this.prefix, utcDay(now), this.ttlSeconds];
   }
 
-  /** Reads a script's reply from {@link COUNT_USAGE_LUA} and tells `onCounted`. */
+  /** Reads a script's reply from the Lua `count_usage` and tells `onCounted`. */
   counted(reply: unknown): CountedJob | undefined {
     if (!Array.isArray(reply) || reply.length < 6) return undefined;
     const [tenant, model, outcome, images, us, bytes] = reply.map(String) as string[];

@@ -11,7 +11,8 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const BUILD_TIMEOUT_MS = 180_000;
 
 /**
- * Compiles the service as `npm run build` and the Dockerfile do (`tsconfig.build.json`), into a
+ * Compiles the service as `npm run build` and the Dockerfile do (`scripts/build.mjs`: tsc on
+ * `tsconfig.build.json`, then the Lua scripts copied beside the compiled code), into a
  * folder of its own under test-output/, so a test runs what ships without touching a developer's
  * `dist/`. The folder is inside the repository so the compiled code finds `node_modules` and
  * `models/` as it does in the image's /app. `TEST_NODE_BINARY` runs the processes with another
@@ -19,17 +20,16 @@ const BUILD_TIMEOUT_MS = 180_000;
  */
 export async function buildCompiled(): Promise<CompiledBuild & { remove(): Promise<void> }> {
   const outDir = join(root, 'test-output', `dist-${randomUUID().slice(0, 8)}`);
-  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   try {
     await promisify(execFile)(
       process.execPath,
-      [tsc, '-p', 'tsconfig.build.json', '--outDir', outDir],
+      [join(root, 'scripts', 'build.mjs'), '--outDir', outDir],
       { cwd: root, timeout: BUILD_TIMEOUT_MS },
     );
   } catch (err) {
     await rm(outDir, { recursive: true, force: true });
     const { stdout = '', message } = err as { stdout?: string; message: string };
-    throw new Error(`tsc -p tsconfig.build.json failed: ${stdout || message}`);
+    throw new Error(`scripts/build.mjs failed: ${stdout || message}`);
   }
   const node = process.env.TEST_NODE_BINARY;
   return {
