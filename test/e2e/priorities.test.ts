@@ -1,9 +1,11 @@
+import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiGatewayClient, type Job } from '../../client/index.js';
+import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { pool } from '../support/pool.js';
 import { startServices, type TestServices } from '../support/services.js';
-import { type Stack, startStack } from '../support/stack.js';
+import { openQueue, type Stack, startStack } from '../support/stack.js';
 
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -24,14 +26,18 @@ describe('priorities: sync before async, async by priority', () => {
   let stack: Stack;
   let client: AiGatewayClient;
   let image: Buffer;
+  let queue: Queue;
 
   beforeAll(async () => {
     services = await startServices();
     stack = await startStack(services, { env: { WORKER_CONCURRENCY: '1' } });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('Priorities');
+    queue = openQueue(stack, QueueName.InferenceOnnx);
   });
   afterAll(async () => {
+    await queue?.resume();
+    await queue?.close();
     await stack?.stop();
     await services?.stop();
   });
@@ -73,6 +79,9 @@ describe('priorities: sync before async, async by priority', () => {
   }, 300_000);
 
   it('async jobs run in priority order: 1 before 5 before 10', async () => {
+    // Paused while every job is submitted, so the order they run in is the queue's choice alone,
+    // however fast the worker drains compared with how fast this machine submits.
+    await queue.pause();
     const backlog = await pool(
       Array.from({ length: 400 }, (_, i) => i),
       24,
@@ -86,17 +95,22 @@ describe('priorities: sync before async, async by priority', () => {
         client.submit('text_orientation', image, { priority: 1 }),
       ),
     ]);
+    await queue.resume();
     const wait = (jobs: Job[]) =>
       pool(jobs, 50, (job) => client.wait(job.id, { timeoutMs: 240_000 }));
     const [done5, done10, done1] = await Promise.all([wait(backlog), wait(last), wait(first)]);
 
     const latestFirst = Math.max(...done1.map(finishedAt));
-    // Priority 1 jobs overtook the priority 5 backlog still queued; priority 10 jobs waited for it:
+    // Priority 1 jobs overtook the priority 5 backlog (all but the few in the queue's fair-scheduling
+    // window when they came, FAIR_QUEUE_WINDOW); priority 10 jobs waited for it:
     // none was taken before the last of the backlog. (Taken, not finished: the worker holds two
     // batches at once, so the backlog's last jobs and the first priority 10 ones may run side by
     // side and finish in either order.)
     const overtaken = done5.filter((job) => finishedAt(job) > latestFirst).length;
-    expect(overtaken).toBeGreaterThanOrEqual(100);
+    console.log(
+      `${overtaken} of ${done5.length} priority 5 jobs finished after the last priority 1 job`,
+    );
+    expect(overtaken).toBeGreaterThanOrEqual(300);
     const lastBacklogTaken = Math.max(...done5.map(takenAt));
     expect(done10.every((job) => takenAt(job) >= lastBacklogTaken)).toBe(true);
     expect(done1.every((job) => job.priority === 1)).toBe(true);
