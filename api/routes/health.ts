@@ -184,7 +184,7 @@ function picture(snapshot: BackendSnapshot) {
     up: serving.serving,
     ...(serving.serving ? {} : { reason: serving.reason }),
     workers: snapshot.workers.length,
-    ...(replicas.length > 0 ? { replicas } : {}),
+    replicas: replicas.length > 0 ? replicas : undefined,
     ...(snapshot.queueDepth === undefined ? {} : { queue_depth: snapshot.queueDepth }),
     models: snapshot.models,
   };
