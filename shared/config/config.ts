@@ -277,9 +277,10 @@ function toConfig(e: Env): Config {
     http: {
       host: e.HOST,
       port: e.PORT,
-      ...(e.TLS_CERT_FILE && e.TLS_KEY_FILE
-        ? { tls: { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } }
-        : {}),
+      tls:
+        e.TLS_CERT_FILE && e.TLS_KEY_FILE
+          ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE }
+          : undefined,
       trustProxy,
       corsOrigins,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
