@@ -33,7 +33,7 @@ export class ApiServer {
     try {
       const app = await buildApp({
         ...resources.deps,
-        ...(tracing ? { tracer: tracing.tracer } : {}),
+        tracer: tracing?.tracer,
         isClosing: () => server?.closing !== undefined,
       });
       server = new ApiServer(app, resources, logger, config.shutdownTimeoutMs);

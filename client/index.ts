@@ -235,11 +235,7 @@ export class AiGatewayClient {
   submit(model: string, image: ImageInput, options: SubmitOptions = {}): Promise<Job> {
     const body = form(
       image,
-      {
-        model,
-        ...fields(options),
-        ...(options.priority !== undefined ? { priority: String(options.priority) } : {}),
-      },
+      { model, ...fields(options), priority: options.priority },
       options.filename,
     );
     return this.send<Job>('POST', '/jobs', { body, headers: idempotency(options) }, options.signal);
@@ -261,14 +257,14 @@ export class AiGatewayClient {
       options.signal,
     );
     const next = page.next ? new URL(page.next, 'http://x').searchParams.get('cursor') : null;
-    return { jobs: page.jobs, ...(next ? { next } : {}) };
+    return { jobs: page.jobs, next: next ?? undefined };
   }
 
   /** Every job of this key still kept, newest first, a page at a time. */
   async *jobs(options: Omit<ListOptions, 'cursor'> = {}): AsyncGenerator<Job> {
     let cursor: string | undefined;
     do {
-      const page = await this.list({ ...options, ...(cursor ? { cursor } : {}) });
+      const page = await this.list({ ...options, cursor });
       yield* page.jobs;
       cursor = page.next;
     } while (cursor);
@@ -457,7 +453,7 @@ export class AiGatewayClient {
     const timeout = AbortSignal.timeout(timeoutMs);
     const response = await this.request(method, path, {
       headers: { accept: 'application/json', ...init.headers },
-      ...(init.body ? { body: init.body } : {}),
+      body: init.body,
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
     const text = await response.text();
@@ -481,7 +477,7 @@ export class AiGatewayClient {
         ...this.options.headers,
         ...init.headers,
       },
-      ...(init.body ? { body: init.body } : {}),
+      body: init.body,
       signal: init.signal,
     }).catch((err: unknown) => {
       // The Fetch standard rejects with a TypeError on a network error, and with the signal's
@@ -555,20 +551,15 @@ export function verifyWebhook(
   throw failure;
 }
 
-function fields(options: InferenceOptions): Record<string, string> {
-  const deadline =
-    options.deadline instanceof Date
-      ? options.deadline.toISOString()
-      : options.deadline !== undefined
-        ? String(options.deadline)
-        : undefined;
+function fields(options: InferenceOptions): FormFields {
   return {
-    ...(options.version ? { version: options.version } : {}),
-    ...(options.topK !== undefined ? { top_k: String(options.topK) } : {}),
-    ...(options.threshold !== undefined ? { threshold: String(options.threshold) } : {}),
-    ...(deadline !== undefined ? { deadline } : {}),
-    ...(options.webhook ? { webhook: options.webhook } : {}),
-    ...(options.webhookEvents ? { webhook_events: options.webhookEvents.join(',') } : {}),
+    // An empty version or webhook is none (the API would refuse it as a value).
+    version: options.version || undefined,
+    top_k: options.topK,
+    threshold: options.threshold,
+    deadline: options.deadline instanceof Date ? options.deadline.toISOString() : options.deadline,
+    webhook: options.webhook || undefined,
+    webhook_events: options.webhookEvents?.join(','),
   };
 }
 
@@ -576,10 +567,15 @@ function idempotency(options: InferenceOptions): Record<string, string> {
   return options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {};
 }
 
-function form(image: ImageInput, values: Record<string, string>, filename = 'image'): FormData {
+/** A form's fields; one that is undefined is not sent. */
+type FormFields = Record<string, string | number | undefined>;
+
+function form(image: ImageInput, values: FormFields, filename = 'image'): FormData {
   const data = new FormData();
   // Fields first: the server can check them before the image streams in.
-  for (const [name, value] of Object.entries(values)) data.set(name, value);
+  for (const [name, value] of Object.entries(values)) {
+    if (value !== undefined) data.set(name, String(value));
+  }
   const blob = image instanceof Blob ? image : new Blob([image as ArrayBuffer]);
   data.set('file', blob, filename);
   return data;

@@ -163,7 +163,7 @@ export class InferenceWorker {
           registry,
           store,
           backend: instrumented,
-          ...(largestBatch > 1 ? { batcher: new DynamicBatcher(instrumented, limits) } : {}),
+          batcher: largestBatch > 1 ? new DynamicBatcher(instrumented, limits) : undefined,
           maxPixels: config.uploads.maxPixels,
           logger: log,
           beforeInference: (job) => checkNotCanceled(lifecycle, job),
@@ -218,7 +218,7 @@ export class InferenceWorker {
         // A job whose worker died twice is more likely the cause than the victim.
         maxStalledCount: 2,
         autorun: false,
-        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+        telemetry: options.telemetry,
       },
     );
     // Once BullMQ has recorded a job's end, not before (see JobRunner.ended).
@@ -239,7 +239,7 @@ export class InferenceWorker {
           requestId: job?.data.requestId,
           attempt: job?.attemptsMade,
           err: err.message,
-          ...(cause ? { cause } : {}),
+          cause,
         },
         'job attempt failed',
       );

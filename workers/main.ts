@@ -101,7 +101,7 @@ async function main(): Promise<void> {
       logger,
       metrics,
       usageMetrics: createUsageMetrics(register, { models, tenants }),
-      ...(tracing ? { telemetry: tracing.telemetry } : {}),
+      telemetry: tracing?.telemetry,
     });
   }
 

@@ -60,7 +60,7 @@ export class StatusReporter {
       reportedAt: now,
       // Three missed heartbeats and readers count this worker gone.
       expiresAt: now + this.intervalMs * 3,
-      ...(this.concurrency ? { concurrency: this.concurrency } : {}),
+      concurrency: this.concurrency,
       ...this.source(),
     };
     return this.store.report(report);

@@ -164,9 +164,9 @@ export function readKeysFile(path: string): ApiKey[] {
     return {
       id: entry.id,
       sha256: digest,
-      ...(rateLimit ? { rateLimit } : {}),
-      ...(quota ? { quota } : {}),
-      ...(weight !== undefined ? { weight } : {}),
+      rateLimit,
+      quota,
+      weight,
     };
   });
 }

@@ -95,8 +95,8 @@ export class Authenticator {
       return {
         kind: 'key',
         id: key.id,
-        ...(key.rateLimit ? { rateLimit: key.rateLimit } : {}),
-        ...(key.quota ? { quota: key.quota } : {}),
+        rateLimit: key.rateLimit,
+        quota: key.quota,
       };
     }
     const token = this.tokens && presentedToken(request);
@@ -107,7 +107,7 @@ export class Authenticator {
       if (mode === 'tenant-or-admin' && outcome.admin) return { kind: 'admin' };
       // A token's tenant that is also a configured key's id is that tenant: it shares its quota.
       const quota = this.ring.byId(outcome.tenant)?.quota;
-      return { kind: 'key', id: outcome.tenant, ...(quota ? { quota } : {}) };
+      return { kind: 'key', id: outcome.tenant, quota };
     }
     // While the API is open a stray key changes nothing: everyone is the anonymous tenant.
     return this.open ? { kind: 'anonymous' } : { kind: 'invalid' };

@@ -59,8 +59,9 @@ export class TokenVerifier {
         algorithms: this.config.algorithms,
         clockTolerance: this.config.clockToleranceSeconds,
         requiredClaims: ['exp'],
-        ...(this.config.issuer ? { issuer: this.config.issuer } : {}),
-        ...(this.config.audience ? { audience: this.config.audience } : {}),
+        // jose checks a claim for every one of these that is not undefined.
+        issuer: this.config.issuer,
+        audience: this.config.audience,
       }));
     } catch (err) {
       return { ok: false, refusal: refusalOf(err) };

@@ -58,5 +58,5 @@ export function planWait(
     ...(preferences.respondAsync ? ['respond-async'] : []),
     ...(preferences.wait !== undefined ? [`wait=${Math.round(waitMs / 1000)}`] : []),
   ].join(', ');
-  return { waitMs, mode: waitMs > 0 ? 'sync' : 'async', ...(applied ? { applied } : {}) };
+  return { waitMs, mode: waitMs > 0 ? 'sync' : 'async', applied: applied || undefined };
 }

@@ -199,24 +199,19 @@ export class SubmissionReader {
     const webhook = this.webhook(merged.webhook, merged.webhook_events);
     const image = await inspectImage(upload.image, config.uploads);
     const key = imageKey(upload.image);
-    const params: InferenceParams = {
-      ...(merged.top_k !== undefined ? { topK: merged.top_k } : {}),
-      ...(merged.threshold !== undefined ? { threshold: merged.threshold } : {}),
-    };
+    const params: InferenceParams = { topK: merged.top_k, threshold: merged.threshold };
     const submission: Submission = {
       route,
-      ...pick(merged.version),
+      version: merged.version,
       image: upload.image,
       imageKey: key,
       contentType: image.contentType,
       params,
       priority: merged.priority ?? PRIORITY.default,
-      ...(deadline !== undefined ? { deadline } : {}),
-      ...(webhook ? { webhook } : {}),
+      deadline,
+      webhook,
       owner: ownerOf(request),
-      ...(request.principal?.kind === 'key' && request.principal.quota
-        ? { quota: request.principal.quota }
-        : {}),
+      quota: request.principal?.kind === 'key' ? request.principal.quota : undefined,
       bypassCache: bypassesCache(header(request, 'cache-control')),
       admission: UNCOUNTED,
     };
@@ -340,11 +335,7 @@ function bypassesCache(cacheControl: string | undefined): boolean {
     });
 }
 
-function pick(version: string | undefined): { version?: string } {
-  return version ? { version } : {};
-}
-
 /** What a request asks of the router beside the model: a version, a backend. */
 function target(fields: SubmissionFields): { version?: string; backend?: BackendKind } {
-  return { ...pick(fields.version), ...(fields.backend ? { backend: fields.backend } : {}) };
+  return { version: fields.version, backend: fields.backend };
 }

@@ -177,7 +177,7 @@ async function readHeader(bytes: Buffer): Promise<Header> {
       format: meta.format,
       width: meta.width,
       height: meta.height,
-      ...(meta.compression ? { compression: meta.compression } : {}),
+      compression: meta.compression,
     };
   } catch {
     // The file starts like one of our formats but its header does not parse: a damaged image,

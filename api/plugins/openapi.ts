@@ -94,7 +94,7 @@ export const openApiPlugin = fp(
           // bull-board hides its routes; its page is documented as one route.
           ...(dashboardPage ? { ...DASHBOARD_PAGE, hide: false } : {}),
           security: SECURITY[auth],
-          ...(route.config?.documentedBody ? { body: route.config.documentedBody } : {}),
+          body: route.config?.documentedBody ?? schema?.body,
         };
         return { schema: documented, url: dashboardPage ? opts.dashboardPath : url };
       },

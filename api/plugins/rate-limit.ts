@@ -48,7 +48,7 @@ export const rateLimitPlugin = fp(
       enableDraftSpec: true,
       keyGenerator: (request) => counterName(rateLimitClientOf(request)),
       allowList: (request) => isOperationalPath(request.url) || request.principal?.kind === 'admin',
-      ...(opts.onExceeded ? { onExceeded: opts.onExceeded } : {}),
+      onExceeded: opts.onExceeded,
       errorResponseBuilder: (request, context) => {
         const { requests, windowSeconds: window } = budget(request);
         return new errors.RATE_LIMITED(requests, window, Math.ceil(context.ttl / 1000));

@@ -77,7 +77,7 @@ export const requestMetricsPlugin = fp(
         backend: labels?.backend,
         model,
         status,
-        ...(mode === 'sync' && status === 200 ? { latencyMs: reply.elapsedTime } : {}),
+        latencyMs: mode === 'sync' && status === 200 ? reply.elapsedTime : undefined,
       });
     });
   },

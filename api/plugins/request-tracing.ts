@@ -42,7 +42,8 @@ export const requestTracingPlugin = fp(
           attributes: {
             'http.request.method': request.method,
             'url.path': request.url.split('?')[0] ?? '/',
-            ...(route ? { 'http.route': route } : {}),
+            // The SDK leaves out an attribute whose value is undefined (an unmatched route).
+            'http.route': route,
             'ai_gateway.request_id': request.id,
           },
         },

@@ -182,10 +182,10 @@ function picture(snapshot: BackendSnapshot) {
   const replicas = summarizeReplicas(snapshot.workers);
   return {
     up: serving.serving,
-    ...(serving.serving ? {} : { reason: serving.reason }),
+    reason: serving.serving ? undefined : serving.reason,
     workers: snapshot.workers.length,
-    ...(replicas.length > 0 ? { replicas } : {}),
-    ...(snapshot.queueDepth === undefined ? {} : { queue_depth: snapshot.queueDepth }),
+    replicas: replicas.length > 0 ? replicas : undefined,
+    queue_depth: snapshot.queueDepth,
     models: snapshot.models,
   };
 }
@@ -201,9 +201,7 @@ function publicPictures(pictures: Record<BackendKind, BackendPicture>) {
       backend,
       {
         ...picture,
-        ...(replicas
-          ? { replicas: replicas.map(({ healthy, circuit }) => ({ healthy, circuit })) }
-          : {}),
+        replicas: replicas?.map(({ healthy, circuit }) => ({ healthy, circuit })),
         models: Object.fromEntries(
           Object.entries(models).map(([name, { state, versions }]) => [name, { state, versions }]),
         ),

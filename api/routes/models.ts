@@ -50,10 +50,10 @@ export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOption
     const availability = router.availability(model);
     return {
       name: model.name,
-      ...(model.description ? { description: model.description } : {}),
+      description: model.description,
       task: model.task,
       status: availability.state,
-      ...(availability.reason ? { reason: availability.reason } : {}),
+      reason: availability.reason,
       versions: availability.versions,
       backends: Object.keys(model.backends),
       routing: model.routing.strategy,

@@ -82,7 +82,7 @@ export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
         tenant: scope.tenant ?? null,
         ...snapshot,
-        ...(queues ? { queues: Object.fromEntries(queues as QueueCounts) } : {}),
+        queues: queues && Object.fromEntries(queues as QueueCounts),
       };
     },
   );

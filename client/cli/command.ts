@@ -80,7 +80,7 @@ export function connect(
     throw new UsageError(`--url must be an http(s) URL, got "${baseUrl}"`);
   }
   const apiKey = values.key ?? env.AI_GATEWAY_KEY;
-  return new AiGatewayClient({ baseUrl, ...(apiKey ? { apiKey } : {}) });
+  return new AiGatewayClient({ baseUrl, apiKey });
 }
 
 /** The terminal for a parsed command line's `--json`. */

@@ -46,9 +46,9 @@ export function inferenceOptions(values: UploadValues): InferenceOptions {
   const topK = integerOption(values['top-k'], 'top-k', { min: 1, max: 1000 });
   const threshold = numberOption(values.threshold, 'threshold', { min: 0, max: 1 });
   return {
-    ...(values['model-version'] ? { version: values['model-version'] } : {}),
-    ...(topK !== undefined ? { topK } : {}),
-    ...(threshold !== undefined ? { threshold } : {}),
+    version: values['model-version'],
+    topK,
+    threshold,
   };
 }
 

@@ -277,9 +277,10 @@ function toConfig(e: Env): Config {
     http: {
       host: e.HOST,
       port: e.PORT,
-      ...(e.TLS_CERT_FILE && e.TLS_KEY_FILE
-        ? { tls: { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } }
-        : {}),
+      tls:
+        e.TLS_CERT_FILE && e.TLS_KEY_FILE
+          ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE }
+          : undefined,
       trustProxy,
       corsOrigins,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
@@ -288,7 +289,7 @@ function toConfig(e: Env): Config {
       url: e.REDIS_URL,
       prefix: e.REDIS_PREFIX,
       commandTimeoutMs: e.REDIS_TIMEOUT_MS,
-      ...(e.REDIS_CLUSTER ? { clusterNodes: redisNodes } : {}),
+      clusterNodes: e.REDIS_CLUSTER ? redisNodes : undefined,
     },
     storage,
     models: { configPath: e.MODELS_CONFIG, repository: e.MODEL_REPOSITORY },
@@ -328,9 +329,9 @@ function toConfig(e: Env): Config {
       maxRssBytes: e.MAX_RSS_BYTES,
     },
     auth: {
-      ...(e.API_KEYS ? { apiKeys: e.API_KEYS } : {}),
-      ...(e.API_KEYS_FILE ? { keysFile: e.API_KEYS_FILE } : {}),
-      ...(jwt ? { jwt } : {}),
+      apiKeys: e.API_KEYS,
+      keysFile: e.API_KEYS_FILE,
+      jwt,
     },
     sync: { defaultWaitMs: e.SYNC_WAIT_SECONDS * 1000, maxWaitMs: e.SYNC_WAIT_MAX_SECONDS * 1000 },
     jobs: {
@@ -350,8 +351,8 @@ function toConfig(e: Env): Config {
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       batching: {
-        ...(e.BATCH_MAX_SIZE !== undefined ? { maxSize: e.BATCH_MAX_SIZE } : {}),
-        ...(e.BATCH_MAX_DELAY_MS !== undefined ? { maxDelayMs: e.BATCH_MAX_DELAY_MS } : {}),
+        maxSize: e.BATCH_MAX_SIZE,
+        maxDelayMs: e.BATCH_MAX_DELAY_MS,
       },
       lockDurationMs: e.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
@@ -363,8 +364,8 @@ function toConfig(e: Env): Config {
     admin: e.ADMIN_API_KEY ? { apiKey: e.ADMIN_API_KEY } : {},
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT } : {},
     webhooks: {
-      ...(e.WEBHOOK_SECRET ? { secret: e.WEBHOOK_SECRET } : {}),
-      ...(e.WEBHOOK_SECRET_PREVIOUS ? { previousSecret: e.WEBHOOK_SECRET_PREVIOUS } : {}),
+      secret: e.WEBHOOK_SECRET,
+      previousSecret: e.WEBHOOK_SECRET_PREVIOUS,
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
       attempts: e.WEBHOOK_ATTEMPTS,
       backoffMs: e.WEBHOOK_BACKOFF_MS,

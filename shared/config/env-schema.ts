@@ -3,7 +3,7 @@ import { OneOf } from '../schema/one-of.js';
 import { SIGNING_SECRET_PATTERN } from '../webhooks/signing-secrets.js';
 
 const Integer = (defaultValue: number, minimum = 0, maximum?: number, description?: string) =>
-  Type.Integer({ default: defaultValue, minimum, ...(maximum ? { maximum } : {}), description });
+  Type.Integer({ default: defaultValue, minimum, maximum, description });
 
 const Flag = (defaultValue: boolean, description: string) =>
   Type.Boolean({ default: defaultValue, description });

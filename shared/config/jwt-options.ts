@@ -70,12 +70,12 @@ export function parseJwtConfig(e: Env): Parsed<JwtConfig | undefined> {
   return {
     value: {
       keys: keys.value,
-      ...(e.JWT_ISSUER ? { issuer: e.JWT_ISSUER } : {}),
-      ...(e.JWT_AUDIENCE ? { audience: e.JWT_AUDIENCE } : {}),
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
       algorithms: algorithms.value,
       clockToleranceSeconds: e.JWT_CLOCK_TOLERANCE_SECONDS,
       tenantClaim: e.JWT_TENANT_CLAIM,
-      ...(e.JWT_ADMIN_SCOPE ? { adminScope: e.JWT_ADMIN_SCOPE } : {}),
+      adminScope: e.JWT_ADMIN_SCOPE,
     },
   };
 }

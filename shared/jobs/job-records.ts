@@ -1,6 +1,7 @@
 import type { ChainableCommander } from 'ioredis';
 import type { CachedResult } from '../cache/result-cache.js';
 import type { BackendKind } from '../models/model-spec.js';
+import { withoutUndefined } from '../objects/without-undefined.js';
 import type { RedisClient } from '../redis/redis.js';
 import { defineCommands } from '../redis/redis-commands.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
@@ -250,33 +251,39 @@ export class JobRecords {
 function submissionFields(submission: JobSubmission | undefined): Record<string, string> {
   if (!submission) return {};
   const { version, mode, priority, deadline, webhook, owner } = submission;
-  return {
-    ...(version ? { version } : {}),
-    ...(mode ? { mode } : {}),
-    ...(priority !== undefined ? { priority: String(priority) } : {}),
-    ...(deadline !== undefined ? { deadline: String(deadline) } : {}),
-    ...(webhook ? { webhook: JSON.stringify(webhook) } : {}),
-    ...(owner ? { owner } : {}),
-  };
+  return withoutUndefined({
+    version,
+    mode,
+    priority: priority === undefined ? undefined : String(priority),
+    deadline: deadline === undefined ? undefined : String(deadline),
+    webhook: webhook === undefined ? undefined : JSON.stringify(webhook),
+    owner,
+  });
 }
 
 function readSubmission(fields: Partial<Record<string, string>>): JobSubmission {
   return {
-    ...(fields.version ? { version: fields.version } : {}),
-    ...(fields.mode ? { mode: fields.mode as JobSubmission['mode'] } : {}),
-    ...(fields.priority ? { priority: Number(fields.priority) } : {}),
-    ...(fields.deadline ? { deadline: Number(fields.deadline) } : {}),
-    ...(fields.webhook ? { webhook: JSON.parse(fields.webhook) as WebhookSubscription } : {}),
-    ...(fields.owner ? { owner: fields.owner } : {}),
+    version: fields.version,
+    mode: fields.mode as JobSubmission['mode'],
+    priority: numberField(fields.priority),
+    deadline: numberField(fields.deadline),
+    webhook:
+      fields.webhook === undefined
+        ? undefined
+        : (JSON.parse(fields.webhook) as WebhookSubscription),
+    owner: fields.owner,
   };
 }
 
 function readLifecycle(fields: Partial<Record<string, string>>): JobLifecycleState {
   return {
-    ...(fields.cancel_requested_at
-      ? { cancelRequestedAt: Number(fields.cancel_requested_at) }
-      : {}),
-    ...(fields.canceled_at ? { canceledAt: Number(fields.canceled_at) } : {}),
-    ...(fields.settled ? { settled: fields.settled as JobLifecycleState['settled'] } : {}),
+    cancelRequestedAt: numberField(fields.cancel_requested_at),
+    canceledAt: numberField(fields.canceled_at),
+    settled: fields.settled as JobLifecycleState['settled'],
   };
+}
+
+/** A hash field that holds a number, if the hash has it. */
+function numberField(value: string | undefined): number | undefined {
+  return value ? Number(value) : undefined;
 }

@@ -164,7 +164,7 @@ export function toJobResource({ backend, job, state }: FoundJob, record?: JobRec
     webhook_deliveries: [],
     request_id: job.data.requestId,
     urls: { get: `/jobs/${id}`, cancel: `/jobs/${id}` },
-    ...(record ? { route: describeRoute(record) } : {}),
+    route: record && describeRoute(record),
   };
 }
 

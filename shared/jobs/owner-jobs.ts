@@ -72,7 +72,7 @@ export class OwnerJobs {
     return {
       key: this.key(owner),
       member: `${pad(createdAt)}:${id}`,
-      ...(trim ? { trimBelow: pad(this.cutoff(createdAt)) } : {}),
+      trimBelow: trim ? pad(this.cutoff(createdAt)) : undefined,
       keep: this.maxPerOwner,
       ttlSeconds: this.options.retentionSeconds,
     };

@@ -117,11 +117,12 @@ export class ModelRegistry {
         }
         return {
           name,
-          ...(spec.description ? { description: spec.description } : {}),
+          // A blank description is none.
+          description: spec.description || undefined,
           task: spec.task,
           backends: spec.backends,
           input: spec.input,
-          ...(labels ? { labels } : {}),
+          labels,
           postprocess,
           routing,
           batching,

@@ -61,7 +61,7 @@ export class InferenceQueues {
           connection: redis,
           prefix,
           defaultJobOptions,
-          ...(telemetry ? { telemetry } : {}),
+          telemetry,
         }),
       ]),
     ) as InferenceQueues['queues'];

@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/config.js';
+import { withoutUndefined } from '../objects/without-undefined.js';
 
 /**
  * A connection to a single Redis or to a Redis Cluster. Both run every command this service sends,
@@ -57,13 +58,14 @@ function createCluster(nodes: string[], options: RedisOptions): Cluster {
       clusterRetryStrategy: retryStrategy,
       enableOfflineQueue: enableOfflineQueue ?? true,
       enableReadyCheck: true,
-      redisOptions: {
+      // Merged over each node's own options with Object.assign: an undefined key would erase one.
+      redisOptions: withoutUndefined({
         ...perNode,
         connectionName,
-        ...(first!.username ? { username: decodeURIComponent(first!.username) } : {}),
-        ...(first!.password ? { password: decodeURIComponent(first!.password) } : {}),
-        ...(first!.protocol === 'rediss:' ? { tls: {} } : {}),
-      },
+        username: decodeURIComponent(first!.username) || undefined,
+        password: decodeURIComponent(first!.password) || undefined,
+        tls: first!.protocol === 'rediss:' ? {} : undefined,
+      }),
     },
   );
 }

@@ -20,7 +20,7 @@ export async function loadSigningSecrets(
   const { previousSecret } = config.webhooks;
   const secrets = new WebhookSigningSecrets({
     master,
-    ...(previousSecret ? { previousMaster: previousSecret } : {}),
+    previousMaster: previousSecret,
     tenants,
   });
   logger.info(

@@ -148,15 +148,15 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps): WebhookProce
     });
     deps.metrics?.recordDelivery({
       outcome,
-      ...(result.statusCode !== null ? { status: result.statusCode } : {}),
-      ...(result.failure === 'timeout' ? { error: 'timeout' } : {}),
+      status: result.statusCode ?? undefined,
+      error: result.failure === 'timeout' ? 'timeout' : undefined,
       durationSeconds: result.durationMs / 1000,
     });
     const fields = {
       attempt,
       status: result.statusCode,
       code: result.error?.code,
-      ...(result.detail ? { detail: result.detail } : {}),
+      detail: result.detail,
       ms: result.durationMs,
     };
     if (outcome === 'delivered') {

@@ -86,7 +86,7 @@ export class WebhookSender {
         ...result,
         verdict: retryable ? 'retry' : 'stop',
         error: jobError('WEBHOOK_REJECTED', status),
-        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        retryAfterMs,
       };
     } catch (err) {
       return {

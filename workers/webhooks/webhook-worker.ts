@@ -78,7 +78,7 @@ export class WebhookWorker {
       slots,
       maxDeferMs: config.webhooks.timeoutMs,
       logger: log,
-      ...(options.metrics ? { metrics: options.metrics } : {}),
+      metrics: options.metrics,
     });
     const handle = dispatchJobs<WebhookJobData, void>(QueueName.Webhooks, {
       [JobName.DeliverWebhook]: process,

@@ -56,10 +56,10 @@ function jobOptions(values: {
     throw new UsageError('--webhook-events takes started, completed or both, comma-separated');
   }
   return {
-    ...(priority !== undefined ? { priority } : {}),
-    ...(deadline !== undefined ? { deadline } : {}),
-    ...(values.webhook ? { webhook: values.webhook } : {}),
-    ...(events ? { webhookEvents: events } : {}),
+    priority,
+    deadline,
+    webhook: values.webhook,
+    webhookEvents: events,
   };
 }
 

@@ -100,7 +100,7 @@ export class OipV2Client {
     return {
       name: String(body.name ?? name),
       versions: (body.versions ?? []).map(String),
-      ...(body.platform ? { platform: body.platform } : {}),
+      platform: body.platform,
       inputs: body.inputs ?? [],
       outputs: body.outputs ?? [],
     };
@@ -162,7 +162,7 @@ function readAnswer(name: string, bytes: Buffer, headerLength: unknown): InferAn
   });
   return {
     modelName: answer.model_name ?? name,
-    ...(answer.model_version ? { modelVersion: String(answer.model_version) } : {}),
+    modelVersion: answer.model_version ? String(answer.model_version) : undefined,
     outputs,
   };
 }

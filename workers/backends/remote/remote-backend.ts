@@ -220,14 +220,14 @@ export abstract class RemoteBackend<Signature> implements InferenceBackend {
     const replicas = Object.fromEntries(
       perReplica.map(({ url, state, versions, reason, detail }) => [
         url,
-        { state, versions, ...(reason ? { reason } : {}), ...(detail ? { detail } : {}) },
+        { state, versions, reason, detail },
       ]),
     );
     const unavailable = (reason: string, detail?: string): ModelStatus => ({
       state: 'unavailable',
       versions: [],
       reason,
-      ...(detail ? { detail } : {}),
+      detail,
       replicas,
     });
     const details = () =>

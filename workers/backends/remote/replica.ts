@@ -154,8 +154,8 @@ export class Replica {
       healthy: this.healthy,
       circuit: this.circuit,
       inFlight: this.inFlight,
-      ...(this.probeError ? { error: this.probeError } : {}),
-      ...(this.checkedAt ? { checkedAt: this.checkedAt } : {}),
+      error: this.probeError,
+      checkedAt: this.checkedAt,
     };
   }
 

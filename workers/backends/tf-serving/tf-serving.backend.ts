@@ -79,7 +79,7 @@ export class TfServingBackend extends RemoteBackend<TfSignature> {
         state: 'unavailable',
         versions: [],
         reason: `TF Serving has no version of "${servable.name}" available (${states.join(', ') || 'none'})`,
-        ...(errors.length > 0 ? { detail: errors.join('; ') } : {}),
+        detail: errors.join('; ') || undefined,
       };
     } catch (err) {
       if (!(err instanceof TfServingRequestError)) throw err;
@@ -101,7 +101,7 @@ export class TfServingBackend extends RemoteBackend<TfSignature> {
     const signatureName = spec.signature_name ?? 'serving_default';
     try {
       const found = await new TfServingClient(send).signature(
-        { name: spec.name ?? model.name, ...(version ? { version } : {}) },
+        { name: spec.name ?? model.name, version },
         signatureName,
       );
       return checkSignature(model, spec, found);
@@ -129,10 +129,8 @@ function servableOf(
   requested: string | undefined,
 ): Servable {
   const version = requested ?? spec.version;
-  return {
-    name: spec.name ?? model.name,
-    ...(version ? { version } : spec.label ? { label: spec.label } : {}),
-  };
+  const name = spec.name ?? model.name;
+  return version ? { name, version } : { name, label: spec.label };
 }
 
 /**

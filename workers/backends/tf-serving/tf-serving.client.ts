@@ -62,7 +62,7 @@ export class TfServingClient {
       return {
         version: String(entry.version),
         state: String(entry.state) as VersionState,
-        ...(status?.error_message ? { error: status.error_message } : {}),
+        error: status?.error_message || undefined,
       };
     });
   }
