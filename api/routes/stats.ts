@@ -1,11 +1,10 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { withCause } from '../../shared/errors/index.js';
-import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import type { StatsScope, StatsStore } from '../../shared/stats/stats-store.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { errors } from '../http/errors.js';
-import { ownerOf } from '../http/owner.js';
+import { readableTenant } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import { type QueueCounts, readQueueCounts } from '../queues/queue-counts.js';
 import type { QueueSet } from '../queues/queue-set.js';
@@ -71,7 +70,8 @@ export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions
     },
     async (request) => {
       const admin = request.principal?.kind === 'admin';
-      const scope = scopeOf(request, opts.tenants);
+      const tenant = readableTenant(request, opts.tenants);
+      const scope: StatsScope = tenant === undefined ? {} : { tenant };
       const [snapshot, queues] = await Promise.all([
         opts.stats.read(scope),
         admin ? readQueueCounts(opts.queues, opts.queueTimeoutMs) : undefined,
@@ -86,21 +86,4 @@ export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions
       };
     },
   );
-}
-
-/** Whose figures a request may read: the admin's choice, or the asking tenant's own. */
-function scopeOf(
-  request: FastifyRequest<{ Querystring: { tenant?: string } }>,
-  tenants: Pick<Authenticator, 'isTenant'>,
-): StatsScope {
-  const asked = request.query.tenant;
-  if (request.principal?.kind === 'admin') {
-    if (asked !== undefined && asked !== ANONYMOUS_OWNER && !tenants.isTenant(asked)) {
-      throw new errors.TENANT_NOT_FOUND(asked);
-    }
-    return asked === undefined ? {} : { tenant: asked };
-  }
-  const own = ownerOf(request);
-  if (asked !== undefined && asked !== own) throw new errors.TENANT_FORBIDDEN(asked);
-  return { tenant: own };
 }

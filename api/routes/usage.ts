@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { withCause } from '../../shared/errors/index.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import type { UsageLedger } from '../../shared/usage/usage-ledger.js';
@@ -7,7 +7,7 @@ import { daysBetween, parseUtcDay, utcDay, utcMonth } from '../../shared/usage/u
 import type { ApiKeyRing } from '../auth/api-key-ring.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { errors } from '../http/errors.js';
-import { ownerOf } from '../http/owner.js';
+import { readableTenant } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
 import type { QuotaCounters } from '../quotas/quota-counters.js';
 import { quotaHeaders } from '../quotas/quota-headers.js';
@@ -110,7 +110,7 @@ export async function usageRoutes(app: FastifyInstance, opts: UsageRoutesOptions
       },
     },
     async (request) => {
-      const tenant = tenantOf(request, opts.tenants);
+      const tenant = readableTenant(request, opts.tenants);
       const now = Date.now();
       const from = dayOf('from', request.query.from ?? `${utcMonth(now)}-01`);
       const to = dayOf('to', request.query.to ?? utcDay(now));
@@ -144,7 +144,7 @@ export async function usageRoutes(app: FastifyInstance, opts: UsageRoutesOptions
       if (admin && request.query.tenant === undefined) {
         throw new errors.VALIDATION_FAILED('Name the tenant: ?tenant=<key id>');
       }
-      const tenant = tenantOf(request, opts.tenants) ?? ANONYMOUS_OWNER;
+      const tenant = readableTenant(request, opts.tenants) ?? ANONYMOUS_OWNER;
       const quota = admin
         ? opts.keys.byId(tenant)?.quota
         : request.principal?.kind === 'key'
@@ -169,23 +169,6 @@ export async function usageRoutes(app: FastifyInstance, opts: UsageRoutesOptions
       };
     },
   );
-}
-
-/** Whose figures a request may read: the admin's choice (undefined: everyone), or its own. */
-function tenantOf(
-  request: FastifyRequest<{ Querystring: { tenant?: string } }>,
-  tenants: Pick<Authenticator, 'isTenant'>,
-): string | undefined {
-  const asked = request.query.tenant;
-  if (request.principal?.kind === 'admin') {
-    if (asked !== undefined && asked !== ANONYMOUS_OWNER && !tenants.isTenant(asked)) {
-      throw new errors.TENANT_NOT_FOUND(asked);
-    }
-    return asked;
-  }
-  const own = ownerOf(request);
-  if (asked !== undefined && asked !== own) throw new errors.TENANT_FORBIDDEN(asked);
-  return own;
 }
 
 function dayOf(name: string, text: string): number {
