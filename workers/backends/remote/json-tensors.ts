@@ -117,7 +117,7 @@ class FloatTexts {
     }
     const text = formatFloat32(data[i]!);
     if (this.size < TEXT_LIMIT) this.remember(slot, key, text);
-    return pos + out.latin1Write(text, pos);
+    return pos + out.write(text, pos, 'latin1');
   }
 
   private remember(slot: number, key: number, text: string): void {
