@@ -1,4 +1,4 @@
-import { QueueEvents, type Telemetry } from 'bullmq';
+import type { QueueEvents, Telemetry } from 'bullmq';
 import { configuredTenantIds } from '../shared/auth/configured-tenants.js';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
 import { ResultCache } from '../shared/cache/result-cache.js';
@@ -12,6 +12,7 @@ import type { Logger } from '../shared/logging/logger.js';
 import { createMetricsRegistry, createUsageMetrics } from '../shared/metrics/index.js';
 import { BACKEND_KINDS } from '../shared/models/model-spec.js';
 import { ModelRegistry } from '../shared/models/registry.js';
+import { openQueueEvents } from '../shared/queues/bullmq-objects.js';
 import { FairScheduler } from '../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, type QueueName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
@@ -148,7 +149,7 @@ export async function createApiResources(
   for (const name of Object.values(INFERENCE_QUEUES)) {
     const connection = createRedis(config.redis, 'blocking');
     eventConnections.push(connection);
-    eventsByQueue.set(name, new QueueEvents(name, { connection, prefix: config.redis.prefix }));
+    eventsByQueue.set(name, openQueueEvents(name, { connection, prefix: config.redis.prefix }));
   }
   await Promise.all([...eventsByQueue.values()].map((e) => e.waitUntilReady()));
   const waiter = new CompletionWaiter({

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type Job, type Telemetry, Worker } from 'bullmq';
+import type { Job, Telemetry, Worker } from 'bullmq';
 import { Registry } from 'prom-client';
 import { configuredTenantIds } from '../shared/auth/configured-tenants.js';
 import { BackendStatusStore } from '../shared/backends/backend-status.js';
@@ -20,6 +20,7 @@ import {
 } from '../shared/metrics/index.js';
 import type { BackendKind, ModelDefinition } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
+import { openInferenceWorker } from '../shared/queues/bullmq-objects.js';
 import { FairScheduler } from '../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, type InferenceJobData, JobName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
@@ -188,8 +189,8 @@ export class InferenceWorker {
       [JobName.Infer]: (job) => runner.run(job),
     });
     let self: InferenceWorker | undefined;
-    const worker = new Worker<InferenceJobData, InferenceResult>(
-      queueName,
+    const worker = openInferenceWorker(
+      backend.kind,
       async (job, token) => {
         if (token) self?.active.set(job.id!, { job, token });
         // An async job taken leaves room in the window of its queue: the next in fair order goes in.
@@ -209,15 +210,8 @@ export class InferenceWorker {
       {
         connection: redis,
         prefix: config.redis.prefix,
+        worker: config.worker,
         concurrency,
-        lockDuration: config.worker.lockDurationMs,
-        stalledInterval: config.worker.stalledIntervalMs,
-        // A finished job whose result could not be written (Redis away) is written again after
-        // this delay; BullMQ's 15 s would come after its lock ran out, and the job would run twice.
-        runRetryDelay: Math.max(250, Math.min(15_000, config.worker.lockDurationMs / 4)),
-        // A job whose worker died twice is more likely the cause than the victim.
-        maxStalledCount: 2,
-        autorun: false,
         telemetry: options.telemetry,
       },
     );

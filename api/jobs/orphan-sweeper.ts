@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError } from 'bullmq';
 import type { Config } from '../../shared/config/config.js';
 import { jobFailure } from '../../shared/errors/index.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
@@ -7,14 +7,15 @@ import type { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
+import { type InferenceWorkerOf, openOrphanTaker } from '../../shared/queues/bullmq-objects.js';
 import type { FairScheduler } from '../../shared/queues/fair-scheduler.js';
-import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
+import type { InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient } from '../../shared/redis/redis.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import type { BackendStatusCache } from '../routing/backend-status-cache.js';
 
-type Taker = Worker<InferenceJobData, InferenceResult>;
+type Taker = InferenceWorkerOf;
 
 /** Jobs taken off one queue per sweep, so a sweep stays short; the next one takes the rest. */
 const JOBS_PER_SWEEP = 500;
@@ -114,14 +115,10 @@ export class OrphanSweeper {
     if (held) return held.taker;
     const { config } = this.deps;
     const connection = createRedis(config.redis, 'blocking');
-    const taker: Taker = new Worker(INFERENCE_QUEUES[backend], null, {
+    const taker = openOrphanTaker(backend, {
       connection,
       prefix: config.redis.prefix,
-      autorun: false,
-      lockDuration: config.worker.lockDurationMs,
-      stalledInterval: config.worker.stalledIntervalMs,
-      // Not the job's fault that its whole pool is gone: it is swept, not failed for stalling.
-      maxStalledCount: Number.MAX_SAFE_INTEGER,
+      worker: config.worker,
     });
     taker.on('error', (err) => this.deps.logger.warn({ err: err.message }, 'orphan taker error'));
     void taker.startStalledCheckTimer();

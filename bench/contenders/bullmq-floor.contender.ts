@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import {
-  type InferenceJobData,
-  inferenceJobOptions,
-  JobName,
-  QueueName,
-} from '../../shared/queues/queues.js';
+import { inferenceJobOptions } from '../../shared/queues/bullmq-objects.js';
+import { type InferenceJobData, JobName, QueueName } from '../../shared/queues/queues.js';
 import { BenchProcess } from '../bench-process.js';
 import { BENCH_MODEL } from '../in-process-pipeline.js';
 import { unlinkPrefix } from '../redis-keys.js';

@@ -2,7 +2,6 @@ export {
   INFERENCE_QUEUES,
   type InferenceJobData,
   type InferenceParams,
-  inferenceJobOptions,
   JOB_QUEUES,
   JobName,
   QueueName,

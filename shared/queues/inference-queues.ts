@@ -1,17 +1,12 @@
-import { Job, type JobState, Queue, SpanKind, type Telemetry, TelemetryAttributes } from 'bullmq';
+import { Job, type JobState, SpanKind, type Telemetry, TelemetryAttributes } from 'bullmq';
 import type { ChainableCommander } from 'ioredis';
 import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
 import type { RedisClient } from '../redis/redis.js';
 import { defineCommands } from '../redis/redis-commands.js';
-import {
-  INFERENCE_QUEUES,
-  type InferenceJobData,
-  inferenceJobOptions,
-  JobName,
-  type QueueName,
-} from './queues.js';
+import { type InferenceQueue, openInferenceQueue } from './bullmq-objects.js';
+import { INFERENCE_QUEUES, type InferenceJobData, JobName, type QueueName } from './queues.js';
 
 export type InferenceJob = Job<InferenceJobData, InferenceResult, JobName.Infer>;
 
@@ -41,10 +36,7 @@ export interface FoundJob {
  * connection. Job ids are ours (UUIDs), so a job can be waited for before it is added.
  */
 export class InferenceQueues {
-  private readonly queues: Record<
-    BackendKind,
-    Queue<InferenceJobData, InferenceResult, JobName.Infer>
-  >;
+  private readonly queues: Record<BackendKind, InferenceQueue>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -53,21 +45,15 @@ export class InferenceQueues {
     /** OpenTelemetry for BullMQ: a producer span per job, its context carried in the job. */
     telemetry?: Telemetry,
   ) {
-    const defaultJobOptions = inferenceJobOptions(jobs);
     this.queues = Object.fromEntries(
       BACKEND_KINDS.map((backend) => [
         backend,
-        new Queue(INFERENCE_QUEUES[backend], {
-          connection: redis,
-          prefix,
-          defaultJobOptions,
-          telemetry,
-        }),
+        openInferenceQueue(backend, { connection: redis, prefix, jobs, telemetry }),
       ]),
     ) as InferenceQueues['queues'];
   }
 
-  queue(backend: BackendKind): Queue<InferenceJobData, InferenceResult, JobName.Infer> {
+  queue(backend: BackendKind): InferenceQueue {
     return this.queues[backend];
   }
 

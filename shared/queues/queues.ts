@@ -1,6 +1,4 @@
-import type { DefaultJobOptions } from 'bullmq';
 import type { ResultCacheTerms } from '../cache/result-cache.js';
-import type { Config } from '../config/config.js';
 import type { BackendKind } from '../models/model-spec.js';
 import type { WebhookEvent, WebhookSubscription } from '../webhooks/webhook-subscription.js';
 
@@ -82,15 +80,4 @@ export interface WebhookJobData {
   postponed?: number;
   /** How many times delivery was put off because its owner had every delivery slot in use. */
   deferred?: number;
-}
-
-/** Retries with exponential backoff for transient failures; finished jobs kept for a bounded time. */
-export function inferenceJobOptions(jobs: Config['jobs']): DefaultJobOptions {
-  const retention = { age: jobs.retentionSeconds, count: jobs.retentionCount };
-  return {
-    attempts: jobs.attempts,
-    backoff: { type: 'exponential', delay: jobs.backoffMs },
-    removeOnComplete: retention,
-    removeOnFail: retention,
-  };
 }

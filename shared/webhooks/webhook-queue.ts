@@ -1,7 +1,7 @@
-import { Queue } from 'bullmq';
 import type { Config } from '../config/config.js';
 import { ANONYMOUS_OWNER } from '../jobs/job-records.js';
-import { JobName, QueueName, type WebhookJobData } from '../queues/queues.js';
+import { openWebhooksQueue, type WebhooksQueue } from '../queues/bullmq-objects.js';
+import { JobName } from '../queues/queues.js';
 import type { RedisClient } from '../redis/redis.js';
 import {
   type WebhookEvent,
@@ -19,9 +19,6 @@ export interface NotifiedJob {
   owner?: string;
 }
 
-/** The backoff type the webhooks worker computes itself (exponential, Retry-After honoured). */
-export const WEBHOOK_BACKOFF = 'webhook';
-
 /**
  * The producer side of the `webhooks` queue, used by inference workers (a job started or ended)
  * and by the API (a queued job canceled). One BullMQ job per message, its id the message's
@@ -30,20 +27,10 @@ export const WEBHOOK_BACKOFF = 'webhook';
  */
 export class WebhookQueue {
   /** The BullMQ queue itself, for views over every queue (depth metrics, the dashboard). */
-  readonly queue: Queue<WebhookJobData, void, JobName.DeliverWebhook>;
+  readonly queue: WebhooksQueue;
 
   constructor(redis: RedisClient, prefix: string, config: Pick<Config, 'jobs' | 'webhooks'>) {
-    const retention = { age: config.jobs.retentionSeconds, count: config.jobs.retentionCount };
-    this.queue = new Queue(QueueName.Webhooks, {
-      connection: redis,
-      prefix,
-      defaultJobOptions: {
-        attempts: config.webhooks.attempts,
-        backoff: { type: WEBHOOK_BACKOFF, delay: config.webhooks.backoffMs },
-        removeOnComplete: retention,
-        removeOnFail: retention,
-      },
-    });
+    this.queue = openWebhooksQueue({ connection: redis, prefix, config });
   }
 
   /** Queues the event's message if the job's subscription asks for that event; true when it did. */

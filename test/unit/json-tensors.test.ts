@@ -74,6 +74,21 @@ describe('tensors as JSON', () => {
     expect(JSON.parse(nestedJson(Float32Array.from([5]), []).toString())).toBe(5);
   });
 
+  it('writes tensors with more distinct values than it remembers, and image-like ones, exactly', () => {
+    // 5,000 random values overflow the table of formatted values; an image's 256 levels a channel
+    // fill only part of it. Either way every value reads back as the same float32.
+    const random = Float32Array.from({ length: 5000 }, () => (Math.random() - 0.5) * 1e4);
+    const image = Float32Array.from({ length: 4 * 5 * 3 * 2 }, (_, i) => ((i * 37) % 256) / 255);
+    for (const [values, dims] of [
+      [random, [10, 25, 20]],
+      [image, [2, 4, 5, 3]],
+    ] as const) {
+      const parsed = flattenNested(JSON.parse(nestedJson(values, dims).toString()));
+      expect(parsed.dims).toEqual(dims);
+      expect(parsed.data).toEqual(values);
+    }
+  });
+
   it('writes a flat list', () => {
     expect(JSON.parse(flatJson(data).toString())).toEqual(Array.from(data));
   });

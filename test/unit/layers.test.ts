@@ -51,4 +51,20 @@ describe('layers', () => {
       true,
     );
   });
+
+  it('opens every BullMQ queue, worker and event stream in one place', () => {
+    // The one file that builds them gives each role its settings; anywhere else a `new Queue(...)`
+    // could pick locks or retention of its own.
+    const opener = path.join('shared', 'queues', 'bullmq-objects.ts');
+    const builders = ['api', 'workers', 'shared'].flatMap(sources).filter((file) => {
+      const text = readFileSync(path.join(root, file), 'utf8');
+      const fromBullmq = /import\s*\{([^}]*)\}\s*from\s*'bullmq'/.exec(text)?.[1] ?? '';
+      return ['Queue', 'Worker', 'QueueEvents', 'FlowProducer'].some(
+        (name) =>
+          new RegExp(`(^|[\\s,])${name}([\\s,]|$)`).test(fromBullmq) &&
+          new RegExp(`new ${name}\\b`).test(text),
+      );
+    });
+    expect(builders).toEqual([opener]);
+  });
 });

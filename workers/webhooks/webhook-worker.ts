@@ -1,16 +1,16 @@
-import { Worker } from 'bullmq';
+import type { Worker } from 'bullmq';
 import type { Config } from '../../shared/config/config.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import type { WebhookMetrics } from '../../shared/metrics/index.js';
+import { openWebhooksWorker, WEBHOOK_BACKOFF } from '../../shared/queues/bullmq-objects.js';
 import { JobName, QueueName, type WebhookJobData } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient, waitForRedis } from '../../shared/redis/redis.js';
 import { loadSigningSecrets } from '../../shared/webhooks/load-signing-secrets.js';
 import { TargetPolicy } from '../../shared/webhooks/target-policy.js';
-import { WEBHOOK_BACKOFF } from '../../shared/webhooks/webhook-queue.js';
 import { closeRedis, drainWorker } from '../drain-worker.js';
 import { dispatchJobs } from '../job-handlers.js';
 import { TenantDeliverySlots } from './tenant-delivery-slots.js';
@@ -84,30 +84,20 @@ export class WebhookWorker {
       [JobName.DeliverWebhook]: process,
     });
 
-    const worker = new Worker<WebhookJobData, void>(
-      QueueName.Webhooks,
-      (job, token) => handle(job, token),
-      {
-        connection: redis,
-        prefix: config.redis.prefix,
-        concurrency: config.webhooks.concurrency,
-        // An attempt holds its job for at most the delivery timeout; the lock outlives it.
-        lockDuration: Math.max(config.worker.lockDurationMs, config.webhooks.timeoutMs * 3),
-        stalledInterval: config.worker.stalledIntervalMs,
-        autorun: false,
-        settings: {
-          backoffStrategy: (attemptsMade, type, err) => {
-            if (type !== WEBHOOK_BACKOFF) throw new Error(`Unknown backoff type ${type}`);
-            return webhookBackoff(
-              attemptsMade,
-              err,
-              config.webhooks.backoffMs,
-              config.webhooks.maxDelayMs,
-            );
-          },
-        },
+    const worker = openWebhooksWorker((job, token) => handle(job, token), {
+      connection: redis,
+      prefix: config.redis.prefix,
+      config,
+      backoff: (attemptsMade, type, err) => {
+        if (type !== WEBHOOK_BACKOFF) throw new Error(`Unknown backoff type ${type}`);
+        return webhookBackoff(
+          attemptsMade,
+          err,
+          config.webhooks.backoffMs,
+          config.webhooks.maxDelayMs,
+        );
       },
-    );
+    });
     worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
     const self = new WebhookWorker(options, redis, commands, queues, sender, worker);
     void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
