@@ -143,13 +143,14 @@ export async function createApiResources(
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
   const queueSet = new QueueSet(queues, webhooks);
   const eventsByQueue = new Map<QueueName, QueueEvents>();
-  // QueueEvents reads on a duplicate of the client it is given and leaves the original open: the
-  // originals are closed at shutdown.
-  const eventConnections: RedisClient[] = [];
+  // A QueueEvents reads on a duplicate of the client it is given, which it opens and closes itself:
+  // the client given is a template that never connects.
+  const listenerTemplate = createRedis(config.redis, 'blocking', { lazy: true });
   for (const name of Object.values(INFERENCE_QUEUES)) {
-    const connection = createRedis(config.redis, 'blocking');
-    eventConnections.push(connection);
-    eventsByQueue.set(name, openQueueEvents(name, { connection, prefix: config.redis.prefix }));
+    eventsByQueue.set(
+      name,
+      openQueueEvents(name, { connection: listenerTemplate, prefix: config.redis.prefix }),
+    );
   }
   await Promise.all([...eventsByQueue.values()].map((e) => e.waitUntilReady()));
   const waiter = new CompletionWaiter({
@@ -262,12 +263,6 @@ export async function createApiResources(
       ['status', () => statusCache.stop()],
       ['stats', () => stats.close()],
       ['events', () => Promise.all([...eventsByQueue.values()].map((e) => e.close()))],
-      [
-        'event connections',
-        () => {
-          for (const connection of eventConnections) connection.disconnect();
-        },
-      ],
       ['queues', () => queues.close()],
       ['webhook queue', () => webhooks.close()],
       ['store', () => store.close()],
