@@ -160,19 +160,19 @@ export async function createApiResources(
   });
 
   const statusStore = new BackendStatusStore(redis, config.redis.prefix);
-  const statusCache = new BackendStatusCache(
-    statusStore,
-    options.statusRefreshMs ?? 1000,
+  const statusCache = new BackendStatusCache({
+    store: statusStore,
+    intervalMs: options.statusRefreshMs ?? 1000,
     logger,
     // Queue depths ride along with each refresh, for least-loaded routing and admission control.
-    async (backend) => {
+    queueDepth: async (backend) => {
       const counts = await queues
         .queue(backend)
         .getJobCounts('waiting', 'prioritized', 'delayed', 'active');
       const { active = 0, ...waiting } = counts;
       return { waiting: Object.values(waiting).reduce((sum, n) => sum + n, 0), active };
     },
-  );
+  });
   await statusCache.start();
   const router = new ModelRouter(registry, statusCache, new Set(config.backends.scaledFromZero));
   const usageMetrics = createUsageMetrics(metrics.register, {
