@@ -143,13 +143,14 @@ export async function createApiResources(
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
   const queueSet = new QueueSet(queues, webhooks);
   const eventsByQueue = new Map<QueueName, QueueEvents>();
-  // QueueEvents reads on a duplicate of the client it is given and leaves the original open: the
-  // originals are closed at shutdown.
-  const eventConnections: RedisClient[] = [];
+  // A QueueEvents reads on a duplicate of the client it is given, which it opens and closes itself:
+  // the client given is a template that never connects.
+  const listenerTemplate = createRedis(config.redis, 'blocking', { lazy: true });
   for (const name of Object.values(INFERENCE_QUEUES)) {
-    const connection = createRedis(config.redis, 'blocking');
-    eventConnections.push(connection);
-    eventsByQueue.set(name, openQueueEvents(name, { connection, prefix: config.redis.prefix }));
+    eventsByQueue.set(
+      name,
+      openQueueEvents(name, { connection: listenerTemplate, prefix: config.redis.prefix }),
+    );
   }
   await Promise.all([...eventsByQueue.values()].map((e) => e.waitUntilReady()));
   const waiter = new CompletionWaiter({
@@ -159,19 +160,19 @@ export async function createApiResources(
   });
 
   const statusStore = new BackendStatusStore(redis, config.redis.prefix);
-  const statusCache = new BackendStatusCache(
-    statusStore,
-    options.statusRefreshMs ?? 1000,
+  const statusCache = new BackendStatusCache({
+    store: statusStore,
+    intervalMs: options.statusRefreshMs ?? 1000,
     logger,
     // Queue depths ride along with each refresh, for least-loaded routing and admission control.
-    async (backend) => {
+    queueDepth: async (backend) => {
       const counts = await queues
         .queue(backend)
         .getJobCounts('waiting', 'prioritized', 'delayed', 'active');
       const { active = 0, ...waiting } = counts;
       return { waiting: Object.values(waiting).reduce((sum, n) => sum + n, 0), active };
     },
-  );
+  });
   await statusCache.start();
   const router = new ModelRouter(registry, statusCache, new Set(config.backends.scaledFromZero));
   const usageMetrics = createUsageMetrics(metrics.register, {
@@ -262,12 +263,6 @@ export async function createApiResources(
       ['status', () => statusCache.stop()],
       ['stats', () => stats.close()],
       ['events', () => Promise.all([...eventsByQueue.values()].map((e) => e.close()))],
-      [
-        'event connections',
-        () => {
-          for (const connection of eventConnections) connection.disconnect();
-        },
-      ],
       ['queues', () => queues.close()],
       ['webhook queue', () => webhooks.close()],
       ['store', () => store.close()],

@@ -16,12 +16,22 @@ const RELEASE_MARGIN_MS = 5_000;
 export class ApiServer {
   private closing: Promise<void> | undefined;
 
-  private constructor(
-    readonly app: FastifyInstance,
-    private readonly resources: ApiResources,
-    private readonly logger: Logger,
-    private readonly shutdownTimeoutMs: number,
-  ) {}
+  readonly app: FastifyInstance;
+  private readonly resources: ApiResources;
+  private readonly logger: Logger;
+  private readonly shutdownTimeoutMs: number;
+
+  private constructor(parts: {
+    app: FastifyInstance;
+    resources: ApiResources;
+    logger: Logger;
+    shutdownTimeoutMs: number;
+  }) {
+    this.app = parts.app;
+    this.resources = parts.resources;
+    this.logger = parts.logger;
+    this.shutdownTimeoutMs = parts.shutdownTimeoutMs;
+  }
 
   static async start(config: Config, logger: Logger, tracing?: Tracing): Promise<ApiServer> {
     const resources = await createApiResources(
@@ -36,7 +46,12 @@ export class ApiServer {
         tracer: tracing?.tracer,
         isClosing: () => server?.closing !== undefined,
       });
-      server = new ApiServer(app, resources, logger, config.shutdownTimeoutMs);
+      server = new ApiServer({
+        app,
+        resources,
+        logger,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+      });
       await app.listen({ host: config.http.host, port: config.http.port });
       return server;
     } catch (err) {

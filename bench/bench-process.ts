@@ -6,6 +6,16 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
+/** What a child process is started with, its defaults applied. */
+interface SpawnOptions {
+  name: string;
+  logPath: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  nodeArgs: string[];
+  cwd: string;
+}
+
 /**
  * A child process of the benchmark (`node --import tsx <script>`), its stdout and stderr written
  * straight to a log file: at info level the gateway logs every request, and passing those lines
@@ -16,14 +26,12 @@ export class BenchProcess {
   private readonly child: ChildProcess;
   private stopping?: Promise<void>;
 
-  private constructor(
-    readonly name: string,
-    readonly logPath: string,
-    args: string[],
-    env: NodeJS.ProcessEnv,
-    nodeArgs: string[],
-    cwd: string,
-  ) {
+  readonly name: string;
+  readonly logPath: string;
+
+  private constructor({ name, logPath, args, env, nodeArgs, cwd }: SpawnOptions) {
+    this.name = name;
+    this.logPath = logPath;
     const log = openSync(logPath, 'w');
     try {
       this.child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], {
@@ -56,7 +64,7 @@ export class BenchProcess {
     mkdirSync(options.logDir, { recursive: true });
     const log = join(options.logDir, `${name}.log`);
     const { env = {}, nodeArgs = [], cwd = root } = options;
-    return new BenchProcess(name, log, args, env, nodeArgs, cwd);
+    return new BenchProcess({ name, logPath: log, args, env, nodeArgs, cwd });
   }
 
   get pid(): number {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build`, the Dockerfile's build stage and the compiled-build tests: tsc on
 // tsconfig.build.json, then the files tsc does not emit but the code reads beside itself at run
-// time (the Lua scripts, shared/redis/commands/) copied to the same places under the output folder.
+// time (the Lua scripts, `redis/commands/` of api/, workers/ and shared/) copied to the same places under the output folder.
 // Plain Node, no dependencies. `node scripts/build.mjs [--outDir <dir>]` (default dist/).
 import { spawnSync } from 'node:child_process';
 import { cpSync, readdirSync } from 'node:fs';

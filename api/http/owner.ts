@@ -7,7 +7,7 @@ import { errors } from './errors.js';
  * Who a request acts for: the id of its API key, or `anonymous` while the API is open. Jobs and
  * idempotency keys belong to it; another owner's job is not found.
  */
-export function ownerOf(request: FastifyRequest): string {
+export function ownerOf(request: Pick<FastifyRequest, 'principal'>): string {
   return request.principal?.kind === 'key' ? request.principal.id : ANONYMOUS_OWNER;
 }
 
@@ -17,7 +17,7 @@ export function ownerOf(request: FastifyRequest): string {
  * tenant's own (naming another is TENANT_FORBIDDEN).
  */
 export function readableTenant(
-  request: FastifyRequest<{ Querystring: { tenant?: string } }>,
+  request: Pick<FastifyRequest, 'principal'> & { query: { tenant?: string } },
   tenants: Pick<Authenticator, 'isTenant'>,
 ): string | undefined {
   const asked = request.query.tenant;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../../shared/redis/redis.js';
 import { defineCommands } from '../../shared/redis/redis-commands.js';
+import { API_COMMANDS } from '../redis/api-commands.js';
 
 /** What a claim on an idempotency key found. */
 export type IdempotencyClaim =
@@ -41,7 +42,7 @@ export class IdempotencyKeys {
     if (this.pendingLeaseMs <= 0 || options.retentionSeconds <= 0) {
       throw new RangeError('lease and retention must be positive');
     }
-    defineCommands(redis);
+    defineCommands(redis, API_COMMANDS);
   }
 
   private key(owner: string, idempotencyKey: string): string {

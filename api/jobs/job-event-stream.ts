@@ -108,7 +108,14 @@ export class JobEventStreams {
     lastEventId: string | undefined,
     log: Pick<Logger, 'warn'>,
   ): Promise<OpenedStream> {
-    const stream = new JobEventStream(jobId, owner, this.deps, this.settings, log, lastEventId);
+    const stream = new JobEventStream({
+      jobId,
+      owner,
+      deps: this.deps,
+      settings: this.settings,
+      log,
+      lastEventId,
+    });
     let job: JobResource | undefined;
     try {
       job = await this.deps.read(jobId, owner);
@@ -182,6 +189,16 @@ function frame(fields: { id?: string; event?: string; data?: string; retry?: num
   return `${text}\n`;
 }
 
+interface JobEventStreamOptions {
+  jobId: string;
+  owner: string;
+  deps: JobEventStreamsDeps;
+  settings: Required<JobEventStreamsOptions>;
+  log: Pick<Logger, 'warn'>;
+  /** The client's `Last-Event-ID`: the state it has already. */
+  lastEventId: string | undefined;
+}
+
 /** One open stream: its body, its watch, its timers. */
 class JobEventStream {
   readonly body = new PassThrough();
@@ -200,14 +217,18 @@ class JobEventStream {
   private heartbeat: NodeJS.Timeout | undefined;
   private lifetime: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly jobId: string,
-    private readonly owner: string,
-    private readonly deps: JobEventStreamsDeps,
-    private readonly settings: Required<JobEventStreamsOptions>,
-    private readonly log: Pick<Logger, 'warn'>,
-    lastEventId: string | undefined,
-  ) {
+  private readonly jobId: string;
+  private readonly owner: string;
+  private readonly deps: JobEventStreamsDeps;
+  private readonly settings: Required<JobEventStreamsOptions>;
+  private readonly log: Pick<Logger, 'warn'>;
+
+  constructor({ jobId, owner, deps, settings, log, lastEventId }: JobEventStreamOptions) {
+    this.jobId = jobId;
+    this.owner = owner;
+    this.deps = deps;
+    this.settings = settings;
+    this.log = log;
     this.lastId = lastEventId;
     this.lastStep = stepOf(lastEventId);
     // Before the first read: a change between the read and the watch cannot go unheard.

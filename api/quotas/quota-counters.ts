@@ -1,6 +1,7 @@
 import type { RedisClient } from '../../shared/redis/redis.js';
 import { defineCommands } from '../../shared/redis/redis-commands.js';
 import { nextUtcDay, nextUtcMonth, utcDay, utcMonth } from '../../shared/usage/usage-periods.js';
+import { API_COMMANDS } from '../redis/api-commands.js';
 import { type KeyQuota, QUOTA_POLICIES, type QuotaPolicy } from './key-quota.js';
 
 /** Where one policy of a tenant's quota stands in its current period. */
@@ -36,7 +37,7 @@ export class QuotaCounters {
     private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
-    defineCommands(redis);
+    defineCommands(redis, API_COMMANDS);
   }
 
   /** Takes one image and one job from `tenant`'s quota, or refuses without taking anything. */

@@ -1,5 +1,5 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import { withCause } from '../../shared/errors/index.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { errors } from '../http/errors.js';
@@ -35,10 +35,10 @@ const ResetSchema = Type.Object({
  * a client's rate-limit counter in Redis, for every API instance at once: its next request starts
  * a fresh window. `DELETE /admin/quotas/{tenant}` does the same for a tenant's quota.
  */
-export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions) {
+export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
   await app.register(authScope, { mode: 'admin' });
 
-  app.delete<{ Params: { client: string } }>(
+  app.delete(
     '/admin/rate-limits/:client',
     {
       schema: {
@@ -61,7 +61,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
   );
 
-  app.delete<{ Params: { tenant: string } }>(
+  app.delete(
     '/admin/quotas/:tenant',
     {
       schema: {
@@ -83,7 +83,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       return { tenant, used };
     },
   );
-}
+};
 
 const TenantParamsSchema = Type.Object({
   tenant: Type.String({

@@ -1,5 +1,6 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { backendServing, summarizeReplicas } from '../../shared/backends/backend-health.js';
 import type { BackendSnapshot } from '../../shared/backends/backend-status.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
@@ -82,7 +83,7 @@ export type HealthReport = Static<typeof HealthSchema>;
  * up, since nothing can be served; degraded when one of them is down, or one of their servers is
  * down or has its circuit open or half-open.
  */
-export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions) {
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, opts) => {
   const startedAt = Date.now();
   const probe = (check: () => Promise<unknown>): Promise<Probe> =>
     withTimeout(check(), opts.checkTimeoutMs).then(
@@ -172,7 +173,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       });
     },
   );
-}
+};
 
 type BackendPicture = ReturnType<typeof picture>;
 

@@ -1,12 +1,11 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import { JobResourceSchema } from '../../shared/jobs/job-resource.js';
 import { errors } from '../http/errors.js';
 import { ownerOf } from '../http/owner.js';
 import { mediaResponse, ProblemResponses } from '../http/schemas.js';
 import {
   JobsQuerySchema,
-  type SubmissionFields,
   SubmissionHeadersSchema,
   type SubmissionReader,
   uploadBody,
@@ -71,10 +70,10 @@ const JobListSchema = Type.Object({
  * DELETE /jobs/{id} cancels one that has not finished. A job belongs
  * to the API key that created it: for any other key it does not exist (404).
  */
-export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
+export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts) => {
   const { service, submissions, events } = opts;
 
-  app.post<{ Querystring: SubmissionFields }>(
+  app.post(
     '/jobs',
     {
       config: { inference: true, documentedBody: uploadBody(JobsQuerySchema) },
@@ -104,7 +103,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/jobs/:id',
     {
       schema: {
@@ -123,7 +122,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     },
   );
 
-  app.get<{ Params: { id: string }; Headers: { 'last-event-id'?: string } }>(
+  app.get(
     '/jobs/:id/events',
     {
       schema: {
@@ -173,7 +172,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
   // another instance) and ended first.
   app.addHook('preClose', async () => events.closeAll());
 
-  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+  app.get(
     '/jobs',
     {
       schema: {
@@ -194,7 +193,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/jobs/:id',
     {
       schema: {
@@ -214,4 +213,4 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions) {
       return service.cancel(request.params.id, ownerOf(request));
     },
   );
-}
+};

@@ -1,5 +1,5 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import { summarizeReplicas } from '../../shared/backends/backend-health.js';
 import { BACKEND_KINDS } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
@@ -24,7 +24,7 @@ export interface MetricsRoutesOptions {
  * scrape whose read fails), backend health and each replica's circuit state (the most cautious
  * state among the workers, from the cached worker reports).
  */
-export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOptions) {
+export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (app, opts) => {
   const { metrics } = opts;
 
   // Scraped without a key, like every Prometheus target: keep it off the public network.
@@ -67,4 +67,4 @@ export async function metricsRoutes(app: FastifyInstance, opts: MetricsRoutesOpt
       return reply.type(metrics.register.contentType).send(body);
     },
   );
-}
+};

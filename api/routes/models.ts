@@ -1,5 +1,5 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import type { BackendKind, ModelDefinition } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
 import { errors } from '../http/errors.js';
@@ -43,7 +43,7 @@ export type ModelDescription = Static<typeof ModelSchema>;
 /** GET /models. */
 export type ModelList = Static<typeof ModelListSchema>;
 
-export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOptions) {
+export const modelRoutes: FastifyPluginAsyncTypebox<ModelsRoutesOptions> = async (app, opts) => {
   const { registry, router } = opts;
 
   const describe = (model: ModelDefinition) => {
@@ -86,7 +86,7 @@ export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOption
     },
   );
 
-  app.get<{ Params: { model: string } }>(
+  app.get(
     '/models/:model',
     {
       schema: {
@@ -102,4 +102,4 @@ export async function modelRoutes(app: FastifyInstance, opts: ModelsRoutesOption
       return describe(model);
     },
   );
-}
+};

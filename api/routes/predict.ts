@@ -1,5 +1,6 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
 import { CATALOGUE, isErrorCode } from '../../shared/errors/index.js';
 import { type JobResource, JobResourceSchema } from '../../shared/jobs/job-resource.js';
@@ -9,7 +10,6 @@ import { ModelParamsSchema, ProblemResponses } from '../http/schemas.js';
 import { serverTiming } from '../http/server-timing.js';
 import {
   PredictQuerySchema,
-  type SubmissionFields,
   SubmissionHeadersSchema,
   type SubmissionReader,
   uploadBody,
@@ -31,7 +31,7 @@ export interface PredictRoutesOptions {
  * with the finished job, or 202 with `Location` when the wait runs out: the job carries on.
  * `Prefer: respond-async` makes it an async submission, like POST /jobs.
  */
-export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOptions) {
+export const predictRoutes: FastifyPluginAsyncTypebox<PredictRoutesOptions> = async (app, opts) => {
   const { config, submissions, service } = opts;
 
   /**
@@ -39,11 +39,12 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
    * function only, so nothing keeps it once it is stored and the request goes on to wait.
    */
   const queue = async (
-    request: FastifyRequest<{ Params: { model: string } }>,
+    request: FastifyRequest,
+    model: string,
     plan: WaitPlan,
     signal: AbortSignal,
   ): Promise<AcceptedJob> => {
-    const submission = await submissions.read(request, request.params.model);
+    const submission = await submissions.read(request, model);
     return submission.admission.track(
       service.submit(
         { ...submission, requestId: request.id, mode: plan.mode },
@@ -52,7 +53,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     );
   };
 
-  app.post<{ Params: { model: string }; Querystring: SubmissionFields }>(
+  app.post(
     '/predict/:model',
     {
       config: { inference: true, documentedBody: uploadBody(PredictQuerySchema) },
@@ -87,7 +88,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       });
       const plan = planWait(parsePrefer(request.headers.prefer), config.sync);
       labelInference(request, { mode: plan.mode });
-      const accepted = await queue(request, plan, disconnected.signal);
+      const accepted = await queue(request, request.params.model, plan, disconnected.signal);
       if (plan.applied) reply.header('preference-applied', plan.applied);
       const queuedAfterMs = reply.elapsedTime;
       request.jobId = accepted.jobId;
@@ -102,7 +103,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       return answer(reply, job, request.id);
     },
   );
-}
+};
 
 /**
  * 200 with the finished job (`Content-Location`: where it stays readable); the job's problem when

@@ -1,5 +1,5 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import { withCause } from '../../shared/errors/index.js';
 import type { StatsScope, StatsStore } from '../../shared/stats/stats-store.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -52,10 +52,10 @@ const StatsQuerySchema = Type.Object(
  * queue counts (which hold every tenant's jobs), or one tenant's with `?tenant=`. Everything but
  * `uptime_seconds` is read from Redis, so every API instance answers the same.
  */
-export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions) {
+export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async (app, opts) => {
   const startedAt = Date.now();
 
-  app.get<{ Querystring: { tenant?: string } }>(
+  app.get(
     '/stats',
     {
       config: { auth: 'tenant-or-admin' },
@@ -86,4 +86,4 @@ export async function statsRoutes(app: FastifyInstance, opts: StatsRoutesOptions
       };
     },
   );
-}
+};

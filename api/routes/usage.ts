@@ -1,5 +1,5 @@
-import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import { withCause } from '../../shared/errors/index.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import type { UsageLedger } from '../../shared/usage/usage-ledger.js';
@@ -70,7 +70,6 @@ const UsageQuerySchema = Type.Object(
   },
   { additionalProperties: false },
 );
-type UsageQuery = Static<typeof UsageQuerySchema>;
 
 const QuotasSchema = Type.Object({
   tenant: Type.String(),
@@ -95,8 +94,8 @@ const QuotasQuerySchema = Type.Object(
  * /usage/quotas: where a key's quota stands. A tenant reads its own; the admin key reads every
  * tenant's usage, or one tenant's (`?tenant=`) usage or quota.
  */
-export async function usageRoutes(app: FastifyInstance, opts: UsageRoutesOptions) {
-  app.get<{ Querystring: UsageQuery }>(
+export const usageRoutes: FastifyPluginAsyncTypebox<UsageRoutesOptions> = async (app, opts) => {
+  app.get(
     '/usage',
     {
       config: { auth: 'tenant-or-admin' },
@@ -126,7 +125,7 @@ export async function usageRoutes(app: FastifyInstance, opts: UsageRoutesOptions
     },
   );
 
-  app.get<{ Querystring: { tenant?: string } }>(
+  app.get(
     '/usage/quotas',
     {
       config: { auth: 'tenant-or-admin' },
@@ -169,7 +168,7 @@ export async function usageRoutes(app: FastifyInstance, opts: UsageRoutesOptions
       };
     },
   );
-}
+};
 
 function dayOf(name: string, text: string): number {
   const ms = parseUtcDay(text);

@@ -1,5 +1,5 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import type { WebhookSigningSecrets } from '../../shared/webhooks/signing-secrets.js';
 import { ownerOf } from '../http/owner.js';
 import { ProblemResponses } from '../http/schemas.js';
@@ -32,7 +32,7 @@ const WebhookSecretSchema = Type.Object(
  * tenant's webhooks are signed with secrets of its own, so holding one lets a receiver verify its
  * own messages and forge no one else's.
  */
-export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOptions) {
+export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRoutesOptions> = async (app, opts) => {
   app.get(
     '/webhooks/secret',
     {
@@ -52,4 +52,4 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
       return { tenant, secret: secrets[0]!, previous: secrets[1] ?? null, source };
     },
   );
-}
+};

@@ -7,6 +7,16 @@ export type QueueDepthReader = (
   backend: BackendKind,
 ) => Promise<{ waiting: number; active: number }>;
 
+export interface BackendStatusCacheOptions {
+  /** Where the workers' reports are. */
+  store: BackendStatusStore;
+  /** How often the picture is refreshed. */
+  intervalMs: number;
+  logger: Logger;
+  /** Counts each backend's queue at every refresh; absent: no queue depths. */
+  queueDepth?: QueueDepthReader;
+}
+
 /**
  * The latest backend picture, refreshed from Redis in the background every `intervalMs`, so that
  * routing a request costs no Redis round trip. A refresh that fails keeps the last good picture;
@@ -19,12 +29,17 @@ export class BackendStatusCache {
   private asOf = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly store: BackendStatusStore,
-    private readonly intervalMs: number,
-    private readonly logger: Logger,
-    private readonly queueDepth?: QueueDepthReader,
-  ) {}
+  private readonly store: BackendStatusStore;
+  private readonly intervalMs: number;
+  private readonly logger: Logger;
+  private readonly queueDepth: QueueDepthReader | undefined;
+
+  constructor(options: BackendStatusCacheOptions) {
+    this.store = options.store;
+    this.intervalMs = options.intervalMs;
+    this.logger = options.logger;
+    this.queueDepth = options.queueDepth;
+  }
 
   async start(): Promise<void> {
     await this.refresh();

@@ -3,9 +3,11 @@ import type { ClientContext, RedisKey, Result } from 'ioredis';
 
 /**
  * The service's Lua scripts as ioredis commands, the way BullMQ keeps its own (`src/commands`):
- * one script a file in `commands/`, named `<name>-<number of keys>.lua` (without the number when
- * the number of keys varies: the caller passes it first), with its KEYS, ARGV and reply named at
- * the top. `--- @include "<name>"` pulls in `commands/includes/<name>.lua` (once per script).
+ * one script a file in a `commands/` folder, named `<name>-<number of keys>.lua` (without the
+ * number when the number of keys varies: the caller passes it first), with its KEYS, ARGV and reply
+ * named at the top. `--- @include "<name>"` pulls in `includes/<name>.lua` of the same folder (once
+ * per script). Each side keeps the scripts only it runs beside its own code (`api/redis/`,
+ * `workers/redis/`); the ones both sides run are here, in `shared/redis/commands/`.
  *
  * ioredis runs a defined command by EVALSHA (EVAL the first time on each connection, and again after
  * NOSCRIPT), gives each a `…Buffer` variant that answers Buffers, and queues it on pipelines and
@@ -13,39 +15,13 @@ import type { ClientContext, RedisKey, Result } from 'ioredis';
  * read-decide-write race-free. On a cluster, every key a script touches, named or built from a
  * prefix, carries the prefix's hash tag.
  */
-export interface GatewayCommands<Context extends ClientContext = { type: 'default' }> {
-  /** `idempotency-claim-1.lua`: {'claimed'} or {'taken', job id, fingerprint, state}. */
-  idempotencyClaim(
-    key: RedisKey,
-    jobId: string,
-    fingerprint: string,
-    leaseMs: number,
-  ): Result<string[], Context>;
-  /** `idempotency-commit-1.lua`: 1 committed, 0 not the job's key. */
-  idempotencyCommit(
-    key: RedisKey,
-    jobId: string,
-    retentionSeconds: number,
-  ): Result<number, Context>;
-  /** `idempotency-release-1.lua`: 1 released, 0 not the job's key. */
-  idempotencyRelease(key: RedisKey, jobId: string): Result<number, Context>;
-  /** `quota-charge.lua`: {1 taken or 0 refused, used per counter}; ARGV limit, expiry per counter. */
-  quotaCharge(numKeys: number, ...keysThenArgs: (RedisKey | number)[]): Result<number[], Context>;
-  /** `quota-refund.lua`: the number of counters. */
-  quotaRefund(numKeys: number, ...keys: RedisKey[]): Result<number, Context>;
+export interface SharedCommands<Context extends ClientContext = { type: 'default' }> {
   /** `webhook-delivery-append-2.lua`: 1 recorded, 0 the record is gone. */
   webhookDeliveryAppend(
     record: RedisKey,
     deliveries: RedisKey,
     delivery: string,
     keep: number,
-  ): Result<number, Context>;
-  /** `webhook-slot-take-1.lua`: slots held after the call, negative when refused. */
-  webhookSlotTake(
-    slots: RedisKey,
-    cap: number,
-    leaseMs: number,
-    holder: string,
   ): Result<number, Context>;
   /** `job-forward-1.lua`: 1 moved now, 0 already moved or gone. */
   jobForward(
@@ -100,37 +76,14 @@ export type FairClaimArgs = [string, number, number, number];
 declare module 'ioredis' {
   // Every client, pipeline and MULTI has the commands in its type; defineCommands() puts them there
   // at run time.
-  interface RedisCommander<Context> extends GatewayCommands<Context> {}
+  interface RedisCommander<Context> extends SharedCommands<Context> {}
 }
 
-/** A command's name: each is defined with its `…Buffer` variant, typed above as it is called. */
-export type CommandName = {
-  [K in keyof GatewayCommands]: K extends `${infer Name}Buffer` ? Name : K;
-}[keyof GatewayCommands];
-
-/** Each command's file in `commands/`, without `.lua`. */
-export const COMMAND_FILES: Readonly<Record<CommandName, string>> = {
-  idempotencyClaim: 'idempotency-claim-1',
-  idempotencyCommit: 'idempotency-commit-1',
-  idempotencyRelease: 'idempotency-release-1',
-  quotaCharge: 'quota-charge',
-  quotaRefund: 'quota-refund',
-  webhookDeliveryAppend: 'webhook-delivery-append-2',
-  webhookSlotTake: 'webhook-slot-take-1',
-  jobForward: 'job-forward-1',
-  jobRequestCancel: 'job-request-cancel-1',
-  jobConfirmCanceled: 'job-confirm-canceled-2',
-  jobWithdrawCancel: 'job-withdraw-cancel-1',
-  jobBegin: 'job-begin-1',
-  jobSettle: 'job-settle',
-  fairAdmit: 'fair-admit-7',
-  fairRefill: 'fair-refill-7',
-};
-
-/** Where the `.lua` files are: beside this module, in the sources and in the build (dist/). */
-export const COMMANDS_DIR = new URL('./commands/', import.meta.url);
-/** `--- @include "<name>"` on a line of its own, as BullMQ writes it. */
-const INCLUDE = /^--- @include "([\w-]+)"[ \t]*$/gm;
+/** A command's name: each is defined with its `…Buffer` variant, typed as it is called. */
+export type CommandNames<Commands> = {
+  [K in keyof Commands]: K extends `${infer Name}Buffer` ? Name : K;
+}[keyof Commands] &
+  string;
 
 export interface CommandDefinition {
   lua: string;
@@ -138,11 +91,50 @@ export interface CommandDefinition {
   numberOfKeys: number | undefined;
 }
 
-/** The scripts, read once when this module loads, their includes resolved. */
-export const COMMANDS: Readonly<Record<CommandName, CommandDefinition>> = Object.freeze(
-  Object.fromEntries(
-    Object.entries(COMMAND_FILES).map(([name, file]) => [name, loadCommand(file)]),
-  ) as Record<CommandName, CommandDefinition>,
+/** One side's scripts, read once when its module loads, their includes resolved. */
+export interface CommandTable<Name extends string = string> {
+  /** Where the `.lua` files are: beside the module that loads them, in the sources and in dist/. */
+  readonly dir: URL;
+  /** Each command's file in `dir`, without `.lua`. */
+  readonly files: Readonly<Record<Name, string>>;
+  readonly scripts: Readonly<Record<Name, CommandDefinition>>;
+  /** The clients the commands are defined on: each is defined once. */
+  readonly definedOn: WeakSet<object>;
+}
+
+/** `--- @include "<name>"` on a line of its own, as BullMQ writes it. */
+const INCLUDE = /^--- @include "([\w-]+)"[ \t]*$/gm;
+
+/** Reads the scripts of `files` from `dir` (a folder URL, ending in `/`). */
+export function loadCommands<Name extends string>(
+  dir: URL,
+  files: Record<Name, string>,
+): CommandTable<Name> {
+  const scripts = Object.fromEntries(
+    Object.entries<string>(files).map(([name, file]) => [name, loadCommand(dir, file)]),
+  ) as Record<Name, CommandDefinition>;
+  return {
+    dir,
+    files: Object.freeze({ ...files }),
+    scripts: Object.freeze(scripts),
+    definedOn: new WeakSet(),
+  };
+}
+
+/** The scripts both sides run. */
+export const SHARED_COMMANDS: CommandTable<CommandNames<SharedCommands>> = loadCommands(
+  new URL('./commands/', import.meta.url),
+  {
+    webhookDeliveryAppend: 'webhook-delivery-append-2',
+    jobForward: 'job-forward-1',
+    jobRequestCancel: 'job-request-cancel-1',
+    jobConfirmCanceled: 'job-confirm-canceled-2',
+    jobWithdrawCancel: 'job-withdraw-cancel-1',
+    jobBegin: 'job-begin-1',
+    jobSettle: 'job-settle',
+    fairAdmit: 'fair-admit-7',
+    fairRefill: 'fair-refill-7',
+  },
 );
 
 /** The client side of ioredis's `defineCommand` (Redis, Cluster, BullMQ's wrapped connection). */
@@ -151,31 +143,32 @@ interface Definable {
 }
 
 /**
- * Defines every command on `client` (once: a command it has already is left alone). Pipelines and
- * MULTIs take the commands their client had when they were made.
+ * Defines the commands of `table` on `client`, the first time it is given that client; later calls
+ * return at once, so a caller on a hot path may call it each time. Pipelines and MULTIs take the
+ * commands their client had when they were made.
  */
-export function defineCommands(client: Definable): void {
-  const existing = client as unknown as Record<string, unknown>;
-  for (const [name, { lua, numberOfKeys }] of Object.entries(COMMANDS)) {
-    if (typeof existing[name] === 'function') continue;
+export function defineCommands(client: Definable, table: CommandTable = SHARED_COMMANDS): void {
+  if (table.definedOn.has(client)) return;
+  for (const [name, { lua, numberOfKeys }] of Object.entries(table.scripts)) {
     client.defineCommand(name, numberOfKeys === undefined ? { lua } : { lua, numberOfKeys });
   }
+  table.definedOn.add(client);
 }
 
-function loadCommand(file: string): CommandDefinition {
+function loadCommand(dir: URL, file: string): CommandDefinition {
   const keys = /-(\d+)$/.exec(file)?.[1];
   return {
-    lua: resolveIncludes(read(new URL(`${file}.lua`, COMMANDS_DIR)), new Set()),
+    lua: resolveIncludes(dir, read(new URL(`${file}.lua`, dir)), new Set()),
     numberOfKeys: keys === undefined ? undefined : Number(keys),
   };
 }
 
 /** Replaces each include line by the include's text; an include already in the script by nothing. */
-function resolveIncludes(lua: string, included: Set<string>): string {
+function resolveIncludes(dir: URL, lua: string, included: Set<string>): string {
   return lua.replace(INCLUDE, (_, name: string) => {
     if (included.has(name)) return '';
     included.add(name);
-    return resolveIncludes(read(new URL(`includes/${name}.lua`, COMMANDS_DIR)), included);
+    return resolveIncludes(dir, read(new URL(`includes/${name}.lua`, dir)), included);
   });
 }
 
@@ -184,7 +177,7 @@ function read(url: URL): string {
     return readFileSync(url, 'utf8');
   } catch (err) {
     throw new Error(
-      `Lua script ${url.pathname} is missing: the build copies shared/redis/commands/ beside the compiled code (scripts/build.mjs)`,
+      `Lua script ${url.pathname} is missing: the build copies the .lua files beside the compiled code (scripts/build.mjs)`,
       { cause: err },
     );
   }

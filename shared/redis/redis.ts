@@ -33,11 +33,19 @@ export function redisOptions(
     : { ...common, maxRetriesPerRequest: null, enableReadyCheck: true };
 }
 
-export function createRedis(config: Config['redis'], purpose: 'command' | 'blocking'): RedisClient {
+/**
+ * `lazy`: the client connects on its first command (or `connect()`), not at once: for a template
+ * that BullMQ duplicates and never uses itself.
+ */
+export function createRedis(
+  config: Config['redis'],
+  purpose: 'command' | 'blocking',
+  { lazy = false }: { lazy?: boolean } = {},
+): RedisClient {
   const options = redisOptions(config, purpose);
   return config.clusterNodes
-    ? createCluster(config.clusterNodes, options)
-    : new Redis(config.url, options);
+    ? createCluster(config.clusterNodes, options, lazy)
+    : new Redis(config.url, { ...options, lazyConnect: lazy });
 }
 
 /**
@@ -45,7 +53,7 @@ export function createRedis(config: Config['redis'], purpose: 'command' | 'block
  * TLS apply to every node (a cluster's nodes share them). The command timeout and retry limit go to
  * each node; the offline queue (used while the slots are unknown) is the cluster's.
  */
-function createCluster(nodes: string[], options: RedisOptions): Cluster {
+function createCluster(nodes: string[], options: RedisOptions, lazy: boolean): Cluster {
   const [first] = nodes.map((node) => new URL(node));
   // Each node's offline queue and reconnection belong to the cluster client, which sets them.
   const { connectionName, retryStrategy, enableOfflineQueue, ...perNode } = options;
@@ -56,6 +64,7 @@ function createCluster(nodes: string[], options: RedisOptions): Cluster {
     }),
     {
       clusterRetryStrategy: retryStrategy,
+      lazyConnect: lazy,
       enableOfflineQueue: enableOfflineQueue ?? true,
       enableReadyCheck: true,
       // Merged over each node's own options with Object.assign: an undefined key would erase one.

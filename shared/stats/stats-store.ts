@@ -27,7 +27,7 @@ export interface RequestOutcome {
 }
 
 export interface JobEnd {
-  /** Whose job it is; absent (a job queued before jobs carried it): in the overall figures only. */
+  /** Whose job it is; undefined: counted in the overall figures only. */
   tenant: string | undefined;
   backend: string;
   model: string;

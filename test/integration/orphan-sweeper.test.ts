@@ -71,7 +71,7 @@ async function createWorld(): Promise<World> {
     ...base,
     reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
     async sweeper() {
-      const cache = new BackendStatusCache(status, 60_000, silent);
+      const cache = new BackendStatusCache({ store: status, intervalMs: 60_000, logger: silent });
       await cache.refresh();
       const sweeper = new OrphanSweeper({
         redis,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../../shared/redis/redis.js';
 import { defineCommands } from '../../shared/redis/redis-commands.js';
+import { WORKER_COMMANDS } from '../redis/worker-commands.js';
 
 export interface TenantDeliverySlotsOptions {
   /** Deliveries of one tenant in flight at once, across every webhooks worker. */
@@ -25,7 +26,7 @@ export class TenantDeliverySlots {
   ) {
     if (options.cap < 1) throw new RangeError('cap must be at least 1');
     if (options.leaseMs <= 0) throw new RangeError('leaseMs must be positive');
-    defineCommands(redis);
+    defineCommands(redis, WORKER_COMMANDS);
   }
 
   private key(tenant: string): string {
