@@ -156,7 +156,10 @@ export function openWebhooksWorker(
   });
 }
 
-/** A queue's event stream (completions, failures), read on the connection given. */
+/**
+ * A queue's event stream (completions, failures). BullMQ reads it on a duplicate of the given
+ * client (a blocking XREAD), which it opens and closes itself; the client given is only its template.
+ */
 export function openQueueEvents(name: QueueName, where: QueueConnection): QueueEvents {
   return new QueueEvents(name, { connection: where.connection, prefix: where.prefix });
 }
