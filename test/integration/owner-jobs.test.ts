@@ -112,9 +112,20 @@ describe('OwnerJobs', () => {
     for (let i = 1; i <= 5; i++) await add('busy', `job-${i}`, now + i);
     expect(await all(index, 'busy')).toEqual(['job-5', 'job-4', 'job-3']);
     expect(await redis.zcard(index.key('busy'))).toBe(3);
+    // The retention (60 s) plus the renewal interval (a tenth of it).
     const ttl = await redis.ttl(index.key('busy'));
-    expect(ttl).toBeGreaterThan(50);
-    expect(ttl).toBeLessThanOrEqual(60);
+    expect(ttl).toBeGreaterThan(56);
+    expect(ttl).toBeLessThanOrEqual(66);
+  });
+
+  it("renews an owner's expiry once per renewal interval, not at every addition", () => {
+    const { index } = indexed(60);
+    const ttlAt = (owner: string, now: number) => index.entry(owner, 'job', now, now).ttlSeconds;
+    expect(ttlAt('a', 0)).toBe(66);
+    expect(ttlAt('a', 5_999)).toBeUndefined();
+    expect(ttlAt('b', 5_999)).toBe(66);
+    expect(ttlAt('a', 6_000)).toBe(66);
+    expect(ttlAt('a', 6_001)).toBeUndefined();
   });
 
   it('drops entries past the retention from memory too, one addition in a few', async () => {
