@@ -98,7 +98,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
     await deps.beforeInference?.(job);
     const { version, output, batchSize, waitedMs } = await seat.infer({
       model,
-      ...(data.version ? { version: data.version } : {}),
+      version: data.version,
       input,
     });
     // The batch wait is the part of this lap before the backend call started.
@@ -164,7 +164,7 @@ function postprocess(
           predictions: classify(output, {
             activation: spec.activation,
             topK: params.topK ?? spec.top_k,
-            ...(model.labels ? { labels: model.labels } : {}),
+            labels: model.labels,
           }),
         };
       case 'detection':
@@ -175,7 +175,7 @@ function postprocess(
             iouThreshold: spec.iou_threshold,
             maxDetections: spec.max_detections,
             transform,
-            ...(model.labels ? { labels: model.labels } : {}),
+            labels: model.labels,
           }),
         };
       case 'embedding':

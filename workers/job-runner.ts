@@ -110,7 +110,7 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
       job.id!,
       { outcome: 'succeeded', inferenceMs: result.timings.inference_ms },
       Date.now(),
-      { webhooks: data.webhook !== undefined, ...(remember ? { remember } : {}) },
+      { webhooks: data.webhook !== undefined, remember },
     );
     if (settled === 'canceled') throw await canceled(job);
     await completed(job);

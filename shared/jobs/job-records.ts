@@ -189,9 +189,8 @@ export class JobRecords {
     if (record.cachedResult) transaction.expire(this.key(record.id), this.ttlSeconds);
     transaction.zadd(owner.key, 0, owner.member);
     if (owner.trimBelow) transaction.zremrangebylex(owner.key, '-', `(${owner.trimBelow}`);
-    transaction
-      .zremrangebyrank(owner.key, 0, -(owner.keep + 1))
-      .expire(owner.key, owner.ttlSeconds);
+    if (owner.keep !== undefined) transaction.zremrangebyrank(owner.key, 0, -(owner.keep + 1));
+    if (owner.ttlSeconds !== undefined) transaction.expire(owner.key, owner.ttlSeconds);
     const created: JobRecord = { ...record, route };
     if (record.cachedResult) created.lifecycle = { settled: 'succeeded' };
     return created;

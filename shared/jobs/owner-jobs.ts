@@ -27,29 +27,39 @@ export interface OwnerJobsEntry {
   member: string;
   /** Entries below this member are past the retention; absent: not trimmed this time. */
   trimBelow?: string;
-  /** Entries kept, newest first. */
-  keep: number;
-  ttlSeconds: number;
+  /** Entries kept, newest first; absent: not trimmed this time. */
+  keep?: number;
+  /** The set's expiry, renewed; absent: renewed by this process a moment ago, not this time. */
+  ttlSeconds?: number;
 }
 
 /**
- * How often an addition also trims entries past the retention (1 in N). Reads skip such entries
- * anyway, and the number per owner is capped at every addition, so this only bounds how long dead
- * entries occupy memory, at a fraction of a command per job.
+ * How often an addition also trims the set (1 in N): entries past the retention, and the oldest
+ * past `maxPerOwner`. Reads skip entries past the retention anyway, so the trims only bound the
+ * memory an owner's set takes, at a fraction of a command per job: between two trims a process adds
+ * at most N - 1 entries, so a set holds at most `maxPerOwner` + N - 1 per API process.
  */
-const AGE_TRIM_EVERY = 16;
+const TRIM_EVERY = 16;
+
+/** Owners whose expiry renewal a process remembers; past this many it starts over. */
+const RENEWALS_REMEMBERED = 10_000;
 
 /**
  * Each owner's jobs for GET /jobs: a sorted set per owner (`<prefix>:owner-jobs:<owner>`) whose
  * members all score 0 and so sort by their text, creation time first. Pages are read with
  * ZREVRANGEBYLEX from an exclusive bound, the last member of the page before: exact and stable
- * while jobs are added, with no offset to drift, and never past the retention. Each addition caps
- * the set at `maxPerOwner` and renews its expiry, so an owner who stops submitting leaves nothing
- * behind; one in {@link AGE_TRIM_EVERY} also drops entries past the retention.
+ * while jobs are added, with no offset to drift, and never past the retention. One addition in
+ * {@link TRIM_EVERY} drops the entries past the retention and caps the set at `maxPerOwner`, newest
+ * kept. The set's expiry is the retention plus a renewal interval (a tenth of the retention, at most a
+ * minute), renewed by an addition when this process has not renewed it within that interval: an
+ * owner who stops submitting leaves nothing behind, and a busy one costs no EXPIRE per job.
  */
 export class OwnerJobs {
   private readonly maxPerOwner: number;
   private additions = 0;
+  private readonly renewalMs: number;
+  /** When this process last renewed each owner's expiry. */
+  private readonly renewed = new Map<string, number>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -60,6 +70,7 @@ export class OwnerJobs {
     if (this.maxPerOwner < 1 || options.retentionSeconds < 1) {
       throw new RangeError('maxPerOwner and retentionSeconds must be at least 1');
     }
+    this.renewalMs = 1000 * Math.max(1, Math.min(60, Math.floor(options.retentionSeconds / 10)));
   }
 
   key(owner: string): string {
@@ -67,15 +78,25 @@ export class OwnerJobs {
   }
 
   /** The entry that adds job `id` (created at `createdAt`) to the owner's index. */
-  entry(owner: string, id: string, createdAt: number): OwnerJobsEntry {
-    const trim = this.additions++ % AGE_TRIM_EVERY === 0;
+  entry(owner: string, id: string, createdAt: number, now = Date.now()): OwnerJobsEntry {
+    const trim = this.additions++ % TRIM_EVERY === 0;
     return {
       key: this.key(owner),
       member: `${pad(createdAt)}:${id}`,
       trimBelow: trim ? pad(this.cutoff(createdAt)) : undefined,
-      keep: this.maxPerOwner,
-      ttlSeconds: this.options.retentionSeconds,
+      keep: trim ? this.maxPerOwner : undefined,
+      ttlSeconds: this.renewsExpiry(owner, now)
+        ? this.options.retentionSeconds + this.renewalMs / 1000
+        : undefined,
     };
+  }
+
+  private renewsExpiry(owner: string, now: number): boolean {
+    const last = this.renewed.get(owner);
+    if (last !== undefined && now - last < this.renewalMs) return false;
+    if (this.renewed.size >= RENEWALS_REMEMBERED) this.renewed.clear();
+    this.renewed.set(owner, now);
+    return true;
   }
 
   private cutoff(now: number): number {

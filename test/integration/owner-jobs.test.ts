@@ -73,7 +73,7 @@ describe('OwnerJobs', () => {
     expect(await all(index, 'nobody')).toEqual([]);
   });
 
-  it("the API's records keep at most JOB_RETENTION_COUNT jobs per owner", async () => {
+  it("the API's records keep at most JOB_RETENTION_COUNT jobs per owner, and 15 more between trims", async () => {
     const apiPrefix = uniquePrefix();
     const config = testConfig(
       services,
@@ -85,17 +85,27 @@ describe('OwnerJobs', () => {
       skipStoreInit: true,
     });
     try {
-      for (let i = 0; i < 103; i++) {
-        await resources.records.create({
-          id: `job-${i}`,
+      const key = resources.records.owners.key('busy');
+      const add = (i: number) =>
+        resources.records.create({
+          id: `job-${String(i).padStart(3, '0')}`,
           model: 'm',
           backend: 'onnx',
-          createdAt: Date.now(),
+          createdAt: 1_796_000_000_000 + i,
           requestId: 'r',
           submission: { owner: 'busy' },
         });
+      // One addition in 16 trims (the first, the 17th, ...): between trims the set may grow by 15.
+      for (let i = 0; i < 112; i++) {
+        await add(i);
+        expect(await redis.zcard(key)).toBeLessThanOrEqual(115);
       }
-      expect(await redis.zcard(resources.records.owners.key('busy'))).toBe(100);
+      expect(await redis.zcard(key)).toBe(112);
+      await add(112);
+      const kept = await redis.zrange(key, '0', '-1');
+      expect(kept).toHaveLength(100);
+      expect(kept[0]).toMatch(/:job-013$/);
+      expect(kept.at(-1)).toMatch(/:job-112$/);
     } finally {
       await resources.close();
       await cleanRedisPrefix(services.redisUrl, apiPrefix);
@@ -109,12 +119,24 @@ describe('OwnerJobs', () => {
     await add('old', 'fresh', now);
     expect(await all(index, 'old')).toEqual(['fresh']);
 
-    for (let i = 1; i <= 5; i++) await add('busy', `job-${i}`, now + i);
-    expect(await all(index, 'busy')).toEqual(['job-5', 'job-4', 'job-3']);
+    // Additions 2 to 16 of this index: the last one trims (one in 16).
+    for (let i = 1; i <= 15; i++) await add('busy', `job-${i}`, now + i);
+    expect(await all(index, 'busy')).toEqual(['job-15', 'job-14', 'job-13']);
     expect(await redis.zcard(index.key('busy'))).toBe(3);
+    // The retention (60 s) plus the renewal interval (a tenth of it).
     const ttl = await redis.ttl(index.key('busy'));
-    expect(ttl).toBeGreaterThan(50);
-    expect(ttl).toBeLessThanOrEqual(60);
+    expect(ttl).toBeGreaterThan(56);
+    expect(ttl).toBeLessThanOrEqual(66);
+  });
+
+  it("renews an owner's expiry once per renewal interval, not at every addition", () => {
+    const { index } = indexed(60);
+    const ttlAt = (owner: string, now: number) => index.entry(owner, 'job', now, now).ttlSeconds;
+    expect(ttlAt('a', 0)).toBe(66);
+    expect(ttlAt('a', 5_999)).toBeUndefined();
+    expect(ttlAt('b', 5_999)).toBe(66);
+    expect(ttlAt('a', 6_000)).toBe(66);
+    expect(ttlAt('a', 6_001)).toBeUndefined();
   });
 
   it('drops entries past the retention from memory too, one addition in a few', async () => {

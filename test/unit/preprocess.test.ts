@@ -368,6 +368,23 @@ describe('preprocess: decoding', () => {
     expect(at(result, 'NCHW', 2, 35, 10)).toBeGreaterThan(200);
   });
 
+  it("sizes a JPEG from its header as sharp's metadata does, for every EXIF orientation", async () => {
+    for (const orientation of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const image = await sharp({
+        create: { width: 30, height: 10, channels: 3, background: { r: 0, g: 0, b: 255 } },
+      })
+        .jpeg()
+        .withMetadata({ orientation })
+        .toBuffer();
+      const { autoOrient } = await sharp(image, { autoOrient: true }).metadata();
+      const { transform } = await preprocess(image, spec({ width: 8, height: 8 }), LIMITS);
+      expect(
+        [transform.originalWidth, transform.originalHeight],
+        `orientation ${orientation}`,
+      ).toEqual([autoOrient.width, autoOrient.height]);
+    }
+  });
+
   it('rejects an image with more pixels than the limit', async () => {
     const image = await solid(100, 100, RED);
     await expect(

@@ -1,4 +1,5 @@
-import sharp from 'sharp';
+import { imageSize } from 'image-size';
+import sharp, { type SharpOptions } from 'sharp';
 import type { InputSpec } from '../../shared/models/model-spec.js';
 import type { ImageTransform } from '../postprocess/output-tensor.js';
 
@@ -37,7 +38,7 @@ export async function preprocess(
     failOn: 'error',
     limitInputPixels: limits.maxPixels,
   } as const;
-  const { autoOrient: original } = await sharp(image, options).metadata();
+  const original = await orientedSize(image, options);
   const place = placement(original.width, original.height, spec);
 
   let pipeline = sharp(image, options)
@@ -77,11 +78,40 @@ export async function describeTransform(
   spec: InputSpec,
   limits: { maxPixels: number },
 ): Promise<ImageTransform> {
-  const { autoOrient: original } = await sharp(image, {
+  const original = await orientedSize(image, {
     autoOrient: true,
     limitInputPixels: limits.maxPixels,
-  }).metadata();
+  });
   return transformOf(original, placement(original.width, original.height, spec));
+}
+
+/** EXIF orientations that turn the image a quarter: its width and height trade places. */
+const QUARTER_TURNS = new Set([5, 6, 7, 8]);
+
+/**
+ * The image's size as it is shown (EXIF orientation applied), from its header. A JPEG's header is
+ * read by image-size, orientation included (about 20 µs, against 0.3 ms of CPU for sharp's
+ * `metadata()`, a second libvips pipeline per image); anything else, or a JPEG it cannot size, by
+ * sharp. Either way the decode that follows is sharp's, with the same limits and checks.
+ */
+async function orientedSize(
+  image: Buffer,
+  options: SharpOptions,
+): Promise<{ width: number; height: number }> {
+  if (image[0] === 0xff && image[1] === 0xd8) {
+    try {
+      const { width, height, orientation } = imageSize(image);
+      if (width > 0 && height > 0) {
+        return QUARTER_TURNS.has(orientation ?? 1)
+          ? { width: height, height: width }
+          : { width, height };
+      }
+    } catch {
+      // Not a header image-size reads (an unusual JPEG process): sharp decides.
+    }
+  }
+  const { autoOrient } = await sharp(image, options).metadata();
+  return autoOrient;
 }
 
 function transformOf(

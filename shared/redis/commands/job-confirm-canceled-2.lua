@@ -24,4 +24,5 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[1], 'image')
 if redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1]) == 0 then return {0} end
-return {1, count_usage(KEYS[1], 'canceled', '0', ARGV[3], ARGV[4], ARGV[5], '0')}
+local u = redis.call('HMGET', KEYS[1], unpack(USAGE_FIELDS))
+return {1, count_usage(u, 'canceled', '0', ARGV[3], ARGV[4], ARGV[5], '0')}

@@ -34,7 +34,9 @@
 local function remember()
   if KEYS[3] then redis.call('SET', KEYS[3], ARGV[10], 'EX', ARGV[11]) end
 end
-local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend')
+-- One read: this step's own fields, then those count_usage needs.
+local f = redis.call('HMGET', KEYS[1], 'cancel_requested_at', 'settled', 'backend', unpack(USAGE_FIELDS))
+local u = {unpack(f, 4, 3 + #USAGE_FIELDS)}
 if not f[3] then
   remember()
   return {'settled'}
@@ -43,9 +45,9 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[9] == '1' then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 if f[1] then
   if redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[2]) == 0 then return {'canceled'} end
-  return {'canceled', count_usage(KEYS[1], 'canceled', '0', ARGV[5], ARGV[6], ARGV[7], '0')}
+  return {'canceled', count_usage(u, 'canceled', '0', ARGV[5], ARGV[6], ARGV[7], '0')}
 end
 remember()
 if f[2] then return {'settled'} end
 redis.call('HSET', KEYS[1], 'settled', ARGV[1])
-return {'settled', count_usage(KEYS[1], ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])}
+return {'settled', count_usage(u, ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])}
