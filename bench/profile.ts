@@ -16,13 +16,18 @@
  *
  *   npm run bench:profile -- --concurrency 64 --seconds 10 --images text-line [--top 25]
  *   npm run bench:profile -- --contender async --jobs 4000 --images photo
+ *
+ * `--paused` pauses the queue for an async burst, so the commands in its window are the API's
+ * alone; `--root DIR` profiles the gateway of another source tree (as bench:ab's `--base`).
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../shared/config/config.js';
+import { QueueName } from '../shared/queues/queues.js';
 import { integer, names, positive } from './bench-options.js';
 import { gatewayAsync } from './contenders/gateway-async.contender.js';
 import { gatewaySync } from './contenders/gateway-sync.contender.js';
@@ -87,6 +92,10 @@ async function main(teardown: Teardown): Promise<void> {
       'node-arg': { type: 'string', multiple: true, default: [] },
       /** Send SIGUSR2 to both processes as the measured window begins. */
       'signal-window': { type: 'boolean', default: false },
+      /** Async: the queue is paused during the measured burst, so its commands are the API's alone. */
+      paused: { type: 'boolean', default: false },
+      /** Profile the gateway of another source tree (as bench:ab's --base). */
+      root: { type: 'string' },
     },
   });
   const [contenderName] = names('contender', values.contender, PROFILED);
@@ -104,7 +113,10 @@ async function main(teardown: Teardown): Promise<void> {
   const logDir = join(out, 'logs');
   const stack = await startGatewayStack(
     { config, logDir, teardown },
-    { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`, ...values['node-arg']] },
+    {
+      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`, ...values['node-arg']],
+      root: values.root && resolve(values.root),
+    },
   );
   const contender =
     contenderName === 'async'
@@ -161,8 +173,12 @@ async function main(teardown: Teardown): Promise<void> {
     const unmeasured = { begin: async () => undefined, end: async () => undefined };
     await burst({ total: Math.min(jobs, 8 * concurrency), concurrency, send, hooks: unmeasured });
     await contender.settle();
+    const queue = new Queue(QueueName.InferenceOnnx, { connection: stats, prefix: stack.prefix });
+    teardown.add('paused queue', () => queue.close());
+    if (values.paused) await queue.pause();
     load = await burst({ total: jobs, concurrency, send, hooks });
     const accepted = await commandCalls(stats);
+    if (values.paused) await queue.resume();
     await contender.settle();
     windows[1]!.to = monotonicMicros();
     threadsAfter[1] = threadCpuMs(stack.worker.pid);
