@@ -7,6 +7,11 @@
  * round's head/base ratio next to the medians.
  *
  *   npm run bench:ab -- --base /tmp/base --images text-line --concurrency 1,64 --rounds 3
+ *   npm run bench:ab -- --base /tmp/base --contender async --async-jobs 2000 --concurrency 64
+ *
+ * `--contender gateway` (the default) sends sync POST /predict from closed loops; `async` sends
+ * bursts of `--async-jobs` POST /jobs from each `--concurrency` level's clients, as `npm run bench`'s
+ * async contender does (figures per accepted job, the worker running).
  */
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +19,8 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../shared/config/config.js';
 import { integer, levels, names, positive } from './bench-options.js';
-import type { ClosedLoopContender } from './contenders/contender.js';
+import type { Contender } from './contenders/contender.js';
+import { gatewayAsync } from './contenders/gateway-async.contender.js';
 import { gatewaySync } from './contenders/gateway-sync.contender.js';
 import { type GatewayStack, startGatewayStack } from './gateway-stack.js';
 import { IMAGE_NAMES, loadBenchImage, UniqueJpegs } from './images.js';
@@ -45,6 +51,8 @@ async function main(teardown: Teardown): Promise<void> {
     args: process.argv.slice(2),
     options: {
       base: { type: 'string' },
+      contender: { type: 'string', default: 'gateway' },
+      'async-jobs': { type: 'string', default: '2000' },
       seconds: { type: 'string', default: '3' },
       rounds: { type: 'string', default: '3' },
       images: { type: 'string', default: 'text-line' },
@@ -58,6 +66,8 @@ async function main(teardown: Teardown): Promise<void> {
     throw new Error('--base DIR: the source tree to compare with (see the top of bench/ab.ts)');
   const base = resolve(values.base);
   const seconds = positive('seconds', values.seconds);
+  const [contender] = names('contender', values.contender, ['gateway', 'async'] as const);
+  const asyncJobs = integer('async-jobs', values['async-jobs']);
   const rounds = integer('rounds', values.rounds);
   const concurrency = levels('concurrency', values.concurrency);
   const images = await Promise.all(names('images', values.images, IMAGE_NAMES).map(loadBenchImage));
@@ -75,14 +85,20 @@ async function main(teardown: Teardown): Promise<void> {
       side === 'base' ? { name: 'base', root: base } : { name: 'head' },
     );
   }
-  const contenders: Record<Side, ClosedLoopContender<Side>> = {
-    base: { ...gatewaySync(stacks.base), name: 'base' },
-    head: { ...gatewaySync(stacks.head), name: 'head' },
+  const contenderOf = (stack: GatewayStack): Contender =>
+    contender === 'async' ? gatewayAsync(stack, ctx) : gatewaySync(stack);
+  const contenders: Record<Side, Contender<Side>> = {
+    base: { ...contenderOf(stacks.base), name: 'base' },
+    head: { ...contenderOf(stacks.head), name: 'head' },
   };
   const probe = new StatsProbe(stats);
   const uniques = new UniqueJpegs();
-  const settings = { seconds, asyncJobs: 0, asyncConcurrency: 1 };
-  const priming = { ...settings, seconds: Math.min(2, seconds / 2) };
+  const settings = { seconds, asyncJobs, asyncConcurrency: Math.max(...concurrency) };
+  const priming = {
+    ...settings,
+    seconds: Math.min(2, seconds / 2),
+    asyncJobs: Math.min(asyncJobs, 2 * Math.max(...concurrency)),
+  };
   for (const image of images) {
     for (const side of ['base', 'head'] as const) {
       const phase = {

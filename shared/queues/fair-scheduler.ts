@@ -18,6 +18,14 @@ export const PARK_DELAY_MS = 30 * 86_400_000;
  * a pending job `priority * 2^49 + arrival`, exact up to 16 * 2^49 = 2^53.
  */
 const MAX_PRIORITY = 15;
+/** A refill under way, settled either way once it is done; `next`: the one asked for meanwhile. */
+interface RunningRefill {
+  done: Promise<void>;
+  next?: Promise<number>;
+}
+
+const noop = () => undefined;
+
 /** An async job as the scheduler needs it. */
 export interface FairJob {
   id: string;
@@ -80,6 +88,8 @@ export class FairScheduler {
   private readonly window: number;
   private readonly reclaimAfterMs: number;
   private timer: NodeJS.Timeout | undefined;
+  /** The refill running for each backend, and the one asked for meanwhile. */
+  private readonly refills = new Map<BackendKind, RunningRefill>();
   private ticking: Promise<unknown> | undefined;
 
   constructor(
@@ -146,9 +156,28 @@ export class FairScheduler {
     return promoted.filter(Boolean).length;
   }
 
-  /** Fills the backend's window with the next jobs in fair order; answers how many went in. */
-  async refill(backend: BackendKind, now = Date.now()): Promise<number> {
-    return this.dispatch(backend, await this.claim(backend, now));
+  /**
+   * Fills the backend's window with the next jobs in fair order; answers how many went in. One
+   * refill of a backend runs at a time in this process: those asked for while it runs are served
+   * together by one more after it (a worker taking several jobs at once asks once per job, and all
+   * but the first of such refills found the window full again). `now` is the time the claim
+   * takes as its own (tests pretend time passed); a refill served by the next one takes that one's.
+   */
+  refill(backend: BackendKind, now?: number): Promise<number> {
+    const running = this.refills.get(backend);
+    if (!running) return this.runRefill(backend, now ?? Date.now());
+    running.next ??= running.done.then(() => this.runRefill(backend, Date.now()));
+    return running.next;
+  }
+
+  private runRefill(backend: BackendKind, now: number): Promise<number> {
+    const refill = this.claim(backend, now).then((ids) => this.dispatch(backend, ids));
+    const running: RunningRefill = { done: refill.then(noop, noop) };
+    this.refills.set(backend, running);
+    void running.done.then(() => {
+      if (this.refills.get(backend) === running) this.refills.delete(backend);
+    });
+    return refill;
   }
 
   /**

@@ -4,7 +4,7 @@ import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
 import type { RedisClient } from '../redis/redis.js';
-import { defineCommands } from '../redis/redis-commands.js';
+import { AddConnection } from './add-connection.js';
 import { type InferenceQueue, openInferenceQueue } from './bullmq-objects.js';
 import { INFERENCE_QUEUES, type InferenceJobData, JobName, type QueueName } from './queues.js';
 
@@ -37,6 +37,7 @@ export interface FoundJob {
  */
 export class InferenceQueues {
   private readonly queues: Record<BackendKind, InferenceQueue>;
+  private readonly adds: AddConnection;
 
   constructor(
     private readonly redis: RedisClient,
@@ -51,6 +52,7 @@ export class InferenceQueues {
         openInferenceQueue(backend, { connection: redis, prefix, jobs, telemetry }),
       ]),
     ) as InferenceQueues['queues'];
+    this.adds = new AddConnection(redis);
   }
 
   queue(backend: BackendKind): InferenceQueue {
@@ -74,7 +76,9 @@ export class InferenceQueues {
    * tracing is on), in one MULTI with the commands `alongside` queues first (the job's record) and
    * the one command `after` queues after it (the fair scheduler's admission, whose reply comes back
    * as `afterReply`). So they exist together or not at all, and cost one round trip. BullMQ adds
-   * into a caller's transaction the same way for its own bulk adds and flows.
+   * into a caller's transaction the same way for its own bulk adds and flows. The MULTI is made on
+   * a connection of its own ({@link AddConnection}): `alongside` and `after` may queue plain
+   * commands and `fairAdmit`, no other script.
    */
   async addAtomically<Staged>(
     backend: BackendKind,
@@ -85,15 +89,10 @@ export class InferenceQueues {
     after?: (transaction: ChainableCommander) => void,
   ): Promise<{ job: InferenceJob; staged: Staged; afterReply?: unknown }> {
     const queue = this.queues[backend];
-    // Resolves once BullMQ has defined its scripts on the connection; its MULTI carries them, and
-    // ours (the fair scheduler's admission) once they are defined there too.
-    const client = await queue.getBackend().client;
-    defineCommands(client);
     const destination = `${queue.name}.${JobName.Infer}`;
     return queue.trace(SpanKind.PRODUCER, 'add', destination, async (span, context) => {
-      const transaction = client.multi();
-      // BullMQ's transaction over ioredis is ioredis's own MULTI, with a few adapters.
-      const staged = alongside(transaction as unknown as ChainableCommander);
+      const transaction = await this.adds.multi();
+      const staged = alongside(transaction);
       const opts = {
         ...queue.defaultJobOptions,
         ...options,
@@ -102,10 +101,12 @@ export class InferenceQueues {
       };
       const job = new Job(queue, JobName.Infer, data, opts, jobId) as InferenceJob;
       // The MULTI's replies leave out MULTI itself, which the transaction's length counts.
-      const addIndex = (transaction as unknown as ChainableCommander).length - 1;
+      const addIndex = transaction.length - 1;
       // Queued on the transaction at once; what it resolves to is read from the MULTI's replies.
-      job.addJob(transaction).catch(() => undefined);
-      after?.(transaction as unknown as ChainableCommander);
+      job
+        .addJob(transaction as unknown as Parameters<InferenceJob['addJob']>[0])
+        .catch(() => undefined);
+      after?.(transaction);
       const replies = (await transaction.exec()) ?? [];
       for (const [err] of replies) if (err) throw err;
       const added = replies[addIndex]?.[1];
@@ -150,6 +151,9 @@ export class InferenceQueues {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled(Object.values(this.queues).map((q) => q.close()));
+    await Promise.allSettled([
+      ...Object.values(this.queues).map((q) => q.close()),
+      this.adds.close(),
+    ]);
   }
 }

@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import {
+  access,
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+} from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageConfig } from '../config/config.js';
 import { ObjectNotFoundError, type ObjectStore, StorageUnavailableError } from './object-store.js';
@@ -50,13 +60,11 @@ export class LocalObjectStore implements ObjectStore {
    */
   async put(key: string, body: Buffer, _contentType: string): Promise<void> {
     const file = this.pathOf(key);
-    const folder = path.dirname(file);
     // A leading dot keeps the temporary name out of the key space our code produces.
-    const temp = path.join(folder, `.${path.basename(file)}.${randomUUID()}.tmp`);
+    const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomUUID()}.tmp`);
     await this.fs('put', key, async () => {
-      await mkdir(folder, { recursive: true });
       try {
-        const handle = await open(temp, 'wx');
+        const handle = await openCreating(temp);
         try {
           await handle.writeFile(body);
           // Flushed before the rename so that a crash cannot leave a complete name over an
@@ -175,6 +183,21 @@ export class LocalObjectStore implements ObjectStore {
       cause: error,
       reason: `local storage ${operation} failed (${errorCode(error) || 'error'})`,
     });
+  }
+}
+
+/**
+ * Opens a new file for writing, making its folder when it is missing. The folder is made only
+ * then: after the first upload into each of the 256 folders of a prefix it exists, and a `mkdir`
+ * per upload was one file-system call in seven on the request path.
+ */
+async function openCreating(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, 'wx');
+  } catch (error) {
+    if (errorCode(error) !== 'ENOENT') throw error;
+    await mkdir(path.dirname(file), { recursive: true });
+    return open(file, 'wx');
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../shared/config/config.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
@@ -159,6 +159,32 @@ describe('fair scheduler: the window', () => {
     expect(await world.counts()).toEqual({ prioritized: 4, delayed: 5 });
     expect(await world.takeAll()).toHaveLength(9);
     expect(await world.counts()).toEqual({ prioritized: 0, delayed: 0 });
+  });
+});
+
+describe('fair scheduler: refills', () => {
+  it('serves the refills asked for while one runs by one more after it (a worker taking four jobs at once)', async () => {
+    world = await createWorld({ window: 4 });
+    for (let i = 0; i < 10; i++) await world.add('a');
+    const connection = new Redis(services.redisUrl, { maxRetriesPerRequest: null });
+    const taker = new Worker(INFERENCE_QUEUES[BACKEND], null, {
+      connection,
+      prefix: world.prefix,
+      autorun: false,
+    });
+    const tokens = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const jobs = await Promise.all(tokens.map((t) => taker.getNextJob(t, { block: false })));
+    expect(jobs.every(Boolean)).toBe(true);
+    const claims = vi.spyOn(world.redis, 'fairRefill');
+
+    const promoted = await Promise.all(tokens.map(() => world!.scheduler.refill(BACKEND)));
+
+    // The first found room for four; the three asked for meanwhile ran as one, which found none.
+    expect(claims).toHaveBeenCalledTimes(2);
+    expect(promoted).toEqual([4, 0, 0, 0]);
+    expect(await world.counts()).toEqual({ prioritized: 4, delayed: 2 });
+    await taker.close();
+    connection.disconnect();
   });
 });
 

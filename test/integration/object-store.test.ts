@@ -338,6 +338,18 @@ describe('LocalObjectStore', () => {
     ]);
   });
 
+  it('makes the folders a key needs, also when one was removed after an earlier put there', async () => {
+    const first = Buffer.from('first');
+    const second = Buffer.from('second');
+    await store.put('made/on/demand/first', first, 'text/plain');
+    await rm(path.join(dir, 'objects', 'made', 'on'), { recursive: true });
+
+    await store.put('made/on/demand/second', second, 'text/plain');
+
+    expect((await store.get('made/on/demand/second')).equals(second)).toBe(true);
+    await expect(store.get('made/on/demand/first')).rejects.toBeInstanceOf(ObjectNotFoundError);
+  });
+
   it('reports an unusable folder as StorageUnavailableError', async () => {
     // A regular file where the folder should be: mkdir and access both fail, as on a bad mount.
     const file = path.join(dir, 'not-a-folder');
