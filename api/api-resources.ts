@@ -226,19 +226,17 @@ export async function createApiResources(
     logger,
     results: new ResultLookup({
       cache: new ResultCache(redis, config.redis.prefix),
-      settings: config.resultCache,
       logger,
-      onLookup: ({ route, owner }, outcome) => {
+      onLookup: ({ route, spec }, outcome) => {
         metrics.recordResultCacheLookup(route.model.name, outcome);
         stats.recordCacheLookup({
-          tenant: owner,
+          tenant: spec.owner,
           backend: route.backend,
           model: route.model.name,
           outcome,
         });
       },
     }),
-    inlineImageMaxBytes: config.images.inlineMaxBytes,
     usage,
     quotas,
   });

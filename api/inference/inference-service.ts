@@ -1,60 +1,31 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CachedResult, ResultCacheTerms } from '../../shared/cache/result-cache.js';
+import type { CachedResult } from '../../shared/cache/result-cache.js';
 import { withCause } from '../../shared/errors/index.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import type { JobReader } from '../../shared/jobs/job-reader.js';
 import type { JobRecord, JobRecords, NewJobRecord } from '../../shared/jobs/job-records.js';
-import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
 import { describeJob, type JobResource } from '../../shared/jobs/job-resource.js';
 import type { OwnerJobsPage } from '../../shared/jobs/owner-jobs.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
-import type { InferenceJobData } from '../../shared/queues/index.js';
 import type {
   InferenceJob,
   InferenceQueues,
   JobEntry,
 } from '../../shared/queues/inference-queues.js';
-import { imageKey } from '../../shared/storage/index.js';
 import type { CountedJob, UsageLedger } from '../../shared/usage/usage-ledger.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
-import type { WebhookSubscription } from '../../shared/webhooks/webhook-subscription.js';
 import { errors } from '../http/errors.js';
+import type { Submission } from '../http/submission.js';
 import type { CompletionWaiter } from '../jobs/completion-waiter.js';
 import { type FollowedJob, followJob } from '../jobs/follow-job.js';
 import type { IdempotencyKeys } from '../jobs/idempotency-keys.js';
 import type { KeyQuota } from '../quotas/key-quota.js';
 import type { PolicyStanding, QuotaCharge, QuotaCounters } from '../quotas/quota-counters.js';
 import { quotaHeaders, secondsUntil } from '../quotas/quota-headers.js';
-import type { Route } from '../routing/router.js';
 import type { ImageUploads } from './image-uploads.js';
 import type { ResultLookup } from './result-lookup.js';
-
-export interface SubmitRequest {
-  route: Route;
-  version?: string;
-  image: Buffer;
-  /** The image's storage key when the caller has hashed it already. */
-  imageKey?: string;
-  contentType: string;
-  params: InferenceJobData['params'];
-  requestId: string;
-  mode: InferenceJobData['mode'];
-  /** BullMQ priority of an async job (1 first); sync jobs carry none and go before all of them. */
-  priority?: number;
-  /** Epoch ms by which the job must have started. */
-  deadline?: number;
-  webhook?: WebhookSubscription;
-  /** Who submits: the scope of the idempotency key. */
-  owner?: string;
-  /** `Idempotency-Key` and the request's fingerprint (what makes two requests the same). */
-  idempotency?: { key: string; fingerprint: string };
-  /** `Cache-Control: no-cache` or `no-store`: run the model even if the answer is cached. */
-  bypassCache?: boolean;
-  /** The owner's quota; absent: none. */
-  quota?: KeyQuota;
-}
 
 export interface JobPage {
   jobs: JobResource[];
@@ -94,12 +65,6 @@ export interface InferenceServiceDeps {
   /** Quota counters, for submissions that carry a quota. */
   quotas: QuotaCounters;
   /**
-   * Images up to this size travel in the job's record, not through object storage
-   * (INLINE_IMAGE_MAX_BYTES).
-   * @defaultValue 0
-   */
-  inlineImageMaxBytes?: number;
-  /**
    * How long a request waits for a concurrent request with the same idempotency key to create its
    * job before answering IDEMPOTENCY_KEY_IN_USE.
    * @defaultValue 10000
@@ -120,21 +85,16 @@ type Wait = { timeoutMs: number; signal?: AbortSignal };
  * it and canceling it.
  */
 export class InferenceService {
-  private readonly inlineImageMaxBytes: number;
+  constructor(private readonly deps: InferenceServiceDeps) {}
 
-  constructor(private readonly deps: InferenceServiceDeps) {
-    this.inlineImageMaxBytes = deps.inlineImageMaxBytes ?? 0;
-    if (this.inlineImageMaxBytes < 0) throw new RangeError('inlineImageMaxBytes must be >= 0');
-  }
-
-  async submit(request: SubmitRequest, wait: Wait = { timeoutMs: 0 }): Promise<AcceptedJob> {
-    const owner = request.owner ?? ANONYMOUS_OWNER;
+  async submit(submission: Submission, wait: Wait = { timeoutMs: 0 }): Promise<AcceptedJob> {
+    const { owner, requestId } = submission.spec;
     const jobId = randomUUID();
-    const { idempotency } = request;
+    const { idempotency } = submission;
     if (idempotency) {
       const earlier = await this.claimKey(owner, idempotency, jobId);
       if (earlier) {
-        this.deps.logger.debug({ jobId: earlier, requestId: request.requestId }, 'job replayed');
+        this.deps.logger.debug({ jobId: earlier, requestId }, 'job replayed');
         const job = await this.get(earlier);
         if (!job) throw new errors.JOB_NOT_FOUND(earlier);
         return {
@@ -146,47 +106,37 @@ export class InferenceService {
       }
     }
     try {
-      const submission = await this.create(jobId, owner, request, wait);
+      const accepted = await this.create(jobId, submission, wait);
       if (idempotency && !(await this.deps.idempotency.commit(owner, idempotency.key, jobId))) {
         // The job exists; the commit is tried again until Redis is back or the key's lease runs
         // out (then a retry would make a second job).
         this.deps.logger.warn({ jobId }, 'idempotency key not committed yet');
       }
-      return submission;
+      return accepted;
     } catch (err) {
       if (idempotency) await this.deps.idempotency.release(owner, idempotency.key, jobId);
       throw err;
     }
   }
 
-  private async create(
-    jobId: string,
-    owner: string,
-    request: SubmitRequest,
-    wait: Wait,
-  ): Promise<AcceptedJob> {
-    const hash = request.imageKey ?? imageKey(request.image);
-    const lookup = this.deps.results
-      ? await this.deps.results.lookup({
-          route: request.route,
-          owner,
-          imageKey: hash,
-          params: request.params,
-          bypass: request.bypassCache === true,
-          requestId: request.requestId,
-        })
-      : {};
+  private async create(jobId: string, submission: Submission, wait: Wait): Promise<AcceptedJob> {
+    const { spec } = submission;
+    const hit = await this.deps.results?.lookup({
+      spec,
+      route: submission.route,
+      bypass: submission.bypassCache,
+    });
     // Charged once everything else has accepted the submission; given back if its job is not made.
-    const charge = await this.charge(owner, request);
+    const charge = await this.charge(spec.owner, submission.quota);
     try {
-      if (lookup.hit) return await this.answerFromCache(jobId, owner, request, lookup.hit, charge);
-      return await this.enqueue(jobId, owner, request, wait, lookup, hash, charge);
+      if (hit) return await this.answerFromCache(jobId, submission, hit, charge);
+      return await this.enqueue(jobId, submission, wait, charge);
     } catch (err) {
       if (charge) {
         await this.deps.quotas.refund(charge.counters).catch((refundErr: Error) => {
           // The job was not made; its charge stays taken until the period ends.
           this.deps.logger.warn(
-            { err: refundErr.message, requestId: request.requestId, owner },
+            { err: refundErr.message, requestId: spec.requestId, owner: spec.owner },
             'quota charge not given back',
           );
         });
@@ -201,11 +151,11 @@ export class InferenceService {
    */
   private async charge(
     owner: string,
-    request: SubmitRequest,
+    quota: KeyQuota | undefined,
   ): Promise<Extract<QuotaCharge, { accepted: true }> | undefined> {
-    if (!request.quota) return undefined;
+    if (!quota) return undefined;
     const now = Date.now();
-    const charge = await this.deps.quotas.charge(owner, request.quota, now).catch((err: Error) => {
+    const charge = await this.deps.quotas.charge(owner, quota, now).catch((err: Error) => {
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     });
     if (charge.accepted) return charge;
@@ -226,19 +176,16 @@ export class InferenceService {
 
   private async enqueue(
     jobId: string,
-    owner: string,
-    request: SubmitRequest,
+    submission: Submission,
     wait: Wait,
-    lookup: { terms?: ResultCacheTerms },
-    hash: string,
     charge: Extract<QuotaCharge, { accepted: true }> | undefined,
   ): Promise<AcceptedJob> {
-    const inline = request.image.length <= this.inlineImageMaxBytes;
-    const key = inline
-      ? hash
-      : await this.deps.images.save(request.image, request.contentType, hash);
+    const { spec, route } = submission;
+    if (!spec.imageInline) {
+      await this.deps.images.save(submission.image, submission.contentType, spec.imageKey);
+    }
 
-    const { backend } = request.route;
+    const { backend } = route;
     // Called off when the job cannot be added, or when the caller's signal aborts (a listener
     // rather than AbortSignal.any, which costs more per request).
     const abandon = new AbortController();
@@ -248,26 +195,11 @@ export class InferenceService {
       wait.timeoutMs > 0
         ? followJob(this.deps, jobId, backend, wait.timeoutMs, abandon.signal)
         : Promise.resolve(undefined);
-    // Sync jobs carry no priority: BullMQ runs those before every prioritised (async) job.
-    const priority = request.mode === 'async' ? request.priority : undefined;
-    const data: InferenceJobData = {
-      model: request.route.model.name,
-      ...(request.version ? { version: request.version } : {}),
-      imageKey: key,
-      ...(inline ? { imageInline: true } : {}),
-      params: request.params,
-      requestId: request.requestId,
-      owner,
-      mode: request.mode,
-      ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
-      ...(request.webhook ? { webhook: request.webhook } : {}),
-      ...(request.route.pinned ? { pinned: true } : {}),
-    };
-    if (lookup.terms) data.resultCache = lookup.terms;
-    const record = newRecord(jobId, owner, request, charge);
-    // Not `request.image` in the callback below: a closure here would keep the request, and with
-    // it the upload, alive (its context is shared with the outcome's) for the whole sync wait.
-    const inlineImage = inline ? request.image : undefined;
+    const { priority } = spec;
+    const record = newRecord(jobId, submission, charge);
+    // Not `submission.image` in the callback below: a closure here would keep the submission, and
+    // with it the upload, alive (its context is shared with the outcome's) for the whole sync wait.
+    const inlineImage = spec.imageInline ? submission.image : undefined;
     // The record and the job in one transaction: both exist, or neither (a failed or timed-out
     // MULTI leaves nothing to clean up), in one round trip. An async job is added parked, with its
     // admission to the fair scheduler in the same transaction, and runs when its turn comes.
@@ -277,19 +209,19 @@ export class InferenceService {
       added = await this.deps.queues.addAtomically(
         backend,
         jobId,
-        data,
+        spec,
         priority ? FairScheduler.parked(priority) : {},
         (transaction) => this.deps.records.stage(transaction, record, inlineImage),
         priority
           ? (transaction) =>
-              scheduler.stageAdmit(transaction, backend, { id: jobId, owner, priority })
+              scheduler.stageAdmit(transaction, backend, { id: jobId, owner: spec.owner, priority })
           : undefined,
       );
     } catch (err) {
       abandon.abort();
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
-    this.deps.logger.debug({ jobId, backend, requestId: request.requestId }, 'job queued');
+    this.deps.logger.debug({ jobId, backend, requestId: spec.requestId }, 'job queued');
     if (Array.isArray(added.afterReply) && added.afterReply.length > 0) {
       // Accepted either way: a claim whose promotion fails here is taken over by the next refill.
       await scheduler
@@ -301,7 +233,7 @@ export class InferenceService {
 
     const entry: JobEntry = {
       id: jobId,
-      data,
+      data: spec,
       opts: priority ? { priority } : {},
       timestamp: added.job.timestamp,
       processedOn: undefined,
@@ -317,7 +249,7 @@ export class InferenceService {
       replayed: false,
       job: queued,
       outcome: followed.then((end) => this.describeEnd(added.staged, entry, end)),
-      ...(charge ? { quota: charge.standing } : {}),
+      quota: charge?.standing,
     };
   }
 
@@ -328,23 +260,20 @@ export class InferenceService {
    */
   private async answerFromCache(
     jobId: string,
-    owner: string,
-    request: SubmitRequest,
+    submission: Submission,
     hit: CachedResult,
     charge: Extract<QuotaCharge, { accepted: true }> | undefined,
   ): Promise<AcceptedJob> {
-    const record: NewJobRecord = {
-      ...newRecord(jobId, owner, request, charge),
-      cachedResult: hit,
-    };
+    const { spec } = submission;
+    const record: NewJobRecord = { ...newRecord(jobId, submission, charge), cachedResult: hit };
     // It ends as it is created: counted in its owner's usage in the same transaction.
     const counted: CountedJob = {
-      tenant: owner,
-      model: record.model,
+      tenant: spec.owner,
+      model: spec.model,
       outcome: 'succeeded',
       images: 0,
       inferenceMs: 0,
-      uploadedBytes: request.image.length,
+      uploadedBytes: submission.image.length,
     };
     let created: JobRecord;
     try {
@@ -352,15 +281,12 @@ export class InferenceService {
         this.deps.usage.stage(transaction, counted, record.createdAt),
       );
       this.deps.usage.notify(counted);
-      await this.deps.webhooks.notify(
-        { id: jobId, webhook: request.webhook, requestId: request.requestId, owner },
-        'completed',
-      );
+      await this.deps.webhooks.notify(jobId, spec, 'completed');
     } catch (err) {
       throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
     }
     this.deps.logger.debug(
-      { jobId, computedBy: hit.jobId, requestId: request.requestId },
+      { jobId, computedBy: hit.jobId, requestId: spec.requestId },
       'job answered from the result cache',
     );
     const job = describeJob({ record: created })!;
@@ -369,7 +295,7 @@ export class InferenceService {
       replayed: false,
       job,
       outcome: Promise.resolve(job),
-      ...(charge ? { quota: charge.standing } : {}),
+      quota: charge?.standing,
     };
   }
 
@@ -474,7 +400,7 @@ export class InferenceService {
     const jobs = await Promise.all(page.ids.map((id) => this.get(id, owner)));
     return {
       jobs: jobs.filter((job): job is JobResource => job !== undefined),
-      ...(page.next ? { next: page.next } : {}),
+      next: page.next,
     };
   }
 
@@ -489,7 +415,7 @@ export class InferenceService {
       const record = await this.deps.records.get(jobId).catch((err: Error) => {
         throw withCause(new errors.QUEUE_UNAVAILABLE(), err);
       });
-      if (!record || (record.submission?.owner ?? ANONYMOUS_OWNER) !== owner) {
+      if (!record || record.spec.owner !== owner) {
         throw new errors.JOB_NOT_FOUND(jobId);
       }
     }
@@ -521,21 +447,13 @@ export class InferenceService {
       // A locked (running) job is not removed: its worker sees the mark and stops.
       if ((await queue.remove(jobId)) !== 1) return;
       if (await this.deps.lifecycle.confirmCanceled(jobId)) {
-        await this.deps.webhooks.notify(
-          {
-            id: jobId,
-            webhook: record.submission?.webhook,
-            requestId: record.requestId,
-            owner: record.submission?.owner,
-          },
-          'completed',
-        );
+        await this.deps.webhooks.notify(jobId, record.spec, 'completed');
       }
-      this.deps.logger.info({ jobId, requestId: record.requestId }, 'queued job canceled');
+      this.deps.logger.info({ jobId, requestId: record.spec.requestId }, 'queued job canceled');
       // Last, and only tidying: a job waiting for its fair turn leaves its key's pending set (the
       // scheduler skips a removed job anyway, so a failure here changes nothing).
       await this.deps.scheduler
-        .forget(record.backend, record.submission?.owner ?? ANONYMOUS_OWNER, jobId)
+        .forget(record.backend, record.spec.owner, jobId)
         .catch((err: Error) => this.deps.logger.warn({ jobId, err: err.message }, 'forget failed'));
     } catch (err) {
       if ((err as { code?: string }).code === 'JOB_FINISHED') throw err;
@@ -544,30 +462,18 @@ export class InferenceService {
   }
 }
 
-/** A new job's record: where it goes, and the submission's own settings. */
+/** A new job's record: its spec, where it goes, and what it was charged. */
 function newRecord(
   jobId: string,
-  owner: string,
-  request: SubmitRequest,
+  submission: Submission,
   charge: { counters: string[] } | undefined,
 ): NewJobRecord {
-  // Sync jobs carry no priority: BullMQ runs those before every prioritised (async) job.
-  const priority = request.mode === 'async' ? request.priority : undefined;
   return {
     id: jobId,
-    model: request.route.model.name,
-    backend: request.route.backend,
+    spec: submission.spec,
+    backend: submission.route.backend,
     createdAt: Date.now(),
-    requestId: request.requestId,
-    imageBytes: request.image.length,
-    ...(charge ? { quotaCharge: charge.counters } : {}),
-    submission: {
-      ...(request.version ? { version: request.version } : {}),
-      mode: request.mode,
-      ...(priority !== undefined ? { priority } : {}),
-      ...(request.deadline !== undefined ? { deadline: request.deadline } : {}),
-      ...(request.webhook ? { webhook: request.webhook } : {}),
-      owner,
-    },
+    imageBytes: submission.image.length,
+    quotaCharge: charge?.counters,
   };
 }

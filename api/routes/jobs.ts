@@ -92,10 +92,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     },
     async (request, reply) => {
       labelInference(request, { mode: 'async' });
-      const submission = await submissions.read(request);
-      const { job, replayed, quota } = await submission.admission.track(
-        service.submit({ ...submission, requestId: request.id, mode: 'async' }),
-      );
+      const submission = await submissions.read(request, { mode: 'async' });
+      const { job, replayed, quota } = await submission.admission.track(service.submit(submission));
       request.jobId = job.id;
       if (replayed) reply.header('idempotent-replayed', 'true');
       if (quota) reply.headers(quotaHeaders(quota));

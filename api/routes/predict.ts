@@ -44,12 +44,9 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRoutesOptions> = as
     plan: WaitPlan,
     signal: AbortSignal,
   ): Promise<AcceptedJob> => {
-    const submission = await submissions.read(request, model);
+    const submission = await submissions.read(request, { model, mode: plan.mode });
     return submission.admission.track(
-      service.submit(
-        { ...submission, requestId: request.id, mode: plan.mode },
-        { timeoutMs: plan.waitMs, signal },
-      ),
+      service.submit(submission, { timeoutMs: plan.waitMs, signal }),
     );
   };
 

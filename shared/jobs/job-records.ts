@@ -1,13 +1,12 @@
 import type { ChainableCommander } from 'ioredis';
 import type { CachedResult } from '../cache/result-cache.js';
 import type { BackendKind } from '../models/model-spec.js';
-import { withoutUndefined } from '../objects/without-undefined.js';
 import type { RedisClient } from '../redis/redis.js';
 import { defineCommands } from '../redis/redis-commands.js';
-import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
+import type { JobSpec } from './job-spec.js';
 import { OwnerJobs } from './owner-jobs.js';
 
-/** The owner of jobs submitted while the API runs open (no API keys), and of records from before. */
+/** The owner of jobs submitted while the API runs open (no API keys). */
 export const ANONYMOUS_OWNER = 'anonymous';
 
 /** One backend a job was sent to, and how it ended there if it moved on. */
@@ -25,14 +24,12 @@ export interface RouteStep {
  */
 export interface JobRecord {
   id: string;
-  model: string;
+  /** What the client asked for: the same spec the job's BullMQ entry carries. */
+  spec: JobSpec;
   /** The backend whose queue holds the job now. */
   backend: BackendKind;
   route: RouteStep[];
   createdAt: number;
-  requestId: string;
-  /** What the client asked for beyond the model (absent on records of older jobs). */
-  submission?: JobSubmission;
   /** Cancellation and the worker's final word, set only through JobLifecycle. */
   lifecycle?: JobLifecycleState;
   /**
@@ -55,19 +52,6 @@ export interface JobRecord {
  */
 export type NewJobRecord = Omit<JobRecord, 'route' | 'lifecycle'>;
 
-/** The submission's own settings, fixed when the job is created. */
-export interface JobSubmission {
-  version?: string;
-  mode?: 'sync' | 'async';
-  /** The BullMQ priority (1 highest); absent for sync jobs, which go before every async one. */
-  priority?: number;
-  /** Epoch ms by which the job must have started. */
-  deadline?: number;
-  webhook?: WebhookSubscription;
-  /** Who submitted it (an API key id, or 'anonymous'): only they see the job. */
-  owner?: string;
-}
-
 export interface JobLifecycleState {
   cancelRequestedAt?: number;
   canceledAt?: number;
@@ -77,17 +61,10 @@ export interface JobLifecycleState {
 
 /** The record's fields a reader needs (not the inline image, which only its worker reads). */
 const FIELDS = [
-  'model',
+  'spec',
   'backend',
   'route',
   'created_at',
-  'request_id',
-  'version',
-  'mode',
-  'priority',
-  'deadline',
-  'webhook',
-  'owner',
   'cancel_requested_at',
   'canceled_at',
   'settled',
@@ -163,18 +140,16 @@ export class JobRecords {
    */
   stage(transaction: ChainableCommander, record: NewJobRecord, image?: Buffer): JobRecord {
     const route: RouteStep[] = [{ backend: record.backend, at: record.createdAt }];
-    const owner = this.owners.entry(
-      record.submission?.owner ?? ANONYMOUS_OWNER,
-      record.id,
-      record.createdAt,
-    );
+    const { spec } = record;
+    const owner = this.owners.entry(spec.owner, record.id, record.createdAt);
     const fields: Record<string, string | Buffer> = {
-      model: record.model,
+      spec: JSON.stringify(spec),
+      // Fields of their own as well: the step that counts a job's usage reads them in Redis.
+      owner: spec.owner,
+      model: spec.model,
       backend: record.backend,
       route: JSON.stringify(route),
       created_at: String(record.createdAt),
-      request_id: record.requestId,
-      ...submissionFields(record.submission),
     };
     if (image) fields[INLINE_IMAGE_FIELD] = image;
     if (record.imageBytes !== undefined) fields.image_bytes = String(record.imageBytes);
@@ -208,15 +183,13 @@ export class JobRecords {
       const value = values[i];
       if (value !== null && value !== undefined) fields[name] = value;
     });
-    if (!fields.backend) return undefined;
+    if (!fields.backend || !fields.spec) return undefined;
     const record: JobRecord = {
       id,
-      model: fields.model ?? '',
+      spec: JSON.parse(fields.spec) as JobSpec,
       backend: fields.backend as BackendKind,
       route: JSON.parse(fields.route ?? '[]') as RouteStep[],
       createdAt: Number(fields.created_at),
-      requestId: fields.request_id ?? '',
-      submission: readSubmission(fields),
       lifecycle: readLifecycle(fields),
     };
     if (fields.cached_result) {
@@ -245,33 +218,6 @@ export class JobRecords {
     );
     return moved === 1;
   }
-}
-
-function submissionFields(submission: JobSubmission | undefined): Record<string, string> {
-  if (!submission) return {};
-  const { version, mode, priority, deadline, webhook, owner } = submission;
-  return withoutUndefined({
-    version,
-    mode,
-    priority: priority === undefined ? undefined : String(priority),
-    deadline: deadline === undefined ? undefined : String(deadline),
-    webhook: webhook === undefined ? undefined : JSON.stringify(webhook),
-    owner,
-  });
-}
-
-function readSubmission(fields: Partial<Record<string, string>>): JobSubmission {
-  return {
-    version: fields.version,
-    mode: fields.mode as JobSubmission['mode'],
-    priority: numberField(fields.priority),
-    deadline: numberField(fields.deadline),
-    webhook:
-      fields.webhook === undefined
-        ? undefined
-        : (JSON.parse(fields.webhook) as WebhookSubscription),
-    owner: fields.owner,
-  };
 }
 
 function readLifecycle(fields: Partial<Record<string, string>>): JobLifecycleState {

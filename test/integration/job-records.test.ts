@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobRecords } from '../../shared/jobs/job-records.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -24,55 +25,30 @@ afterAll(async () => {
   await services?.stop();
 });
 
-describe('job records: the submission in the hash', () => {
-  it('writes no field for a setting left unset (ioredis would write it empty)', async () => {
-    await records.create({
-      id: 'unset',
-      model: 'm',
-      backend: 'onnx',
-      createdAt: 1_700_000_000_000,
-      requestId: 'r',
-      submission: { mode: 'sync', version: undefined, priority: undefined, owner: 'acme' },
-    });
+describe('job records: the spec in the hash', () => {
+  it('reads back the spec as written, a setting left unset unset', async () => {
+    const spec = testSpec({ mode: 'sync', version: undefined, priority: undefined, owner: 'acme' });
+    await records.create({ id: 'unset', spec, backend: 'onnx', createdAt: 1_700_000_000_000 });
 
-    const fields = await redis.hgetall(records.key('unset'));
-    expect(Object.keys(fields).sort()).toEqual([
-      'backend',
-      'created_at',
-      'mode',
-      'model',
-      'owner',
-      'request_id',
-      'route',
-    ]);
-    expect((await records.get('unset'))?.submission).toEqual({ mode: 'sync', owner: 'acme' });
+    const read = await records.get('unset');
+    expect(read?.spec).toEqual(spec);
+    expect(Object.keys(read!.spec)).not.toContain('version');
   });
 
   it('reads back every setting given, a priority of 0 too', async () => {
-    const webhook = { url: 'https://example.test/hook', events: ['completed' as const] };
-    await records.create({
-      id: 'set',
-      model: 'm',
-      backend: 'onnx',
-      createdAt: 1_700_000_000_000,
-      requestId: 'r',
-      submission: {
-        version: '3',
-        mode: 'async',
-        priority: 0,
-        deadline: 1_700_000_060_000,
-        webhook,
-        owner: 'acme',
-      },
-    });
-
-    expect((await records.get('set'))?.submission).toEqual({
+    const spec = testSpec({
       version: '3',
       mode: 'async',
       priority: 0,
       deadline: 1_700_000_060_000,
-      webhook,
+      webhook: { url: 'https://example.test/hook', events: ['completed'] },
       owner: 'acme',
+      pinned: true,
+      imageInline: true,
+      resultCache: { scope: 'owner:acme', definition: 'f'.repeat(32), ttlSeconds: 60 },
     });
+    await records.create({ id: 'set', spec, backend: 'onnx', createdAt: 1_700_000_000_000 });
+
+    expect((await records.get('set'))?.spec).toStrictEqual(spec);
   });
 });

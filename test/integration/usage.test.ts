@@ -22,6 +22,7 @@ import { TfServingStandIn } from '../fixtures/tf-serving-stand-in.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type BackendModels, TF_MODELS, writeBackendModels } from '../support/backend-models.js';
 import { solidPng, testConfig } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 import {
   cleanRedisPrefix,
@@ -287,11 +288,9 @@ describe('the step that ends a job counts it', () => {
       const create = (id: string) =>
         records.create({
           id,
-          model: 'm',
+          spec: testSpec({ model: 'm', requestId: id, owner: 'acme' }),
           backend: 'onnx',
           createdAt: Date.now(),
-          requestId: id,
-          submission: { owner: 'acme' },
           imageBytes: 10,
         });
       await create('ok');
