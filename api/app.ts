@@ -20,8 +20,10 @@ import { AccessLogController } from './http/access-log.js';
 import { errors } from './http/errors.js';
 import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
-import type { InferenceService } from './inference/inference-service.js';
+import type { JobCanceller } from './jobs/job-canceller.js';
 import type { JobEventStreams } from './jobs/job-event-stream.js';
+import type { JobLookup } from './jobs/job-lookup.js';
+import type { JobSubmitter } from './jobs/job-submitter.js';
 import type { ApiMetrics } from './metrics/api-metrics.js';
 import { authPlugin } from './plugins/auth.js';
 import { corsPlugin } from './plugins/cors.js';
@@ -55,7 +57,12 @@ export interface AppDeps {
   logger: Logger;
   registry: ModelRegistry;
   router: ModelRouter;
-  service: InferenceService;
+  /** Makes the jobs of POST /predict and POST /jobs. */
+  submitter: JobSubmitter;
+  /** Reads jobs: GET /jobs, GET /jobs/{id}, and a sync answer that outlived its wait. */
+  jobs: JobLookup;
+  /** DELETE /jobs/{id}. */
+  canceller: JobCanceller;
   /** GET /jobs/{id}/events: the open streams, ended when the app closes. */
   jobEvents: JobEventStreams;
   backendStatus: BackendStatusCache;
@@ -155,8 +162,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     policy: new TargetPolicy(config.webhooks),
     admission: new QueueAdmission(deps.backendStatus, config.admission.maxWaitingPerQueue),
   });
-  await app.register(predictRoutes, { config, submissions, service: deps.service });
-  await app.register(jobRoutes, { service: deps.service, submissions, events: deps.jobEvents });
+  await app.register(predictRoutes, {
+    config,
+    submissions,
+    submitter: deps.submitter,
+    jobs: deps.jobs,
+  });
+  await app.register(jobRoutes, {
+    submissions,
+    submitter: deps.submitter,
+    jobs: deps.jobs,
+    canceller: deps.canceller,
+    events: deps.jobEvents,
+  });
   await app.register(webhookRoutes, { secrets: deps.webhookSecrets });
   await app.register(modelRoutes, { registry: deps.registry, router: deps.router });
   await app.register(healthRoutes, {
