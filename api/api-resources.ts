@@ -29,8 +29,8 @@ import { loadSigningSecrets } from '../shared/webhooks/load-signing-secrets.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
 import { ApiKeyConfigError, ApiKeyRing } from './auth/api-key-ring.js';
-import { ImageUploads } from './inference/image-uploads.js';
-import { ResultLookup } from './inference/result-lookup.js';
+import { ResultLookup } from './cache/result-lookup.js';
+import { ImageStore } from './images/image-store.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
 import { IdempotencyKeys } from './jobs/idempotency-keys.js';
 import { JobCanceller } from './jobs/job-canceller.js';
@@ -218,7 +218,7 @@ export async function createApiResources(
     waiter,
   });
   const enqueuer = new JobEnqueuer({
-    images: new ImageUploads(store, {
+    images: new ImageStore(store, {
       // Half the retention: a reused image always has at least that long left to live.
       refreshAfterMs: (config.images.retentionDays * 86_400_000) / 2,
     }),

@@ -28,6 +28,7 @@ import type { ApiMetrics } from './metrics/api-metrics.js';
 import { authPlugin } from './plugins/auth.js';
 import { corsPlugin } from './plugins/cors.js';
 import { loadSheddingPlugin } from './plugins/load-shedding.js';
+import { multipartPlugin } from './plugins/multipart.js';
 import { docsPlugin, openApiPlugin } from './plugins/openapi.js';
 import { frameworkErrorHandler, problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
@@ -35,7 +36,6 @@ import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { requestMetricsPlugin } from './plugins/request-metrics.js';
 import { requestTracingPlugin } from './plugins/request-tracing.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
-import { uploadsPlugin } from './plugins/uploads.js';
 import type { QueueSet } from './queues/queue-set.js';
 import type { QuotaCounters } from './quotas/quota-counters.js';
 import { RateLimitCounters } from './rate-limit/rate-limit-clients.js';
@@ -154,7 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   // After the rate limiter: its hook runs first, so refused credentials count against their address.
   await app.register(authPlugin, { authenticator });
-  await app.register(uploadsPlugin, config.uploads);
+  await app.register(multipartPlugin, config.uploads);
 
   const submissions = new SubmissionReader({
     config,

@@ -19,15 +19,15 @@ import {
   type QueueAdmission,
   UNCOUNTED,
 } from '../admission/queue-admission.js';
+import { resultCacheTerms } from '../cache/result-lookup.js';
 import { inspectImage } from '../images/image-inspector.js';
-import { resultCacheTerms } from '../inference/result-lookup.js';
 import { labelInference } from '../plugins/request-metrics.js';
 import type { KeyQuota } from '../quotas/key-quota.js';
 import type { ModelRouter, Route } from '../routing/router.js';
-import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
 import { errors } from './errors.js';
 import { ownerOf } from './owner.js';
+import { readUpload } from './read-upload.js';
 
 /** The priority scale of async jobs: 1 runs first, 10 last. Sync jobs go before all of them. */
 export const PRIORITY = { highest: 1, lowest: 10, default: 5 } as const;

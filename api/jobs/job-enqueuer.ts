@@ -9,7 +9,7 @@ import type {
   JobEntry,
 } from '../../shared/queues/inference-queues.js';
 import { errors } from '../http/errors.js';
-import type { ImageUploads } from '../inference/image-uploads.js';
+import type { ImageStore } from '../images/image-store.js';
 import type { CompletionWaiter } from './completion-waiter.js';
 import { type FollowedJob, followJob, type JobWait } from './follow-job.js';
 import type { JobLookup } from './job-lookup.js';
@@ -28,7 +28,7 @@ export interface UploadedImage {
 }
 
 export interface JobEnqueuerDeps {
-  images: ImageUploads;
+  images: ImageStore;
   records: JobRecords;
   queues: InferenceQueues;
   /** Orders async jobs fairly across owners (sync jobs go straight to their queue). */

@@ -7,9 +7,9 @@ import { describeJob, type JobResource } from '../../shared/jobs/job-resource.js
 import type { Logger } from '../../shared/logging/logger.js';
 import type { CountedJob, UsageLedger } from '../../shared/usage/usage-ledger.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
+import type { ResultLookup } from '../cache/result-lookup.js';
 import { errors } from '../http/errors.js';
 import type { Submission } from '../http/submission.js';
-import type { ResultLookup } from '../inference/result-lookup.js';
 import type { KeyQuota } from '../quotas/key-quota.js';
 import type { PolicyStanding, QuotaCharge, QuotaCounters } from '../quotas/quota-counters.js';
 import { quotaHeaders, secondsUntil } from '../quotas/quota-headers.js';

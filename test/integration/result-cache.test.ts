@@ -4,7 +4,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ResultLookup, resultCacheTerms } from '../../api/inference/result-lookup.js';
+import { ResultLookup, resultCacheTerms } from '../../api/cache/result-lookup.js';
 import type { Route } from '../../api/routing/router.js';
 import { verifyWebhook } from '../../client/index.js';
 import { type CachedResult, ResultCache } from '../../shared/cache/result-cache.js';
