@@ -120,12 +120,11 @@ export async function createApiResources(
   }
 
   const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs, options.telemetry);
-  const records = new JobRecords(
-    redis,
-    config.redis.prefix,
-    config.jobs.retentionSeconds,
-    config.jobs.retentionCount,
-  );
+  const records = new JobRecords(redis, {
+    prefix: config.redis.prefix,
+    retentionSeconds: config.jobs.retentionSeconds,
+    maxPerOwner: config.jobs.retentionCount,
+  });
   const modelNames = registry.list().map((m) => m.name);
   // One registry per API process (per app in tests): nothing is counted in a module-level default.
   const metrics = createApiMetrics(createMetricsRegistry(), {

@@ -125,12 +125,11 @@ export class InferenceWorker {
         log.warn({ err: String(err), failedWrites }, 'stats write failed'),
     });
     await stats.init();
-    const records = new JobRecords(
-      commands,
-      config.redis.prefix,
-      config.jobs.retentionSeconds,
-      config.jobs.retentionCount,
-    );
+    const records = new JobRecords(commands, {
+      prefix: config.redis.prefix,
+      retentionSeconds: config.jobs.retentionSeconds,
+      maxPerOwner: config.jobs.retentionCount,
+    });
     const usageMetrics =
       options.usageMetrics ??
       createUsageMetrics(new Registry(), { models, tenants: configuredTenantIds(config.auth) });

@@ -79,6 +79,18 @@ const FIELDS = [
  */
 export const INLINE_IMAGE_FIELD = 'image';
 
+export interface JobRecordsOptions {
+  /** The Redis key prefix (REDIS_PREFIX). */
+  prefix: string;
+  /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
+  retentionSeconds: number;
+  /**
+   * Most jobs listed per owner (JOB_RETENTION_COUNT, see {@link OwnerJobs}); required, so no
+   * process can build its records without the configured cap.
+   */
+  maxPerOwner: number;
+}
+
 /**
  * Job records in Redis, one hash per job (`<prefix>:job:<id>`), kept while the job lives and for
  * the retention (JOB_RETENTION_SECONDS) after it ends.
@@ -88,21 +100,19 @@ export const INLINE_IMAGE_FIELD = 'image';
 export class JobRecords {
   /** Each owner's jobs, newest first; a record with an owner is added there when created. */
   readonly owners: OwnerJobs;
+  /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
+  readonly ttlSeconds: number;
+  private readonly prefix: string;
 
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
-    /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
-    readonly ttlSeconds: number,
-    /**
-     * Most jobs listed per owner (JOB_RETENTION_COUNT, see {@link OwnerJobs}); required, so no
-     * process can build its records without the configured cap.
-     */
-    maxPerOwner: number,
+    options: JobRecordsOptions,
   ) {
-    this.owners = new OwnerJobs(redis, prefix, {
-      retentionSeconds: ttlSeconds,
-      maxPerOwner,
+    this.prefix = options.prefix;
+    this.ttlSeconds = options.retentionSeconds;
+    this.owners = new OwnerJobs(redis, options.prefix, {
+      retentionSeconds: options.retentionSeconds,
+      maxPerOwner: options.maxPerOwner,
     });
     defineCommands(redis);
   }

@@ -78,7 +78,11 @@ async function createWorld(
       weightOf: (owner) => options.weights?.[owner] ?? 1,
     });
   const scheduler = schedulerOn(redis, queues);
-  const records = new JobRecords(redis, prefix, 600, 1000);
+  const records = new JobRecords(redis, {
+    prefix,
+    retentionSeconds: 600,
+    maxPerOwner: 1000,
+  });
   const blocking = new Redis(services.redisUrl, { maxRetriesPerRequest: null });
   const taker = new Worker(INFERENCE_QUEUES[BACKEND], null, {
     connection: blocking,

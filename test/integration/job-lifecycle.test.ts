@@ -23,7 +23,7 @@ let counter = 0;
 beforeAll(async () => {
   services = await startServices();
   redis = new Redis(services.redisUrl);
-  records = new JobRecords(redis, prefix, 60, 1000);
+  records = new JobRecords(redis, { prefix, retentionSeconds: 60, maxPerOwner: 1000 });
   lifecycle = new JobLifecycle(
     redis,
     records,

@@ -17,7 +17,7 @@ let records: JobRecords;
 beforeAll(async () => {
   services = await startServices();
   redis = new Redis(services.redisUrl);
-  records = new JobRecords(redis, prefix, 60, 1000);
+  records = new JobRecords(redis, { prefix, retentionSeconds: 60, maxPerOwner: 1000 });
 });
 afterAll(async () => {
   redis?.disconnect();

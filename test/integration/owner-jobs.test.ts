@@ -31,7 +31,11 @@ afterAll(async () => {
 
 /** Owners' indexes are written by the job record's creation: a record per added job. */
 function indexed(retentionSeconds: number, maxPerOwner = 100_000) {
-  const records = new JobRecords(redis, prefix, retentionSeconds, maxPerOwner);
+  const records = new JobRecords(redis, {
+    prefix,
+    retentionSeconds,
+    maxPerOwner,
+  });
   const add = (owner: string, id: string, createdAt: number) =>
     records.create({ id, spec: testSpec({ owner }), backend: 'onnx', createdAt });
   return { index: records.owners, add };

@@ -105,7 +105,11 @@ describe('the quota counters on Redis', () => {
   });
 
   it('gives a charge back when the job ends through no fault of its tenant, once, and never below zero', async () => {
-    const records = new JobRecords(redis, prefix, 60, 1000);
+    const records = new JobRecords(redis, {
+      prefix,
+      retentionSeconds: 60,
+      maxPerOwner: 1000,
+    });
     const lifecycle = new JobLifecycle(
       redis,
       records,

@@ -283,7 +283,11 @@ describe('the step that ends a job counts it', () => {
         retentionDays: 1,
         onCounted: (job) => seen.push(`${job.tenant}:${job.outcome}`),
       });
-      const records = new JobRecords(redis, own, 60, 1000);
+      const records = new JobRecords(redis, {
+        prefix: own,
+        retentionSeconds: 60,
+        maxPerOwner: 1000,
+      });
       const lifecycle = new JobLifecycle(redis, records, ledger);
       const create = (id: string) =>
         records.create({

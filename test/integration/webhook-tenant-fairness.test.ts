@@ -52,12 +52,11 @@ describe('webhook delivery slots shared fairly between tenants', () => {
       },
     );
     redis = new Redis(services.redisUrl);
-    records = new JobRecords(
-      redis,
-      config.redis.prefix,
-      config.jobs.retentionSeconds,
-      config.jobs.retentionCount,
-    );
+    records = new JobRecords(redis, {
+      prefix: config.redis.prefix,
+      retentionSeconds: config.jobs.retentionSeconds,
+      maxPerOwner: config.jobs.retentionCount,
+    });
     queue = new WebhookQueue(redis, config.redis.prefix, config);
     [slow, fast] = await Promise.all([WebhookReceiver.start(), WebhookReceiver.start()]);
     slow.reply = () => ({ status: 204, delayMs: SLOW_MS });

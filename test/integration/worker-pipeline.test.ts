@@ -137,7 +137,11 @@ function ownLane(env: Record<string, string> = {}): Lane {
 
 /** Queues a job with its record, as the API does: a worker runs no job without one. */
 async function queueJob(lane: Lane, jobId: string, data: JobSpec): Promise<void> {
-  await new JobRecords(redis, lane.prefix, 3600, 1000).create({
+  await new JobRecords(redis, {
+    prefix: lane.prefix,
+    retentionSeconds: 3600,
+    maxPerOwner: 1000,
+  }).create({
     id: jobId,
     spec: data,
     backend: 'onnx',

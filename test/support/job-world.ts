@@ -57,7 +57,11 @@ export async function createJobWorld(
   const redis = connect('command');
   await waitForRedis(redis, 5_000);
   const queues = new InferenceQueues(redis, prefix, config.jobs);
-  const records = new JobRecords(redis, prefix, 600, 1000);
+  const records = new JobRecords(redis, {
+    prefix,
+    retentionSeconds: 600,
+    maxPerOwner: 1000,
+  });
   const status = new BackendStatusStore(redis, prefix);
   return {
     config,
