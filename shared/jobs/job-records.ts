@@ -1,9 +1,11 @@
 import type { ChainableCommander } from 'ioredis';
 import type { CachedResult } from '../cache/result-cache.js';
 import type { BackendKind } from '../models/model-spec.js';
+import { withoutUndefined } from '../objects/without-undefined.js';
 import type { RedisClient } from '../redis/redis.js';
 import { defineCommands } from '../redis/redis-commands.js';
-import type { JobSpec } from './job-spec.js';
+import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
+import type { JobMode, JobSpec } from './job-spec.js';
 import { OwnerJobs } from './owner-jobs.js';
 
 /** The owner of jobs submitted while the API runs open (no API keys). */
@@ -24,8 +26,8 @@ export interface RouteStep {
  */
 export interface JobRecord {
   id: string;
-  /** What the client asked for: the same spec the job's BullMQ entry carries. */
-  spec: JobSpec;
+  /** What the client asked for, as far as the record keeps it. */
+  spec: RecordedSpec;
   /** The backend whose queue holds the job now. */
   backend: BackendKind;
   route: RouteStep[];
@@ -47,10 +49,22 @@ export interface JobRecord {
 }
 
 /**
- * A record as its creator gives it: the route starts at its backend; one with a `cachedResult` is
- * settled succeeded as it is written.
+ * The part of a job's spec its record keeps: what the job resource shows, and who may see the job
+ * and hear of it. The worker's inputs (image, parameters, result-cache terms, pinning) travel in
+ * the BullMQ job's data only; kept out of the record, they leave a sync job's record a compact hash
+ * (every value under Redis's 64-byte listpack limit: about 300 bytes, not 600).
  */
-export type NewJobRecord = Omit<JobRecord, 'route' | 'lifecycle'>;
+export type RecordedSpec = Pick<
+  JobSpec,
+  'model' | 'version' | 'mode' | 'priority' | 'deadline' | 'webhook' | 'owner' | 'requestId'
+>;
+
+/**
+ * A record as its creator gives it: with the job's whole spec (of which it keeps the recorded
+ * part); the route starts at its backend; one with a `cachedResult` is settled succeeded as it is
+ * written.
+ */
+export type NewJobRecord = Omit<JobRecord, 'route' | 'lifecycle' | 'spec'> & { spec: JobSpec };
 
 export interface JobLifecycleState {
   cancelRequestedAt?: number;
@@ -61,10 +75,17 @@ export interface JobLifecycleState {
 
 /** The record's fields a reader needs (not the inline image, which only its worker reads). */
 const FIELDS = [
-  'spec',
   'backend',
   'route',
   'created_at',
+  'model',
+  'version',
+  'mode',
+  'priority',
+  'deadline',
+  'webhook',
+  'owner',
+  'request_id',
   'cancel_requested_at',
   'canceled_at',
   'settled',
@@ -153,13 +174,10 @@ export class JobRecords {
     const { spec } = record;
     const owner = this.owners.entry(spec.owner, record.id, record.createdAt);
     const fields: Record<string, string | Buffer> = {
-      spec: JSON.stringify(spec),
-      // Fields of their own as well: the step that counts a job's usage reads them in Redis.
-      owner: spec.owner,
-      model: spec.model,
       backend: record.backend,
       route: JSON.stringify(route),
       created_at: String(record.createdAt),
+      ...specFields(spec),
     };
     if (image) fields[INLINE_IMAGE_FIELD] = image;
     if (record.imageBytes !== undefined) fields.image_bytes = String(record.imageBytes);
@@ -193,10 +211,10 @@ export class JobRecords {
       const value = values[i];
       if (value !== null && value !== undefined) fields[name] = value;
     });
-    if (!fields.backend || !fields.spec) return undefined;
+    if (!fields.backend) return undefined;
     const record: JobRecord = {
       id,
-      spec: JSON.parse(fields.spec) as JobSpec,
+      spec: readSpec(fields),
       backend: fields.backend as BackendKind,
       route: JSON.parse(fields.route ?? '[]') as RouteStep[],
       createdAt: Number(fields.created_at),
@@ -228,6 +246,41 @@ export class JobRecords {
     );
     return moved === 1;
   }
+}
+
+/**
+ * The recorded spec as hash fields, one per setting (the usage count, `count-usage.lua`, reads
+ * `owner` and `model`); a setting left unset is no field (ioredis would write it empty).
+ */
+function specFields(spec: RecordedSpec): Record<string, string> {
+  const { model, version, mode, priority, deadline, webhook, owner, requestId } = spec;
+  return withoutUndefined({
+    model,
+    version,
+    mode,
+    priority: priority === undefined ? undefined : String(priority),
+    deadline: deadline === undefined ? undefined : String(deadline),
+    webhook: webhook === undefined ? undefined : JSON.stringify(webhook),
+    owner,
+    request_id: requestId,
+  });
+}
+
+/** The recorded spec from the hash; `specFields` writes every required one. */
+function readSpec(fields: Partial<Record<string, string>>): RecordedSpec {
+  return {
+    model: fields.model!,
+    version: fields.version,
+    mode: fields.mode as JobMode,
+    priority: numberField(fields.priority),
+    deadline: numberField(fields.deadline),
+    webhook:
+      fields.webhook === undefined
+        ? undefined
+        : (JSON.parse(fields.webhook) as WebhookSubscription),
+    owner: fields.owner!,
+    requestId: fields.request_id!,
+  };
 }
 
 function readLifecycle(fields: Partial<Record<string, string>>): JobLifecycleState {

@@ -3,8 +3,7 @@ import type { CachedResult } from '../cache/result-cache.js';
 import { CATALOGUE, parseJobFailure } from '../errors/index.js';
 import type { FoundJob } from '../queues/inference-queues.js';
 import { WEBHOOK_EVENTS } from '../webhooks/webhook-subscription.js';
-import type { JobRecord } from './job-records.js';
-import type { JobSpec } from './job-spec.js';
+import type { JobRecord, RecordedSpec } from './job-records.js';
 import type { WebhookDelivery } from './webhook-deliveries.js';
 
 export const JOB_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'canceled'] as const;
@@ -161,7 +160,7 @@ export function toJobResource({ backend, job, state }: FoundJob, record?: JobRec
 }
 
 /** The resource's fields that show what the client asked for: its spec as a view. */
-function ofSpec(id: string, spec: JobSpec) {
+function ofSpec(id: string, spec: RecordedSpec) {
   return {
     id,
     model: spec.model,

@@ -12,9 +12,9 @@ export type JobMode = 'sync' | 'async';
 
 /**
  * What a client asked of a job, and who asked: made once, when the API reads the submission
- * (`SubmissionReader.read`), and never changed after. The job's record holds it (`JobRecord.spec`),
- * its BullMQ entry carries it as its data (on every backend it moves to), and the job resource is
- * read from it. Small: the image travels by its key, everything large lives in object storage.
+ * (`SubmissionReader.read`), and never changed after. Its BullMQ entry carries it as its data (on
+ * every backend it moves to); its record keeps what the job resource shows of it
+ * (`RecordedSpec`). Small: the image travels by its key, everything large lives in object storage.
  */
 export interface JobSpec {
   model: string;
