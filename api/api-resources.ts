@@ -119,7 +119,11 @@ export async function createApiResources(
     }
   }
 
-  const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs, options.telemetry);
+  const queues = new InferenceQueues(redis, {
+    prefix: config.redis.prefix,
+    jobs: config.jobs,
+    telemetry: options.telemetry,
+  });
   const records = new JobRecords(redis, {
     prefix: config.redis.prefix,
     retentionSeconds: config.jobs.retentionSeconds,

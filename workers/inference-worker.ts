@@ -140,7 +140,10 @@ export class InferenceWorker {
     const lifecycle = new JobLifecycle(commands, records, usage);
     const webhooks = new WebhookQueue(commands, config.redis.prefix, config);
     // Fallback adds jobs to the other backends' queues and moves their records.
-    const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
+    const queues = new InferenceQueues(commands, {
+      prefix: config.redis.prefix,
+      jobs: config.jobs,
+    });
     const forwarder = new JobForwarder({ registry, records, queues, status: statusStore });
     // Only refills here: jobs are admitted (with their owner's weight) by the API.
     const scheduler = new FairScheduler(commands, config.redis.prefix, queues, {

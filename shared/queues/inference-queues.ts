@@ -32,6 +32,15 @@ export interface FoundJob {
   state: JobState | 'unknown';
 }
 
+export interface InferenceQueuesOptions {
+  /** The Redis key prefix (REDIS_PREFIX). */
+  prefix: string;
+  /** Attempts, backoff and retention of every job added. */
+  jobs: Config['jobs'];
+  /** OpenTelemetry for BullMQ: a producer span per job, its context carried in the job. */
+  telemetry?: Telemetry;
+}
+
 /**
  * The producer side of the inference queues, one BullMQ queue per backend, sharing one Redis
  * connection. Job ids are ours (UUIDs), so a job can be waited for before it is added.
@@ -42,10 +51,7 @@ export class InferenceQueues {
 
   constructor(
     private readonly redis: RedisClient,
-    prefix: string,
-    jobs: Config['jobs'],
-    /** OpenTelemetry for BullMQ: a producer span per job, its context carried in the job. */
-    telemetry?: Telemetry,
+    { prefix, jobs, telemetry }: InferenceQueuesOptions,
   ) {
     this.queues = Object.fromEntries(
       BACKEND_KINDS.map((backend) => [

@@ -88,7 +88,7 @@ async function harness(waiterOptions: Partial<CompletionWaiterOptions> = {}): Pr
   const workers: Worker[] = [];
   const waiters: CompletionWaiter[] = [];
 
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
   const events = new QueueEvents(QUEUE, { connection: eventsTemplate, prefix });
 
   const makeWaiter = (options: Partial<CompletionWaiterOptions>) => {

@@ -71,7 +71,7 @@ async function createWorld(
     return redis;
   };
   const redis = await connect();
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
   const schedulerOn = (client: Redis, q: InferenceQueues) =>
     new FairScheduler(client, prefix, q, {
       window: options.window,
@@ -107,7 +107,7 @@ async function createWorld(
     records,
     async otherScheduler() {
       const client = await connect();
-      const q = new InferenceQueues(client, prefix, config.jobs);
+      const q = new InferenceQueues(client, { prefix, jobs: config.jobs });
       closers.push(async () => {
         await q.close();
         client.disconnect();

@@ -65,7 +65,7 @@ beforeAll(async () => {
   });
   redis = createRedis(config.redis, 'command');
   await waitForRedis(redis, 5_000);
-  queues = new InferenceQueues(redis, prefix, config.jobs);
+  queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
   if (config.storage.kind !== 's3') throw new Error('these tests need S3 storage');
   // The worker created the bucket in start().
   store = new S3ObjectStore(config.storage);
@@ -131,7 +131,7 @@ function ownLane(env: Record<string, string> = {}): Lane {
   return {
     prefix: own,
     config: ownConfig,
-    queues: new InferenceQueues(redis, own, ownConfig.jobs),
+    queues: new InferenceQueues(redis, { prefix: own, jobs: ownConfig.jobs }),
   };
 }
 

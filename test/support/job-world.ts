@@ -56,7 +56,7 @@ export async function createJobWorld(
   };
   const redis = connect('command');
   await waitForRedis(redis, 5_000);
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
   const records = new JobRecords(redis, {
     prefix,
     retentionSeconds: 600,

@@ -58,7 +58,10 @@ export class WebhookWorker {
       maxPerOwner: config.jobs.retentionCount,
     });
     const deliveries = new WebhookDeliveries(commands, records);
-    const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
+    const queues = new InferenceQueues(commands, {
+      prefix: config.redis.prefix,
+      jobs: config.jobs,
+    });
     const sender = new WebhookSender({
       policy: new TargetPolicy(config.webhooks),
       timeoutMs: config.webhooks.timeoutMs,
