@@ -29,12 +29,15 @@ import { loadSigningSecrets } from '../shared/webhooks/load-signing-secrets.js';
 import { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { AppDeps } from './app.js';
 import { ApiKeyConfigError, ApiKeyRing } from './auth/api-key-ring.js';
-import { ImageUploads } from './inference/image-uploads.js';
-import { InferenceService } from './inference/inference-service.js';
-import { ResultLookup } from './inference/result-lookup.js';
+import { ResultLookup } from './cache/result-lookup.js';
+import { ImageStore } from './images/image-store.js';
 import { CompletionWaiter } from './jobs/completion-waiter.js';
 import { IdempotencyKeys } from './jobs/idempotency-keys.js';
+import { JobCanceller } from './jobs/job-canceller.js';
+import { JobEnqueuer } from './jobs/job-enqueuer.js';
 import { JobEventStreams } from './jobs/job-event-stream.js';
+import { JobLookup } from './jobs/job-lookup.js';
+import { JobSubmitter } from './jobs/job-submitter.js';
 import { OrphanSweeper } from './jobs/orphan-sweeper.js';
 import { type ApiMetrics, createApiMetrics } from './metrics/api-metrics.js';
 import { QueueSet } from './queues/queue-set.js';
@@ -116,13 +119,16 @@ export async function createApiResources(
     }
   }
 
-  const queues = new InferenceQueues(redis, config.redis.prefix, config.jobs, options.telemetry);
-  const records = new JobRecords(
-    redis,
-    config.redis.prefix,
-    config.jobs.retentionSeconds,
-    config.jobs.retentionCount,
-  );
+  const queues = new InferenceQueues(redis, {
+    prefix: config.redis.prefix,
+    jobs: config.jobs,
+    telemetry: options.telemetry,
+  });
+  const records = new JobRecords(redis, {
+    prefix: config.redis.prefix,
+    retentionSeconds: config.jobs.retentionSeconds,
+    maxPerOwner: config.jobs.retentionCount,
+  });
   const modelNames = registry.list().map((m) => m.name);
   // One registry per API process (per app in tests): nothing is counted in a module-level default.
   const metrics = createApiMetrics(createMetricsRegistry(), {
@@ -208,45 +214,63 @@ export async function createApiResources(
   if (config.jobs.orphanedAfterSeconds > 0) {
     orphans.start(Math.min(10_000, Math.max(1000, config.jobs.orphanedAfterSeconds * 250)));
   }
-  const service = new InferenceService({
-    images: new ImageUploads(store, {
+  const jobs = new JobLookup({
+    reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
+    records,
+    queues,
+    waiter,
+  });
+  const enqueuer = new JobEnqueuer({
+    images: new ImageStore(store, {
       // Half the retention: a reused image always has at least that long left to live.
       refreshAfterMs: (config.images.retentionDays * 86_400_000) / 2,
     }),
     records,
     queues,
+    scheduler,
     waiter,
-    reader: new JobReader(records, queues, new WebhookDeliveries(redis, records)),
-    lifecycle,
-    webhooks,
+    jobs,
+    logger,
+  });
+  const submitter = new JobSubmitter({
+    enqueuer,
+    records,
     idempotency: new IdempotencyKeys(redis, config.redis.prefix, {
       retentionSeconds: config.jobs.retentionSeconds,
     }),
-    scheduler,
+    quotas,
+    usage,
+    webhooks,
+    jobs,
     logger,
     results: new ResultLookup({
       cache: new ResultCache(redis, config.redis.prefix),
-      settings: config.resultCache,
       logger,
-      onLookup: ({ route, owner }, outcome) => {
+      onLookup: ({ route, spec }, outcome) => {
         metrics.recordResultCacheLookup(route.model.name, outcome);
         stats.recordCacheLookup({
-          tenant: owner,
+          tenant: spec.owner,
           backend: route.backend,
           model: route.model.name,
           outcome,
         });
       },
     }),
-    inlineImageMaxBytes: config.images.inlineMaxBytes,
-    usage,
-    quotas,
+  });
+  const canceller = new JobCanceller({
+    records,
+    lifecycle,
+    queues,
+    scheduler,
+    webhooks,
+    jobs,
+    logger,
   });
   // Event streams follow their jobs on the waiter's listener: no connection of their own.
   const jobEvents = new JobEventStreams(
     {
       watch: (jobId, watcher) => waiter.watch(jobId, watcher),
-      read: (jobId, owner) => service.get(jobId, owner),
+      read: (jobId, owner) => jobs.get(jobId, owner),
     },
     {
       heartbeatMs: config.jobEvents.heartbeatMs,
@@ -283,7 +307,9 @@ export async function createApiResources(
       logger,
       registry,
       router,
-      service,
+      submitter,
+      jobs,
+      canceller,
       jobEvents,
       backendStatus: statusCache,
       redis,

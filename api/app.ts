@@ -20,12 +20,15 @@ import { AccessLogController } from './http/access-log.js';
 import { errors } from './http/errors.js';
 import { apiServerFactory, clientErrorHandler } from './http/http-server.js';
 import { SubmissionReader } from './http/submission.js';
-import type { InferenceService } from './inference/inference-service.js';
+import type { JobCanceller } from './jobs/job-canceller.js';
 import type { JobEventStreams } from './jobs/job-event-stream.js';
+import type { JobLookup } from './jobs/job-lookup.js';
+import type { JobSubmitter } from './jobs/job-submitter.js';
 import type { ApiMetrics } from './metrics/api-metrics.js';
 import { authPlugin } from './plugins/auth.js';
 import { corsPlugin } from './plugins/cors.js';
 import { loadSheddingPlugin } from './plugins/load-shedding.js';
+import { multipartPlugin } from './plugins/multipart.js';
 import { docsPlugin, openApiPlugin } from './plugins/openapi.js';
 import { frameworkErrorHandler, problemDetailsPlugin } from './plugins/problem-details.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
@@ -33,7 +36,6 @@ import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { requestMetricsPlugin } from './plugins/request-metrics.js';
 import { requestTracingPlugin } from './plugins/request-tracing.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
-import { uploadsPlugin } from './plugins/uploads.js';
 import type { QueueSet } from './queues/queue-set.js';
 import type { QuotaCounters } from './quotas/quota-counters.js';
 import { RateLimitCounters } from './rate-limit/rate-limit-clients.js';
@@ -55,7 +57,12 @@ export interface AppDeps {
   logger: Logger;
   registry: ModelRegistry;
   router: ModelRouter;
-  service: InferenceService;
+  /** Makes the jobs of POST /predict and POST /jobs. */
+  submitter: JobSubmitter;
+  /** Reads jobs: GET /jobs, GET /jobs/{id}, and a sync answer that outlived its wait. */
+  jobs: JobLookup;
+  /** DELETE /jobs/{id}. */
+  canceller: JobCanceller;
   /** GET /jobs/{id}/events: the open streams, ended when the app closes. */
   jobEvents: JobEventStreams;
   backendStatus: BackendStatusCache;
@@ -147,7 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   // After the rate limiter: its hook runs first, so refused credentials count against their address.
   await app.register(authPlugin, { authenticator });
-  await app.register(uploadsPlugin, config.uploads);
+  await app.register(multipartPlugin, config.uploads);
 
   const submissions = new SubmissionReader({
     config,
@@ -155,8 +162,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     policy: new TargetPolicy(config.webhooks),
     admission: new QueueAdmission(deps.backendStatus, config.admission.maxWaitingPerQueue),
   });
-  await app.register(predictRoutes, { config, submissions, service: deps.service });
-  await app.register(jobRoutes, { service: deps.service, submissions, events: deps.jobEvents });
+  await app.register(predictRoutes, {
+    config,
+    submissions,
+    submitter: deps.submitter,
+    jobs: deps.jobs,
+  });
+  await app.register(jobRoutes, {
+    submissions,
+    submitter: deps.submitter,
+    jobs: deps.jobs,
+    canceller: deps.canceller,
+    events: deps.jobEvents,
+  });
   await app.register(webhookRoutes, { secrets: deps.webhookSecrets });
   await app.register(modelRoutes, { registry: deps.registry, router: deps.router });
   await app.register(healthRoutes, {

@@ -2,10 +2,10 @@ import { performance } from 'node:perf_hooks';
 import type { Job } from 'bullmq';
 import { jobFailure } from '../shared/errors/index.js';
 import type { InferenceResult, Prediction } from '../shared/jobs/inference-result.js';
+import type { JobSpec } from '../shared/jobs/job-spec.js';
 import type { Logger } from '../shared/logging/logger.js';
 import type { ModelDefinition } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
-import type { InferenceJobData } from '../shared/queues/index.js';
 import {
   ObjectNotFoundError,
   type ObjectStore,
@@ -30,12 +30,12 @@ export interface InferenceProcessorDeps {
   maxPixels: number;
   logger: Logger;
   /** The last check before the model runs (a cancel request stops the job here). */
-  beforeInference?(job: Job<InferenceJobData, InferenceResult>): Promise<void>;
+  beforeInference?(job: Job<JobSpec, InferenceResult>): Promise<void>;
 }
 
 /** Runs one job; `inlineImage`: the job's image when it travelled with the job, not via storage. */
 export type InferenceProcessor = (
-  job: Job<InferenceJobData, InferenceResult>,
+  job: Job<JobSpec, InferenceResult>,
   inlineImage?: Buffer,
 ) => Promise<InferenceResult>;
 
@@ -58,7 +58,7 @@ export function createInferenceProcessor(deps: InferenceProcessorDeps): Inferenc
   };
 
   async function run(
-    job: Job<InferenceJobData, InferenceResult>,
+    job: Job<JobSpec, InferenceResult>,
     model: ModelDefinition,
     seat: BatchSeat,
     inlineImage: Buffer | undefined,
@@ -153,7 +153,7 @@ function postprocess(
   model: ModelDefinition,
   output: OutputTensor,
   transform: ImageTransform,
-  params: InferenceJobData['params'],
+  params: JobSpec['params'],
 ): Prediction {
   const spec = model.postprocess;
   try {

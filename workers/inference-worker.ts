@@ -11,6 +11,7 @@ import type { InferenceResult } from '../shared/jobs/inference-result.js';
 import { JobForwarder } from '../shared/jobs/job-forwarder.js';
 import { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../shared/jobs/job-records.js';
+import type { JobSpec } from '../shared/jobs/job-spec.js';
 import type { Logger } from '../shared/logging/logger.js';
 import {
   createUsageMetrics,
@@ -22,7 +23,7 @@ import type { BackendKind, ModelDefinition } from '../shared/models/model-spec.j
 import type { ModelRegistry } from '../shared/models/registry.js';
 import { openInferenceWorker } from '../shared/queues/bullmq-objects.js';
 import { FairScheduler } from '../shared/queues/fair-scheduler.js';
-import { INFERENCE_QUEUES, type InferenceJobData, JobName } from '../shared/queues/index.js';
+import { INFERENCE_QUEUES, JobName } from '../shared/queues/index.js';
 import { InferenceQueues } from '../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient, waitForRedis } from '../shared/redis/redis.js';
 import { StatsStore } from '../shared/stats/stats-store.js';
@@ -82,7 +83,7 @@ export class InferenceWorker {
     private readonly commands: RedisClient,
     private readonly store: ObjectStore,
     private readonly reporter: StatusReporter,
-    private readonly worker: Worker<InferenceJobData, InferenceResult>,
+    private readonly worker: Worker<JobSpec, InferenceResult>,
     private readonly monitor: BackendMonitor,
     private readonly queues: InferenceQueues,
     private readonly webhooks: WebhookQueue,
@@ -124,12 +125,11 @@ export class InferenceWorker {
         log.warn({ err: String(err), failedWrites }, 'stats write failed'),
     });
     await stats.init();
-    const records = new JobRecords(
-      commands,
-      config.redis.prefix,
-      config.jobs.retentionSeconds,
-      config.jobs.retentionCount,
-    );
+    const records = new JobRecords(commands, {
+      prefix: config.redis.prefix,
+      retentionSeconds: config.jobs.retentionSeconds,
+      maxPerOwner: config.jobs.retentionCount,
+    });
     const usageMetrics =
       options.usageMetrics ??
       createUsageMetrics(new Registry(), { models, tenants: configuredTenantIds(config.auth) });
@@ -140,7 +140,10 @@ export class InferenceWorker {
     const lifecycle = new JobLifecycle(commands, records, usage);
     const webhooks = new WebhookQueue(commands, config.redis.prefix, config);
     // Fallback adds jobs to the other backends' queues and moves their records.
-    const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
+    const queues = new InferenceQueues(commands, {
+      prefix: config.redis.prefix,
+      jobs: config.jobs,
+    });
     const forwarder = new JobForwarder({ registry, records, queues, status: statusStore });
     // Only refills here: jobs are admitted (with their owner's weight) by the API.
     const scheduler = new FairScheduler(commands, config.redis.prefix, queues, {
@@ -185,7 +188,7 @@ export class InferenceWorker {
     );
 
     const queueName = INFERENCE_QUEUES[backend.kind];
-    const handle = dispatchJobs<InferenceJobData, InferenceResult>(queueName, {
+    const handle = dispatchJobs<JobSpec, InferenceResult>(queueName, {
       [JobName.Infer]: (job) => runner.run(job),
     });
     let self: InferenceWorker | undefined;
@@ -216,7 +219,7 @@ export class InferenceWorker {
       },
     );
     // Once BullMQ has recorded a job's end, not before (see JobRunner.ended).
-    const ended = (job: Job<InferenceJobData, InferenceResult>) => {
+    const ended = (job: Job<JobSpec, InferenceResult>) => {
       runner
         .ended(job)
         .catch((e: Error) =>

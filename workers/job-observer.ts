@@ -1,8 +1,8 @@
 import type { Job, Worker } from 'bullmq';
 import { failureCode } from '../shared/errors/index.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
+import type { JobSpec } from '../shared/jobs/job-spec.js';
 import type { WorkerMetrics } from '../shared/metrics/index.js';
-import type { InferenceJobData } from '../shared/queues/index.js';
 import type { StatsStore } from '../shared/stats/stats-store.js';
 import { wasForwarded } from './job-attempts.js';
 
@@ -16,10 +16,7 @@ export interface JobObserverDeps {
  * twice, however many API instances listen): Prometheus counters and the shared /stats (batched
  * by the stats store). Also the queue wait of first attempts and the preprocessing time of completed jobs.
  */
-export function observeJobs(
-  worker: Worker<InferenceJobData, InferenceResult>,
-  deps: JobObserverDeps,
-): void {
+export function observeJobs(worker: Worker<JobSpec, InferenceResult>, deps: JobObserverDeps): void {
   const { metrics, stats } = deps;
   const backend = metrics.backend;
 

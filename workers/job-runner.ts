@@ -1,7 +1,7 @@
 import { jobFailure, parseJobFailure } from '../shared/errors/index.js';
 import type { JobLifecycle } from '../shared/jobs/job-lifecycle.js';
 import type { Logger } from '../shared/logging/logger.js';
-import type { NotifiedJob, WebhookQueue } from '../shared/webhooks/webhook-queue.js';
+import type { WebhookQueue } from '../shared/webhooks/webhook-queue.js';
 import type { InferenceProcessor } from './inference-processor.js';
 import { isLastAttempt, wasForwarded } from './job-attempts.js';
 import type { ResultCacheWriter } from './result-cache-writer.js';
@@ -51,7 +51,7 @@ export interface JobRunner {
  */
 export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDeps): JobRunner {
   const { lifecycle, webhooks } = deps;
-  const completed = (job: Job) => webhooks.notify(notified(job), 'completed');
+  const completed = (job: Job) => webhooks.notify(job.id!, job.data, 'completed');
   const canceled = async (job: Job) => {
     deps.logger.info({ jobId: job.id, requestId: job.data.requestId }, 'job canceled');
     await completed(job);
@@ -82,7 +82,7 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
         // cancel, deadline or webhook of the job can be honoured, and its result could not be read.
         throw jobFailure('JOB_NOT_FOUND', job.id!);
       case 'started':
-        await webhooks.notify(notified(job), 'started');
+        await webhooks.notify(job.id!, job.data, 'started');
         break;
       case 'resumed':
         break;
@@ -134,12 +134,6 @@ export function createJobRunner(processor: InferenceProcessor, deps: JobRunnerDe
       if (job.data.imageInline) await lifecycle.releaseImage(job.id!);
     },
   };
-}
-
-/** The job as its webhook messages need it: where they go, and whose secrets sign them. */
-function notified(job: Job): NotifiedJob {
-  const { webhook, requestId, owner } = job.data;
-  return { id: job.id!, webhook, requestId, owner };
 }
 
 /**

@@ -1,11 +1,11 @@
 import type { Job } from 'bullmq';
 import type { CacheEntry, ResultCache } from '../shared/cache/result-cache.js';
 import type { InferenceResult } from '../shared/jobs/inference-result.js';
+import type { JobSpec } from '../shared/jobs/job-spec.js';
 import type { Logger } from '../shared/logging/logger.js';
 import { modelFingerprint } from '../shared/models/model-fingerprint.js';
 import type { BackendKind } from '../shared/models/model-spec.js';
 import type { ModelRegistry } from '../shared/models/registry.js';
-import type { InferenceJobData } from '../shared/queues/index.js';
 
 export interface ResultCacheWriterDeps {
   cache: ResultCache;
@@ -20,7 +20,7 @@ export interface ResultCacheWriterDeps {
  * step (JobLifecycle.settle), in the same round trip.
  */
 export type ResultCacheWriter = (
-  job: Pick<Job<InferenceJobData>, 'id' | 'data'>,
+  job: Pick<Job<JobSpec>, 'id' | 'data'>,
   result: InferenceResult,
 ) => CacheEntry | undefined;
 

@@ -3,8 +3,8 @@ import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
+import type { InferenceParams, JobMode, JobSpec } from '../../shared/jobs/job-spec.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
-import type { InferenceParams } from '../../shared/queues/index.js';
 import { OneOf } from '../../shared/schema/one-of.js';
 import { imageKey } from '../../shared/storage/index.js';
 import type { TargetPolicy } from '../../shared/webhooks/target-policy.js';
@@ -19,14 +19,15 @@ import {
   type QueueAdmission,
   UNCOUNTED,
 } from '../admission/queue-admission.js';
+import { resultCacheTerms } from '../cache/result-lookup.js';
 import { inspectImage } from '../images/image-inspector.js';
 import { labelInference } from '../plugins/request-metrics.js';
 import type { KeyQuota } from '../quotas/key-quota.js';
 import type { ModelRouter, Route } from '../routing/router.js';
-import { readUpload } from '../uploads/read-upload.js';
 import { parseCancelAfter, parseDeadlineField } from './deadline.js';
 import { errors } from './errors.js';
 import { ownerOf } from './owner.js';
+import { readUpload } from './read-upload.js';
 
 /** The priority scale of async jobs: 1 runs first, 10 last. Sync jobs go before all of them. */
 export const PRIORITY = { highest: 1, lowest: 10, default: 5 } as const;
@@ -114,19 +115,15 @@ export const SubmissionHeadersSchema = Type.Object({
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
 
-/** A submission read and checked, ready for InferenceService.submit. */
+/**
+ * A submission read and checked: the job's spec, made here once, and what only this request needs
+ * to make the job (the image itself, its route, the owner's quota, the idempotency key).
+ */
 export interface Submission {
+  spec: JobSpec;
   route: Route;
-  version?: string;
   image: Buffer;
-  imageKey: string;
   contentType: string;
-  params: InferenceParams;
-  /** As asked, or the default; applied to async jobs only. */
-  priority: number;
-  deadline?: number;
-  webhook?: WebhookSubscription;
-  owner: string;
   /** The owner's quota (its API key's `quota`); absent: none. */
   quota?: KeyQuota;
   idempotency?: { key: string; fingerprint: string };
@@ -134,6 +131,13 @@ export interface Submission {
   bypassCache: boolean;
   /** Counts the submission against its queue's limit until it is queued: pass it the submit. */
   admission: AdmissionTicket;
+}
+
+/** What the route knows before the submission is read. */
+export interface SubmissionTarget {
+  /** The model named in the path (POST /predict); absent: a `model` field names it. */
+  model?: string;
+  mode: JobMode;
 }
 
 export interface SubmissionReaderDeps {
@@ -161,10 +165,10 @@ export class SubmissionReader {
     };
   }
 
-  /** `pathModel`: the model named in the path (POST /predict); otherwise a `model` field. */
-  async read(request: FastifyRequest, pathModel?: string): Promise<Submission> {
+  async read(request: FastifyRequest, target: SubmissionTarget): Promise<Submission> {
     const { config } = this.deps;
     const query = request.query as SubmissionFields;
+    const { model: pathModel, mode } = target;
     const idempotencyKey = header(request, 'idempotency-key');
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new errors.VALIDATION_FAILED(
@@ -174,7 +178,7 @@ export class SubmissionReader {
     const cancelAfter = header(request, 'cancel-after');
 
     const queryModel = pathModel ?? query.model;
-    let route = queryModel ? this.route(request, queryModel, target(query)) : undefined;
+    let route = queryModel ? this.route(request, queryModel, routeTarget(query)) : undefined;
     // A full queue is refused before the upload is read, where the model is known by then.
     if (route) this.deps.admission?.check(route.backend);
     const upload = await readUpload(request, config.uploads);
@@ -192,7 +196,7 @@ export class SubmissionReader {
       merged.version !== query.version ||
       merged.backend !== query.backend
     ) {
-      route = this.route(request, model, target(merged));
+      route = this.route(request, model, routeTarget(merged));
     }
 
     const deadline = this.deadline(merged.deadline, cancelAfter);
@@ -200,17 +204,28 @@ export class SubmissionReader {
     const image = await inspectImage(upload.image, config.uploads);
     const key = imageKey(upload.image);
     const params: InferenceParams = { topK: merged.top_k, threshold: merged.threshold };
-    const submission: Submission = {
-      route,
+    const owner = ownerOf(request);
+    const spec: JobSpec = {
+      model: route.model.name,
       version: merged.version,
-      image: upload.image,
-      imageKey: key,
-      contentType: image.contentType,
       params,
-      priority: merged.priority ?? PRIORITY.default,
+      mode,
+      // Sync jobs carry no priority: BullMQ runs those before every prioritised (async) job.
+      priority: mode === 'async' ? (merged.priority ?? PRIORITY.default) : undefined,
       deadline,
       webhook,
-      owner: ownerOf(request),
+      owner,
+      requestId: request.id,
+      pinned: route.pinned || undefined,
+      imageKey: key,
+      imageInline: upload.image.length <= config.images.inlineMaxBytes || undefined,
+      resultCache: resultCacheTerms(config.resultCache, route, owner),
+    };
+    const submission: Submission = {
+      spec,
+      route,
+      image: upload.image,
+      contentType: image.contentType,
       quota: request.principal?.kind === 'key' ? request.principal.quota : undefined,
       bypassCache: bypassesCache(header(request, 'cache-control')),
       admission: UNCOUNTED,
@@ -336,6 +351,6 @@ function bypassesCache(cacheControl: string | undefined): boolean {
 }
 
 /** What a request asks of the router beside the model: a version, a backend. */
-function target(fields: SubmissionFields): { version?: string; backend?: BackendKind } {
+function routeTarget(fields: SubmissionFields): { version?: string; backend?: BackendKind } {
   return { version: fields.version, backend: fields.backend };
 }

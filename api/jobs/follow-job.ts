@@ -11,6 +11,12 @@ export interface FollowJobDeps {
   queues: InferenceQueues;
 }
 
+/** How long a request waits for its job to finish (0: not at all), and what calls the wait off. */
+export interface JobWait {
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
 /** Where a followed job finished. */
 export interface FollowedJob {
   backend: BackendKind;

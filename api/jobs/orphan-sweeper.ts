@@ -5,11 +5,11 @@ import { jobFailure } from '../../shared/errors/index.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
 import type { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import type { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import type { Logger } from '../../shared/logging/logger.js';
 import { BACKEND_KINDS, type BackendKind } from '../../shared/models/model-spec.js';
 import { type InferenceWorkerOf, openOrphanTaker } from '../../shared/queues/bullmq-objects.js';
 import type { FairScheduler } from '../../shared/queues/fair-scheduler.js';
-import type { InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient } from '../../shared/redis/redis.js';
 import type { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
@@ -175,15 +175,15 @@ export class OrphanSweeper {
   private async takeNext(
     taker: Taker,
     token: string,
-  ): Promise<Job<InferenceJobData, InferenceResult> | undefined> {
+  ): Promise<Job<JobSpec, InferenceResult> | undefined> {
     return (await taker.getNextJob(token, { block: false })) as
-      | Job<InferenceJobData, InferenceResult>
+      | Job<JobSpec, InferenceResult>
       | undefined;
   }
 
   /** Moves the job to another backend of its model, or fails it: it must not wait here forever. */
   private async rehome(
-    job: Job<InferenceJobData, InferenceResult>,
+    job: Job<JobSpec, InferenceResult>,
     backend: BackendKind,
     token: string,
     workerlessMs: number,
@@ -210,10 +210,7 @@ export class OrphanSweeper {
       outcome === 'canceled'
         ? jobFailure('JOB_CANCELED')
         : jobFailure('BACKEND_UNAVAILABLE', reason);
-    await this.deps.webhooks.notify(
-      { id, webhook: job.data.webhook, requestId: job.data.requestId, owner: job.data.owner },
-      'completed',
-    );
+    await this.deps.webhooks.notify(id, job.data, 'completed');
     await job.moveToFailed(new UnrecoverableError(failure.message), token, false);
     log.warn(
       { code: outcome === 'canceled' ? 'JOB_CANCELED' : 'BACKEND_UNAVAILABLE' },

@@ -10,14 +10,18 @@ import {
   type SubmissionReader,
   uploadBody,
 } from '../http/submission.js';
-import type { InferenceService } from '../inference/inference-service.js';
+import type { JobCanceller } from '../jobs/job-canceller.js';
 import type { JobEventStreams } from '../jobs/job-event-stream.js';
+import type { JobLookup } from '../jobs/job-lookup.js';
+import type { JobSubmitter } from '../jobs/job-submitter.js';
 import { labelInference } from '../plugins/request-metrics.js';
 import { quotaHeaders } from '../quotas/quota-headers.js';
 
 export interface JobRoutesOptions {
-  service: InferenceService;
   submissions: SubmissionReader;
+  submitter: JobSubmitter;
+  jobs: JobLookup;
+  canceller: JobCanceller;
   events: JobEventStreams;
 }
 
@@ -71,7 +75,7 @@ const JobListSchema = Type.Object({
  * to the API key that created it: for any other key it does not exist (404).
  */
 export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts) => {
-  const { service, submissions, events } = opts;
+  const { submissions, submitter, jobs, canceller, events } = opts;
 
   app.post(
     '/jobs',
@@ -92,9 +96,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     },
     async (request, reply) => {
       labelInference(request, { mode: 'async' });
-      const submission = await submissions.read(request);
+      const submission = await submissions.read(request, { mode: 'async' });
       const { job, replayed, quota } = await submission.admission.track(
-        service.submit({ ...submission, requestId: request.id, mode: 'async' }),
+        submitter.submit(submission),
       );
       request.jobId = job.id;
       if (replayed) reply.header('idempotent-replayed', 'true');
@@ -116,7 +120,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     },
     async (request) => {
       request.jobId = request.params.id;
-      const job = await service.get(request.params.id, ownerOf(request));
+      const job = await jobs.get(request.params.id, ownerOf(request));
       if (!job) throw new errors.JOB_NOT_FOUND(request.params.id);
       return job;
     },
@@ -186,7 +190,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     },
     async (request, reply) => {
       const { limit, cursor } = request.query;
-      const page = await service.list(ownerOf(request), limit, cursor);
+      const page = await jobs.list(ownerOf(request), limit, cursor);
       const next = page.next ? `/jobs?limit=${limit}&cursor=${page.next}` : null;
       if (next) reply.header('link', `<${next}>; rel="next"`);
       return { jobs: page.jobs, next };
@@ -210,7 +214,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     },
     async (request) => {
       request.jobId = request.params.id;
-      return service.cancel(request.params.id, ownerOf(request));
+      return canceller.cancel(request.params.id, ownerOf(request));
     },
   );
 };

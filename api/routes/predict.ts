@@ -14,7 +14,8 @@ import {
   type SubmissionReader,
   uploadBody,
 } from '../http/submission.js';
-import type { AcceptedJob, InferenceService } from '../inference/inference-service.js';
+import type { JobLookup } from '../jobs/job-lookup.js';
+import type { AcceptedJob, JobSubmitter } from '../jobs/job-submitter.js';
 import { problemType, sendProblem } from '../plugins/problem-details.js';
 import { labelInference } from '../plugins/request-metrics.js';
 import { quotaHeaders } from '../quotas/quota-headers.js';
@@ -22,7 +23,8 @@ import { quotaHeaders } from '../quotas/quota-headers.js';
 export interface PredictRoutesOptions {
   config: Config;
   submissions: SubmissionReader;
-  service: InferenceService;
+  submitter: JobSubmitter;
+  jobs: JobLookup;
 }
 
 /**
@@ -32,7 +34,7 @@ export interface PredictRoutesOptions {
  * `Prefer: respond-async` makes it an async submission, like POST /jobs.
  */
 export const predictRoutes: FastifyPluginAsyncTypebox<PredictRoutesOptions> = async (app, opts) => {
-  const { config, submissions, service } = opts;
+  const { config, submissions, submitter, jobs } = opts;
 
   /**
    * Reads the submission and queues its job. The upload (up to MAX_UPLOAD_BYTES) lives in this
@@ -44,12 +46,9 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRoutesOptions> = as
     plan: WaitPlan,
     signal: AbortSignal,
   ): Promise<AcceptedJob> => {
-    const submission = await submissions.read(request, model);
+    const submission = await submissions.read(request, { model, mode: plan.mode });
     return submission.admission.track(
-      service.submit(
-        { ...submission, requestId: request.id, mode: plan.mode },
-        { timeoutMs: plan.waitMs, signal },
-      ),
+      submitter.submit(submission, { timeoutMs: plan.waitMs, signal }),
     );
   };
 
@@ -97,7 +96,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRoutesOptions> = as
       // Finished within the wait; not asked to wait (as accepted); or as it is now (202).
       const job =
         (await accepted.outcome) ??
-        (plan.mode === 'async' ? accepted.job : await service.get(accepted.jobId));
+        (plan.mode === 'async' ? accepted.job : await jobs.get(accepted.jobId));
       if (!job) throw new errors.JOB_NOT_FOUND(accepted.jobId);
       reply.header('server-timing', serverTiming(job, queuedAfterMs, reply.elapsedTime));
       return answer(reply, job, request.id);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import { inferenceJobOptions } from '../../shared/queues/bullmq-objects.js';
-import { type InferenceJobData, JobName, QueueName } from '../../shared/queues/queues.js';
+import { JobName, QueueName } from '../../shared/queues/queues.js';
 import { BenchProcess } from '../bench-process.js';
 import { BENCH_MODEL } from '../in-process-pipeline.js';
 import { unlinkPrefix } from '../redis-keys.js';
@@ -32,7 +33,7 @@ export async function startBullmqFloor(ctx: ContenderContext): Promise<ClosedLoo
 
   const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
   teardown.add('floor: queue connection', () => void connection.disconnect());
-  const queue = new Queue<InferenceJobData>(QueueName.InferenceOnnx, {
+  const queue = new Queue<JobSpec>(QueueName.InferenceOnnx, {
     connection,
     prefix,
     defaultJobOptions: inferenceJobOptions(config.jobs),
@@ -68,6 +69,7 @@ export async function startBullmqFloor(ctx: ContenderContext): Promise<ClosedLoo
           params: {},
           requestId: randomUUID(),
           mode: 'sync',
+          owner: 'anonymous',
         },
         { jobId: randomUUID() },
       );

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Prediction } from '../jobs/inference-result.js';
+import type { InferenceParams } from '../jobs/job-spec.js';
 import type { BackendKind } from '../models/model-spec.js';
-import type { InferenceParams } from '../queues/queues.js';
 import type { RedisClient } from '../redis/redis.js';
 
 /**

@@ -4,10 +4,10 @@ import type { BackendStatusStore } from '../backends/backend-status.js';
 import type { ErrorCode, JobError } from '../errors/index.js';
 import type { BackendKind } from '../models/model-spec.js';
 import type { ModelRegistry } from '../models/registry.js';
-import type { InferenceJobData } from '../queues/index.js';
 import type { InferenceQueues } from '../queues/inference-queues.js';
 import type { InferenceResult } from './inference-result.js';
 import type { JobRecords } from './job-records.js';
+import type { JobSpec } from './job-spec.js';
 
 /** Failures another backend may not share: its servers are elsewhere, its model files its own. */
 export const FALLBACK_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -38,7 +38,7 @@ export class JobForwarder {
    * tried, a live worker that reaches its servers, the model and the requested version ready).
    */
   async forward(
-    job: Job<InferenceJobData, InferenceResult>,
+    job: Job<JobSpec, InferenceResult>,
     from: BackendKind,
     error: JobError,
   ): Promise<BackendKind | undefined> {

@@ -1,5 +1,5 @@
 import type { InferenceQueues } from '../queues/inference-queues.js';
-import { ANONYMOUS_OWNER, type JobRecords } from './job-records.js';
+import type { JobRecords } from './job-records.js';
 import { describeJob, type JobResource } from './job-resource.js';
 import type { WebhookDeliveries } from './webhook-deliveries.js';
 
@@ -18,12 +18,11 @@ export class JobReader {
   async read(jobId: string, owner?: string): Promise<JobResource | undefined> {
     const record = await this.records.get(jobId);
     if (!record) return undefined;
-    if (owner !== undefined && (record.submission?.owner ?? ANONYMOUS_OWNER) !== owner)
-      return undefined;
+    if (owner !== undefined && record.spec.owner !== owner) return undefined;
     // Most jobs (every sync one) have no webhook: no deliveries to read.
     const [found, deliveries] = await Promise.all([
       this.queues.get(record.backend, jobId),
-      record.submission?.webhook ? this.deliveries.list(jobId) : [],
+      record.spec.webhook ? this.deliveries.list(jobId) : [],
     ]);
     return describeJob({ record, found, deliveries });
   }

@@ -5,9 +5,10 @@ import { withoutUndefined } from '../objects/without-undefined.js';
 import type { RedisClient } from '../redis/redis.js';
 import { defineCommands } from '../redis/redis-commands.js';
 import type { WebhookSubscription } from '../webhooks/webhook-subscription.js';
+import type { JobMode, JobSpec } from './job-spec.js';
 import { OwnerJobs } from './owner-jobs.js';
 
-/** The owner of jobs submitted while the API runs open (no API keys), and of records from before. */
+/** The owner of jobs submitted while the API runs open (no API keys). */
 export const ANONYMOUS_OWNER = 'anonymous';
 
 /** One backend a job was sent to, and how it ended there if it moved on. */
@@ -25,14 +26,12 @@ export interface RouteStep {
  */
 export interface JobRecord {
   id: string;
-  model: string;
+  /** What the client asked for, as far as the record keeps it. */
+  spec: RecordedSpec;
   /** The backend whose queue holds the job now. */
   backend: BackendKind;
   route: RouteStep[];
   createdAt: number;
-  requestId: string;
-  /** What the client asked for beyond the model (absent on records of older jobs). */
-  submission?: JobSubmission;
   /** Cancellation and the worker's final word, set only through JobLifecycle. */
   lifecycle?: JobLifecycleState;
   /**
@@ -50,23 +49,22 @@ export interface JobRecord {
 }
 
 /**
- * A record as its creator gives it: the route starts at its backend; one with a `cachedResult` is
- * settled succeeded as it is written.
+ * The part of a job's spec its record keeps: what the job resource shows, and who may see the job
+ * and hear of it. The worker's inputs (image, parameters, result-cache terms, pinning) travel in
+ * the BullMQ job's data only; kept out of the record, they leave a sync job's record a compact hash
+ * (every value under Redis's 64-byte listpack limit: about 300 bytes, not 600).
  */
-export type NewJobRecord = Omit<JobRecord, 'route' | 'lifecycle'>;
+export type RecordedSpec = Pick<
+  JobSpec,
+  'model' | 'version' | 'mode' | 'priority' | 'deadline' | 'webhook' | 'owner' | 'requestId'
+>;
 
-/** The submission's own settings, fixed when the job is created. */
-export interface JobSubmission {
-  version?: string;
-  mode?: 'sync' | 'async';
-  /** The BullMQ priority (1 highest); absent for sync jobs, which go before every async one. */
-  priority?: number;
-  /** Epoch ms by which the job must have started. */
-  deadline?: number;
-  webhook?: WebhookSubscription;
-  /** Who submitted it (an API key id, or 'anonymous'): only they see the job. */
-  owner?: string;
-}
+/**
+ * A record as its creator gives it: with the job's whole spec (of which it keeps the recorded
+ * part); the route starts at its backend; one with a `cachedResult` is settled succeeded as it is
+ * written.
+ */
+export type NewJobRecord = Omit<JobRecord, 'route' | 'lifecycle' | 'spec'> & { spec: JobSpec };
 
 export interface JobLifecycleState {
   cancelRequestedAt?: number;
@@ -77,17 +75,17 @@ export interface JobLifecycleState {
 
 /** The record's fields a reader needs (not the inline image, which only its worker reads). */
 const FIELDS = [
-  'model',
   'backend',
   'route',
   'created_at',
-  'request_id',
+  'model',
   'version',
   'mode',
   'priority',
   'deadline',
   'webhook',
   'owner',
+  'request_id',
   'cancel_requested_at',
   'canceled_at',
   'settled',
@@ -102,6 +100,18 @@ const FIELDS = [
  */
 export const INLINE_IMAGE_FIELD = 'image';
 
+export interface JobRecordsOptions {
+  /** The Redis key prefix (REDIS_PREFIX). */
+  prefix: string;
+  /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
+  retentionSeconds: number;
+  /**
+   * Most jobs listed per owner (JOB_RETENTION_COUNT, see {@link OwnerJobs}); required, so no
+   * process can build its records without the configured cap.
+   */
+  maxPerOwner: number;
+}
+
 /**
  * Job records in Redis, one hash per job (`<prefix>:job:<id>`), kept while the job lives and for
  * the retention (JOB_RETENTION_SECONDS) after it ends.
@@ -111,21 +121,19 @@ export const INLINE_IMAGE_FIELD = 'image';
 export class JobRecords {
   /** Each owner's jobs, newest first; a record with an owner is added there when created. */
   readonly owners: OwnerJobs;
+  /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
+  readonly ttlSeconds: number;
+  private readonly prefix: string;
 
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
-    /** How long a record outlives its job's end (JOB_RETENTION_SECONDS). */
-    readonly ttlSeconds: number,
-    /**
-     * Most jobs listed per owner (JOB_RETENTION_COUNT, see {@link OwnerJobs}); required, so no
-     * process can build its records without the configured cap.
-     */
-    maxPerOwner: number,
+    options: JobRecordsOptions,
   ) {
-    this.owners = new OwnerJobs(redis, prefix, {
-      retentionSeconds: ttlSeconds,
-      maxPerOwner,
+    this.prefix = options.prefix;
+    this.ttlSeconds = options.retentionSeconds;
+    this.owners = new OwnerJobs(redis, options.prefix, {
+      retentionSeconds: options.retentionSeconds,
+      maxPerOwner: options.maxPerOwner,
     });
     defineCommands(redis);
   }
@@ -163,18 +171,13 @@ export class JobRecords {
    */
   stage(transaction: ChainableCommander, record: NewJobRecord, image?: Buffer): JobRecord {
     const route: RouteStep[] = [{ backend: record.backend, at: record.createdAt }];
-    const owner = this.owners.entry(
-      record.submission?.owner ?? ANONYMOUS_OWNER,
-      record.id,
-      record.createdAt,
-    );
+    const { spec } = record;
+    const owner = this.owners.entry(spec.owner, record.id, record.createdAt);
     const fields: Record<string, string | Buffer> = {
-      model: record.model,
       backend: record.backend,
       route: JSON.stringify(route),
       created_at: String(record.createdAt),
-      request_id: record.requestId,
-      ...submissionFields(record.submission),
+      ...specFields(spec),
     };
     if (image) fields[INLINE_IMAGE_FIELD] = image;
     if (record.imageBytes !== undefined) fields.image_bytes = String(record.imageBytes);
@@ -211,12 +214,10 @@ export class JobRecords {
     if (!fields.backend) return undefined;
     const record: JobRecord = {
       id,
-      model: fields.model ?? '',
+      spec: readSpec(fields),
       backend: fields.backend as BackendKind,
       route: JSON.parse(fields.route ?? '[]') as RouteStep[],
       createdAt: Number(fields.created_at),
-      requestId: fields.request_id ?? '',
-      submission: readSubmission(fields),
       lifecycle: readLifecycle(fields),
     };
     if (fields.cached_result) {
@@ -247,30 +248,38 @@ export class JobRecords {
   }
 }
 
-function submissionFields(submission: JobSubmission | undefined): Record<string, string> {
-  if (!submission) return {};
-  const { version, mode, priority, deadline, webhook, owner } = submission;
+/**
+ * The recorded spec as hash fields, one per setting (the usage count, `count-usage.lua`, reads
+ * `owner` and `model`); a setting left unset is no field (ioredis would write it empty).
+ */
+function specFields(spec: RecordedSpec): Record<string, string> {
+  const { model, version, mode, priority, deadline, webhook, owner, requestId } = spec;
   return withoutUndefined({
+    model,
     version,
     mode,
     priority: priority === undefined ? undefined : String(priority),
     deadline: deadline === undefined ? undefined : String(deadline),
     webhook: webhook === undefined ? undefined : JSON.stringify(webhook),
     owner,
+    request_id: requestId,
   });
 }
 
-function readSubmission(fields: Partial<Record<string, string>>): JobSubmission {
+/** The recorded spec from the hash; `specFields` writes every required one. */
+function readSpec(fields: Partial<Record<string, string>>): RecordedSpec {
   return {
+    model: fields.model!,
     version: fields.version,
-    mode: fields.mode as JobSubmission['mode'],
+    mode: fields.mode as JobMode,
     priority: numberField(fields.priority),
     deadline: numberField(fields.deadline),
     webhook:
       fields.webhook === undefined
         ? undefined
         : (JSON.parse(fields.webhook) as WebhookSubscription),
-    owner: fields.owner,
+    owner: fields.owner!,
+    requestId: fields.request_id!,
   };
 }
 

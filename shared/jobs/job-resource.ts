@@ -3,7 +3,7 @@ import type { CachedResult } from '../cache/result-cache.js';
 import { CATALOGUE, parseJobFailure } from '../errors/index.js';
 import type { FoundJob } from '../queues/inference-queues.js';
 import { WEBHOOK_EVENTS } from '../webhooks/webhook-subscription.js';
-import type { JobRecord } from './job-records.js';
+import type { JobRecord, RecordedSpec } from './job-records.js';
 import type { WebhookDelivery } from './webhook-deliveries.js';
 
 export const JOB_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'canceled'] as const;
@@ -114,11 +114,8 @@ const STATUS_OF_STATE: Record<FoundJob['state'], JobStatus> = {
   unknown: 'queued',
 };
 
-/** A time as RFC 3339; null when absent or past what a Date holds (a record from before limits). */
-const iso = (ms: number | undefined) => {
-  const date = ms ? new Date(ms) : undefined;
-  return date && Number.isFinite(date.getTime()) ? date.toISOString() : null;
-};
+/** A time as RFC 3339; null when absent. */
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 /**
  * The public job from its BullMQ entry in the queue it is in now and, when given, its record: the
@@ -134,12 +131,11 @@ export function toJobResource({ backend, job, state }: FoundJob, record?: JobRec
     status === 'succeeded' || status === 'failed'
       ? (output?.finishedAt ?? job.finishedOn)
       : undefined;
-  const id = job.id!;
   const createdAt = record?.createdAt ?? job.timestamp;
+  const asked = ofSpec(job.id!, record?.spec ?? job.data);
   return {
-    id,
-    model: job.data.model,
-    version: output?.version ?? job.data.version ?? null,
+    ...asked,
+    version: output?.version ?? asked.version,
     backend,
     status,
     result: output?.result ?? null,
@@ -158,13 +154,22 @@ export function toJobResource({ backend, job, state }: FoundJob, record?: JobRec
       total_ms: finishedAt ? finishedAt - createdAt : null,
       batch_size: output?.timings.batch_size ?? null,
     },
-    priority: job.opts.priority || null,
-    deadline: iso(job.data.deadline),
-    webhook: job.data.webhook ?? null,
     webhook_deliveries: [],
-    request_id: job.data.requestId,
-    urls: { get: `/jobs/${id}`, cancel: `/jobs/${id}` },
     route: record && describeRoute(record),
+  };
+}
+
+/** The resource's fields that show what the client asked for: its spec as a view. */
+function ofSpec(id: string, spec: RecordedSpec) {
+  return {
+    id,
+    model: spec.model,
+    version: spec.version ?? null,
+    priority: spec.priority ?? null,
+    deadline: iso(spec.deadline),
+    webhook: spec.webhook ?? null,
+    request_id: spec.requestId,
+    urls: { get: `/jobs/${id}`, cancel: `/jobs/${id}` },
   };
 }
 
@@ -193,7 +198,7 @@ const CANCELED_ERROR = { code: 'JOB_CANCELED', message: CATALOGUE.JOB_CANCELED.m
  * (`undefined`).
  */
 export function describeJob({ record, found, deliveries = [] }: JobView): JobResource | undefined {
-  const { lifecycle = {}, submission = {} } = record;
+  const { lifecycle = {} } = record;
   let resource: JobResource;
   if (found) resource = toJobResource(found, record);
   else if (record.cachedResult) resource = fromCache(record, record.cachedResult);
@@ -216,7 +221,6 @@ export function describeJob({ record, found, deliveries = [] }: JobView): JobRes
             iso(lifecycle.canceledAt ?? lifecycle.cancelRequestedAt) ?? resource.completed_at,
         }
       : {}),
-    priority: submission.priority ?? resource.priority,
     webhook_deliveries: deliveries,
   };
 }
@@ -242,11 +246,8 @@ function fromCache(record: JobRecord, cached: CachedResult): JobResource {
 
 /** A job known only from its record: not in a queue (yet, or any more). */
 function fromRecord(record: JobRecord): JobResource {
-  const { submission = {} } = record;
   return {
-    id: record.id,
-    model: record.model,
-    version: submission.version ?? null,
+    ...ofSpec(record.id, record.spec),
     backend: record.backend,
     status: 'queued',
     result: null,
@@ -265,12 +266,7 @@ function fromRecord(record: JobRecord): JobResource {
       total_ms: null,
       batch_size: null,
     },
-    priority: submission.priority ?? null,
-    deadline: iso(submission.deadline),
-    webhook: submission.webhook ?? null,
     webhook_deliveries: [],
-    request_id: record.requestId,
-    urls: { get: `/jobs/${record.id}`, cancel: `/jobs/${record.id}` },
     route: describeRoute(record),
   };
 }

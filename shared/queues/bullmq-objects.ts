@@ -9,15 +9,10 @@ import {
 } from 'bullmq';
 import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
+import type { JobSpec } from '../jobs/job-spec.js';
 import type { BackendKind } from '../models/model-spec.js';
 import type { RedisClient } from '../redis/redis.js';
-import {
-  INFERENCE_QUEUES,
-  type InferenceJobData,
-  type JobName,
-  QueueName,
-  type WebhookJobData,
-} from './queues.js';
+import { INFERENCE_QUEUES, type JobName, QueueName, type WebhookJobData } from './queues.js';
 
 /**
  * Every BullMQ queue, worker and event stream of the system is opened here, each with the one key
@@ -32,8 +27,8 @@ export interface QueueConnection {
   prefix: string;
 }
 
-export type InferenceQueue = Queue<InferenceJobData, InferenceResult, JobName.Infer>;
-export type InferenceWorkerOf = Worker<InferenceJobData, InferenceResult>;
+export type InferenceQueue = Queue<JobSpec, InferenceResult, JobName.Infer>;
+export type InferenceWorkerOf = Worker<JobSpec, InferenceResult>;
 export type WebhooksQueue = Queue<WebhookJobData, void, JobName.DeliverWebhook>;
 
 /** The backoff type the webhooks worker computes itself (exponential, Retry-After honoured). */
@@ -95,7 +90,7 @@ function inferenceLocks(
 /** A worker of a backend's inference queue (not started: call `run()`). */
 export function openInferenceWorker(
   backend: BackendKind,
-  processor: Processor<InferenceJobData, InferenceResult>,
+  processor: Processor<JobSpec, InferenceResult>,
   where: QueueConnection & {
     worker: Config['worker'];
     concurrency: number;

@@ -1,7 +1,5 @@
 export {
   INFERENCE_QUEUES,
-  type InferenceJobData,
-  type InferenceParams,
   JOB_QUEUES,
   JobName,
   QueueName,

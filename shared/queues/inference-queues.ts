@@ -2,13 +2,14 @@ import { Job, type JobState, SpanKind, type Telemetry, TelemetryAttributes } fro
 import type { ChainableCommander } from 'ioredis';
 import type { Config } from '../config/config.js';
 import type { InferenceResult } from '../jobs/inference-result.js';
+import type { JobSpec } from '../jobs/job-spec.js';
 import { BACKEND_KINDS, type BackendKind } from '../models/model-spec.js';
 import type { RedisClient } from '../redis/redis.js';
 import { AddConnection } from './add-connection.js';
 import { type InferenceQueue, openInferenceQueue } from './bullmq-objects.js';
-import { INFERENCE_QUEUES, type InferenceJobData, JobName, type QueueName } from './queues.js';
+import { INFERENCE_QUEUES, JobName, type QueueName } from './queues.js';
 
-export type InferenceJob = Job<InferenceJobData, InferenceResult, JobName.Infer>;
+export type InferenceJob = Job<JobSpec, InferenceResult, JobName.Infer>;
 
 /**
  * What the job resource is read from: BullMQ's job, or the same fields as the API knows them from
@@ -31,6 +32,15 @@ export interface FoundJob {
   state: JobState | 'unknown';
 }
 
+export interface InferenceQueuesOptions {
+  /** The Redis key prefix (REDIS_PREFIX). */
+  prefix: string;
+  /** Attempts, backoff and retention of every job added. */
+  jobs: Config['jobs'];
+  /** OpenTelemetry for BullMQ: a producer span per job, its context carried in the job. */
+  telemetry?: Telemetry;
+}
+
 /**
  * The producer side of the inference queues, one BullMQ queue per backend, sharing one Redis
  * connection. Job ids are ours (UUIDs), so a job can be waited for before it is added.
@@ -41,10 +51,7 @@ export class InferenceQueues {
 
   constructor(
     private readonly redis: RedisClient,
-    prefix: string,
-    jobs: Config['jobs'],
-    /** OpenTelemetry for BullMQ: a producer span per job, its context carried in the job. */
-    telemetry?: Telemetry,
+    { prefix, jobs, telemetry }: InferenceQueuesOptions,
   ) {
     this.queues = Object.fromEntries(
       BACKEND_KINDS.map((backend) => [
@@ -62,7 +69,7 @@ export class InferenceQueues {
   async add(
     backend: BackendKind,
     jobId: string,
-    data: InferenceJobData,
+    data: JobSpec,
     options: { priority?: number } = {},
   ): Promise<InferenceJob> {
     return (await this.queues[backend].add(JobName.Infer, data, {
@@ -83,7 +90,7 @@ export class InferenceQueues {
   async addAtomically<Staged>(
     backend: BackendKind,
     jobId: string,
-    data: InferenceJobData,
+    data: JobSpec,
     options: { priority?: number; delay?: number },
     alongside: (transaction: ChainableCommander) => Staged,
     after?: (transaction: ChainableCommander) => void,

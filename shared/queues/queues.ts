@@ -1,6 +1,5 @@
-import type { ResultCacheTerms } from '../cache/result-cache.js';
 import type { BackendKind } from '../models/model-spec.js';
-import type { WebhookEvent, WebhookSubscription } from '../webhooks/webhook-subscription.js';
+import type { WebhookEvent } from '../webhooks/webhook-subscription.js';
 
 /** Every BullMQ queue of the system. */
 export enum QueueName {
@@ -26,40 +25,6 @@ export const JOB_QUEUES: Record<JobName, readonly QueueName[]> = {
   [JobName.Infer]: Object.values(INFERENCE_QUEUES),
   [JobName.DeliverWebhook]: [QueueName.Webhooks],
 };
-
-/** Job parameters a client may set per request. */
-export interface InferenceParams {
-  topK?: number;
-  threshold?: number;
-}
-
-/** The data of an inference job: small, everything large lives in object storage. */
-export interface InferenceJobData {
-  model: string;
-  /** The requested version; absent means the newest the worker has. */
-  version?: string;
-  /** The image's content address: its key in object storage, unless it travels inline. */
-  imageKey: string;
-  /** The image is in the job's record (small enough, INLINE_IMAGE_MAX_BYTES), not in storage. */
-  imageInline?: true;
-  params: InferenceParams;
-  /** The API request that created the job, carried into the worker's log lines. */
-  requestId: string;
-  /**
-   * Whose job it is (an API key's id or token tenant; absent: `anonymous`): its webhooks are signed
-   * with that tenant's secret, and it counts in that tenant's GET /stats figures.
-   */
-  owner?: string;
-  mode: 'sync' | 'async';
-  /** Epoch ms after which the job is not worth starting. */
-  deadline?: number;
-  /** The client chose the backend: the job is not moved to another one when it fails. */
-  pinned?: boolean;
-  /** Where the job's webhooks go, when the client asked for them. */
-  webhook?: WebhookSubscription;
-  /** Remember the result for requests like this one (absent: the result cache is off for it). */
-  resultCache?: ResultCacheTerms;
-}
 
 /** One webhook message to deliver: the body is the job resource, built at the first attempt. */
 export interface WebhookJobData {

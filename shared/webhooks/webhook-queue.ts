@@ -1,23 +1,15 @@
 import type { Config } from '../config/config.js';
-import { ANONYMOUS_OWNER } from '../jobs/job-records.js';
+import type { JobSpec } from '../jobs/job-spec.js';
 import { openWebhooksQueue, type WebhooksQueue } from '../queues/bullmq-objects.js';
 import { JobName } from '../queues/queues.js';
 import type { RedisClient } from '../redis/redis.js';
-import {
-  type WebhookEvent,
-  type WebhookSubscription,
-  webhookMessageId,
-} from './webhook-subscription.js';
+import { type WebhookEvent, webhookMessageId } from './webhook-subscription.js';
 
-/** What a job's webhook message is made from. */
-export interface NotifiedJob {
-  id: string;
-  /** Absent, or not asking for the event: no message. */
-  webhook?: WebhookSubscription;
-  requestId: string;
-  /** The job's owner, whose secrets sign the message; absent: `anonymous`. */
-  owner?: string;
-}
+/**
+ * What a job's webhook message is made from: where it goes (absent, or not asking for the event:
+ * no message), the request that made the job, and the owner whose secrets sign it.
+ */
+export type NotifiedSpec = Pick<JobSpec, 'webhook' | 'requestId' | 'owner'>;
 
 /**
  * The producer side of the `webhooks` queue, used by inference workers (a job started or ended)
@@ -34,8 +26,8 @@ export class WebhookQueue {
   }
 
   /** Queues the event's message if the job's subscription asks for that event; true when it did. */
-  async notify(job: NotifiedJob, event: WebhookEvent): Promise<boolean> {
-    const { id: jobId, webhook: subscription, requestId, owner } = job;
+  async notify(jobId: string, spec: NotifiedSpec, event: WebhookEvent): Promise<boolean> {
+    const { webhook: subscription, requestId, owner } = spec;
     if (!subscription?.events.includes(event)) return false;
     const webhookId = webhookMessageId(jobId, event);
     await this.queue.add(
@@ -46,7 +38,7 @@ export class WebhookQueue {
         url: subscription.url,
         webhookId,
         requestId,
-        owner: owner ?? ANONYMOUS_OWNER,
+        owner,
       },
       { jobId: webhookId },
     );

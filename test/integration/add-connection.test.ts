@@ -5,9 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/config.js';
 import { AddConnection } from '../../shared/queues/add-connection.js';
 import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
-import type { InferenceJobData } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -39,20 +39,13 @@ async function connect(prefix: string) {
   return { redis, config };
 }
 
-const data: InferenceJobData = {
-  model: 'm',
-  imageKey: 'images/none',
-  params: {},
-  requestId: 'test',
-  mode: 'async',
-  owner: 'k',
-};
+const data = testSpec({ requestId: 'test', mode: 'async', owner: 'k' });
 
 describe('the connection jobs are added on', () => {
   it('adds a job of each kind (waiting, prioritized, parked and admitted) in its MULTI', async () => {
     const prefix = uniquePrefix();
     const { redis, config } = await connect(prefix);
-    const queues = new InferenceQueues(redis, prefix, config.jobs);
+    const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
     closers.push(() => queues.close());
     const scheduler = new FairScheduler(redis, prefix, queues, { window: 1 });
     const [waiting, prioritized, parked] = [randomUUID(), randomUUID(), randomUUID()];

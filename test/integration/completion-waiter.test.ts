@@ -10,15 +10,12 @@ import {
   type CompletionWaiterOptions,
 } from '../../api/jobs/completion-waiter.js';
 import { type Config, loadConfig } from '../../shared/config/config.js';
-import {
-  INFERENCE_QUEUES,
-  type InferenceJobData,
-  JobName,
-  QueueName,
-} from '../../shared/queues/index.js';
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
+import { INFERENCE_QUEUES, JobName, QueueName } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions } from '../../shared/redis/redis.js';
 import { eventually, sleep } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -29,7 +26,7 @@ import {
 const QUEUE = QueueName.InferenceOnnx;
 const FAIL_MODEL = 'always-fails';
 
-type Processor = (job: Job<InferenceJobData>) => Promise<unknown>;
+type Processor = (job: Job<JobSpec>) => Promise<unknown>;
 
 /** Trivial processors: this file tests the waiter, not inference. */
 const succeed: Processor = async (job) => ({ echoed: job.id });
@@ -38,8 +35,8 @@ const failOnRequest: Processor = async (job) => {
   return { echoed: job.id };
 };
 
-function jobData(model = 'noop'): InferenceJobData {
-  return { model, imageKey: 'images/none', params: {}, requestId: randomUUID(), mode: 'sync' };
+function jobData(model = 'noop'): JobSpec {
+  return testSpec({ model, requestId: randomUUID() });
 }
 
 /**
@@ -91,7 +88,7 @@ async function harness(waiterOptions: Partial<CompletionWaiterOptions> = {}): Pr
   const workers: Worker[] = [];
   const waiters: CompletionWaiter[] = [];
 
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
   const events = new QueueEvents(QUEUE, { connection: eventsTemplate, prefix });
 
   const makeWaiter = (options: Partial<CompletionWaiterOptions>) => {
@@ -116,7 +113,7 @@ async function harness(waiterOptions: Partial<CompletionWaiterOptions> = {}): Pr
     async startWorker(processor, concurrency = 50) {
       const connection = named('blocking', 'worker');
       connections.push(connection);
-      const worker = new Worker<InferenceJobData>(INFERENCE_QUEUES.onnx, processor, {
+      const worker = new Worker<JobSpec>(INFERENCE_QUEUES.onnx, processor, {
         connection,
         prefix,
         concurrency,

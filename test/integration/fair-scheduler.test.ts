@@ -5,12 +5,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { loadConfig } from '../../shared/config/config.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
-import { INFERENCE_QUEUES, type InferenceJobData } from '../../shared/queues/index.js';
+import { INFERENCE_QUEUES } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { addAsyncJob } from '../support/fair-jobs.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -69,14 +71,18 @@ async function createWorld(
     return redis;
   };
   const redis = await connect();
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
+  const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
   const schedulerOn = (client: Redis, q: InferenceQueues) =>
     new FairScheduler(client, prefix, q, {
       window: options.window,
       weightOf: (owner) => options.weights?.[owner] ?? 1,
     });
   const scheduler = schedulerOn(redis, queues);
-  const records = new JobRecords(redis, prefix, 600, 1000);
+  const records = new JobRecords(redis, {
+    prefix,
+    retentionSeconds: 600,
+    maxPerOwner: 1000,
+  });
   const blocking = new Redis(services.redisUrl, { maxRetriesPerRequest: null });
   const taker = new Worker(INFERENCE_QUEUES[BACKEND], null, {
     connection: blocking,
@@ -90,7 +96,7 @@ async function createWorld(
     if (!job) return undefined;
     await scheduler.refill(BACKEND);
     await job.moveToCompleted('done', token, false);
-    const data = job.data as InferenceJobData;
+    const data = job.data as JobSpec;
     return { id: job.id!, owner: data.owner!, priority: job.opts.priority! };
   };
   return {
@@ -101,7 +107,7 @@ async function createWorld(
     records,
     async otherScheduler() {
       const client = await connect();
-      const q = new InferenceQueues(client, prefix, config.jobs);
+      const q = new InferenceQueues(client, { prefix, jobs: config.jobs });
       closers.push(async () => {
         await q.close();
         client.disconnect();
@@ -110,7 +116,7 @@ async function createWorld(
     },
     async add(owner, priority = 5, addOptions = {}) {
       const id = randomUUID();
-      const data: InferenceJobData = {
+      const data: JobSpec = {
         model: 'm',
         imageKey: 'images/none',
         params: {},
@@ -326,11 +332,16 @@ describe('fair scheduler: atomic steps', () => {
     const deadline = Date.now() + 50;
     await world.records.create({
       id: late,
-      model: 'm',
+      spec: testSpec({
+        model: 'm',
+        requestId: 'test',
+        owner: 'a',
+        mode: 'async',
+        priority: 5,
+        deadline,
+      }),
       backend: BACKEND,
       createdAt: Date.now(),
-      requestId: 'test',
-      submission: { owner: 'a', mode: 'async', priority: 5, deadline },
     });
     await addAsyncJob(world.queues, world.scheduler, BACKEND, {
       id: late,

@@ -11,21 +11,19 @@ import type { InferenceResult } from '../../shared/jobs/inference-result.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
 import { ANONYMOUS_OWNER } from '../../shared/jobs/job-records.js';
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
-import {
-  INFERENCE_QUEUES,
-  type InferenceJobData,
-  type QueueName,
-} from '../../shared/queues/index.js';
+import { INFERENCE_QUEUES, type QueueName } from '../../shared/queues/index.js';
 import type { InferenceBackend } from '../../workers/backends/inference-backend.js';
 import { withFallback } from '../../workers/fallback/with-fallback.js';
 import { eventually, sleep } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
 import { startServices, type TestServices } from '../support/services.js';
 
-type Processor = (job: Job<InferenceJobData, InferenceResult>) => Promise<InferenceResult>;
+type Processor = (job: Job<JobSpec, InferenceResult>) => Promise<InferenceResult>;
 
 const input = { width: 8, height: 8 };
 const registry = ModelRegistry.fromDocument({
@@ -148,10 +146,9 @@ describe('JobRecords.forward', () => {
     const id = randomUUID();
     await world.records.create({
       id,
-      model: 'both',
+      spec: testSpec({ model: 'both', requestId: 'r' }),
       backend: 'tensorflow',
       createdAt: 1000,
-      requestId: 'r',
     });
     const error = {
       code: 'BACKEND_TIMEOUT',
@@ -250,10 +247,9 @@ describe('followJob (the sync wait across a move)', () => {
     const id = randomUUID();
     await w.records.create({
       id,
-      model: 'both',
+      spec: testSpec({ model: 'both', requestId: 'r' }),
       backend: 'tensorflow',
       createdAt: Date.now(),
-      requestId: 'r',
     });
     const following = followJob(w, id, 'tensorflow', 20_000);
     // The TF worker moves the job and lets it finish on onnx before failing it here, so the onnx
@@ -274,11 +270,7 @@ describe('followJob (the sync wait across a move)', () => {
     });
     await w.queues
       .queue('tensorflow')
-      .add(
-        'infer' as never,
-        { model: 'both', imageKey: 'k', params: {}, requestId: 'r', mode: 'sync' },
-        { jobId: id },
-      );
+      .add('infer' as never, testSpec({ model: 'both', imageKey: 'k' }), { jobId: id });
     const started = Date.now();
     // Found finished on onnx, not by an event: no result is carried, the caller reads the job.
     expect(await following).toEqual({ backend: 'onnx' });
@@ -302,13 +294,7 @@ describe('followJob (the sync wait across a move)', () => {
     // job's completion event.
     const seen = world.waiter.wait(INFERENCE_QUEUES.onnx, id, 20_000);
     await world.startWorker('onnx', async () => result);
-    await world.queues.add('onnx', id, {
-      model: 'both',
-      imageKey: 'k',
-      params: {},
-      requestId: 'r',
-      mode: 'sync',
-    });
+    await world.queues.add('onnx', id, testSpec({ model: 'both', imageKey: 'k' }));
     expect(await seen).toEqual({ via: 'completed', returnvalue: result });
     // The waiter hands an event to its waiters in one call: had the onnx event ended the other
     // wait too, that wait's `finally` would have run by the end of this Redis round trip.
@@ -323,10 +309,9 @@ describe('followJob (the sync wait across a move)', () => {
     const id = randomUUID();
     await world.records.create({
       id,
-      model: 'both',
+      spec: testSpec({ model: 'both', requestId: 'r' }),
       backend: 'tensorflow',
       createdAt: Date.now(),
-      requestId: 'r',
     });
     const started = Date.now();
     expect(await followJob(world, id, 'tensorflow', 300)).toBeUndefined();

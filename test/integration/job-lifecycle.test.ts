@@ -5,6 +5,7 @@ import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -22,7 +23,7 @@ let counter = 0;
 beforeAll(async () => {
   services = await startServices();
   redis = new Redis(services.redisUrl);
-  records = new JobRecords(redis, prefix, 60, 1000);
+  records = new JobRecords(redis, { prefix, retentionSeconds: 60, maxPerOwner: 1000 });
   lifecycle = new JobLifecycle(
     redis,
     records,
@@ -37,7 +38,12 @@ afterAll(async () => {
 
 async function newJob(): Promise<string> {
   const id = `job-${++counter}`;
-  await records.create({ id, model: 'm', backend: 'onnx', createdAt: Date.now(), requestId: 'r' });
+  await records.create({
+    id,
+    spec: testSpec({ model: 'm', requestId: 'r' }),
+    backend: 'onnx',
+    createdAt: Date.now(),
+  });
   return id;
 }
 
@@ -152,7 +158,12 @@ describe('job lifecycle: inline images', () => {
   const withImage = async () => {
     const id = `inline-${++counter}`;
     await records.create(
-      { id, model: 'm', backend: 'onnx', createdAt: Date.now(), requestId: 'r' },
+      {
+        id,
+        spec: testSpec({ model: 'm', requestId: 'r' }),
+        backend: 'onnx',
+        createdAt: Date.now(),
+      },
       image,
     );
     return id;

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobRecords } from '../../shared/jobs/job-records.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -16,7 +17,7 @@ let records: JobRecords;
 beforeAll(async () => {
   services = await startServices();
   redis = new Redis(services.redisUrl);
-  records = new JobRecords(redis, prefix, 60, 1000);
+  records = new JobRecords(redis, { prefix, retentionSeconds: 60, maxPerOwner: 1000 });
 });
 afterAll(async () => {
   redis?.disconnect();
@@ -24,16 +25,10 @@ afterAll(async () => {
   await services?.stop();
 });
 
-describe('job records: the submission in the hash', () => {
+describe('job records: the spec in the hash', () => {
   it('writes no field for a setting left unset (ioredis would write it empty)', async () => {
-    await records.create({
-      id: 'unset',
-      model: 'm',
-      backend: 'onnx',
-      createdAt: 1_700_000_000_000,
-      requestId: 'r',
-      submission: { mode: 'sync', version: undefined, priority: undefined, owner: 'acme' },
-    });
+    const spec = testSpec({ mode: 'sync', version: undefined, priority: undefined, owner: 'acme' });
+    await records.create({ id: 'unset', spec, backend: 'onnx', createdAt: 1_700_000_000_000 });
 
     const fields = await redis.hgetall(records.key('unset'));
     expect(Object.keys(fields).sort()).toEqual([
@@ -45,34 +40,46 @@ describe('job records: the submission in the hash', () => {
       'request_id',
       'route',
     ]);
-    expect((await records.get('unset'))?.submission).toEqual({ mode: 'sync', owner: 'acme' });
+    expect((await records.get('unset'))?.spec).toEqual({
+      model: 'm',
+      mode: 'sync',
+      owner: 'acme',
+      requestId: 'r',
+    });
+  });
+
+  it("keeps a sync job's record a compact hash: the worker's inputs stay in the job", async () => {
+    const spec = testSpec({
+      requestId: 'f47ac10b-58cc-4372-a567-0e02b2c3d479',
+      imageKey: `images/sha256/3f/${'3f'.repeat(32)}`,
+      resultCache: { scope: 'owner:acme', definition: 'f'.repeat(32), ttlSeconds: 60 },
+      params: { topK: 5 },
+    });
+    await records.create({ id: 'compact', spec, backend: 'onnx', createdAt: 1_700_000_000_000 });
+    expect(await redis.object('ENCODING', records.key('compact'))).toBe('listpack');
   });
 
   it('reads back every setting given, a priority of 0 too', async () => {
     const webhook = { url: 'https://example.test/hook', events: ['completed' as const] };
-    await records.create({
-      id: 'set',
-      model: 'm',
-      backend: 'onnx',
-      createdAt: 1_700_000_000_000,
-      requestId: 'r',
-      submission: {
-        version: '3',
-        mode: 'async',
-        priority: 0,
-        deadline: 1_700_000_060_000,
-        webhook,
-        owner: 'acme',
-      },
-    });
-
-    expect((await records.get('set'))?.submission).toEqual({
+    const spec = testSpec({
       version: '3',
       mode: 'async',
       priority: 0,
       deadline: 1_700_000_060_000,
       webhook,
       owner: 'acme',
+    });
+    await records.create({ id: 'set', spec, backend: 'onnx', createdAt: 1_700_000_000_000 });
+
+    expect((await records.get('set'))?.spec).toEqual({
+      model: 'm',
+      version: '3',
+      mode: 'async',
+      priority: 0,
+      deadline: 1_700_000_060_000,
+      webhook,
+      owner: 'acme',
+      requestId: 'r',
     });
   });
 });

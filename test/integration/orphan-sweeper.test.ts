@@ -8,14 +8,16 @@ import { BackendStatusCache } from '../../api/routing/backend-status-cache.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobReader } from '../../shared/jobs/job-reader.js';
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
-import { INFERENCE_QUEUES, type InferenceJobData, QueueName } from '../../shared/queues/index.js';
+import { INFERENCE_QUEUES, QueueName } from '../../shared/queues/index.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import { addAsyncJob } from '../support/fair-jobs.js';
 import { eventually } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
 import { startServices, type TestServices } from '../support/services.js';
 
@@ -51,7 +53,7 @@ interface World extends JobWorld {
   /** A sweeper as an API process runs it (each call: another process). */
   sweeper(): Promise<OrphanSweeper>;
   /** Queues an async job with a webhook for TF Serving, with its record, as the API does. */
-  submitAsync(model: string, data?: Partial<InferenceJobData>): Promise<string>;
+  submitAsync(model: string, data?: Partial<JobSpec>): Promise<string>;
   /** Queues an async job for TF Serving as the API does now: parked for its fair turn. */
   submitParked(model: string): Promise<string>;
   webhooksQueued(): Promise<number>;
@@ -100,13 +102,11 @@ async function createWorld(): Promise<World> {
       const owner = 'tenant';
       await records.create({
         id,
-        model,
+        spec: testSpec({ model, requestId: 'test', owner, mode: 'async', priority: 5 }),
         backend: 'tensorflow',
         createdAt: Date.now(),
-        requestId: 'test',
-        submission: { owner, mode: 'async', priority: 5 },
       });
-      const data: InferenceJobData = {
+      const data: JobSpec = {
         model,
         imageKey: 'images/none',
         params: {},

@@ -6,6 +6,7 @@ import { JobRecords } from '../../shared/jobs/job-records.js';
 import { OwnerJobs } from '../../shared/jobs/owner-jobs.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -30,16 +31,13 @@ afterAll(async () => {
 
 /** Owners' indexes are written by the job record's creation: a record per added job. */
 function indexed(retentionSeconds: number, maxPerOwner = 100_000) {
-  const records = new JobRecords(redis, prefix, retentionSeconds, maxPerOwner);
+  const records = new JobRecords(redis, {
+    prefix,
+    retentionSeconds,
+    maxPerOwner,
+  });
   const add = (owner: string, id: string, createdAt: number) =>
-    records.create({
-      id,
-      model: 'm',
-      backend: 'onnx',
-      createdAt,
-      requestId: 'r',
-      submission: { owner },
-    });
+    records.create({ id, spec: testSpec({ owner }), backend: 'onnx', createdAt });
   return { index: records.owners, add };
 }
 
@@ -89,11 +87,9 @@ describe('OwnerJobs', () => {
       const add = (i: number) =>
         resources.records.create({
           id: `job-${String(i).padStart(3, '0')}`,
-          model: 'm',
+          spec: testSpec({ owner: 'busy' }),
           backend: 'onnx',
           createdAt: 1_796_000_000_000 + i,
-          requestId: 'r',
-          submission: { owner: 'busy' },
         });
       // One addition in 16 trims (the first, the 17th, ...): between trims the set may grow by 15.
       for (let i = 0; i < 112; i++) {

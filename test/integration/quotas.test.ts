@@ -16,6 +16,7 @@ import { nextUtcDay, nextUtcMonth, utcMonth } from '../../shared/usage/usage-per
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
 import { closedPort, solidPng, testConfig, truncatedJpeg } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -104,7 +105,11 @@ describe('the quota counters on Redis', () => {
   });
 
   it('gives a charge back when the job ends through no fault of its tenant, once, and never below zero', async () => {
-    const records = new JobRecords(redis, prefix, 60, 1000);
+    const records = new JobRecords(redis, {
+      prefix,
+      retentionSeconds: 60,
+      maxPerOwner: 1000,
+    });
     const lifecycle = new JobLifecycle(
       redis,
       records,
@@ -116,11 +121,9 @@ describe('the quota counters on Redis', () => {
       if (!charge.accepted) throw new Error('refused');
       await records.create({
         id,
-        model: 'colour',
+        spec: testSpec({ model: 'colour', requestId: id, owner: 'initech' }),
         backend: 'onnx',
         createdAt: Date.now(),
-        requestId: id,
-        submission: { owner: 'initech' },
         imageBytes: 100,
         quotaCharge: charge.counters,
       });

@@ -4,7 +4,8 @@ import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ResultLookup } from '../../api/inference/result-lookup.js';
+import { ResultLookup, resultCacheTerms } from '../../api/cache/result-lookup.js';
+import type { Route } from '../../api/routing/router.js';
 import { verifyWebhook } from '../../client/index.js';
 import { type CachedResult, ResultCache } from '../../shared/cache/result-cache.js';
 import type { Config } from '../../shared/config/config.js';
@@ -18,6 +19,7 @@ import { WebhookWorker } from '../../workers/webhooks/webhook-worker.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
 import { closedPort, eventually, registryDocument, solidPng } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -347,20 +349,19 @@ describe('result cache', () => {
     const outcomes: string[] = [];
     const lookup = new ResultLookup({
       cache: new ResultCache(broken, 'nowhere'),
-      settings: { ttlSeconds: 60, scope: 'owner' },
       logger: silent,
       onLookup: (_request, outcome) => outcomes.push(outcome),
     });
-    const found = await lookup.lookup({
-      route: { model: stack.registry.get('colour')!, backend: 'onnx', pinned: false, version: '1' },
-      owner: 'acme',
-      imageKey: 'images/sha256/00/00',
-      params: {},
-      bypass: false,
-      requestId: 'test',
-    });
-    expect(found.hit).toBeUndefined();
-    expect(found.terms).toMatchObject({ scope: 'owner:acme', ttlSeconds: 60 });
+    const route: Route = {
+      model: stack.registry.get('colour')!,
+      backend: 'onnx',
+      pinned: false,
+      version: '1',
+    };
+    const terms = resultCacheTerms({ ttlSeconds: 60, scope: 'owner' }, route, 'acme');
+    expect(terms).toMatchObject({ scope: 'owner:acme', ttlSeconds: 60 });
+    const spec = testSpec({ model: 'colour', owner: 'acme', resultCache: terms });
+    expect(await lookup.lookup({ spec, route, bypass: false })).toBeUndefined();
     expect(outcomes).toEqual(['miss']);
     broken.disconnect();
   });

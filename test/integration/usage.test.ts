@@ -22,6 +22,7 @@ import { TfServingStandIn } from '../fixtures/tf-serving-stand-in.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type BackendModels, TF_MODELS, writeBackendModels } from '../support/backend-models.js';
 import { solidPng, testConfig } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 import {
   cleanRedisPrefix,
@@ -282,16 +283,18 @@ describe('the step that ends a job counts it', () => {
         retentionDays: 1,
         onCounted: (job) => seen.push(`${job.tenant}:${job.outcome}`),
       });
-      const records = new JobRecords(redis, own, 60, 1000);
+      const records = new JobRecords(redis, {
+        prefix: own,
+        retentionSeconds: 60,
+        maxPerOwner: 1000,
+      });
       const lifecycle = new JobLifecycle(redis, records, ledger);
       const create = (id: string) =>
         records.create({
           id,
-          model: 'm',
+          spec: testSpec({ model: 'm', requestId: id, owner: 'acme' }),
           backend: 'onnx',
           createdAt: Date.now(),
-          requestId: id,
-          submission: { owner: 'acme' },
           imageBytes: 10,
         });
       await create('ok');

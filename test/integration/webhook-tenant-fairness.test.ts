@@ -7,6 +7,7 @@ import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import { WebhookWorker } from '../../workers/webhooks/webhook-worker.js';
 import { eventually, testConfig } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -51,12 +52,11 @@ describe('webhook delivery slots shared fairly between tenants', () => {
       },
     );
     redis = new Redis(services.redisUrl);
-    records = new JobRecords(
-      redis,
-      config.redis.prefix,
-      config.jobs.retentionSeconds,
-      config.jobs.retentionCount,
-    );
+    records = new JobRecords(redis, {
+      prefix: config.redis.prefix,
+      retentionSeconds: config.jobs.retentionSeconds,
+      maxPerOwner: config.jobs.retentionCount,
+    });
     queue = new WebhookQueue(redis, config.redis.prefix, config);
     [slow, fast] = await Promise.all([WebhookReceiver.start(), WebhookReceiver.start()]);
     slow.reply = () => ({ status: 204, delayMs: SLOW_MS });
@@ -76,13 +76,18 @@ describe('webhook delivery slots shared fairly between tenants', () => {
   async function finishedJob(owner: string, url: string): Promise<void> {
     const id = randomUUID();
     const webhook = { url, events: ['completed' as const] };
+    const spec = testSpec({
+      model: 'text_orientation',
+      requestId: `req-${id}`,
+      mode: 'async',
+      owner,
+      webhook,
+    });
     await records.create({
       id,
-      model: 'text_orientation',
+      spec,
       backend: 'onnx',
       createdAt: Date.now(),
-      requestId: `req-${id}`,
-      submission: { mode: 'async', owner, webhook },
       cachedResult: {
         version: '1',
         backend: 'onnx',
@@ -91,7 +96,7 @@ describe('webhook delivery slots shared fairly between tenants', () => {
         computedAt: Date.now(),
       },
     });
-    await queue.notify({ id, webhook, requestId: `req-${id}`, owner }, 'completed');
+    await queue.notify(id, spec, 'completed');
   }
 
   it("delivers a fast tenant's messages while a slow tenant's backlog waits, never past its cap", async () => {

@@ -6,8 +6,8 @@ import { BackendStatusStore } from '../../shared/backends/backend-status.js';
 import type { Config } from '../../shared/config/config.js';
 import type { InferenceResult } from '../../shared/jobs/inference-result.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
+import type { InferenceParams, JobSpec } from '../../shared/jobs/job-spec.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
-import type { InferenceJobData, InferenceParams } from '../../shared/queues/index.js';
 import { type InferenceJob, InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { createRedis, type RedisClient, waitForRedis } from '../../shared/redis/redis.js';
 import { imageKey, S3ObjectStore } from '../../shared/storage/index.js';
@@ -28,6 +28,7 @@ import {
   testConfig,
   waitForJobState,
 } from '../support/inference-stack.js';
+import { testSpec } from '../support/job-spec.js';
 import {
   cleanRedisPrefix,
   startServices,
@@ -64,7 +65,7 @@ beforeAll(async () => {
   });
   redis = createRedis(config.redis, 'command');
   await waitForRedis(redis, 5_000);
-  queues = new InferenceQueues(redis, prefix, config.jobs);
+  queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
   if (config.storage.kind !== 's3') throw new Error('these tests need S3 storage');
   // The worker created the bucket in start().
   store = new S3ObjectStore(config.storage);
@@ -103,7 +104,7 @@ async function run(
     key = image.key;
   }
   const requestId = `req-${randomUUID()}`;
-  const data: InferenceJobData = { model, imageKey: key, params, requestId, mode: 'sync' };
+  const data = testSpec({ model, imageKey: key, params, requestId });
   const jobId = randomUUID();
   await queueJob(lane, jobId, data);
   const state = await waitForJobState(lane.queues.queue('onnx'), jobId);
@@ -130,18 +131,21 @@ function ownLane(env: Record<string, string> = {}): Lane {
   return {
     prefix: own,
     config: ownConfig,
-    queues: new InferenceQueues(redis, own, ownConfig.jobs),
+    queues: new InferenceQueues(redis, { prefix: own, jobs: ownConfig.jobs }),
   };
 }
 
 /** Queues a job with its record, as the API does: a worker runs no job without one. */
-async function queueJob(lane: Lane, jobId: string, data: InferenceJobData): Promise<void> {
-  await new JobRecords(redis, lane.prefix, 3600, 1000).create({
+async function queueJob(lane: Lane, jobId: string, data: JobSpec): Promise<void> {
+  await new JobRecords(redis, {
+    prefix: lane.prefix,
+    retentionSeconds: 3600,
+    maxPerOwner: 1000,
+  }).create({
     id: jobId,
-    model: data.model,
+    spec: data,
     backend: 'onnx',
     createdAt: Date.now(),
-    requestId: data.requestId,
   });
   await lane.queues.add('onnx', jobId, data);
 }
@@ -330,13 +334,16 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
       const image = await solidPng([255, 0, 0]);
       await store.put(imageKey(image), image, 'image/png');
       const jobId = randomUUID();
-      await queueJob(lane, jobId, {
-        model: 'colour',
-        imageKey: imageKey(image),
-        params: {},
-        requestId: 'shutdown-test',
-        mode: 'async',
-      });
+      await queueJob(
+        lane,
+        jobId,
+        testSpec({
+          model: 'colour',
+          imageKey: imageKey(image),
+          requestId: 'shutdown-test',
+          mode: 'async',
+        }),
+      );
       await gated.entered;
 
       const started = Date.now();
@@ -387,13 +394,16 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
         const image = await solidPng([...colours[label]]);
         await store.put(imageKey(image), image, 'image/png');
         const jobId = randomUUID();
-        await queueJob(lane, jobId, {
-          model: 'colour',
-          imageKey: imageKey(image),
-          params: {},
-          requestId: `batch-${label}`,
-          mode: 'async',
-        });
+        await queueJob(
+          lane,
+          jobId,
+          testSpec({
+            model: 'colour',
+            imageKey: imageKey(image),
+            requestId: `batch-${label}`,
+            mode: 'async',
+          }),
+        );
         return { jobId, label };
       };
       // The first job holds the model's only call (ONNX Runtime runs one at a time) ...
@@ -477,13 +487,16 @@ describe('InferenceWorker with ONNX Runtime, real Redis and S3', () => {
     await store.put(imageKey(image), image, 'image/png');
     const jobId = randomUUID();
     // A BullMQ job without its record (deleted by hand, or evicted from Redis).
-    await queues.add('onnx', jobId, {
-      model: 'colour',
-      imageKey: imageKey(image),
-      params: {},
-      requestId: 'no-record',
-      mode: 'async',
-    });
+    await queues.add(
+      'onnx',
+      jobId,
+      testSpec({
+        model: 'colour',
+        imageKey: imageKey(image),
+        requestId: 'no-record',
+        mode: 'async',
+      }),
+    );
 
     expect(await waitForJobState(queues.queue('onnx'), jobId)).toBe('failed');
     const job = await queues.queue('onnx').getJob(jobId);

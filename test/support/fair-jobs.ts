@@ -1,6 +1,6 @@
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
-import type { InferenceJobData } from '../../shared/queues/index.js';
 import type { InferenceQueues } from '../../shared/queues/inference-queues.js';
 
 /** An async job as the API adds it: parked, admitted in the same MULTI, then dispatched. */
@@ -8,7 +8,7 @@ export async function addAsyncJob(
   queues: InferenceQueues,
   scheduler: FairScheduler,
   backend: BackendKind,
-  job: { id: string; owner: string; priority: number; data: InferenceJobData },
+  job: { id: string; owner: string; priority: number; data: JobSpec },
   options: { dispatch?: boolean } = {},
 ): Promise<string[]> {
   const { afterReply } = await queues.addAtomically(

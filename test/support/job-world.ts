@@ -3,11 +3,13 @@ import { Redis } from 'ioredis';
 import { BackendStatusStore } from '../../shared/backends/backend-status.js';
 import { type Config, loadConfig } from '../../shared/config/config.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
+import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
-import { type InferenceJobData, JobName } from '../../shared/queues/index.js';
+import { JobName } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import { testSpec } from './job-spec.js';
 import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
 
 /**
@@ -30,7 +32,7 @@ export interface JobWorld {
    * Queues a job for TF Serving with its record, as the API does (`attempts` tries, 20 ms apart).
    * A job with a webhook is an async one and its record keeps the webhook.
    */
-  submit(model: string, data?: Partial<InferenceJobData>, attempts?: number): Promise<string>;
+  submit(model: string, data?: Partial<JobSpec>, attempts?: number): Promise<string>;
   /** Runs `close` when the world closes, before its queues and connections (last added, first). */
   onClose(close: () => Promise<unknown> | unknown): void;
   /** Closes what the world and its users opened, and deletes the prefix's keys. */
@@ -54,8 +56,12 @@ export async function createJobWorld(
   };
   const redis = connect('command');
   await waitForRedis(redis, 5_000);
-  const queues = new InferenceQueues(redis, prefix, config.jobs);
-  const records = new JobRecords(redis, prefix, 600, 1000);
+  const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
+  const records = new JobRecords(redis, {
+    prefix,
+    retentionSeconds: 600,
+    maxPerOwner: 1000,
+  });
   const status = new BackendStatusStore(redis, prefix);
   return {
     config,
@@ -80,26 +86,18 @@ export async function createJobWorld(
     },
     async submit(model, data = {}, attempts = 3) {
       const id = randomUUID();
-      await records.create({
-        id,
+      const spec = testSpec({
         model,
-        backend: 'tensorflow',
-        createdAt: Date.now(),
         requestId: 'test',
-        ...(data.webhook ? { submission: { webhook: data.webhook } } : {}),
+        mode: data.webhook ? 'async' : 'sync',
+        ...data,
       });
-      await queues.queue('tensorflow').add(
-        JobName.Infer as never,
-        {
-          model,
-          imageKey: 'images/none',
-          params: {},
-          requestId: 'test',
-          mode: data.webhook ? 'async' : 'sync',
-          ...data,
-        },
-        { jobId: id, attempts, backoff: { type: 'fixed', delay: 20 } },
-      );
+      await records.create({ id, spec, backend: 'tensorflow', createdAt: Date.now() });
+      await queues.queue('tensorflow').add(JobName.Infer as never, spec, {
+        jobId: id,
+        attempts,
+        backoff: { type: 'fixed', delay: 20 },
+      });
       return id;
     },
     onClose(close) {

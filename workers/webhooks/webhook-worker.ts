@@ -52,14 +52,16 @@ export class WebhookWorker {
       await Promise.all([closeRedis(commands), closeRedis(redis)]);
       throw err;
     });
-    const records = new JobRecords(
-      commands,
-      config.redis.prefix,
-      config.jobs.retentionSeconds,
-      config.jobs.retentionCount,
-    );
+    const records = new JobRecords(commands, {
+      prefix: config.redis.prefix,
+      retentionSeconds: config.jobs.retentionSeconds,
+      maxPerOwner: config.jobs.retentionCount,
+    });
     const deliveries = new WebhookDeliveries(commands, records);
-    const queues = new InferenceQueues(commands, config.redis.prefix, config.jobs);
+    const queues = new InferenceQueues(commands, {
+      prefix: config.redis.prefix,
+      jobs: config.jobs,
+    });
     const sender = new WebhookSender({
       policy: new TargetPolicy(config.webhooks),
       timeoutMs: config.webhooks.timeoutMs,

@@ -3,12 +3,12 @@ import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageUploads } from '../../api/inference/image-uploads.js';
+import { ImageStore } from '../../api/images/image-store.js';
 import { imageKey, LocalObjectStore } from '../../shared/storage/index.js';
 
 const DAY_MS = 86_400_000;
 
-describe('ImageUploads over a real folder store', () => {
+describe('ImageStore over a real folder store', () => {
   let dir: string;
   let store: LocalObjectStore;
 
@@ -31,46 +31,46 @@ describe('ImageUploads over a real folder store', () => {
   }
 
   it('stores an image once: the same bytes again, at once or concurrently, write nothing', async () => {
-    const uploads = new ImageUploads(store, { rememberMs: 0, refreshAfterMs: DAY_MS });
+    const images = new ImageStore(store, { rememberMs: 0, refreshAfterMs: DAY_MS });
     const bytes = randomBytes(2048);
-    const key = await uploads.save(bytes, 'image/png');
+    const key = await images.save(bytes, 'image/png');
     expect(key).toBe(imageKey(bytes));
     expect((await store.get(key)).equals(bytes)).toBe(true);
 
     const written = await age(key, 60_000);
-    await Promise.all(Array.from({ length: 5 }, () => uploads.save(bytes, 'image/png')));
+    await Promise.all(Array.from({ length: 5 }, () => images.save(bytes, 'image/png')));
     expect(await store.writtenAt(key)).toBe(written);
   });
 
   it('rewrites a stored copy older than refreshAfterMs, so reusing it restarts its retention', async () => {
-    const uploads = new ImageUploads(store, { rememberMs: 0, refreshAfterMs: DAY_MS });
+    const images = new ImageStore(store, { rememberMs: 0, refreshAfterMs: DAY_MS });
     const bytes = randomBytes(2048);
-    const key = await uploads.save(bytes, 'image/png');
+    const key = await images.save(bytes, 'image/png');
 
     // Younger than the refresh age: kept as it is.
     const young = await age(key, DAY_MS - 60_000);
-    await uploads.save(bytes, 'image/png');
+    await images.save(bytes, 'image/png');
     expect(await store.writtenAt(key)).toBe(young);
 
     // Older: written again, with the same bytes, as of now.
     await age(key, DAY_MS + 60_000);
     const before = Date.now();
-    await uploads.save(bytes, 'image/png');
+    await images.save(bytes, 'image/png');
     expect(await store.writtenAt(key)).toBeGreaterThanOrEqual(before - 1_000);
     expect((await store.get(key)).equals(bytes)).toBe(true);
   });
 
   it('a copy deleted behind its back is written again once the memory of it runs out', async () => {
-    const uploads = new ImageUploads(store, { rememberMs: 0, refreshAfterMs: DAY_MS });
+    const images = new ImageStore(store, { rememberMs: 0, refreshAfterMs: DAY_MS });
     const bytes = randomBytes(2048);
-    const key = await uploads.save(bytes, 'image/png');
+    const key = await images.save(bytes, 'image/png');
     await store.delete(key);
-    await uploads.save(bytes, 'image/png');
+    await images.save(bytes, 'image/png');
     expect((await store.get(key)).equals(bytes)).toBe(true);
   });
 
   it('refuses a memory that outlives the refresh age', () => {
-    expect(() => new ImageUploads(store, { rememberMs: 10_000, refreshAfterMs: 5_000 })).toThrow(
+    expect(() => new ImageStore(store, { rememberMs: 10_000, refreshAfterMs: 5_000 })).toThrow(
       RangeError,
     );
   });

@@ -2,7 +2,7 @@ import { withCause } from '../../shared/errors/index.js';
 import { imageKey, type ObjectStore, StorageUnavailableError } from '../../shared/storage/index.js';
 import { errors } from '../http/errors.js';
 
-export interface ImageUploadsOptions {
+export interface ImageStoreOptions {
   /**
    * How long a stored key is remembered, so a hot image is not even checked again.
    * @defaultValue 60000
@@ -24,7 +24,7 @@ export interface ImageUploadsOptions {
  * image share one write. Rewriting an object while a worker reads it is not atomic on every S3
  * implementation, and it is wasted bandwidth anyway.
  */
-export class ImageUploads {
+export class ImageStore {
   private readonly inFlight = new Map<string, Promise<void>>();
   /** key -> when it was known to be stored; insertion order is age order. */
   private readonly remembered = new Map<string, number>();
@@ -34,7 +34,7 @@ export class ImageUploads {
 
   constructor(
     private readonly store: ObjectStore,
-    options: ImageUploadsOptions = {},
+    options: ImageStoreOptions = {},
   ) {
     this.rememberMs = options.rememberMs ?? 60_000;
     this.maxRemembered = options.maxRemembered ?? 10_000;

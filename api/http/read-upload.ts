@@ -1,7 +1,7 @@
 import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../shared/config/config.js';
-import { errors } from '../http/errors.js';
+import { errors } from './errors.js';
 
 export interface Upload {
   image: Buffer;

@@ -14,7 +14,7 @@ const MAX_PART_HEADERS = 8;
  * oversized or over-long upload is cut off, not buffered: bytes (MAX_UPLOAD_BYTES), parts
  * (MAX_UPLOAD_PARTS), field values (MAX_FIELD_BYTES), field names, part headers.
  */
-export const uploadsPlugin = fp(
+export const multipartPlugin = fp(
   async (app: FastifyInstance, opts: Config['uploads']) => {
     await app.register(multipart, {
       limits: {
@@ -34,5 +34,5 @@ export const uploadsPlugin = fp(
     app.addContentTypeParser(/^image\/[\w.+-]+$/, raw, keep);
     app.addContentTypeParser('application/octet-stream', raw, keep);
   },
-  { name: 'uploads' },
+  { name: 'multipart' },
 );
