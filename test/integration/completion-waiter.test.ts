@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   type CompletionEvents,
   CompletionWaiter,
@@ -19,12 +19,8 @@ import {
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions } from '../../shared/redis/redis.js';
 import { eventually, sleep } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const QUEUE = QueueName.InferenceOnnx;
 const FAIL_MODEL = 'always-fails';
@@ -60,19 +56,11 @@ interface Harness {
   close(): Promise<void>;
 }
 
-let services: TestServices;
+const services = sharedServices();
 const open: Harness[] = [];
-
-beforeAll(async () => {
-  services = await startServices();
-});
 
 afterEach(async () => {
   await Promise.all(open.splice(0).map((h) => h.close()));
-});
-
-afterAll(async () => {
-  await services?.stop();
 });
 
 async function harness(waiterOptions: Partial<CompletionWaiterOptions> = {}): Promise<Harness> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../shared/config/config.js';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
@@ -11,27 +11,16 @@ import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { addAsyncJob } from '../support/fair-jobs.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const BACKEND = 'onnx';
 
-let services: TestServices;
+const services = sharedServices();
 let world: World | undefined;
-
-beforeAll(async () => {
-  services = await startServices();
-});
 afterEach(async () => {
   await world?.close();
   world = undefined;
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 interface Taken {

@@ -5,26 +5,20 @@ import { IdempotencyKeys } from '../../api/jobs/idempotency-keys.js';
 import { loadConfig } from '../../shared/config/config.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import { eventually, sleep } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
-let services: TestServices;
+const services = sharedServices();
 let redis: Redis;
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
   redis = new Redis(services.redisUrl);
 });
 afterAll(async () => {
   redis?.disconnect();
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 describe('idempotency keys', () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type CompletionEvents, CompletionWaiter } from '../../api/jobs/completion-waiter.js';
 import { followJob } from '../../api/jobs/follow-job.js';
 import { JobEventStreams } from '../../api/jobs/job-event-stream.js';
@@ -23,7 +23,7 @@ import type { InferenceBackend } from '../../workers/backends/inference-backend.
 import { withFallback } from '../../workers/fallback/with-fallback.js';
 import { eventually, sleep } from '../support/inference-stack.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 type Processor = (job: Job<InferenceJobData, InferenceResult>) => Promise<InferenceResult>;
 
@@ -44,18 +44,11 @@ const result: InferenceResult = {
   attempts: 1,
 };
 
-let services: TestServices;
+const services = sharedServices();
 let world: World | undefined;
-
-beforeAll(async () => {
-  services = await startServices();
-});
 afterEach(async () => {
   await world?.close();
   world = undefined;
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 /** A job world with a completion waiter over both queues and workers that the test starts. */

@@ -5,14 +5,10 @@ import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let redis: Redis;
 const prefix = uniquePrefix();
 let records: JobRecords;
@@ -20,7 +16,6 @@ let lifecycle: JobLifecycle;
 let counter = 0;
 
 beforeAll(async () => {
-  services = await startServices();
   redis = new Redis(services.redisUrl);
   records = new JobRecords(redis, prefix, 60, 1000);
   lifecycle = new JobLifecycle(
@@ -32,7 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   redis?.disconnect();
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 async function newJob(): Promise<string> {

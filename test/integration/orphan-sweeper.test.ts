@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { OrphanSweeper } from '../../api/jobs/orphan-sweeper.js';
 import { BackendStatusCache } from '../../api/routing/backend-status-cache.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
@@ -17,7 +17,7 @@ import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import { addAsyncJob } from '../support/fair-jobs.js';
 import { eventually } from '../support/inference-stack.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const AFTER_MS = 60_000;
 const LOCK_MS = 1000;
@@ -32,18 +32,11 @@ const registry = ModelRegistry.fromDocument({
 });
 const silent = pino({ level: 'silent' });
 
-let services: TestServices;
+const services = sharedServices();
 let world: World | undefined;
-
-beforeAll(async () => {
-  services = await startServices();
-});
 afterEach(async () => {
   await world?.close();
   world = undefined;
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 interface World extends JobWorld {

@@ -28,14 +28,10 @@ import {
   testConfig,
   waitForJobState,
 } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let prefix: string;
 let config: Config;
@@ -49,7 +45,6 @@ let store: S3ObjectStore;
 const otherPrefixes: string[] = [];
 
 beforeAll(async () => {
-  services = await startServices();
   repository = await createModelRepository();
   prefix = uniquePrefix();
   config = testConfig(services, { prefix, bucket: uniquePrefix(), modelRepository: repository });
@@ -79,7 +74,6 @@ afterAll(async () => {
     if (p) await cleanRedisPrefix(services.redisUrl, p);
   }
   if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
 });
 
 interface Submitted {
