@@ -59,7 +59,7 @@ interface World extends JobWorld {
 }
 
 async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
-  const base = await createJobWorld(services, registry);
+  const base = await createJobWorld(services, { registry });
   const { connect, queues, records, status } = base;
   const prefix = base.config.redis.prefix;
   const events = new Map<QueueName, QueueEvents>(

@@ -14,9 +14,8 @@ import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, type InferenceJobData, QueueName } from '../../shared/queues/index.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
-import { addAsyncJob } from '../support/fair-jobs.js';
 import { eventually } from '../support/inference-stack.js';
-import { createJobWorld, type JobWorld } from '../support/job-world.js';
+import { addAsyncJob, createJobWorld, type JobWorld } from '../support/job-world.js';
 import { sharedServices } from '../support/shared-services.js';
 
 const AFTER_MS = 60_000;
@@ -51,10 +50,13 @@ interface World extends JobWorld {
 }
 
 async function createWorld(): Promise<World> {
-  const base = await createJobWorld(services, registry, {
-    // A dead worker's job is noticed within seconds.
-    WORKER_LOCK_DURATION_MS: String(LOCK_MS),
-    WORKER_STALLED_INTERVAL_MS: '1000',
+  const base = await createJobWorld(services, {
+    registry,
+    env: {
+      // A dead worker's job is noticed within seconds.
+      WORKER_LOCK_DURATION_MS: String(LOCK_MS),
+      WORKER_STALLED_INTERVAL_MS: '1000',
+    },
   });
   const { config, redis, queues, records, status } = base;
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);
