@@ -18,7 +18,7 @@ import {
 } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions } from '../../shared/redis/redis.js';
-import { eventually, sleep } from '../support/inference-stack.js';
+import { eventually } from '../support/inference-stack.js';
 import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
 import { sharedServices } from '../support/shared-services.js';
 
@@ -148,14 +148,17 @@ async function warmUp(queues: InferenceQueues, events: QueueEvents): Promise<voi
   };
   events.on('waiting', onWaiting);
   try {
-    const deadline = Date.now() + 10_000;
-    while (!seen) {
-      if (Date.now() > deadline) throw new Error('QueueEvents never delivered an event');
-      const jobId = `warm-up-${randomUUID()}`;
-      added.push(jobId);
-      await queues.add('onnx', jobId, jobData());
-      await sleep(25);
-    }
+    await eventually(
+      async () => {
+        if (seen) return true;
+        const jobId = `warm-up-${randomUUID()}`;
+        added.push(jobId);
+        await queues.add('onnx', jobId, jobData());
+        return undefined;
+      },
+      10_000,
+      'QueueEvents delivering an event',
+    );
   } finally {
     events.off('waiting', onWaiting);
   }
@@ -254,7 +257,8 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     const started = performance.now();
     const wait = h.waiter.wait(QUEUE, jobId, 10_000, controller.signal);
     await addJobs(h, [jobId]);
-    setTimeout(() => controller.abort(), 50);
+    // The job is queued and no worker runs: only the abort can end the wait.
+    controller.abort();
 
     expect(await wait).toBeUndefined();
     expect(performance.now() - started).toBeLessThan(1_000);

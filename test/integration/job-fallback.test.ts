@@ -21,7 +21,7 @@ import {
 } from '../../shared/queues/index.js';
 import type { InferenceBackend } from '../../workers/backends/inference-backend.js';
 import { withFallback } from '../../workers/fallback/with-fallback.js';
-import { eventually, sleep } from '../support/inference-stack.js';
+import { eventually } from '../support/inference-stack.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
 import { sharedServices } from '../support/shared-services.js';
 
@@ -56,6 +56,8 @@ interface World extends JobWorld {
   waiter: CompletionWaiter;
   forwarder: JobForwarder;
   startWorker(backend: BackendKind, processor: Processor): Promise<void>;
+  /** Resolves once the world has heard `jobId`'s `completed` event in `backend`'s queue. */
+  completedHeard(backend: BackendKind, jobId: string): Promise<void>;
 }
 
 async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
@@ -90,6 +92,17 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
       });
       workers.push(worker);
       await worker.waitUntilReady();
+    },
+    completedHeard(backend, jobId) {
+      const queueEvents = events.get(INFERENCE_QUEUES[backend])!;
+      return new Promise((resolve) => {
+        const onCompleted = (event: { jobId: string }) => {
+          if (event.jobId !== jobId) return;
+          queueEvents.off('completed', onCompleted);
+          resolve();
+        };
+        queueEvents.on('completed', onCompleted);
+      });
     },
   };
 }
@@ -250,19 +263,17 @@ describe('followJob (the sync wait across a move)', () => {
     });
     const following = followJob(w, id, 'tensorflow', 20_000);
     // The TF worker moves the job and lets it finish on onnx before failing it here, so the onnx
-    // "completed" event is long gone when the follower moves on.
+    // "completed" event has come and gone when the follower moves on.
+    const finishedOnOnnx = w.completedHeard('onnx', id);
     await w.startWorker('onnx', async () => result);
     await w.startWorker('tensorflow', async (job) => {
       await w.queues.add('onnx', id, job.data);
-      await eventually(async () =>
-        (await w.queues.queue('onnx').getJobState(id)) === 'completed' ? true : undefined,
-      );
+      await finishedOnOnnx;
       await w.records.forward(id, {
         from: 'tensorflow',
         to: 'onnx',
         error: { code: 'BACKEND_UNAVAILABLE', message: 'down' },
       });
-      await sleep(200);
       throw new UnrecoverableError('BACKEND_UNAVAILABLE: down');
     });
     await w.queues
