@@ -12,11 +12,12 @@ import { sharedServices } from '../support/shared-services.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /** Deliveries per webhooks worker, and per tenant across every worker. */
-const CONCURRENCY = 8;
+const CONCURRENCY = 4;
 const TENANT_CAP = 2;
 /** How long the slow tenant's receiver takes over every answer. */
 const SLOW_MS = 1_000;
-const SLOW_JOBS = 12;
+/** More than the worker's slots: without a cap, the slow backlog would take every one. */
+const SLOW_JOBS = CONCURRENCY + 2;
 const FAST_JOBS = 6;
 
 /**
