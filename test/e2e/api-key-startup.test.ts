@@ -8,29 +8,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startApi } from '../support/processes.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const EXIT_CONFIG = 78;
 const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
 describe('API start-up and keys', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let dir: string;
   const prefix = uniquePrefix();
 
   beforeAll(async () => {
-    services = await startServices();
     dir = await mkdtemp(path.join(os.tmpdir(), 'api-keys-startup-'));
   });
   afterAll(async () => {
     await cleanRedisPrefix(services.redisUrl, prefix);
     if (dir) await rm(dir, { recursive: true, force: true });
-    await services?.stop();
   });
 
   const env = async (extra: Record<string, string>) => ({

@@ -3,26 +3,24 @@ import { AiGatewayClient, type ApiError, type Job } from '../../client/index.js'
 import { renderTextLine } from '../fixtures/images.js';
 import { imageForm } from '../support/http.js';
 import { pool } from '../support/pool.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const KEYS = { acme: 'acme-e2e-key-0123456789', globex: 'globex-e2e-key-0123456789' };
 
 describe('async submission: POST /jobs and polling, with API keys', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let client: AiGatewayClient;
   let image: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, { apiKeys: KEYS });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl, apiKey: KEYS.acme });
     image = await renderTextLine('Async');
   });
   afterAll(async () => {
     await stack?.stop();
-    await services?.stop();
   });
 
   it('answers 202 with Location and the queued job resource', async () => {

@@ -3,19 +3,18 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { imageForm } from '../support/http.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const MAX_UPLOAD_BYTES = 200_000;
 const MAX_IMAGE_PIXELS = 1_000_000;
 
 describe('bad inputs are refused before anything is queued, each with its status and code', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let text: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, {
       env: {
         MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES),
@@ -26,7 +25,6 @@ describe('bad inputs are refused before anything is queued, each with its status
   });
   afterAll(async () => {
     await stack?.stop();
-    await services?.stop();
   });
 
   const post = async (path: string, init: RequestInit) => {

@@ -4,12 +4,12 @@ import { AiGatewayClient, ApiError, type Job, verifyWebhook } from '../../client
 import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { eventually } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 describe('DELETE /jobs/{id}', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let receiver: WebhookReceiver;
   let client: AiGatewayClient;
@@ -19,7 +19,6 @@ describe('DELETE /jobs/{id}', () => {
   let inference: Queue;
 
   beforeAll(async () => {
-    services = await startServices();
     receiver = await WebhookReceiver.start();
     stack = await startStack(services, {
       webhooks: true,
@@ -42,7 +41,6 @@ describe('DELETE /jobs/{id}', () => {
     for (const worker of stack?.workers ?? []) worker.signal('SIGCONT');
     await stack?.stop();
     await receiver?.close();
-    await services?.stop();
   });
 
   /** The `completed` webhook of a job, verified. */

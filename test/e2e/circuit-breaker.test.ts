@@ -8,7 +8,7 @@ import {
   writeBackendModels,
 } from '../support/backend-models.js';
 import { predict } from '../support/http.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const circuitOf = (h: Awaited<ReturnType<typeof waitForHealth>>) =>
@@ -24,13 +24,12 @@ async function circuitGauge(baseUrl: string, replica: string): Promise<number | 
 }
 
 describe('circuit breaker on a TF Serving replica, as /health shows it', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let models: BackendModels;
   let stack: Stack;
   let red: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     models = await writeBackendModels();
     stack = await startStack(services, {
       workers: 1,
@@ -52,7 +51,6 @@ describe('circuit breaker on a TF Serving replica, as /health shows it', () => {
   afterAll(async () => {
     await stack?.stop();
     await models?.remove();
-    await services?.stop();
   });
 
   it('healthy -> open (degraded) -> half-open -> closed (healthy)', async () => {

@@ -12,7 +12,7 @@ import {
   startApi,
   startWebhookWorker,
 } from '../support/processes.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -28,7 +28,7 @@ const EXIT_CONFIG = 78;
  */
 describe('the compiled service (dist/, as the image runs it), in production mode', () => {
   let build: CompiledBuild & { remove(): Promise<void> };
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let webhooks: ServiceProcess;
   let receiver: WebhookReceiver;
@@ -36,7 +36,6 @@ describe('the compiled service (dist/, as the image runs it), in production mode
 
   beforeAll(async () => {
     build = await buildCompiled();
-    services = await startServices();
     receiver = await WebhookReceiver.start();
     stack = await startStack(services, {
       compiled: build,
@@ -54,7 +53,6 @@ describe('the compiled service (dist/, as the image runs it), in production mode
     await webhooks?.stop();
     await stack?.stop();
     await receiver?.close();
-    await services?.stop();
     await build?.remove();
   });
 

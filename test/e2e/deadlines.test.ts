@@ -5,17 +5,16 @@ import { imageForm } from '../support/http.js';
 import { eventually } from '../support/inference-stack.js';
 import type { ServiceProcess } from '../support/processes.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 describe('deadlines: a job not started in time is not run', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let client: AiGatewayClient;
   let image: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, {
       env: {
         // Tests here freeze a worker with SIGSTOP; the API counts it gone 3 heartbeats after its last
@@ -29,7 +28,6 @@ describe('deadlines: a job not started in time is not run', () => {
   afterAll(async () => {
     for (const worker of stack?.workers ?? []) worker.signal('SIGCONT');
     await stack?.stop();
-    await services?.stop();
   });
 
   /**

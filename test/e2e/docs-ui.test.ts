@@ -14,12 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
@@ -30,7 +26,7 @@ if (browserMissing && !inCi) {
   console.warn(`API docs browser test SKIPPED: no ${CHROMIUM} (apt-get install -y chromium)`);
 }
 
-let services: TestServices;
+const services = sharedServices();
 let api: TestApi;
 let baseUrl: string;
 let profile: string;
@@ -40,7 +36,6 @@ const prefix = uniquePrefix();
 describe.skipIf(browserMissing && !inCi)('API docs in a browser', () => {
   beforeAll(async () => {
     if (browserMissing) throw new Error(`CI=true but ${CHROMIUM} is missing`);
-    services = await startServices();
     const config = testConfig(
       services,
       { prefix, bucket: uniquePrefix() },
@@ -67,7 +62,6 @@ describe.skipIf(browserMissing && !inCi)('API docs in a browser', () => {
     if (profile) await rm(profile, { recursive: true, force: true });
     await api?.close();
     await cleanRedisPrefix(services.redisUrl, prefix);
-    await services?.stop();
   });
 
   it('renders every operation, with nothing blocked by the page policy', async () => {

@@ -14,7 +14,7 @@ import {
 } from '../support/backend-models.js';
 import { eventually } from '../support/inference-stack.js';
 import { pool } from '../support/pool.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 
 /** Each TF Serving call holds the one model instance this long: the job's service time. */
@@ -37,7 +37,7 @@ const waitedMs = (job: Job) => Date.parse(job.started_at!) - Date.parse(job.crea
  * of jobs is a share of worker time, and a backlog is a real queue.
  */
 describe('fair scheduling across API keys', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let models: BackendModels;
   let keysDir: string;
   let stack: Stack;
@@ -47,7 +47,6 @@ describe('fair scheduling across API keys', () => {
     new AiGatewayClient({ baseUrl: stack.baseUrl, apiKey: KEYS[key] });
 
   beforeAll(async () => {
-    services = await startServices();
     models = await writeBackendModels();
     keysDir = await mkdtemp(path.join(os.tmpdir(), 'ai-gateway-fair-'));
     const keysFile = path.join(keysDir, 'keys.json');
@@ -85,7 +84,6 @@ describe('fair scheduling across API keys', () => {
     await stack?.stop();
     await models?.remove();
     if (keysDir) await rm(keysDir, { recursive: true, force: true });
-    await services?.stop();
   });
 
   const submitMany = (key: keyof typeof KEYS, count: number) =>

@@ -7,7 +7,7 @@ import {
   writeBackendModels,
 } from '../support/backend-models.js';
 import { predict } from '../support/http.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 interface RouteStep {
@@ -17,13 +17,12 @@ interface RouteStep {
 }
 
 describe('fallback when TF Serving goes down', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let models: BackendModels;
   let stack: Stack;
   let red: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     models = await writeBackendModels();
     stack = await startStack(services, {
       workers: 1,
@@ -45,7 +44,6 @@ describe('fallback when TF Serving goes down', () => {
   afterAll(async () => {
     await stack?.stop();
     await models?.remove();
-    await services?.stop();
   });
 
   it('a model on both backends runs on TF Serving first, as the registry orders them', async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { pollJob, predict } from '../support/http.js';
 import { eventually } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 /** The 'incoming request' lines allArrived counts are written at debug. */
@@ -25,11 +25,10 @@ async function allArrived(stack: Stack, count: number): Promise<void> {
 }
 
 describe('SIGTERM', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, {
       env: {
         ...ARRIVALS_LOGGED,
@@ -41,7 +40,6 @@ describe('SIGTERM', () => {
   });
   afterAll(async () => {
     await stack?.stop();
-    await services?.stop();
   });
 
   it('drains the API: requests already waiting get their answers, then the process exits 0', async () => {
@@ -74,11 +72,10 @@ describe('SIGTERM', () => {
 });
 
 describe('SIGTERM while the jobs take longer than the grace period', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, {
       env: {
         ...ARRIVALS_LOGGED,
@@ -91,7 +88,6 @@ describe('SIGTERM while the jobs take longer than the grace period', () => {
   afterAll(async () => {
     stack?.workers[0]?.signal('SIGCONT');
     await stack?.stop();
-    await services?.stop();
   });
 
   it('answers the waiting requests 202 with Location before exiting, and the jobs are not lost', async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiGatewayClient, type Job } from '../../client/index.js';
 import { pngClaiming, renderTextLine } from '../fixtures/images.js';
 import { multipartBody, type Part, rawRequest } from '../support/raw-http.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const KEYS = { acme: 'acme-hostile-key-0123456789', globex: 'globex-hostile-key-0123456789' };
@@ -30,7 +30,7 @@ interface Request {
 
 type Case = [name: string, build: () => Request, status: number, code: string];
 
-let services: TestServices;
+const services = sharedServices();
 let stack: Stack;
 let port: number;
 let text: Buffer;
@@ -511,7 +511,6 @@ let strip: Buffer;
 
 describe('hostile and malformed requests', () => {
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, {
       apiKeys: KEYS,
       adminKey: ADMIN,
@@ -536,7 +535,6 @@ describe('hostile and malformed requests', () => {
   });
   afterAll(async () => {
     await stack?.stop();
-    await services?.stop();
   });
 
   it('has at least 40 cases', () => {

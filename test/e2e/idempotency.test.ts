@@ -5,18 +5,17 @@ import { AiGatewayClient, type Job } from '../../client/index.js';
 import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { imageForm } from '../support/http.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 
 describe('Idempotency-Key: the same request is the same job', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let client: AiGatewayClient;
   let image: Buffer;
   let inference: Queue;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services);
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('Exactly once');
@@ -25,7 +24,6 @@ describe('Idempotency-Key: the same request is the same job', () => {
   afterAll(async () => {
     await inference?.close();
     await stack?.stop();
-    await services?.stop();
   });
 
   const submit = (key: string, fields: Record<string, string> = {}, picture = image) =>

@@ -9,7 +9,7 @@ import { renderTextLine } from '../fixtures/images.js';
 import { eventually } from '../support/inference-stack.js';
 import { pool } from '../support/pool.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 
 const STREAMS = 1000;
@@ -55,7 +55,7 @@ interface OpenStream {
 }
 
 describe('job event streams against the real API and worker processes', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let client: AiGatewayClient;
   let queue: Queue;
@@ -64,7 +64,6 @@ describe('job event streams against the real API and worker processes', () => {
   const agent = new Agent({ connections: STREAMS + 10, keepAliveTimeout: 1000 });
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, { env: { JOB_EVENTS_HEARTBEAT_MS: '5000' } });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     queue = openQueue(stack, QueueName.InferenceOnnx);
@@ -75,7 +74,6 @@ describe('job event streams against the real API and worker processes', () => {
     await queue?.close();
     await agent.close();
     await stack?.stop();
-    await services?.stop();
   });
 
   const openStreams = async () =>

@@ -1,26 +1,22 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { type JobBody, pollJob, predict } from '../support/http.js';
 import { eventually } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 describe('under load', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack | undefined;
   let image: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     image = await renderTextLine();
   });
   afterEach(async () => {
     await stack?.stop();
     stack = undefined;
-  });
-  afterAll(async () => {
-    await services?.stop();
   });
 
   it('completes 200 concurrent sync requests, every one 200 and succeeded', async () => {

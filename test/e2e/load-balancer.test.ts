@@ -14,7 +14,7 @@ import { NGINX, NGINX_INSTALL_HINT, type RunningNginx, startNginx } from '../sup
 import { freePort, type ServiceProcess, startApi } from '../support/processes.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 import { rawRequest } from '../support/raw-http.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/;
@@ -24,7 +24,7 @@ const inCi = process.env.CI === 'true';
 if (!NGINX && !inCi) console.warn(`load balancer test SKIPPED: ${NGINX_INSTALL_HINT}`);
 
 describe.skipIf(!NGINX && !inCi)('API instances behind nginx', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let second: ServiceProcess;
   let nginx: RunningNginx;
@@ -33,7 +33,6 @@ describe.skipIf(!NGINX && !inCi)('API instances behind nginx', () => {
 
   beforeAll(async () => {
     if (!NGINX) throw new Error(`CI=true but ${NGINX_INSTALL_HINT}`);
-    services = await startServices();
     // nginx is on loopback: the instances believe its X-Forwarded-For.
     stack = await startStack(services, { env: { TRUST_PROXY: 'loopback' } });
     second = startApi({ ...stack.env, PORT: '0' });
@@ -50,7 +49,6 @@ describe.skipIf(!NGINX && !inCi)('API instances behind nginx', () => {
     await nginx?.stop();
     await second?.stop();
     await stack?.stop();
-    await services?.stop();
   });
 
   /** Requests each instance has answered on a route, from its own /metrics. */

@@ -11,21 +11,17 @@ import { QueueName } from '../../shared/queues/index.js';
 import { noisyJpeg, renderTextLine } from '../fixtures/images.js';
 import { imageForm } from '../support/http.js';
 import { pool } from '../support/pool.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const KEY = 'acme-flood-key-0123456789';
 const MAX_WAITING = 8;
 
-let services: TestServices;
+const services = sharedServices();
 let image: Buffer;
 
 beforeAll(async () => {
-  services = await startServices();
   image = await renderTextLine('Flood');
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 interface Answer {

@@ -8,18 +8,17 @@ import { renderTextLine } from '../fixtures/images.js';
 import { predict } from '../support/http.js';
 import { eventually } from '../support/inference-stack.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const SECRET = 'Bearer not-for-the-logs-0123456789';
 
 describe('observability of the running processes', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let workerMetricsUrl: string;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, { workers: 2 });
     // WORKER_METRICS_PORT=0 in the stack: each worker logs the port it took.
     const urls = stack.workers.map((w) => {
@@ -33,7 +32,6 @@ describe('observability of the running processes', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    await services?.stop();
   });
 
   it('counts a request on the API, on the worker that ran it, and in /stats', async () => {

@@ -4,7 +4,7 @@ import { AiGatewayClient, type Job } from '../../client/index.js';
 import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { pool } from '../support/pool.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 
 const percentile = (values: number[], p: number) => {
@@ -22,14 +22,13 @@ const takenAt = (job: Job) => Date.parse(job.started_at!);
  * (async) job.
  */
 describe('priorities: sync before async, async by priority', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let client: AiGatewayClient;
   let image: Buffer;
   let queue: Queue;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, { env: { WORKER_CONCURRENCY: '1' } });
     client = new AiGatewayClient({ baseUrl: stack.baseUrl });
     image = await renderTextLine('Priorities');
@@ -39,7 +38,6 @@ describe('priorities: sync before async, async by priority', () => {
     await queue?.resume();
     await queue?.close();
     await stack?.stop();
-    await services?.stop();
   });
 
   async function syncLatencies(count: number): Promise<{ ms: number[]; doneAt: number }> {

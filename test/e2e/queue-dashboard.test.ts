@@ -24,12 +24,8 @@ import {
   injectPredict,
   observabilityRegistry,
 } from '../support/observability-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ADMIN_KEY = `admin-${uniquePrefix()}`;
@@ -43,7 +39,7 @@ if (browserMissing && !inCi) {
   );
 }
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let prefix: string;
 let worker: InferenceWorker;
@@ -58,7 +54,6 @@ describe.skipIf(browserMissing && !inCi)('queue dashboard in a browser', () => {
     if (browserMissing) {
       throw new Error(`CI=true but ${CHROMIUM} is missing: .ci/run should have installed chromium`);
     }
-    services = await startServices();
     repository = await createModelRepository();
     const registry = observabilityRegistry(repository);
     prefix = uniquePrefix();
@@ -118,7 +113,6 @@ describe.skipIf(browserMissing && !inCi)('queue dashboard in a browser', () => {
     await worker?.close();
     if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
     if (repository) await rm(repository, { recursive: true, force: true });
-    await services?.stop();
   });
 
   async function page(): Promise<Page> {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type ServiceProcess, startApi } from '../support/processes.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const KEYS = {
@@ -17,13 +17,12 @@ const ADMIN = 'admin-shared-limit-key-0123';
 const BUDGET = 10;
 
 describe('one rate limit across API instances', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let second: ServiceProcess;
   let urls: [string, string];
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services, {
       workers: 0,
       apiKeys: KEYS,
@@ -42,7 +41,6 @@ describe('one rate limit across API instances', () => {
   afterAll(async () => {
     await second?.stop();
     await stack?.stop();
-    await services?.stop();
   });
 
   const get = (instance: 0 | 1, key: string) =>

@@ -8,18 +8,17 @@ import {
   writeBackendModels,
 } from '../support/backend-models.js';
 import { callsFor, predict } from '../support/http.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const ADMIN_KEY = 'admin-key-0123456789abcdef';
 
 describe('the onnx pool on remote Open Inference Protocol servers (ONNX_RUNTIME_URL)', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let models: BackendModels;
   let stack: Stack;
 
   beforeAll(async () => {
-    services = await startServices();
     models = await writeBackendModels();
     stack = await startStack(services, {
       workers: 1,
@@ -32,7 +31,6 @@ describe('the onnx pool on remote Open Inference Protocol servers (ONNX_RUNTIME_
   afterAll(async () => {
     await stack?.stop();
     await models?.remove();
-    await services?.stop();
   });
 
   it('serves the model from the servers, spread over both, not in-process', async () => {

@@ -10,19 +10,18 @@ import {
 } from '../support/backend-models.js';
 import { callsFor, predict } from '../support/http.js';
 import { eventually } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const ADMIN_KEY = 'admin-key-0123456789abcdef';
 
 describe('a TF Serving model through the inference-tensorflow pool, on two replicas', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let models: BackendModels;
   let stack: Stack;
   let red: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     models = await writeBackendModels();
     stack = await startStack(services, {
       workers: 0,
@@ -37,7 +36,6 @@ describe('a TF Serving model through the inference-tensorflow pool, on two repli
   afterAll(async () => {
     await stack?.stop();
     await models?.remove();
-    await services?.stop();
   });
 
   it('answers with the model on TF Serving, and the job says where it ran', async () => {

@@ -2,20 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine, rotate180 } from '../fixtures/images.js';
 import { predict } from '../support/http.js';
 import { eventually } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 describe('POST /predict/text_orientation with the real PaddleOCR classifier', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
 
   beforeAll(async () => {
-    services = await startServices();
     stack = await startStack(services);
   });
   afterAll(async () => {
     await stack?.stop();
-    await services?.stop();
   });
 
   for (const format of ['png', 'jpeg'] as const) {

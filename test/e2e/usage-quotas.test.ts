@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTextLine } from '../fixtures/images.js';
 import { predict } from '../support/http.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const KEYS = {
@@ -22,14 +22,13 @@ const ADMIN = 'admin-usage-e2e-key-0123456789';
 const QUOTA = 3;
 
 describe('usage and quotas per key', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let dir: string;
   let workerMetricsUrl: string;
   let image: Buffer;
 
   beforeAll(async () => {
-    services = await startServices();
     dir = await mkdtemp(path.join(os.tmpdir(), 'ai-gateway-usage-e2e-'));
     const keysFile = path.join(dir, 'keys.json');
     await writeFile(
@@ -53,7 +52,6 @@ describe('usage and quotas per key', () => {
   });
   afterAll(async () => {
     await stack?.stop();
-    await services?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

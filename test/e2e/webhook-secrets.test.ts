@@ -18,7 +18,8 @@ import {
   startApi,
   startWebhookWorker,
 } from '../support/processes.js';
-import { startServices, type TestServices, uniquePrefix } from '../support/services.js';
+import { uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { type Stack, startStack } from '../support/stack.js';
 import { type ReceivedWebhook, WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -32,7 +33,7 @@ const GLOBEX_OLD = newSecret();
 const KEYS = { acme: 'acme-key-0123456789abcdef', globex: 'globex-key-0123456789abcdef' };
 
 describe('webhook signing secrets, one per tenant', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let receiver: WebhookReceiver;
   let stack: Stack;
   let dir: string;
@@ -42,7 +43,6 @@ describe('webhook signing secrets, one per tenant', () => {
     new AiGatewayClient({ baseUrl: stack.baseUrl, ...(key ? { apiKey: key } : {}) });
 
   beforeAll(async () => {
-    services = await startServices();
     receiver = await WebhookReceiver.start();
     dir = await mkdtemp(path.join(os.tmpdir(), 'webhook-secrets-'));
     keysFile = path.join(dir, 'keys.yaml');
@@ -66,7 +66,6 @@ describe('webhook signing secrets, one per tenant', () => {
   afterAll(async () => {
     await stack?.stop();
     await receiver?.close();
-    await services?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

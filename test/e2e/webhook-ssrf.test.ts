@@ -4,13 +4,13 @@ import { AiGatewayClient } from '../../client/index.js';
 import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { waitForJobState } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /** The production setting: WEBHOOK_ALLOW_PRIVATE off, no allow-list. */
 describe('webhook targets are checked against SSRF, at submission and at connect time', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let receiver: WebhookReceiver;
   let client: AiGatewayClient;
@@ -18,7 +18,6 @@ describe('webhook targets are checked against SSRF, at submission and at connect
   let webhooks: Queue;
 
   beforeAll(async () => {
-    services = await startServices();
     receiver = await WebhookReceiver.start();
     stack = await startStack(services, {
       webhooks: true,
@@ -32,7 +31,6 @@ describe('webhook targets are checked against SSRF, at submission and at connect
     await webhooks?.close();
     await stack?.stop();
     await receiver?.close();
-    await services?.stop();
   });
 
   it('refuses private, loopback and metadata literals, however spelled, and other schemes at submission', async () => {

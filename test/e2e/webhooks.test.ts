@@ -5,7 +5,7 @@ import { AiGatewayClient, type Job, verifyWebhook } from '../../client/index.js'
 import { QueueName } from '../../shared/queues/index.js';
 import { renderTextLine } from '../fixtures/images.js';
 import { eventually, waitForIdleQueue, waitForJobState } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { openQueue, type Stack, startStack } from '../support/stack.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -13,7 +13,7 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
 const MASTER = `whsec_${randomBytes(32).toString('base64')}`;
 
 describe('signed webhooks, delivered by the webhooks worker', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let stack: Stack;
   let receiver: WebhookReceiver;
   let client: AiGatewayClient;
@@ -24,7 +24,6 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
   let webhooks: Queue;
 
   beforeAll(async () => {
-    services = await startServices();
     receiver = await WebhookReceiver.start();
     stack = await startStack(services, {
       webhooks: true,
@@ -45,7 +44,6 @@ describe('signed webhooks, delivered by the webhooks worker', () => {
     await webhooks?.close();
     await stack?.stop();
     await receiver?.close();
-    await services?.stop();
   });
 
   it('delivers exactly one validly signed `completed` message per finished job', async () => {

@@ -1,31 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/config.js';
 import { AddConnection } from '../../shared/queues/add-connection.js';
 import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 const closers: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  services = await startServices();
-});
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 async function connect(prefix: string) {

@@ -8,24 +8,19 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const ADMIN = 'admin-key-0123456789abcdef';
 const BUDGET = 2;
 const QUEUES = '/admin/queues/api/queues';
 
-let services: TestServices;
+const services = sharedServices();
 let api: TestApi;
 let closing = false;
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
   const config = testConfig(
     services,
     { prefix, bucket: uniquePrefix() },
@@ -43,7 +38,6 @@ afterAll(async () => {
   vi.unstubAllEnvs();
   await api?.close();
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 function expectProblem(

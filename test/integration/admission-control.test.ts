@@ -13,16 +13,12 @@ import {
   solidPng,
   testConfig,
 } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const MAX_WAITING = 3;
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let prefix: string;
 let config: Config;
@@ -32,7 +28,6 @@ const registry = ModelRegistry.fromDocument(registryDocument());
 let image: Buffer;
 
 beforeAll(async () => {
-  services = await startServices();
   repository = await createModelRepository();
   prefix = uniquePrefix();
   config = testConfig(
@@ -54,7 +49,6 @@ afterAll(async () => {
   await worker?.close();
   if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
   if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
 });
 
 async function api(appConfig: Config): Promise<TestApi> {

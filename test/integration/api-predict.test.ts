@@ -21,18 +21,14 @@ import {
   truncatedJpeg,
 } from '../support/inference-stack.js';
 import { multipartBody, type Part } from '../support/raw-http.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const MAX_UPLOAD_BYTES = 16 * 1024;
 const MAX_IMAGE_PIXELS = 100_000;
 const SYNC_WAIT_SECONDS = 10;
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let registry: ModelRegistry;
 let config: Config;
@@ -45,7 +41,6 @@ const apps: TestApi[] = [];
 const silent = pino({ level: 'silent' });
 
 beforeAll(async () => {
-  services = await startServices();
   repository = await createModelRepository();
   registry = ModelRegistry.fromDocument(registryDocument());
   const prefix = uniquePrefix();
@@ -76,7 +71,6 @@ afterAll(async () => {
   await worker?.close();
   for (const prefix of prefixes) await cleanRedisPrefix(services.redisUrl, prefix);
   if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
 });
 
 async function app(appConfig: Config, options: { skipStoreInit?: boolean } = {}): Promise<TestApi> {

@@ -1,27 +1,18 @@
 import { Socket } from 'node:net';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createApiResources } from '../../api/api-resources.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { INFERENCE_QUEUES } from '../../shared/queues/index.js';
 import { eventually, registryDocument, testConfig } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 const prefix = uniquePrefix();
-
-beforeAll(async () => {
-  services = await startServices();
-});
 
 afterAll(async () => {
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 /** This process's open sockets to the test Redis. */

@@ -1,25 +1,19 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendStatusStore, type WorkerReport } from '../../shared/backends/backend-status.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let redis: Redis;
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
   redis = new Redis(services.redisUrl);
 });
 afterAll(async () => {
   await cleanRedisPrefix(services.redisUrl, prefix);
   redis?.disconnect();
-  await services?.stop();
 });
 
 function report(workerId: string, reportedAt: number, heartbeatMs: number): WorkerReport {

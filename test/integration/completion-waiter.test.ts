@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   type CompletionEvents,
   CompletionWaiter,
@@ -14,14 +14,10 @@ import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import { INFERENCE_QUEUES, JobName, QueueName } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions } from '../../shared/redis/redis.js';
-import { eventually, sleep } from '../support/inference-stack.js';
+import { eventually } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const QUEUE = QueueName.InferenceOnnx;
 const FAIL_MODEL = 'always-fails';
@@ -57,19 +53,11 @@ interface Harness {
   close(): Promise<void>;
 }
 
-let services: TestServices;
+const services = sharedServices();
 const open: Harness[] = [];
-
-beforeAll(async () => {
-  services = await startServices();
-});
 
 afterEach(async () => {
   await Promise.all(open.splice(0).map((h) => h.close()));
-});
-
-afterAll(async () => {
-  await services?.stop();
 });
 
 async function harness(waiterOptions: Partial<CompletionWaiterOptions> = {}): Promise<Harness> {
@@ -157,14 +145,17 @@ async function warmUp(queues: InferenceQueues, events: QueueEvents): Promise<voi
   };
   events.on('waiting', onWaiting);
   try {
-    const deadline = Date.now() + 10_000;
-    while (!seen) {
-      if (Date.now() > deadline) throw new Error('QueueEvents never delivered an event');
-      const jobId = `warm-up-${randomUUID()}`;
-      added.push(jobId);
-      await queues.add('onnx', jobId, jobData());
-      await sleep(25);
-    }
+    await eventually(
+      async () => {
+        if (seen) return true;
+        const jobId = `warm-up-${randomUUID()}`;
+        added.push(jobId);
+        await queues.add('onnx', jobId, jobData());
+        return undefined;
+      },
+      10_000,
+      'QueueEvents delivering an event',
+    );
   } finally {
     events.off('waiting', onWaiting);
   }
@@ -263,7 +254,8 @@ describe('CompletionWaiter with real QueueEvents and BullMQ', () => {
     const started = performance.now();
     const wait = h.waiter.wait(QUEUE, jobId, 10_000, controller.signal);
     await addJobs(h, [jobId]);
-    setTimeout(() => controller.abort(), 50);
+    // The job is queued and no worker runs: only the abort can end the wait.
+    controller.abort();
 
     expect(await wait).toBeUndefined();
     expect(performance.now() - started).toBeLessThan(1_000);

@@ -4,12 +4,8 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 
@@ -38,12 +34,11 @@ function probedPaths(): [string, string][] {
 }
 
 describe('the probes the deployment files name are routes the API answers', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let api: TestApi;
   const prefix = uniquePrefix();
 
   beforeAll(async () => {
-    services = await startServices();
     // With API keys: probes come without one, as orchestrators send them.
     const config = testConfig(
       services,
@@ -55,7 +50,6 @@ describe('the probes the deployment files name are routes the API answers', () =
   afterAll(async () => {
     await api?.close();
     await cleanRedisPrefix(services.redisUrl, prefix);
-    await services?.stop();
   });
 
   const paths = probedPaths();

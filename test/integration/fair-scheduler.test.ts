@@ -1,39 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { loadConfig } from '../../shared/config/config.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JobLifecycle } from '../../shared/jobs/job-lifecycle.js';
-import { JobRecords } from '../../shared/jobs/job-records.js';
 import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
-import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
+import { waitForRedis } from '../../shared/redis/redis.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
-import { addAsyncJob } from '../support/fair-jobs.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { addAsyncJob, createJobWorld, type JobWorld } from '../support/job-world.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const BACKEND = 'onnx';
 
-let services: TestServices;
+const services = sharedServices();
 let world: World | undefined;
 
-beforeAll(async () => {
-  services = await startServices();
-});
 afterEach(async () => {
   await world?.close();
   world = undefined;
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 interface Taken {
@@ -42,12 +29,9 @@ interface Taken {
   priority: number;
 }
 
-interface World {
+interface World extends JobWorld {
   prefix: string;
-  redis: Redis;
-  queues: InferenceQueues;
   scheduler: FairScheduler;
-  records: JobRecords;
   /** Another API process's scheduler, on its own connection. */
   otherScheduler(): Promise<FairScheduler>;
   /** Adds an async job as the API does; answers its id. */
@@ -56,40 +40,27 @@ interface World {
   take(): Promise<Taken | undefined>;
   takeAll(): Promise<Taken[]>;
   counts(): Promise<{ prioritized: number; delayed: number }>;
-  close(): Promise<void>;
 }
 
 async function createWorld(
-  options: { window: number; weights?: Record<string, number> },
   // The two processes of a test share the window and weights.
+  options: { window: number; weights?: Record<string, number> },
 ): Promise<World> {
-  const prefix = uniquePrefix();
-  const config = loadConfig({ REDIS_URL: services.redisUrl, REDIS_PREFIX: prefix });
-  const connect = async () => {
-    const redis = new Redis(services.redisUrl, redisOptions(config.redis, 'command'));
-    await waitForRedis(redis, 5_000);
-    return redis;
-  };
-  const redis = await connect();
-  const queues = new InferenceQueues(redis, { prefix, jobs: config.jobs });
+  const base = await createJobWorld(services);
+  const { config, redis, queues } = base;
+  const prefix = config.redis.prefix;
   const schedulerOn = (client: Redis, q: InferenceQueues) =>
     new FairScheduler(client, prefix, q, {
       window: options.window,
       weightOf: (owner) => options.weights?.[owner] ?? 1,
     });
   const scheduler = schedulerOn(redis, queues);
-  const records = new JobRecords(redis, {
-    prefix,
-    retentionSeconds: 600,
-    maxPerOwner: 1000,
-  });
-  const blocking = new Redis(services.redisUrl, { maxRetriesPerRequest: null });
   const taker = new Worker(INFERENCE_QUEUES[BACKEND], null, {
-    connection: blocking,
+    connection: base.connect('blocking'),
     prefix,
     autorun: false,
   });
-  const closers: (() => Promise<unknown>)[] = [];
+  base.onClose(() => taker.close());
   const take = async (): Promise<Taken | undefined> => {
     const token = randomUUID();
     const job = await taker.getNextJob(token, { block: false });
@@ -100,18 +71,14 @@ async function createWorld(
     return { id: job.id!, owner: data.owner!, priority: job.opts.priority! };
   };
   return {
+    ...base,
     prefix,
-    redis,
-    queues,
     scheduler,
-    records,
     async otherScheduler() {
-      const client = await connect();
+      const client = base.connect('command');
+      await waitForRedis(client, 5_000);
       const q = new InferenceQueues(client, { prefix, jobs: config.jobs });
-      closers.push(async () => {
-        await q.close();
-        client.disconnect();
-      });
+      base.onClose(() => q.close());
       return schedulerOn(client, q);
     },
     async add(owner, priority = 5, addOptions = {}) {
@@ -136,14 +103,6 @@ async function createWorld(
     async counts() {
       const counts = await queues.queue(BACKEND).getJobCounts('prioritized', 'delayed');
       return { prioritized: counts.prioritized ?? 0, delayed: counts.delayed ?? 0 };
-    },
-    async close() {
-      await Promise.allSettled(closers.map((close) => close()));
-      await taker.close();
-      blocking.disconnect();
-      await queues.close();
-      redis.disconnect();
-      await cleanRedisPrefix(services.redisUrl, prefix);
     },
   };
 }

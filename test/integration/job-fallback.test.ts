@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type CompletionEvents, CompletionWaiter } from '../../api/jobs/completion-waiter.js';
 import { followJob } from '../../api/jobs/follow-job.js';
 import { JobEventStreams } from '../../api/jobs/job-event-stream.js';
@@ -18,10 +18,10 @@ import { ModelRegistry } from '../../shared/models/registry.js';
 import { INFERENCE_QUEUES, type QueueName } from '../../shared/queues/index.js';
 import type { InferenceBackend } from '../../workers/backends/inference-backend.js';
 import { withFallback } from '../../workers/fallback/with-fallback.js';
-import { eventually, sleep } from '../support/inference-stack.js';
+import { eventually } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
 import { createJobWorld, type JobWorld } from '../support/job-world.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 type Processor = (job: Job<JobSpec, InferenceResult>) => Promise<InferenceResult>;
 
@@ -42,18 +42,11 @@ const result: InferenceResult = {
   attempts: 1,
 };
 
-let services: TestServices;
+const services = sharedServices();
 let world: World | undefined;
-
-beforeAll(async () => {
-  services = await startServices();
-});
 afterEach(async () => {
   await world?.close();
   world = undefined;
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 /** A job world with a completion waiter over both queues and workers that the test starts. */
@@ -61,10 +54,12 @@ interface World extends JobWorld {
   waiter: CompletionWaiter;
   forwarder: JobForwarder;
   startWorker(backend: BackendKind, processor: Processor): Promise<void>;
+  /** Resolves once the world has heard `jobId`'s `completed` event in `backend`'s queue. */
+  completedHeard(backend: BackendKind, jobId: string): Promise<void>;
 }
 
 async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
-  const base = await createJobWorld(services, registry);
+  const base = await createJobWorld(services, { registry });
   const { connect, queues, records, status } = base;
   const prefix = base.config.redis.prefix;
   const events = new Map<QueueName, QueueEvents>(
@@ -95,6 +90,17 @@ async function createWorld(reconcileIntervalMs = 60_000): Promise<World> {
       });
       workers.push(worker);
       await worker.waitUntilReady();
+    },
+    completedHeard(backend, jobId) {
+      const queueEvents = events.get(INFERENCE_QUEUES[backend])!;
+      return new Promise((resolve) => {
+        const onCompleted = (event: { jobId: string }) => {
+          if (event.jobId !== jobId) return;
+          queueEvents.off('completed', onCompleted);
+          resolve();
+        };
+        queueEvents.on('completed', onCompleted);
+      });
     },
   };
 }
@@ -253,19 +259,17 @@ describe('followJob (the sync wait across a move)', () => {
     });
     const following = followJob(w, id, 'tensorflow', 20_000);
     // The TF worker moves the job and lets it finish on onnx before failing it here, so the onnx
-    // "completed" event is long gone when the follower moves on.
+    // "completed" event has come and gone when the follower moves on.
+    const finishedOnOnnx = w.completedHeard('onnx', id);
     await w.startWorker('onnx', async () => result);
     await w.startWorker('tensorflow', async (job) => {
       await w.queues.add('onnx', id, job.data);
-      await eventually(async () =>
-        (await w.queues.queue('onnx').getJobState(id)) === 'completed' ? true : undefined,
-      );
+      await finishedOnOnnx;
       await w.records.forward(id, {
         from: 'tensorflow',
         to: 'onnx',
         error: { code: 'BACKEND_UNAVAILABLE', message: 'down' },
       });
-      await sleep(200);
       throw new UnrecoverableError('BACKEND_UNAVAILABLE: down');
     });
     await w.queues

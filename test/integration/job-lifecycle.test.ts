@@ -6,14 +6,10 @@ import { JobRecords } from '../../shared/jobs/job-records.js';
 import { WebhookDeliveries } from '../../shared/jobs/webhook-deliveries.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let redis: Redis;
 const prefix = uniquePrefix();
 let records: JobRecords;
@@ -21,7 +17,6 @@ let lifecycle: JobLifecycle;
 let counter = 0;
 
 beforeAll(async () => {
-  services = await startServices();
   redis = new Redis(services.redisUrl);
   records = new JobRecords(redis, { prefix, retentionSeconds: 60, maxPerOwner: 1000 });
   lifecycle = new JobLifecycle(
@@ -33,7 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   redis?.disconnect();
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 async function newJob(): Promise<string> {

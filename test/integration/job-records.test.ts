@@ -2,27 +2,21 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobRecords } from '../../shared/jobs/job-records.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let redis: Redis;
 const prefix = uniquePrefix();
 let records: JobRecords;
 
 beforeAll(async () => {
-  services = await startServices();
   redis = new Redis(services.redisUrl);
   records = new JobRecords(redis, { prefix, retentionSeconds: 60, maxPerOwner: 1000 });
 });
 afterAll(async () => {
   redis?.disconnect();
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 describe('job records: the spec in the hash', () => {

@@ -23,17 +23,13 @@ import {
   observabilityRegistry,
 } from '../support/observability-stack.js';
 import { parsePrometheusText, type Sample, sampleValue } from '../support/prometheus-text.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 /** Requests allowed per window: the sequence below uses them all, and one more is refused. */
 const BUDGET = 5;
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let prefix: string;
 let worker: InferenceWorker;
@@ -43,7 +39,6 @@ let config: Config;
 let registry: ModelRegistry;
 
 beforeAll(async () => {
-  services = await startServices();
   repository = await createModelRepository();
   registry = observabilityRegistry(repository);
   prefix = uniquePrefix();
@@ -71,7 +66,6 @@ afterAll(async () => {
   await worker?.close();
   if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
   if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
 });
 
 async function scrapeApi(): Promise<Sample[]> {

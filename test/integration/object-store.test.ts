@@ -16,7 +16,8 @@ import {
   type S3StorageConfig,
   StorageUnavailableError,
 } from '../../shared/storage/index.js';
-import { startServices, type TestServices, uniquePrefix } from '../support/services.js';
+import { uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const TIMEOUT_MS = 500;
 // The whole call, retries included, must end near the deadline; three times it leaves room for a
@@ -24,12 +25,11 @@ const TIMEOUT_MS = 500;
 const BOUND_MS = TIMEOUT_MS * 3;
 
 describe('S3ObjectStore against a real S3 protocol server', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let store: S3ObjectStore;
   let config: S3StorageConfig;
 
   beforeAll(async () => {
-    services = await startServices();
     config = {
       kind: 's3',
       ...services.s3,
@@ -42,7 +42,6 @@ describe('S3ObjectStore against a real S3 protocol server', () => {
 
   afterAll(async () => {
     await store?.close();
-    await services?.stop();
   });
 
   it('init creates the missing bucket, and is idempotent', async () => {

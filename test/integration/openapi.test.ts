@@ -3,12 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const KEY = 'acme-key-0123456789abcdef';
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
@@ -35,13 +31,12 @@ interface OpenApiDocument {
 }
 type ParserInput = Parameters<typeof SwaggerParser.validate>[0];
 
-let services: TestServices;
+const services = sharedServices();
 let api: TestApi;
 let document: OpenApiDocument;
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
   const config = testConfig(
     services,
     { prefix, bucket: uniquePrefix() },
@@ -57,7 +52,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.close();
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 /**

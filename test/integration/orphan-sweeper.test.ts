@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { OrphanSweeper } from '../../api/jobs/orphan-sweeper.js';
 import { BackendStatusCache } from '../../api/routing/backend-status-cache.js';
 import { JobForwarder } from '../../shared/jobs/job-forwarder.js';
@@ -15,11 +15,10 @@ import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import { INFERENCE_QUEUES, QueueName } from '../../shared/queues/index.js';
 import { UsageLedger } from '../../shared/usage/usage-ledger.js';
 import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
-import { addAsyncJob } from '../support/fair-jobs.js';
 import { eventually } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
-import { createJobWorld, type JobWorld } from '../support/job-world.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { addAsyncJob, createJobWorld, type JobWorld } from '../support/job-world.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const AFTER_MS = 60_000;
 const LOCK_MS = 1000;
@@ -34,18 +33,11 @@ const registry = ModelRegistry.fromDocument({
 });
 const silent = pino({ level: 'silent' });
 
-let services: TestServices;
+const services = sharedServices();
 let world: World | undefined;
-
-beforeAll(async () => {
-  services = await startServices();
-});
 afterEach(async () => {
   await world?.close();
   world = undefined;
-});
-afterAll(async () => {
-  await services?.stop();
 });
 
 interface World extends JobWorld {
@@ -60,10 +52,13 @@ interface World extends JobWorld {
 }
 
 async function createWorld(): Promise<World> {
-  const base = await createJobWorld(services, registry, {
-    // A dead worker's job is noticed within seconds.
-    WORKER_LOCK_DURATION_MS: String(LOCK_MS),
-    WORKER_STALLED_INTERVAL_MS: '1000',
+  const base = await createJobWorld(services, {
+    registry,
+    env: {
+      // A dead worker's job is noticed within seconds.
+      WORKER_LOCK_DURATION_MS: String(LOCK_MS),
+      WORKER_STALLED_INTERVAL_MS: '1000',
+    },
   });
   const { config, redis, queues, records, status } = base;
   const webhooks = new WebhookQueue(redis, config.redis.prefix, config);

@@ -7,26 +7,20 @@ import { OwnerJobs } from '../../shared/jobs/owner-jobs.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let redis: Redis;
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
   redis = new Redis(services.redisUrl);
 });
 
 afterAll(async () => {
   redis?.disconnect();
   await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 /** Owners' indexes are written by the job record's creation: a record per added job. */

@@ -17,22 +17,17 @@ import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { type InProcessWorker, startInProcessWorker } from '../support/in-process-worker.js';
 import { closedPort, solidPng, testConfig, truncatedJpeg } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 describe('the quota counters on Redis', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let redis: Redis;
   let other: Redis;
   const prefix = uniquePrefix();
   let counters: QuotaCounters;
 
   beforeAll(async () => {
-    services = await startServices();
     redis = new Redis(services.redisUrl);
     other = new Redis(services.redisUrl);
     counters = new QuotaCounters(redis, prefix);
@@ -41,7 +36,6 @@ describe('the quota counters on Redis', () => {
     redis?.disconnect();
     other?.disconnect();
     await cleanRedisPrefix(services.redisUrl, prefix);
-    await services?.stop();
   });
 
   it('takes exactly the limit from 40 concurrent charges on two connections, and nothing more', async () => {

@@ -7,26 +7,21 @@ import type { Config } from '../../shared/config/config.js';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const ACME = 'acme-key-0123456789abcdef';
 const GLOBEX = 'globex-key-0123456789abcdef';
 const ADMIN = 'admin-key-0123456789abcdef';
 const BUDGET = 3;
 
-let services: TestServices;
+const services = sharedServices();
 let dir: string;
 const prefixes: string[] = [];
 const apps: TestApi[] = [];
 const registry = ModelRegistry.fromDocument(registryDocument());
 
 beforeAll(async () => {
-  services = await startServices();
   dir = await mkdtemp(path.join(os.tmpdir(), 'rate-limit-keys-'));
   // globex has a budget of its own in the keys file; acme comes from API_KEYS.
   await writeFile(
@@ -39,7 +34,6 @@ afterAll(async () => {
   await Promise.allSettled(apps.map((a) => a.close()));
   for (const prefix of prefixes) await cleanRedisPrefix(services.redisUrl, prefix);
   if (dir) await rm(dir, { recursive: true, force: true });
-  await services?.stop();
 });
 
 /** An API on a fresh prefix (fresh counters), with keys, an admin key and a budget of 3. */

@@ -1,15 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { describeRedisUrl, pingRedis } from '../../shared/redis/redis.js';
 import { closedPort } from '../support/inference-stack.js';
-import { startServices, type TestServices } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
-beforeAll(async () => {
-  services = await startServices();
-});
-afterAll(async () => {
-  await services?.stop();
-});
+const services = sharedServices();
 
 describe('pingRedis', () => {
   it('answers true for a Redis that is up', async () => {

@@ -2,26 +2,20 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { StatsStore } from '../../shared/stats/stats-store.js';
 import { closedPort, eventually } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let redis: Redis;
 const prefixes: string[] = [];
 
 beforeAll(async () => {
-  services = await startServices();
   redis = new Redis(services.redisUrl);
 });
 
 afterAll(async () => {
   redis?.disconnect();
   for (const prefix of prefixes) await cleanRedisPrefix(services.redisUrl, prefix);
-  await services?.stop();
 });
 
 /** A store on a fresh prefix whose clock the test moves. */

@@ -2,26 +2,20 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantDeliverySlots } from '../../workers/webhooks/tenant-delivery-slots.js';
 import { eventually } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 describe('per-tenant webhook delivery slots in Redis', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let redis: Redis;
   const prefix = uniquePrefix();
 
   beforeAll(async () => {
-    services = await startServices();
     redis = new Redis(services.redisUrl);
   });
   afterAll(async () => {
     redis?.disconnect();
     if (services) await cleanRedisPrefix(services.redisUrl, prefix);
-    await services?.stop();
   });
 
   it('gives each tenant at most its cap, and a released slot to the next delivery', async () => {

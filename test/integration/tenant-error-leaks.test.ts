@@ -22,18 +22,14 @@ import {
   solidPng,
   testConfig,
 } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const ADMIN = 'admin-key-0123456789abcdef';
 const INTERNAL = 'http://10.20.30.40:8500/v1/internal';
 const silent = pino({ level: 'silent' });
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let standIn: TfServingStandIn;
 let config: Config;
@@ -42,7 +38,6 @@ const workers: InferenceWorker[] = [];
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
   repository = await createModelRepository();
   standIn = await TfServingStandIn.start(TF_MODELS);
   const document = registryDocument() as { models: Record<string, unknown> };
@@ -83,7 +78,6 @@ afterAll(async () => {
   await standIn?.close();
   await cleanRedisPrefix(services.redisUrl, prefix);
   if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
 });
 
 async function predictTf(): Promise<{ status: number; job: Record<string, unknown> }> {

@@ -22,14 +22,10 @@ import {
   testConfig,
 } from '../support/inference-stack.js';
 import { injectPredict } from '../support/observability-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let prefix: string;
 let worker: InferenceWorker;
@@ -41,7 +37,6 @@ beforeAll(async () => {
   // API and worker share this process, so they share one provider; across processes the job
   // carries the context the same way.
   tracing = createTracing('ai-gateway-api', new SimpleSpanProcessor(exporter));
-  services = await startServices();
   repository = await createModelRepository();
   const registry = ModelRegistry.fromDocument(registryDocument());
   prefix = uniquePrefix();
@@ -70,7 +65,6 @@ afterAll(async () => {
   await tracing?.shutdown();
   if (prefix) await cleanRedisPrefix(services.redisUrl, prefix);
   if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
 });
 
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;

@@ -7,25 +7,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRegistry } from '../../shared/models/registry.js';
 import { buildTestApi, type TestApi } from '../support/api-harness.js';
 import { registryDocument, testConfig } from '../support/inference-stack.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const KEY = 'acme-key-0123456789abcdef';
 const ADMIN = 'admin-key-0123456789abcdef';
 const ORIGIN = 'https://app.example.com';
 
-let services: TestServices;
+const services = sharedServices();
 let dir: string;
 const prefix = uniquePrefix();
 const apps: TestApi[] = [];
 const registry = ModelRegistry.fromDocument(registryDocument());
 
 beforeAll(async () => {
-  services = await startServices();
   dir = await mkdtemp(path.join(os.tmpdir(), 'tls-'));
 });
 
@@ -33,7 +28,6 @@ afterAll(async () => {
   await Promise.allSettled(apps.map((a) => a.close()));
   await cleanRedisPrefix(services.redisUrl, prefix);
   if (dir) await rm(dir, { recursive: true, force: true });
-  await services?.stop();
 });
 
 async function api(extra: Record<string, string> = {}): Promise<TestApi> {

@@ -24,12 +24,8 @@ import { type BackendModels, TF_MODELS, writeBackendModels } from '../support/ba
 import { solidPng, testConfig } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
 const KEYS = {
   acme: 'acme-usage-key-0123456789',
@@ -41,7 +37,7 @@ type Tenant = keyof typeof KEYS;
 const ADMIN = 'admin-usage-key-0123456789';
 const silent = pino({ level: 'silent' });
 
-let services: TestServices;
+const services = sharedServices();
 let models: BackendModels;
 let standIn: TfServingStandIn;
 let config: Config;
@@ -55,7 +51,6 @@ const counters: Record<'onnx' | 'tensorflow', UsageMetrics> = {
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  services = await startServices();
   models = await writeBackendModels();
   standIn = await TfServingStandIn.start(TF_MODELS);
   config = testConfig(
@@ -104,7 +99,6 @@ afterAll(async () => {
   await standIn?.close();
   await cleanRedisPrefix(services.redisUrl, prefix);
   await models?.remove();
-  await services?.stop();
 });
 
 const as = (who: Tenant | 'admin') => ({

@@ -8,20 +8,17 @@ import { WebhookQueue } from '../../shared/webhooks/webhook-queue.js';
 import { WebhookWorker } from '../../workers/webhooks/webhook-worker.js';
 import { eventually, testConfig } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /** Deliveries per webhooks worker, and per tenant across every worker. */
-const CONCURRENCY = 8;
+const CONCURRENCY = 4;
 const TENANT_CAP = 2;
 /** How long the slow tenant's receiver takes over every answer. */
 const SLOW_MS = 1_000;
-const SLOW_JOBS = 12;
+/** More than the worker's slots: without a cap, the slow backlog would take every one. */
+const SLOW_JOBS = CONCURRENCY + 2;
 const FAST_JOBS = 6;
 
 /**
@@ -29,7 +26,7 @@ const FAST_JOBS = 6;
  * so another tenant's messages waited behind its whole backlog.
  */
 describe('webhook delivery slots shared fairly between tenants', () => {
-  let services: TestServices;
+  const services = sharedServices();
   let config: Config;
   let redis: Redis;
   let records: JobRecords;
@@ -39,7 +36,6 @@ describe('webhook delivery slots shared fairly between tenants', () => {
   let fast: WebhookReceiver;
 
   beforeAll(async () => {
-    services = await startServices();
     config = testConfig(
       services,
       { prefix: uniquePrefix(), bucket: uniquePrefix() },
@@ -69,7 +65,6 @@ describe('webhook delivery slots shared fairly between tenants', () => {
     await Promise.allSettled([slow?.close(), fast?.close()]);
     redis?.disconnect();
     if (config) await cleanRedisPrefix(services.redisUrl, config.redis.prefix);
-    await services?.stop();
   });
 
   /** A finished job of `owner` (answered from the cache: no inference) whose message is queued. */

@@ -29,14 +29,10 @@ import {
   waitForJobState,
 } from '../support/inference-stack.js';
 import { testSpec } from '../support/job-spec.js';
-import {
-  cleanRedisPrefix,
-  startServices,
-  type TestServices,
-  uniquePrefix,
-} from '../support/services.js';
+import { cleanRedisPrefix, uniquePrefix } from '../support/services.js';
+import { sharedServices } from '../support/shared-services.js';
 
-let services: TestServices;
+const services = sharedServices();
 let repository: string;
 let prefix: string;
 let config: Config;
@@ -50,7 +46,6 @@ let store: S3ObjectStore;
 const otherPrefixes: string[] = [];
 
 beforeAll(async () => {
-  services = await startServices();
   repository = await createModelRepository();
   prefix = uniquePrefix();
   config = testConfig(services, { prefix, bucket: uniquePrefix(), modelRepository: repository });
@@ -80,7 +75,6 @@ afterAll(async () => {
     if (p) await cleanRedisPrefix(services.redisUrl, p);
   }
   if (repository) await rm(repository, { recursive: true, force: true });
-  await services?.stop();
 });
 
 interface Submitted {

@@ -6,11 +6,12 @@ import { ModelRegistry } from '../../shared/models/registry.js';
 import { OnnxRuntimeBackend } from '../../workers/backends/onnx-runtime.backend.js';
 import { InferenceWorker } from '../../workers/inference-worker.js';
 import { createModelRepository, registryDocument, testConfig } from './inference-stack.js';
-import { cleanRedisPrefix, startServices, type TestServices, uniquePrefix } from './services.js';
+import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js';
+import { sharedServices } from './shared-services.js';
 
 /**
- * What integration tests build APIs on: Redis and S3, a generated model repository, a config on a
- * prefix and bucket of its own, and one ONNX worker in this process. APIs are the test's own
+ * What integration tests build APIs on: the run's Redis and S3, a generated model repository, a
+ * config on a prefix and bucket of its own, and one ONNX worker in this process. APIs are the test's own
  * (`buildTestApi(stack.config, { registry: stack.registry })`); close them before `stop`.
  */
 export interface InProcessWorker {
@@ -19,7 +20,7 @@ export interface InProcessWorker {
   registry: ModelRegistry;
   config: Config;
   worker: InferenceWorker;
-  /** Closes the worker, removes its Redis keys and the repository, stops the services. */
+  /** Closes the worker, removes its Redis keys and the repository. */
   stop(): Promise<void>;
 }
 
@@ -35,13 +36,12 @@ export interface InProcessWorkerOptions {
 export async function startInProcessWorker(
   options: InProcessWorkerOptions = {},
 ): Promise<InProcessWorker> {
-  const services = await startServices();
+  const services = sharedServices();
   const repository = await createModelRepository();
   const prefix = uniquePrefix();
   const remove = async () => {
     await cleanRedisPrefix(services.redisUrl, prefix);
     await rm(repository, { recursive: true, force: true });
-    await services.stop();
   };
   try {
     const registry =

@@ -6,6 +6,7 @@ import { JobRecords } from '../../shared/jobs/job-records.js';
 import type { JobSpec } from '../../shared/jobs/job-spec.js';
 import type { BackendKind } from '../../shared/models/model-spec.js';
 import type { ModelRegistry } from '../../shared/models/registry.js';
+import { FairScheduler } from '../../shared/queues/fair-scheduler.js';
 import { JobName } from '../../shared/queues/index.js';
 import { InferenceQueues } from '../../shared/queues/inference-queues.js';
 import { redisOptions, waitForRedis } from '../../shared/redis/redis.js';
@@ -15,7 +16,7 @@ import { cleanRedisPrefix, type TestServices, uniquePrefix } from './services.js
 /**
  * One test's Redis prefix with both inference queues, job records and worker reports: the state a
  * job moves through between the API and the workers, without either process. Tests of what happens
- * to queued jobs (fallback to another backend, sweeping orphans) build on it.
+ * to queued jobs (fair turns, fallback to another backend, sweeping orphans) build on it.
  */
 export interface JobWorld {
   config: Config;
@@ -26,7 +27,10 @@ export interface JobWorld {
   status: BackendStatusStore;
   /** Another connection to the world's Redis, closed with the world. */
   connect(purpose: 'command' | 'blocking'): Redis;
-  /** Reports one live worker of `backend` with every model ready, as a worker's heartbeat would. */
+  /**
+   * Reports one live worker of `backend` with every model of the world's registry ready (none
+   * without a registry), as a worker's heartbeat would.
+   */
   reportWorker(backend: BackendKind): Promise<void>;
   /**
    * Queues a job for TF Serving with its record, as the API does (`attempts` tries, 20 ms apart).
@@ -39,11 +43,17 @@ export interface JobWorld {
   close(): Promise<void>;
 }
 
-/** A world on `services`' Redis, its config read from `env` besides the Redis URL and prefix. */
+export interface JobWorldOptions {
+  /** The models workers report ready; a world without one reports none. */
+  registry?: ModelRegistry;
+  /** Settings besides the Redis URL and prefix. */
+  env?: Record<string, string>;
+}
+
+/** A world on `services`' Redis, with a prefix of its own. */
 export async function createJobWorld(
   services: TestServices,
-  registry: ModelRegistry,
-  env: Record<string, string> = {},
+  { registry, env = {} }: JobWorldOptions = {},
 ): Promise<JobWorld> {
   const prefix = uniquePrefix();
   const config = loadConfig({ REDIS_URL: services.redisUrl, REDIS_PREFIX: prefix, ...env });
@@ -80,7 +90,7 @@ export async function createJobWorld(
         reportedAt: Date.now(),
         expiresAt: Number.MAX_SAFE_INTEGER,
         models: Object.fromEntries(
-          registry.list().map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
+          (registry?.list() ?? []).map((m) => [m.name, { state: 'ready', versions: ['1'] }]),
         ),
       });
     },
@@ -110,4 +120,25 @@ export async function createJobWorld(
       await cleanRedisPrefix(services.redisUrl, prefix);
     },
   };
+}
+
+/** An async job as the API adds it: parked, admitted in the same MULTI, then dispatched. */
+export async function addAsyncJob(
+  queues: InferenceQueues,
+  scheduler: FairScheduler,
+  backend: BackendKind,
+  job: { id: string; owner: string; priority: number; data: JobSpec },
+  options: { dispatch?: boolean } = {},
+): Promise<string[]> {
+  const { afterReply } = await queues.addAtomically(
+    backend,
+    job.id,
+    job.data,
+    FairScheduler.parked(job.priority),
+    () => undefined,
+    (transaction) => scheduler.stageAdmit(transaction, backend, job),
+  );
+  const claimed = afterReply as string[];
+  if (options.dispatch !== false) await scheduler.dispatch(backend, claimed);
+  return claimed;
 }

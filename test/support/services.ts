@@ -8,7 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 
-/** The real services an integration or end-to-end test talks to. */
+/**
+ * Where the real services an integration or end-to-end test talks to are. A test file reads the
+ * run's with `sharedServices()` (shared-services.ts); each test keeps to a key prefix and a bucket
+ * of its own (`uniquePrefix()`).
+ */
 export interface TestServices {
   redisUrl: string;
   /**
@@ -24,6 +28,10 @@ export interface TestServices {
   };
   /** `containers`: Redis and MinIO in testcontainers; `local`: a running Redis and s3rver. */
   runtime: 'containers' | 'local';
+}
+
+/** Services started by {@link startServices}, which stops them. */
+export interface StartedServices extends TestServices {
   /** Stops what this call started. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -42,15 +50,14 @@ const RUNTIME_PROBE_MS = 5_000;
 const REDIS_PROBE_MS = 2_000;
 
 /**
- * Starts Redis and an S3 protocol server for one test file (call it in `beforeAll`, and `stop()`
- * in `afterAll`).
+ * Starts Redis and an S3 protocol server, once per run of a project (global-services.ts).
  *
  * Containers are used when a container runtime answers; `TESTCONTAINERS=off` forces the local
  * services and `TESTCONTAINERS=on` forces containers (failing when there is no runtime, so CI does
  * not fall back silently). Locally, Redis must already run at `TEST_REDIS_URL`
  * (default `redis://127.0.0.1:6379`) and s3rver is started in-process on an ephemeral port.
  */
-export async function startServices(): Promise<TestServices> {
+export async function startServices(): Promise<StartedServices> {
   return (await containerRuntimeAvailable()) ? startContainers() : startLocal();
 }
 
@@ -115,7 +122,7 @@ function runtimeHint(): boolean {
   return candidates.some((candidate) => existsSync(candidate));
 }
 
-async function startContainers(): Promise<TestServices> {
+async function startContainers(): Promise<StartedServices> {
   const { GenericContainer, Wait } = await import('testcontainers');
   const started = await Promise.allSettled([
     new GenericContainer(REDIS_IMAGE)
@@ -158,7 +165,7 @@ async function startContainers(): Promise<TestServices> {
   };
 }
 
-async function startLocal(): Promise<TestServices> {
+async function startLocal(): Promise<StartedServices> {
   const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
   await assertRedisAnswers(redisUrl);
 

@@ -37,7 +37,6 @@ export class ChaosStack {
       redisUrl: redis.url,
       s3: { endpoint: s3.endpoint, bucket: 'chaos', region: 'us-east-1', ...S3RVER_CREDENTIALS },
       runtime: 'local',
-      stop: async () => undefined,
     };
     const stack = await startStack(services, {
       workers: 2,
