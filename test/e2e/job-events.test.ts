@@ -108,10 +108,6 @@ describe('job event streams against the real API and worker processes', () => {
 
   it(`keeps ${STREAMS} streams open on one listener, ends each with its result, and keeps no watch after`, async () => {
     const pid = stack.api.pid!;
-    const connectionsBefore = redisConnections(pid);
-    const rssBefore = rssMiB(pid);
-    expect(connectionsBefore).toBeGreaterThan(0);
-
     // Paused, the queue holds every job: all streams are open at once before any job runs.
     await queue.pause();
     const jobs = await pool(
@@ -119,6 +115,11 @@ describe('job event streams against the real API and worker processes', () => {
       10,
       async (): Promise<Job> => client.submit('text_orientation', image),
     );
+    // Counted once jobs have been submitted: the API opens its connection for adding jobs at the
+    // first one (AddConnection), which is not the streams' doing.
+    const connectionsBefore = redisConnections(pid);
+    const rssBefore = rssMiB(pid);
+    expect(connectionsBefore).toBeGreaterThan(0);
     const streams = jobs.flatMap((job) =>
       Array.from({ length: STREAMS / JOBS }, () => ({ job, stream: open(job.id) })),
     );
